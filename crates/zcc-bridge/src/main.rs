@@ -1,1 +1,86 @@
-fn main() {}
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use zcc_bridge::{config::Config, demo, rebuild, server, store, telemetry};
+
+/// Self-hosted integration server for Zoom Contact Center.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// TOML configuration file (every key can also be set as ZCC_BRIDGE_<SECTION>__<KEY>).
+    #[arg(long, global = true, env = "ZCC_BRIDGE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve,
+    /// Run the server fed by the built-in ZCC simulator and print the URLs to open.
+    Demo(demo::DemoArgs),
+    /// Recompute every engagement record from the event log.
+    Rebuild,
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate the configuration and print it with secrets masked.
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => {
+            let config = Config::load(cli.config.as_deref())?;
+            print!("{}", config.to_masked_toml()?);
+            eprintln!("configuration OK (database: {:?})", config.database_kind()?);
+            Ok(())
+        }
+        Command::Serve => {
+            let config = Config::load(cli.config.as_deref())?;
+            telemetry::init_logging(&config.log);
+            let running = server::start(config).await?;
+            println!("zcc-bridge listening on http://{}", running.addr());
+            running.run_until(server::shutdown_signal()).await
+        }
+        Command::Rebuild => {
+            let config = Config::load(cli.config.as_deref())?;
+            telemetry::init_logging(&config.log);
+            let store = store::open(&config).await.context("opening storage")?;
+            let report = rebuild::rebuild(&*store).await?;
+            store.close().await;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+        Command::Demo(args) => demo::run(cli.config.as_deref(), args).await,
+    }
+}

@@ -1,0 +1,538 @@
+//! Configuration: embedded defaults, then a TOML file, then `ZCC_BRIDGE_<SECTION>__<KEY>` environment variables.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Prefix of environment overrides.
+pub const ENV_PREFIX: &str = "ZCC_BRIDGE_";
+
+/// A value that must never be printed or logged. `Debug`, `Display` and `Serialize` all mask it.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("***")
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
+    #[serde(default)]
+    pub zoom: ZoomConfig,
+    #[serde(default)]
+    pub ingest: IngestConfig,
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Largest accepted webhook body; larger bodies get 413.
+    pub max_body_bytes: usize,
+    /// How long graceful shutdown waits for in-flight requests before giving up.
+    pub shutdown_timeout_seconds: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 1024 * 1024,
+            shutdown_timeout_seconds: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Bearer token for `/api/v1/*`. Without one the API refuses every request.
+    pub token: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `sqlite://path` or `postgres://user:pass@host/db`. Printed with the password masked.
+    pub database: Secret,
+    /// Media archive location (`file://`, `s3://`, `az://`); used by the media archive.
+    pub media: String,
+    /// Connections in the Postgres pool (per replica).
+    pub max_connections: u32,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            database: Secret::new("sqlite://data/zcc-bridge.db"),
+            media: "file://data/media".into(),
+            max_connections: 16,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoomConfig {
+    pub account_id: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    pub webhook_secret_token: Option<Secret>,
+    /// Several tokens at once while rotating; any of them verifies.
+    pub webhook_secret_tokens: Vec<Secret>,
+    /// Accepted distance between `x-zm-request-timestamp` and now, either way.
+    pub webhook_timestamp_tolerance_seconds: i64,
+    pub api_base: String,
+    pub oauth_base: String,
+}
+
+impl Default for ZoomConfig {
+    fn default() -> Self {
+        Self {
+            account_id: None,
+            client_id: None,
+            client_secret: None,
+            webhook_secret_token: None,
+            webhook_secret_tokens: Vec::new(),
+            webhook_timestamp_tolerance_seconds: 300,
+            api_base: "https://api.zoom.us/v2".into(),
+            oauth_base: "https://zoom.us".into(),
+        }
+    }
+}
+
+impl ZoomConfig {
+    /// Every configured webhook secret token, the single key first.
+    pub fn webhook_secrets(&self) -> Vec<&str> {
+        self.webhook_secret_token
+            .iter()
+            .chain(self.webhook_secret_tokens.iter())
+            .map(Secret::expose)
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Most events committed in one transaction (one fsync).
+    pub max_batch: usize,
+    /// Concurrent committing transactions. SQLite always uses one writer.
+    pub postgres_committers: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            max_batch: 256,
+            postgres_committers: 4,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Wait after an engagement ends before delivering it as completed (used by the delivery engine).
+    pub settle_seconds: u64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            settle_seconds: 300,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `zcc_bridge=debug,info`; `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+/// A configuration value that is well-formed TOML but not acceptable.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {key}: {problem}")]
+pub struct InvalidValue {
+    pub key: &'static str,
+    pub problem: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    Sqlite,
+    Postgres,
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if any), then the environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        Self::load_from(file, Env::prefixed(ENV_PREFIX).split("__"))
+    }
+
+    fn load_from(file: Option<&Path>, env: Env) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(DefaultsView::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                anyhow::bail!("config file {} does not exist", path.display());
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let config: Config = figment
+            .merge(env)
+            .extract()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {}", figment_message(&e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> Result<(), InvalidValue> {
+        self.database_kind()?;
+        let media_ok = ["file://", "s3://", "az://", "azure://"]
+            .iter()
+            .any(|p| self.storage.media.starts_with(p));
+        if !media_ok {
+            return Err(InvalidValue {
+                key: "storage.media",
+                problem: format!(
+                    "expected a file://, s3:// or az:// URL, got {:?}",
+                    self.storage.media
+                ),
+            });
+        }
+        if self.server.max_body_bytes == 0 {
+            return Err(InvalidValue {
+                key: "server.max_body_bytes",
+                problem: "must be greater than 0".into(),
+            });
+        }
+        if self.zoom.webhook_timestamp_tolerance_seconds <= 0 {
+            return Err(InvalidValue {
+                key: "zoom.webhook_timestamp_tolerance_seconds",
+                problem: "must be greater than 0".into(),
+            });
+        }
+        if self.ingest.max_batch == 0 || self.ingest.postgres_committers == 0 {
+            return Err(InvalidValue {
+                key: "ingest",
+                problem: "max_batch and postgres_committers must be greater than 0".into(),
+            });
+        }
+        if self.storage.max_connections < 2 {
+            return Err(InvalidValue {
+                key: "storage.max_connections",
+                problem: "must be at least 2".into(),
+            });
+        }
+        for (key, url) in [
+            ("zoom.api_base", &self.zoom.api_base),
+            ("zoom.oauth_base", &self.zoom.oauth_base),
+        ] {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(InvalidValue {
+                    key,
+                    problem: format!("expected an http(s) URL, got {url:?}"),
+                });
+            }
+        }
+        if self
+            .admin
+            .token
+            .as_ref()
+            .is_some_and(|t| t.expose().len() < 16)
+        {
+            return Err(InvalidValue {
+                key: "admin.token",
+                problem: "must be at least 16 characters".into(),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn database_kind(&self) -> Result<DatabaseKind, InvalidValue> {
+        let url = self.storage.database.expose();
+        if url.starts_with("sqlite:") {
+            Ok(DatabaseKind::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(DatabaseKind::Postgres)
+        } else {
+            Err(InvalidValue {
+                key: "storage.database",
+                problem: format!(
+                    "expected sqlite://PATH or postgres://USER:PASS@HOST/DB, got {:?}",
+                    mask_url_password(url)
+                ),
+            })
+        }
+    }
+
+    /// The configuration as TOML, secrets masked and the database password hidden.
+    pub fn to_masked_toml(&self) -> anyhow::Result<String> {
+        let mut value = toml_value(self)?;
+        if let Some(storage) = value.get_mut("storage").and_then(|s| s.as_table_mut()) {
+            storage.insert(
+                "database".into(),
+                mask_url_password(self.storage.database.expose()).into(),
+            );
+        }
+        Ok(toml::to_string_pretty(&value)?)
+    }
+}
+
+fn toml_value(config: &Config) -> anyhow::Result<toml::Value> {
+    Ok(toml::Value::try_from(config)?)
+}
+
+/// Defaults as a serialisable tree (the real `Config` masks secrets when serialised, so it cannot seed figment).
+#[derive(Serialize, Default)]
+struct DefaultsView {
+    server: ServerConfig,
+    storage: StorageDefaults,
+    zoom: ZoomDefaults,
+    ingest: IngestConfig,
+    delivery: DeliveryConfig,
+    log: LogConfig,
+    admin: BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+struct StorageDefaults {
+    database: String,
+    media: String,
+    max_connections: u32,
+}
+
+impl Default for StorageDefaults {
+    fn default() -> Self {
+        let d = StorageConfig::default();
+        Self {
+            database: d.database.expose().to_string(),
+            media: d.media,
+            max_connections: d.max_connections,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ZoomDefaults {
+    webhook_secret_tokens: Vec<String>,
+    webhook_timestamp_tolerance_seconds: i64,
+    api_base: String,
+    oauth_base: String,
+}
+
+impl Default for ZoomDefaults {
+    fn default() -> Self {
+        let d = ZoomConfig::default();
+        Self {
+            webhook_secret_tokens: Vec::new(),
+            webhook_timestamp_tolerance_seconds: d.webhook_timestamp_tolerance_seconds,
+            api_base: d.api_base,
+            oauth_base: d.oauth_base,
+        }
+    }
+}
+
+/// One line naming the key, the problem and where the value came from.
+fn figment_message(error: &figment::Error) -> String {
+    error
+        .clone()
+        .into_iter()
+        .map(|e| {
+            let key = if e.path.is_empty() {
+                String::new()
+            } else {
+                format!("{}: ", e.path.join("."))
+            };
+            let origin = e
+                .metadata
+                .as_ref()
+                .map(|m| format!(" (from {})", m.name))
+                .unwrap_or_default();
+            format!("{key}{}{origin}", e.kind)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn mask_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            if userinfo.contains(':') {
+                format!("{scheme}://{user}:***@{host}{path}")
+            } else {
+                format!("{scheme}://{user}@{host}{path}")
+            }
+        }
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(toml: &str, env: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, toml)?;
+        // `Env::prefixed` reads the process environment; tests use a private prefix so they cannot collide.
+        let prefix = format!("ZCC_TEST_{}_", std::process::id());
+        let prefix = format!("{prefix}{}_", env.len() + toml.len());
+        for (k, v) in env {
+            std::env::set_var(format!("{prefix}{k}"), v);
+        }
+        let result = Config::load_from(Some(&path), Env::prefixed(&prefix).split("__"));
+        for (k, _) in env {
+            std::env::remove_var(format!("{prefix}{k}"));
+        }
+        result
+    }
+
+    #[test]
+    fn defaults_match_the_design() {
+        let c = load("", &[]).unwrap();
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.storage.database.expose(), "sqlite://data/zcc-bridge.db");
+        assert_eq!(c.storage.media, "file://data/media");
+        assert_eq!(c.zoom.api_base, "https://api.zoom.us/v2");
+        assert_eq!(c.zoom.oauth_base, "https://zoom.us");
+        assert_eq!(c.delivery.settle_seconds, 300);
+        assert_eq!(c.server.max_body_bytes, 1 << 20);
+        assert_eq!(c.zoom.webhook_timestamp_tolerance_seconds, 300);
+        assert!(c.admin.token.is_none());
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let c = load(
+            "[server]\nlisten = \"127.0.0.1:7000\"\n[zoom]\nwebhook_secret_token = \"from-file\"\n",
+            &[
+                ("SERVER__LISTEN", "127.0.0.1:9000"),
+                ("ZOOM__WEBHOOK_SECRET_TOKENS", "[\"a\", \"b\"]"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(c.zoom.webhook_secrets(), vec!["from-file", "a", "b"]);
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let e = load("[server]\nlisten = \"nonsense\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("server.listen"), "{e}");
+        let e = load("[storage]\ndatabase = \"mysql://u:pw@h/db\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("storage.database") && !e.contains("pw"), "{e}");
+        let e = load("[server]\nlisen = \"x\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("lisen"), "{e}");
+        let e = load("[admin]\ntoken = \"short\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("admin.token"), "{e}");
+    }
+
+    #[test]
+    fn masked_output_hides_every_secret() {
+        let c = load(
+            "[admin]\ntoken = \"admin-token-0123456789\"\n[storage]\ndatabase = \"postgres://u:hunter2@db/zcc\"\n[zoom]\nclient_secret = \"cs-secret\"\nwebhook_secret_token = \"wh-secret\"\nwebhook_secret_tokens = [\"wh-old\"]\n",
+            &[],
+        )
+        .unwrap();
+        let out = c.to_masked_toml().unwrap();
+        for secret in [
+            "admin-token-0123456789",
+            "hunter2",
+            "cs-secret",
+            "wh-secret",
+            "wh-old",
+        ] {
+            assert!(!out.contains(secret), "{secret} leaked in:\n{out}");
+        }
+        assert!(out.contains("postgres://u:***@db/zcc"), "{out}");
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn url_masking() {
+        assert_eq!(
+            mask_url_password("sqlite://data/x.db"),
+            "sqlite://data/x.db"
+        );
+        assert_eq!(
+            mask_url_password("postgres://a:b@h:5432/d?x=1"),
+            "postgres://a:***@h:5432/d?x=1"
+        );
+        assert_eq!(mask_url_password("postgres://a@h/d"), "postgres://a@h/d");
+    }
+}

@@ -1,0 +1,7 @@
+//! The vendor-neutral core: what an engagement observation is, and the engagement record built from them.
+
+pub mod observation;
+pub mod record;
+
+pub use observation::{EventSource, Observation};
+pub use record::{EngagementRecord, EngagementState};

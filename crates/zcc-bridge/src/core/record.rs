@@ -1,0 +1,867 @@
+//! The engagement record as a merge of observations.
+//!
+//! `EngagementState` is a join-semilattice: `merge` is commutative, associative and idempotent, so the state
+//! built from a set of observations is the same whatever their order or repetition. Scalars are
+//! last-writer-wins registers ordered by (source rank, time, value); collections are maps keyed by the
+//! entity's id whose entries merge field by field; lists keep the order in which entities were first seen.
+//! The state is what is stored; `EngagementRecord` is the API view rendered from it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::observation::{EventSource, Observation, TranscriptKind};
+
+/// Combine two states into their least upper bound (commutative, associative, idempotent).
+pub trait Merge {
+    fn join(&mut self, other: &Self);
+}
+
+/// Ordering of competing writes: trusted sources first, then the later time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Stamp {
+    pub rank: u8,
+    pub ts: i64,
+}
+
+/// Last-writer-wins register. Ties on the stamp are broken by the value so that merging stays commutative.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Reg<T>(Option<(Stamp, T)>);
+
+impl<T> Default for Reg<T> {
+    fn default() -> Self {
+        Reg(None)
+    }
+}
+
+impl<T: Ord + Clone> Reg<T> {
+    fn with(stamp: Stamp, value: Option<T>) -> Self {
+        Reg(value.map(|v| (stamp, v)))
+    }
+
+    pub fn get(&self) -> Option<&T> {
+        self.0.as_ref().map(|(_, v)| v)
+    }
+}
+
+impl<T: Ord + Clone> Merge for Reg<T> {
+    fn join(&mut self, other: &Self) {
+        if let Some((stamp, value)) = &other.0 {
+            let replace = match &self.0 {
+                None => true,
+                Some((mine, current)) => (stamp, value) > (mine, current),
+            };
+            if replace {
+                self.0 = Some((*stamp, value.clone()));
+            }
+        }
+    }
+}
+
+/// Earliest time an entity was seen; orders lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct FirstSeen(i64);
+
+impl Merge for FirstSeen {
+    fn join(&mut self, other: &Self) {
+        self.0 = self.0.min(other.0);
+    }
+}
+
+impl<K: Ord + Clone, V: Merge + Clone> Merge for BTreeMap<K, V> {
+    fn join(&mut self, other: &Self) {
+        for (key, value) in other {
+            match self.get_mut(key) {
+                Some(mine) => mine.join(value),
+                None => {
+                    self.insert(key.clone(), value.clone());
+                }
+            }
+        }
+    }
+}
+
+impl<T: Ord + Clone> Merge for BTreeSet<T> {
+    fn join(&mut self, other: &Self) {
+        self.extend(other.iter().cloned());
+    }
+}
+
+macro_rules! merge_fields {
+    ($ty:ty { $($field:ident),* $(,)? }) => {
+        impl Merge for $ty {
+            fn join(&mut self, other: &Self) {
+                $(self.$field.join(&other.$field);)*
+            }
+        }
+    };
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueState {
+    first_seen: FirstSeen,
+    queue_name: Reg<String>,
+}
+merge_fields!(QueueState {
+    first_seen,
+    queue_name
+});
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentState {
+    first_seen: FirstSeen,
+    display_name: Reg<String>,
+}
+merge_fields!(AgentState {
+    first_seen,
+    display_name
+});
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsumerState {
+    first_seen: FirstSeen,
+    consumer_id: Reg<String>,
+    consumer_number: Reg<String>,
+    consumer_display_name: Reg<String>,
+}
+merge_fields!(ConsumerState {
+    first_seen,
+    consumer_id,
+    consumer_number,
+    consumer_display_name
+});
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NoteState {
+    first_seen: FirstSeen,
+    note: Reg<String>,
+    user_id: Reg<String>,
+    last_modified_time: Reg<i64>,
+}
+merge_fields!(NoteState {
+    first_seen,
+    note,
+    user_id,
+    last_modified_time
+});
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DispositionState {
+    first_seen: FirstSeen,
+    disposition_name: Reg<String>,
+}
+merge_fields!(DispositionState {
+    first_seen,
+    disposition_name
+});
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordingState {
+    first_seen: FirstSeen,
+    channel: Reg<String>,
+    recording_start_time: Reg<i64>,
+    recording_end_time: Reg<i64>,
+    recording_duration: Reg<i64>,
+    download_url: Reg<String>,
+    transcript_url: Reg<String>,
+    playback_url: Reg<String>,
+    user_id: Reg<String>,
+    deleted: Reg<bool>,
+}
+merge_fields!(RecordingState {
+    first_seen,
+    channel,
+    recording_start_time,
+    recording_end_time,
+    recording_duration,
+    download_url,
+    transcript_url,
+    playback_url,
+    user_id,
+    deleted,
+});
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TranscriptState {
+    kind: TranscriptKind,
+    source_id: String,
+    first_seen: FirstSeen,
+    transcript_url: Reg<String>,
+    completed_time: Reg<i64>,
+}
+merge_fields!(TranscriptState {
+    first_seen,
+    transcript_url,
+    completed_time
+});
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VoicemailState {
+    first_seen: FirstSeen,
+    inbox_id: Reg<String>,
+    inbox_name: Reg<String>,
+    created_at: Reg<i64>,
+    message_duration: Reg<i64>,
+    download_url: Reg<String>,
+    playback_url: Reg<String>,
+    transcript_url: Reg<String>,
+    status: Reg<String>,
+}
+merge_fields!(VoicemailState {
+    first_seen,
+    inbox_id,
+    inbox_name,
+    created_at,
+    message_duration,
+    download_url,
+    playback_url,
+    transcript_url,
+    status,
+});
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    pub event_ts: i64,
+    pub event: String,
+    pub source: EventSource,
+}
+
+/// The stored, mergeable state of one engagement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EngagementState {
+    pub engagement_id: String,
+    channel: Reg<String>,
+    channel_source: Reg<String>,
+    direction: Reg<String>,
+    start_time: Reg<i64>,
+    end_time: Reg<i64>,
+    queues: BTreeMap<String, QueueState>,
+    agents: BTreeMap<String, AgentState>,
+    consumers: BTreeMap<String, ConsumerState>,
+    notes: BTreeMap<String, NoteState>,
+    dispositions: BTreeMap<String, DispositionState>,
+    recordings: BTreeMap<String, RecordingState>,
+    /// Keyed by `"{kind}:{source_id}"` (JSON object keys must be strings).
+    transcripts: BTreeMap<String, TranscriptState>,
+    voicemails: BTreeMap<String, VoicemailState>,
+    timeline: BTreeSet<TimelineEntry>,
+    sources: BTreeSet<EventSource>,
+}
+
+impl Merge for EngagementState {
+    fn join(&mut self, other: &Self) {
+        debug_assert_eq!(self.engagement_id, other.engagement_id);
+        self.channel.join(&other.channel);
+        self.channel_source.join(&other.channel_source);
+        self.direction.join(&other.direction);
+        self.start_time.join(&other.start_time);
+        self.end_time.join(&other.end_time);
+        self.queues.join(&other.queues);
+        self.agents.join(&other.agents);
+        self.consumers.join(&other.consumers);
+        self.notes.join(&other.notes);
+        self.dispositions.join(&other.dispositions);
+        self.recordings.join(&other.recordings);
+        self.transcripts.join(&other.transcripts);
+        self.voicemails.join(&other.voicemails);
+        self.timeline.join(&other.timeline);
+        self.sources.join(&other.sources);
+    }
+}
+
+impl EngagementState {
+    pub fn empty(engagement_id: impl Into<String>) -> Self {
+        Self {
+            engagement_id: engagement_id.into(),
+            channel: Reg::default(),
+            channel_source: Reg::default(),
+            direction: Reg::default(),
+            start_time: Reg::default(),
+            end_time: Reg::default(),
+            queues: BTreeMap::new(),
+            agents: BTreeMap::new(),
+            consumers: BTreeMap::new(),
+            notes: BTreeMap::new(),
+            dispositions: BTreeMap::new(),
+            recordings: BTreeMap::new(),
+            transcripts: BTreeMap::new(),
+            voicemails: BTreeMap::new(),
+            timeline: BTreeSet::new(),
+            sources: BTreeSet::new(),
+        }
+    }
+
+    /// Merge one observation in. Equivalent to `merge(&EngagementState::from(obs))`.
+    pub fn apply(&mut self, obs: &Observation) {
+        self.join(&Self::from_observation(obs));
+    }
+
+    /// The state that knows exactly what one observation says.
+    pub fn from_observation(obs: &Observation) -> Self {
+        let stamp = Stamp {
+            rank: obs.source.rank(),
+            ts: obs.event_ts,
+        };
+        let seen = FirstSeen(obs.event_ts);
+        let mut s = Self::empty(obs.engagement_id.clone());
+        s.channel = Reg::with(stamp, obs.channel.clone());
+        s.channel_source = Reg::with(stamp, obs.channel_source.clone());
+        s.direction = Reg::with(stamp, obs.direction.clone());
+        s.start_time = Reg::with(stamp, obs.start_time);
+        s.end_time = Reg::with(stamp, obs.end_time);
+        for q in &obs.queues {
+            s.queues.join(&BTreeMap::from([(
+                q.cc_queue_id.clone(),
+                QueueState {
+                    first_seen: seen,
+                    queue_name: Reg::with(stamp, q.queue_name.clone()),
+                },
+            )]));
+        }
+        for a in &obs.agents {
+            s.agents.join(&BTreeMap::from([(
+                a.user_id.clone(),
+                AgentState {
+                    first_seen: seen,
+                    display_name: Reg::with(stamp, a.display_name.clone()),
+                },
+            )]));
+        }
+        for c in &obs.consumers {
+            if let Some(key) = c.key() {
+                s.consumers.join(&BTreeMap::from([(
+                    key,
+                    ConsumerState {
+                        first_seen: seen,
+                        consumer_id: Reg::with(stamp, c.consumer_id.clone()),
+                        consumer_number: Reg::with(stamp, c.consumer_number.clone()),
+                        consumer_display_name: Reg::with(stamp, c.consumer_display_name.clone()),
+                    },
+                )]));
+            }
+        }
+        for n in &obs.notes {
+            // A re-fired old version of a note must not overwrite a newer edit: order by the edit time.
+            let note_stamp = Stamp {
+                rank: stamp.rank,
+                ts: n.last_modified_time.unwrap_or(obs.event_ts),
+            };
+            s.notes.join(&BTreeMap::from([(
+                n.note_id.clone(),
+                NoteState {
+                    first_seen: seen,
+                    note: Reg::with(note_stamp, n.note.clone()),
+                    user_id: Reg::with(note_stamp, n.user_id.clone()),
+                    last_modified_time: Reg::with(note_stamp, n.last_modified_time),
+                },
+            )]));
+        }
+        for d in &obs.dispositions {
+            s.dispositions.join(&BTreeMap::from([(
+                d.disposition_id.clone(),
+                DispositionState {
+                    first_seen: seen,
+                    disposition_name: Reg::with(stamp, d.disposition_name.clone()),
+                },
+            )]));
+        }
+        for r in &obs.recordings {
+            s.recordings.join(&BTreeMap::from([(
+                r.recording_id.clone(),
+                RecordingState {
+                    first_seen: seen,
+                    channel: Reg::with(stamp, r.channel.clone()),
+                    recording_start_time: Reg::with(stamp, r.recording_start_time),
+                    recording_end_time: Reg::with(stamp, r.recording_end_time),
+                    recording_duration: Reg::with(stamp, r.recording_duration),
+                    download_url: Reg::with(stamp, r.download_url.clone()),
+                    transcript_url: Reg::with(stamp, r.transcript_url.clone()),
+                    playback_url: Reg::with(stamp, r.playback_url.clone()),
+                    user_id: Reg::with(stamp, r.user_id.clone()),
+                    deleted: Reg::with(stamp, r.deleted),
+                },
+            )]));
+        }
+        for t in &obs.transcripts {
+            s.transcripts.join(&BTreeMap::from([(
+                format!("{}:{}", t.kind.as_str(), t.source_id),
+                TranscriptState {
+                    kind: t.kind,
+                    source_id: t.source_id.clone(),
+                    first_seen: seen,
+                    transcript_url: Reg::with(stamp, t.transcript_url.clone()),
+                    completed_time: Reg::with(stamp, t.completed_time),
+                },
+            )]));
+        }
+        for v in &obs.voicemails {
+            s.voicemails.join(&BTreeMap::from([(
+                v.message_id.clone(),
+                VoicemailState {
+                    first_seen: seen,
+                    inbox_id: Reg::with(stamp, v.inbox_id.clone()),
+                    inbox_name: Reg::with(stamp, v.inbox_name.clone()),
+                    created_at: Reg::with(stamp, v.created_at),
+                    message_duration: Reg::with(stamp, v.message_duration),
+                    download_url: Reg::with(stamp, v.download_url.clone()),
+                    playback_url: Reg::with(stamp, v.playback_url.clone()),
+                    transcript_url: Reg::with(stamp, v.transcript_url.clone()),
+                    status: Reg::with(stamp, v.status.clone()),
+                },
+            )]));
+        }
+        s.timeline.insert(TimelineEntry {
+            event_ts: obs.event_ts,
+            event: obs.event.clone(),
+            source: obs.source,
+        });
+        s.sources.insert(obs.source);
+        s
+    }
+
+    pub fn channel(&self) -> Option<&str> {
+        self.channel.get().map(String::as_str)
+    }
+
+    pub fn direction(&self) -> Option<&str> {
+        self.direction.get().map(String::as_str)
+    }
+
+    pub fn start_time(&self) -> Option<i64> {
+        self.start_time.get().copied()
+    }
+
+    pub fn end_time(&self) -> Option<i64> {
+        self.end_time.get().copied()
+    }
+
+    /// The time lists are ordered by: the start, or the earliest event when the start was never seen.
+    pub fn sort_ts(&self) -> i64 {
+        self.start_time()
+            .or_else(|| self.timeline.first().map(|e| e.event_ts))
+            .unwrap_or(0)
+    }
+
+    /// `(kind, value)` pairs the list API filters on.
+    pub fn index_entries(&self) -> BTreeSet<(&'static str, String)> {
+        let mut out = BTreeSet::new();
+        for id in self.queues.keys() {
+            out.insert(("queue", id.clone()));
+        }
+        for id in self.agents.keys() {
+            out.insert(("agent", id.clone()));
+        }
+        for c in self.consumers.values() {
+            if let Some(n) = c.consumer_number.get() {
+                out.insert(("consumer_number", n.clone()));
+            }
+        }
+        out
+    }
+
+    /// How many distinct events were merged in.
+    pub fn event_count(&self) -> usize {
+        self.timeline.len()
+    }
+
+    pub fn to_record(&self) -> EngagementRecord {
+        EngagementRecord::from(self)
+    }
+}
+
+/// Entries of a map in first-seen order (ties by key).
+fn in_seen_order<'a, K: Ord, V>(
+    map: &'a BTreeMap<K, V>,
+    seen: impl Fn(&V) -> FirstSeen,
+) -> Vec<(&'a K, &'a V)> {
+    let mut entries: Vec<_> = map.iter().collect();
+    entries.sort_by(|(ka, va), (kb, vb)| seen(va).0.cmp(&seen(vb).0).then_with(|| ka.cmp(kb)));
+    entries
+}
+
+/// RFC 3339 in UTC with a `Z`, like Zoom's own timestamps.
+pub fn format_ms(ms: i64) -> Option<String> {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The API view (DESIGN.md "The engagement record"). Field names follow Zoom's where Zoom has one.
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EngagementRecord {
+    pub engagement_id: String,
+    pub channel: Option<String>,
+    pub channel_source: Option<String>,
+    pub direction: Option<String>,
+    pub start_time: Option<String>,
+    pub end_time: Option<String>,
+    /// Seconds between start and end, when both are known.
+    pub duration: Option<i64>,
+    pub queues: Vec<QueueView>,
+    pub agents: Vec<AgentView>,
+    pub consumers: Vec<ConsumerView>,
+    pub notes: Vec<NoteView>,
+    pub dispositions: Vec<DispositionView>,
+    pub recordings: Vec<RecordingView>,
+    pub transcripts: Vec<TranscriptView>,
+    pub voicemails: Vec<VoicemailView>,
+    pub timeline: Vec<TimelineView>,
+    pub sources: Vec<EventSource>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueView {
+    pub cc_queue_id: String,
+    pub queue_name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentView {
+    pub user_id: String,
+    pub display_name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsumerView {
+    pub consumer_id: Option<String>,
+    pub consumer_number: Option<String>,
+    pub consumer_display_name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NoteView {
+    pub note_id: String,
+    pub note: Option<String>,
+    pub user_id: Option<String>,
+    pub last_modified_time: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DispositionView {
+    pub disposition_id: String,
+    pub disposition_name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordingView {
+    pub recording_id: String,
+    pub channel: Option<String>,
+    pub recording_start_time: Option<String>,
+    pub recording_end_time: Option<String>,
+    pub recording_duration: Option<i64>,
+    pub download_url: Option<String>,
+    pub transcript_url: Option<String>,
+    pub playback_url: Option<String>,
+    pub user_id: Option<String>,
+    pub deleted: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TranscriptView {
+    #[serde(rename = "type")]
+    pub kind: TranscriptKind,
+    /// Recording id, engagement id (messaging/email) or voicemail message id.
+    pub source_id: String,
+    pub transcript_url: Option<String>,
+    pub completed_time: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VoicemailView {
+    pub message_id: String,
+    pub inbox_id: Option<String>,
+    pub inbox_name: Option<String>,
+    pub created_at: Option<String>,
+    pub message_duration: Option<i64>,
+    pub download_url: Option<String>,
+    pub playback_url: Option<String>,
+    pub transcript_url: Option<String>,
+    pub status: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineView {
+    pub event: String,
+    pub event_ts: i64,
+    pub source: EventSource,
+}
+
+fn time(reg: &Reg<i64>) -> Option<String> {
+    reg.get().and_then(|ms| format_ms(*ms))
+}
+
+impl From<&EngagementState> for EngagementRecord {
+    fn from(s: &EngagementState) -> Self {
+        let duration = match (s.start_time(), s.end_time()) {
+            (Some(start), Some(end)) if end >= start => Some((end - start) / 1000),
+            _ => None,
+        };
+        EngagementRecord {
+            engagement_id: s.engagement_id.clone(),
+            channel: s.channel.get().cloned(),
+            channel_source: s.channel_source.get().cloned(),
+            direction: s.direction.get().cloned(),
+            start_time: time(&s.start_time),
+            end_time: time(&s.end_time),
+            duration,
+            queues: in_seen_order(&s.queues, |q| q.first_seen)
+                .into_iter()
+                .map(|(id, q)| QueueView {
+                    cc_queue_id: id.clone(),
+                    queue_name: q.queue_name.get().cloned(),
+                })
+                .collect(),
+            agents: in_seen_order(&s.agents, |a| a.first_seen)
+                .into_iter()
+                .map(|(id, a)| AgentView {
+                    user_id: id.clone(),
+                    display_name: a.display_name.get().cloned(),
+                })
+                .collect(),
+            consumers: in_seen_order(&s.consumers, |c| c.first_seen)
+                .into_iter()
+                .map(|(_, c)| ConsumerView {
+                    consumer_id: c.consumer_id.get().cloned(),
+                    consumer_number: c.consumer_number.get().cloned(),
+                    consumer_display_name: c.consumer_display_name.get().cloned(),
+                })
+                .collect(),
+            notes: in_seen_order(&s.notes, |n| n.first_seen)
+                .into_iter()
+                .map(|(id, n)| NoteView {
+                    note_id: id.clone(),
+                    note: n.note.get().cloned(),
+                    user_id: n.user_id.get().cloned(),
+                    last_modified_time: time(&n.last_modified_time),
+                })
+                .collect(),
+            dispositions: in_seen_order(&s.dispositions, |d| d.first_seen)
+                .into_iter()
+                .map(|(id, d)| DispositionView {
+                    disposition_id: id.clone(),
+                    disposition_name: d.disposition_name.get().cloned(),
+                })
+                .collect(),
+            recordings: in_seen_order(&s.recordings, |r| r.first_seen)
+                .into_iter()
+                .map(|(id, r)| RecordingView {
+                    recording_id: id.clone(),
+                    channel: r.channel.get().cloned(),
+                    recording_start_time: time(&r.recording_start_time),
+                    recording_end_time: time(&r.recording_end_time),
+                    recording_duration: r.recording_duration.get().copied(),
+                    download_url: r.download_url.get().cloned(),
+                    transcript_url: r.transcript_url.get().cloned(),
+                    playback_url: r.playback_url.get().cloned(),
+                    user_id: r.user_id.get().cloned(),
+                    deleted: r.deleted.get().copied().unwrap_or(false),
+                })
+                .collect(),
+            transcripts: in_seen_order(&s.transcripts, |t| t.first_seen)
+                .into_iter()
+                .map(|(_, t)| TranscriptView {
+                    kind: t.kind,
+                    source_id: t.source_id.clone(),
+                    transcript_url: t.transcript_url.get().cloned(),
+                    completed_time: time(&t.completed_time),
+                })
+                .collect(),
+            voicemails: in_seen_order(&s.voicemails, |v| v.first_seen)
+                .into_iter()
+                .map(|(id, v)| VoicemailView {
+                    message_id: id.clone(),
+                    inbox_id: v.inbox_id.get().cloned(),
+                    inbox_name: v.inbox_name.get().cloned(),
+                    created_at: time(&v.created_at),
+                    message_duration: v.message_duration.get().copied(),
+                    download_url: v.download_url.get().cloned(),
+                    playback_url: v.playback_url.get().cloned(),
+                    transcript_url: v.transcript_url.get().cloned(),
+                    status: v.status.get().cloned(),
+                })
+                .collect(),
+            timeline: s
+                .timeline
+                .iter()
+                .map(|e| TimelineView {
+                    event: e.event.clone(),
+                    event_ts: e.event_ts,
+                    source: e.source,
+                })
+                .collect(),
+            sources: s.sources.iter().copied().collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::observation::*;
+    use proptest::prelude::*;
+
+    fn pick(options: &'static [&'static str]) -> impl Strategy<Value = String> {
+        proptest::sample::select(options).prop_map(str::to_string)
+    }
+
+    prop_compose! {
+        fn observation()(
+            event in pick(&["contact_center.engagement_started", "contact_center.engagement_note_added",
+                            "contact_center.recording_completed", "contact_center.engagement_ended", "x.unknown"]),
+            event_ts in 0i64..20,
+            source in proptest::sample::select(vec![EventSource::Webhook, EventSource::Poll]),
+            channel in proptest::option::of(pick(&["voice", "video", "messaging"])),
+            start_time in proptest::option::of(0i64..5),
+            end_time in proptest::option::of(5i64..10),
+            queue in proptest::option::of((pick(&["Q1", "Q2"]), proptest::option::of(pick(&["Sales", "Support"])))),
+            agent in proptest::option::of((pick(&["U1", "U2", "U3"]), proptest::option::of(pick(&["Ann", "Bob"])))),
+            consumer in proptest::option::of((proptest::option::of(pick(&["C1"])), proptest::option::of(pick(&["+1", "+2"])))),
+            note in proptest::option::of((pick(&["N1", "N2"]), proptest::option::of(pick(&["a", "b", "c"])), proptest::option::of(0i64..4))),
+            disposition in proptest::option::of((pick(&["D1", "D2"]), proptest::option::of(pick(&["Sale", "Lost"])))),
+            recording in proptest::option::of((pick(&["R1", "R2"]), proptest::option::of(0i64..9), proptest::option::of(pick(&["u1", "u2"])), proptest::option::of(any::<bool>()))),
+            transcript in proptest::option::of((proptest::sample::select(vec![TranscriptKind::Recording, TranscriptKind::Messaging]), pick(&["R1", "E"]), proptest::option::of(pick(&["t1", "t2"])))),
+            voicemail in proptest::option::of((pick(&["M1"]), proptest::option::of(pick(&["received", "resolved"])))),
+        ) -> Observation {
+            let mut o = Observation::new("E", event, event_ts, source);
+            o.channel = channel;
+            o.start_time = start_time;
+            o.end_time = end_time;
+            o.queues.extend(queue.map(|(cc_queue_id, queue_name)| QueueRef { cc_queue_id, queue_name }));
+            o.agents.extend(agent.map(|(user_id, display_name)| AgentRef { user_id, display_name }));
+            o.consumers.extend(consumer.map(|(consumer_id, consumer_number)| ConsumerRef { consumer_id, consumer_number, consumer_display_name: None }));
+            o.notes.extend(note.map(|(note_id, note, last_modified_time)| NoteFact { note_id, note, user_id: None, last_modified_time }));
+            o.dispositions.extend(disposition.map(|(disposition_id, disposition_name)| DispositionFact { disposition_id, disposition_name }));
+            o.recordings.extend(recording.map(|(recording_id, recording_end_time, download_url, deleted)| RecordingFact {
+                recording_id, recording_end_time, download_url, deleted, ..Default::default()
+            }));
+            o.transcripts.extend(transcript.map(|(kind, source_id, transcript_url)| TranscriptFact { kind, source_id, transcript_url, completed_time: None }));
+            o.voicemails.extend(voicemail.map(|(message_id, status)| VoicemailFact { message_id, status, ..Default::default() }));
+            o
+        }
+    }
+
+    fn fold(observations: &[Observation]) -> EngagementState {
+        let mut state = EngagementState::empty("E");
+        for o in observations {
+            state.apply(o);
+        }
+        state
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Any permutation and repetition of an event set gives the same record.
+        #[test]
+        fn merge_is_order_and_repetition_insensitive(
+            observations in proptest::collection::vec(observation(), 1..12),
+            shuffled_seed in any::<u64>(),
+            repeats in proptest::collection::vec(any::<prop::sample::Index>(), 0..8),
+        ) {
+            let expected = fold(&observations);
+            let mut replayed = observations.clone();
+            for r in &repeats {
+                replayed.push(observations[r.index(observations.len())].clone());
+            }
+            // Deterministic shuffle from the seed.
+            let mut rng = shuffled_seed;
+            for i in (1..replayed.len()).rev() {
+                rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                replayed.swap(i, (rng >> 33) as usize % (i + 1));
+            }
+            let actual = fold(&replayed);
+            prop_assert_eq!(&actual, &expected);
+            prop_assert_eq!(actual.to_record(), expected.to_record());
+
+            // Merging partial states in any grouping is the same too (what batches and rebuilds do).
+            let (left, right) = replayed.split_at(replayed.len() / 2);
+            let mut grouped = fold(right);
+            grouped.join(&fold(left));
+            prop_assert_eq!(&grouped, &expected);
+
+            // And the stored form round-trips.
+            let json = serde_json::to_string(&expected).unwrap();
+            prop_assert_eq!(&serde_json::from_str::<EngagementState>(&json).unwrap(), &expected);
+        }
+    }
+
+    #[test]
+    fn newest_note_edit_wins_even_when_an_old_version_is_refired_later() {
+        let mut edit = Observation::new(
+            "E",
+            "contact_center.engagement_note_added",
+            100,
+            EventSource::Webhook,
+        );
+        edit.notes.push(NoteFact {
+            note_id: "N".into(),
+            note: Some("new".into()),
+            user_id: None,
+            last_modified_time: Some(90),
+        });
+        let mut stale = Observation::new(
+            "E",
+            "contact_center.engagement_note_added",
+            200,
+            EventSource::Webhook,
+        );
+        stale.notes.push(NoteFact {
+            note_id: "N".into(),
+            note: Some("old".into()),
+            user_id: None,
+            last_modified_time: Some(50),
+        });
+        let record = fold(&[edit, stale]).to_record();
+        assert_eq!(record.notes.len(), 1);
+        assert_eq!(record.notes[0].note.as_deref(), Some("new"));
+        assert_eq!(record.timeline.len(), 2);
+    }
+
+    #[test]
+    fn record_shape_matches_the_design() {
+        let mut started = Observation::new(
+            "W_1",
+            "contact_center.engagement_started",
+            1_795_251_600_000,
+            EventSource::Webhook,
+        );
+        started.channel = Some("voice".into());
+        started.direction = Some("inbound".into());
+        started.start_time = Some(1_795_251_600_000);
+        let mut ended = Observation::new(
+            "W_1",
+            "contact_center.engagement_ended",
+            1_795_252_032_000,
+            EventSource::Webhook,
+        );
+        ended.end_time = Some(1_795_252_032_000);
+        let mut state = EngagementState::empty("W_1");
+        state.apply(&started);
+        state.apply(&ended);
+        let v = serde_json::to_value(state.to_record()).unwrap();
+        assert_eq!(v["start_time"], "2026-11-21T09:00:00Z");
+        assert_eq!(v["end_time"], "2026-11-21T09:07:12Z");
+        assert_eq!(v["duration"], 432);
+        for field in [
+            "queues",
+            "agents",
+            "consumers",
+            "notes",
+            "dispositions",
+            "recordings",
+            "transcripts",
+            "voicemails",
+        ] {
+            assert!(v[field].as_array().is_some_and(|a| a.is_empty()), "{field}");
+        }
+        assert_eq!(
+            v["timeline"][0],
+            serde_json::json!({"event": "contact_center.engagement_started", "event_ts": 1_795_251_600_000i64, "source": "webhook"})
+        );
+        assert_eq!(v["sources"], serde_json::json!(["webhook"]));
+    }
+}

@@ -1,0 +1,343 @@
+//! `/api/v1/*`: bearer-authenticated read API over records, the event log and the quarantine.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use chrono::{DateTime, NaiveDate};
+use serde::Deserialize;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use super::{error, AppState};
+use crate::core::EventSource;
+use crate::sources::zoom_webhook::{self, ParsedWebhook};
+use crate::store::{now_ms, EngagementQuery, EventQuery, Inbound, NewEvent, StoreError};
+
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/engagements", get(list_engagements))
+        .route("/engagements/{engagement_id}", get(get_engagement))
+        .route("/events", get(list_events))
+        .route("/quarantine", get(list_quarantine))
+        .route("/quarantine/{id}", get(get_quarantine))
+        .route("/quarantine/{id}/replay", post(replay_quarantine))
+        .route("/stats", get(stats))
+        .layer(middleware::from_fn_with_state(state, require_admin))
+}
+
+async fn require_admin(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(expected) = &app.admin_token else {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "the admin API is disabled: set admin.token (ZCC_BRIDGE_ADMIN__TOKEN)",
+        );
+    };
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if bool::from(presented.as_bytes().ct_eq(expected.expose().as_bytes())) {
+        next.run(request).await
+    } else {
+        tracing::warn!(path = %request.uri().path(), "admin API request with a missing or wrong bearer token");
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            Json(json!({"error": "missing or wrong bearer token"})),
+        )
+            .into_response()
+    }
+}
+
+fn store_error(e: StoreError) -> Response {
+    tracing::error!(error = %e, "storage error in the admin API");
+    error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+}
+
+fn bad_query(rejection: QueryRejection) -> Response {
+    error(StatusCode::BAD_REQUEST, rejection.body_text())
+}
+
+#[derive(Debug, Deserialize)]
+struct ListParams {
+    from: Option<String>,
+    to: Option<String>,
+    channel: Option<String>,
+    direction: Option<String>,
+    queue_id: Option<String>,
+    user_id: Option<String>,
+    consumer_number: Option<String>,
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+/// RFC 3339 or `yyyy-mm-dd` (midnight UTC) to epoch ms.
+fn parse_bound(name: &str, value: &str) -> Result<i64, Response> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
+        return Ok(t.timestamp_millis());
+    }
+    NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc().timestamp_millis())
+        .ok_or_else(|| {
+            error(
+                StatusCode::BAD_REQUEST,
+                format!("{name}: expected an RFC 3339 time or yyyy-mm-dd, got {value:?}"),
+            )
+        })
+}
+
+fn encode_cursor(sort_ts: i64, engagement_id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(json!([sort_ts, engagement_id]).to_string())
+}
+
+fn decode_cursor(cursor: &str) -> Result<(i64, String), Response> {
+    URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<(i64, String)>(&bytes).ok())
+        .ok_or_else(|| {
+            error(
+                StatusCode::BAD_REQUEST,
+                "cursor: not a cursor returned by this API",
+            )
+        })
+}
+
+/// `+` in a query string decodes to a space; phone numbers are E.164, so restore it.
+fn phone_number(value: String) -> String {
+    match value.strip_prefix(' ') {
+        Some(rest) => format!("+{}", rest.trim_start()),
+        None => value,
+    }
+}
+
+async fn list_engagements(
+    State(app): State<AppState>,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Response {
+    let Query(p) = match params {
+        Ok(p) => p,
+        Err(r) => return bad_query(r),
+    };
+    let limit = p.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return error(StatusCode::BAD_REQUEST, "limit: must be between 1 and 500");
+    }
+    let mut query = EngagementQuery {
+        channel: p.channel,
+        direction: p.direction,
+        queue_id: p.queue_id,
+        user_id: p.user_id,
+        consumer_number: p.consumer_number.map(phone_number),
+        limit,
+        ..Default::default()
+    };
+    for (name, value, slot) in [
+        ("from", &p.from, &mut query.from),
+        ("to", &p.to, &mut query.to),
+    ] {
+        if let Some(value) = value {
+            match parse_bound(name, value) {
+                Ok(ms) => *slot = Some(ms),
+                Err(r) => return r,
+            }
+        }
+    }
+    if let Some(cursor) = &p.cursor {
+        match decode_cursor(cursor) {
+            Ok(after) => query.after = Some(after),
+            Err(r) => return r,
+        }
+    }
+    match app.store.engagements(&query).await {
+        Ok(states) => {
+            let next_cursor = (states.len() == limit as usize)
+                .then(|| {
+                    states
+                        .last()
+                        .map(|s| encode_cursor(s.sort_ts(), &s.engagement_id))
+                })
+                .flatten();
+            let records: Vec<_> = states.iter().map(|s| s.to_record()).collect();
+            Json(json!({"engagements": records, "next_cursor": next_cursor})).into_response()
+        }
+        Err(e) => store_error(e),
+    }
+}
+
+async fn get_engagement(
+    State(app): State<AppState>,
+    Path(engagement_id): Path<String>,
+) -> Response {
+    match app.store.engagement(&engagement_id).await {
+        Ok(Some(state)) => Json(state.to_record()).into_response(),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            format!("no engagement {engagement_id}"),
+        ),
+        Err(e) => store_error(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct EventParams {
+    engagement_id: Option<String>,
+    after: Option<i64>,
+    limit: Option<u32>,
+}
+
+async fn list_events(
+    State(app): State<AppState>,
+    params: Result<Query<EventParams>, QueryRejection>,
+) -> Response {
+    let Query(p) = match params {
+        Ok(p) => p,
+        Err(r) => return bad_query(r),
+    };
+    let limit = p.limit.unwrap_or(100).clamp(1, 1000);
+    let query = EventQuery {
+        engagement_id: p.engagement_id,
+        after_id: p.after,
+        limit,
+        with_raw: false,
+    };
+    match app.store.events(&query).await {
+        Ok(events) => {
+            let next_after = (events.len() == limit as usize)
+                .then(|| events.last().map(|e| e.id))
+                .flatten();
+            Json(json!({"events": events, "next_after": next_after})).into_response()
+        }
+        Err(e) => store_error(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct PageParams {
+    after: Option<i64>,
+    limit: Option<u32>,
+}
+
+/// The body as text when it is UTF-8, else base64; `max` bytes at most.
+fn body_json(raw: &[u8], max: usize) -> serde_json::Value {
+    let shown = &raw[..raw.len().min(max)];
+    let truncated = raw.len() > max;
+    match std::str::from_utf8(shown) {
+        Ok(text) => json!({"body": text, "body_truncated": truncated, "bytes": raw.len()}),
+        Err(_) => {
+            json!({"body_base64": STANDARD.encode(shown), "body_truncated": truncated, "bytes": raw.len()})
+        }
+    }
+}
+
+fn quarantine_json(item: &crate::store::QuarantineItem, max_body: usize) -> serde_json::Value {
+    let mut value = json!(item);
+    if let (Some(obj), serde_json::Value::Object(body)) =
+        (value.as_object_mut(), body_json(&item.raw, max_body))
+    {
+        obj.extend(body);
+    }
+    value
+}
+
+async fn list_quarantine(
+    State(app): State<AppState>,
+    params: Result<Query<PageParams>, QueryRejection>,
+) -> Response {
+    let Query(p) = match params {
+        Ok(p) => p,
+        Err(r) => return bad_query(r),
+    };
+    let limit = p.limit.unwrap_or(20).clamp(1, 200);
+    match app.store.quarantined(p.after, limit).await {
+        Ok(items) => {
+            let next_after = (items.len() == limit as usize)
+                .then(|| items.last().map(|i| i.id))
+                .flatten();
+            let items: Vec<_> = items.iter().map(|i| quarantine_json(i, 4096)).collect();
+            Json(json!({"items": items, "next_after": next_after})).into_response()
+        }
+        Err(e) => store_error(e),
+    }
+}
+
+async fn get_quarantine(State(app): State<AppState>, Path(id): Path<i64>) -> Response {
+    match app.store.quarantine_item(id).await {
+        Ok(Some(item)) => Json(quarantine_json(&item, usize::MAX)).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no quarantined item {id}")),
+        Err(e) => store_error(e),
+    }
+}
+
+/// Parses a quarantined body again (after a parser fix, say) and logs it if it now parses.
+async fn replay_quarantine(State(app): State<AppState>, Path(id): Path<i64>) -> Response {
+    let item = match app.store.quarantine_item(id).await {
+        Ok(Some(item)) => item,
+        Ok(None) => return error(StatusCode::NOT_FOUND, format!("no quarantined item {id}")),
+        Err(e) => return store_error(e),
+    };
+    if let Some(event_id) = item.resolved_event_id {
+        return error(
+            StatusCode::CONFLICT,
+            format!("already replayed as event {event_id}"),
+        );
+    }
+    let source = EventSource::parse(&item.source).unwrap_or(EventSource::Webhook);
+    let parsed = match zoom_webhook::parse(&item.raw, source) {
+        Ok(ParsedWebhook::Event(parsed)) => parsed,
+        Ok(ParsedWebhook::UrlValidation { .. }) => {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "a URL validation challenge is not an event",
+            )
+        }
+        Err(e) => {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("still unparseable: {e}"),
+            )
+        }
+    };
+    let event = NewEvent {
+        source,
+        dedup_key: parsed.dedup_key,
+        event_type: parsed.event_type,
+        engagement_id: parsed.engagement_id,
+        event_ts: Some(parsed.event_ts),
+        received_at: now_ms(),
+        request_id: item.request_id.clone(),
+        raw: item.raw.into(),
+        observation: parsed.observation,
+    };
+    match app
+        .log
+        .append_one(Inbound::Replay {
+            quarantine_id: id,
+            event,
+        })
+        .await
+    {
+        Ok(outcome) => {
+            tracing::info!(quarantine_id = id, ?outcome, "quarantined item replayed");
+            Json(outcome).into_response()
+        }
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+async fn stats(State(app): State<AppState>) -> Response {
+    match app.store.stats().await {
+        Ok(stats) => Json(stats).into_response(),
+        Err(e) => store_error(e),
+    }
+}

@@ -1,0 +1,66 @@
+//! The HTTP surface: Zoom webhooks, the admin read API, health and metrics.
+
+mod api;
+mod webhooks;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::json;
+use zoom::WebhookVerifier;
+
+use crate::config::Secret;
+use crate::ingest::EventLog;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub log: EventLog,
+    pub verifier: Arc<WebhookVerifier>,
+    pub admin_token: Option<Secret>,
+    pub metrics: PrometheusHandle,
+}
+
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let api = api::router(state.clone());
+    Router::new()
+        .route("/webhooks/zoom", post(webhooks::zoom))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .nest("/api/v1", api)
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn readyz(State(app): State<AppState>) -> Response {
+    match app.store.ready().await {
+        Ok(()) => Json(json!({"status": "ready", "backend": app.store.backend()})).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            error(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}"))
+        }
+    }
+}
+
+async fn metrics(State(app): State<AppState>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        app.metrics.render(),
+    )
+        .into_response()
+}
+
+/// `{"error": "..."}` with a status.
+pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({"error": message.into()}))).into_response()
+}

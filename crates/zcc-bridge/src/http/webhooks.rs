@@ -1,0 +1,166 @@
+//! `POST /webhooks/zoom`: verify, answer the URL validation challenge, make the event durable, then ack.
+
+use std::time::Instant;
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use serde_json::json;
+use zoom::webhook::{UrlValidationResponse, REQUEST_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+
+use super::{error, AppState};
+use crate::core::EventSource;
+use crate::ingest::IngestError;
+use crate::sources::zoom_webhook::{self, ParsedWebhook};
+use crate::store::{now_ms, Inbound, NewEvent, NewQuarantine, Outcome};
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn rejected(reason: &'static str) {
+    metrics::counter!("zcc_webhook_rejected_total", "reason" => reason).increment(1);
+}
+
+pub async fn zoom(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let received_at = now_ms();
+    let request_id = header(&headers, REQUEST_ID_HEADER).map(str::to_string);
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            let status = rejection.status();
+            let reason = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "too_large"
+            } else {
+                "unreadable_body"
+            };
+            rejected(reason);
+            tracing::warn!(%status, reason, request_id, "webhook body refused: {}", rejection.body_text());
+            return error(status, rejection.body_text());
+        }
+    };
+
+    let now_secs = received_at / 1000;
+    let verified = app.verifier.verify(
+        header(&headers, SIGNATURE_HEADER),
+        header(&headers, TIMESTAMP_HEADER),
+        &body,
+        now_secs,
+    );
+    let verified_with = match verified {
+        Ok(with) => with,
+        Err(e) => {
+            rejected(e.reason());
+            tracing::warn!(
+                reason = e.reason(),
+                request_id,
+                bytes = body.len(),
+                "webhook refused: {e}"
+            );
+            return error(StatusCode::UNAUTHORIZED, e.to_string());
+        }
+    };
+
+    match zoom_webhook::parse(&body, EventSource::Webhook) {
+        Ok(ParsedWebhook::UrlValidation { plain_token }) => {
+            let Some(encrypted_token) = app
+                .verifier
+                .encrypt_plain_token(verified_with, &plain_token)
+            else {
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "verifying secret disappeared",
+                );
+            };
+            tracing::info!(request_id, "answered Zoom endpoint URL validation");
+            Json(UrlValidationResponse {
+                plain_token,
+                encrypted_token,
+            })
+            .into_response()
+        }
+        Ok(ParsedWebhook::Event(parsed)) => {
+            let label = if zoom::events::is_known_event(&parsed.event_type) {
+                parsed.event_type.clone()
+            } else {
+                "unknown".to_string()
+            };
+            let event = NewEvent {
+                source: EventSource::Webhook,
+                dedup_key: parsed.dedup_key,
+                event_type: parsed.event_type,
+                engagement_id: parsed.engagement_id,
+                event_ts: Some(parsed.event_ts),
+                received_at,
+                request_id: request_id.clone(),
+                raw: body,
+                observation: parsed.observation,
+            };
+            let result = app.log.append_one(Inbound::Event(event)).await;
+            metrics::histogram!("zcc_webhook_ingest_seconds")
+                .record(started.elapsed().as_secs_f64());
+            match result {
+                Ok(outcome) => {
+                    let outcome_label = match outcome {
+                        Outcome::Stored { .. } => "stored",
+                        Outcome::Duplicate { event_id } => {
+                            metrics::counter!("zcc_webhook_duplicates_total").increment(1);
+                            tracing::debug!(event_id, request_id, "duplicate delivery recorded");
+                            "duplicate"
+                        }
+                        Outcome::Quarantined { .. } => "quarantined",
+                    };
+                    metrics::counter!("zcc_webhook_events_total", "event_type" => label, "outcome" => outcome_label)
+                        .increment(1);
+                    Json(outcome).into_response()
+                }
+                Err(e) => {
+                    metrics::counter!("zcc_webhook_events_total", "event_type" => label, "outcome" => "failed")
+                        .increment(1);
+                    unavailable(e)
+                }
+            }
+        }
+        Err(parse_error) => {
+            let reason = parse_error.to_string();
+            tracing::warn!(request_id, %reason, bytes = body.len(), "authenticated webhook could not be parsed; quarantining");
+            let item = NewQuarantine {
+                source: EventSource::Webhook,
+                received_at,
+                request_id,
+                reason: reason.clone(),
+                raw: body,
+            };
+            match app.log.append_one(Inbound::Quarantine(item)).await {
+                Ok(Outcome::Quarantined { quarantine_id }) => {
+                    metrics::counter!("zcc_webhook_events_total", "event_type" => "unparseable", "outcome" => "quarantined")
+                        .increment(1);
+                    (
+                        StatusCode::BAD_REQUEST,
+                        Json(json!({"error": reason, "quarantine_id": quarantine_id})),
+                    )
+                        .into_response()
+                }
+                Ok(other) => error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("unexpected outcome {other:?}"),
+                ),
+                Err(e) => unavailable(e),
+            }
+        }
+    }
+}
+
+/// Not durable: 503 so that Zoom retries (it retries 5xx, never 4xx).
+fn unavailable(e: IngestError) -> Response {
+    tracing::error!(error = %e, "webhook not acknowledged");
+    error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+}

@@ -1,0 +1,18 @@
+//! zcc-bridge: a self-hosted integration server for Zoom Contact Center.
+//!
+//! Layers, outside in: `http` (routes) → `ingest` (group commit into the event log) → `store` (SQLite or
+//! Postgres) ; `sources` turn vendor payloads into `core` observations ; `core` merges them into records.
+
+pub mod config;
+pub mod core;
+pub mod demo;
+pub mod http;
+pub mod ingest;
+pub mod rebuild;
+pub mod server;
+pub mod sources;
+pub mod store;
+pub mod telemetry;
+
+pub use config::Config;
+pub use server::{start, RunningServer};

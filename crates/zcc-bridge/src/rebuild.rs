@@ -1,0 +1,87 @@
+//! `zcc-bridge rebuild`: recompute every engagement record from the event log.
+
+use serde::Serialize;
+
+use crate::core::{EngagementState, EventSource};
+use crate::sources::zoom_webhook::{self, ParsedWebhook};
+use crate::store::{EventQuery, Store, StoreError};
+
+#[derive(Debug, Default, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct RebuildReport {
+    pub engagements: u64,
+    pub events: u64,
+    /// Records whose stored state differed from the recomputed one (and were replaced).
+    pub changed: u64,
+    /// Records with no event in the log (deleted).
+    pub orphans_deleted: u64,
+    /// Logged events that no longer parse (left in the log; see the logs).
+    pub unparseable: u64,
+}
+
+/// Recomputes records one engagement at a time (bounded memory). Safe while the server runs: a record that
+/// receives new events during its recomputation is recomputed again.
+pub async fn rebuild(store: &dyn Store) -> Result<RebuildReport, StoreError> {
+    let mut report = RebuildReport::default();
+    let mut after: Option<String> = None;
+    loop {
+        let ids = store.logged_engagement_ids(after.as_deref(), 500).await?;
+        let Some(last) = ids.last().cloned() else {
+            break;
+        };
+        for engagement_id in ids {
+            loop {
+                let (state, last_event_id, events, unparseable) =
+                    recompute(store, &engagement_id).await?;
+                let changed = store.engagement(&engagement_id).await?.as_ref() != Some(&state);
+                if !changed || store.replace_engagement(&state, last_event_id).await? {
+                    report.engagements += 1;
+                    report.events += events;
+                    report.unparseable += unparseable;
+                    report.changed += u64::from(changed);
+                    break;
+                }
+            }
+        }
+        after = Some(last);
+    }
+    report.orphans_deleted = store.delete_orphan_engagements().await?;
+    Ok(report)
+}
+
+async fn recompute(
+    store: &dyn Store,
+    engagement_id: &str,
+) -> Result<(EngagementState, i64, u64, u64), StoreError> {
+    let mut state = EngagementState::empty(engagement_id);
+    let mut last_id = 0;
+    let (mut events, mut unparseable) = (0, 0);
+    loop {
+        let page = store
+            .events(&EventQuery {
+                engagement_id: Some(engagement_id.to_string()),
+                after_id: Some(last_id),
+                limit: 1000,
+                with_raw: true,
+            })
+            .await?;
+        let Some(last) = page.last() else { break };
+        last_id = last.id;
+        for event in &page {
+            events += 1;
+            let source = EventSource::parse(&event.source).unwrap_or(EventSource::Webhook);
+            match zoom_webhook::parse(&event.raw, source) {
+                Ok(ParsedWebhook::Event(parsed)) => {
+                    if let Some(obs) = parsed.observation {
+                        state.apply(&obs);
+                    }
+                }
+                Ok(ParsedWebhook::UrlValidation { .. }) => {}
+                Err(e) => {
+                    unparseable += 1;
+                    tracing::warn!(event_id = event.id, error = %e, "logged event no longer parses");
+                }
+            }
+        }
+    }
+    Ok((state, last_id, events, unparseable))
+}

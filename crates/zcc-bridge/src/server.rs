@@ -1,0 +1,139 @@
+//! Starting and stopping the server: storage, committers, HTTP, graceful shutdown.
+
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use zoom::WebhookVerifier;
+
+use crate::config::Config;
+use crate::http::{self, AppState};
+use crate::ingest::EventLog;
+use crate::store::{self, Store};
+use crate::telemetry;
+
+/// A running server. Dropping it without `shutdown` leaves it running until the runtime ends.
+pub struct RunningServer {
+    addr: SocketAddr,
+    store: Arc<dyn Store>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningServer {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
+    /// Stops accepting, lets in-flight requests finish, commits everything queued, closes the database.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.await.context("server task panicked")?
+    }
+
+    /// Serves until `signal` resolves (then shuts down gracefully) or the server fails.
+    pub async fn run_until(
+        mut self,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        tokio::select! {
+            result = &mut self.task => return result.context("server task panicked")?,
+            _ = signal => tracing::info!("shutdown requested"),
+        }
+        self.shutdown().await
+    }
+}
+
+/// Opens storage, binds `server.listen` (port 0 picks a free port) and serves.
+pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+    let store = store::open(&config).await.context("opening storage")?;
+    let listener = TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("binding {}", config.server.listen))?;
+    let addr = listener.local_addr()?;
+    let secrets = config.zoom.webhook_secrets();
+    if secrets.is_empty() {
+        tracing::warn!(
+            "no zoom.webhook_secret_token configured: every webhook will be refused with 401"
+        );
+    }
+    let (log, committers) = EventLog::start(store.clone(), config.ingest.max_batch);
+    let state = AppState {
+        store: store.clone(),
+        log,
+        verifier: Arc::new(WebhookVerifier::new(
+            secrets,
+            config.zoom.webhook_timestamp_tolerance_seconds,
+        )),
+        admin_token: config.admin.token.clone(),
+        metrics: telemetry::metrics_handle(),
+    };
+    let app = http::router(state, config.server.max_body_bytes);
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let grace = Duration::from_secs(config.server.shutdown_timeout_seconds);
+    let task_store = store.clone();
+    let task = tokio::spawn(async move {
+        let (stopping_tx, stopping_rx) = oneshot::channel::<()>();
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = stop_rx.await;
+            let _ = stopping_tx.send(());
+        });
+        let mut serve = std::pin::pin!(serve.into_future());
+        let served = tokio::select! {
+            result = &mut serve => result.map_err(anyhow::Error::from),
+            _ = async {
+                let _ = stopping_rx.await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!(?grace, "in-flight requests did not finish in time; stopping anyway");
+                Ok(())
+            }
+        };
+        // The router (and every EventLog handle in it) is gone: committers drain the queue and exit.
+        drop(serve);
+        committers.drain().await;
+        task_store.close().await;
+        tracing::info!("server stopped");
+        served
+    });
+    tracing::info!(%addr, backend = store.backend(), "listening");
+    Ok(RunningServer {
+        addr,
+        store,
+        stop: Some(stop_tx),
+        task,
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

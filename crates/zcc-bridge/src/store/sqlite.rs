@@ -1,0 +1,356 @@
+//! SQLite: the embedded default. WAL, `synchronous=FULL` (an acknowledged event survives power loss), one
+//! writer connection (group commit feeds it batches), a separate pool of read-only connections.
+
+use std::collections::BTreeSet;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
+
+use super::*;
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "event log and engagements",
+    include_str!("../../migrations/sqlite/0001_event_log_and_engagements.sql"),
+)];
+
+pub struct SqliteStore {
+    writer: SqlitePool,
+    readers: SqlitePool,
+    migrator: Migrator,
+}
+
+impl SqliteStore {
+    pub async fn open(url: &str) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let path = options.get_filename().to_path_buf();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Invalid(format!(
+                    "cannot create database directory {}: {e}",
+                    parent.display()
+                ))
+            })?;
+        }
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        let migrator = migrator(MIGRATIONS);
+        migrator.run(&writer).await?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self {
+            writer,
+            readers,
+            migrator,
+        })
+    }
+}
+
+struct SqliteTx<'a>(Transaction<'a, Sqlite>);
+
+impl BatchTx for SqliteTx<'_> {
+    async fn insert_event(&mut self, e: &NewEvent) -> Result<Option<i64>> {
+        let id = sqlx::query_scalar(
+            "INSERT INTO events (dedup_key, source, event_type, engagement_id, event_ts, received_at, request_id, raw)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
+        )
+        .bind(&e.dedup_key)
+        .bind(e.source.as_str())
+        .bind(&e.event_type)
+        .bind(&e.engagement_id)
+        .bind(e.event_ts)
+        .bind(e.received_at)
+        .bind(&e.request_id)
+        .bind(e.raw.as_ref())
+        .fetch_optional(&mut *self.0)
+        .await?;
+        Ok(id)
+    }
+
+    async fn record_duplicate(&mut self, e: &NewEvent) -> Result<i64> {
+        let id: i64 = sqlx::query_scalar(
+            "UPDATE events SET duplicate_count = duplicate_count + 1, last_duplicate_at = ? WHERE dedup_key = ? RETURNING id",
+        )
+        .bind(e.received_at)
+        .bind(&e.dedup_key)
+        .fetch_one(&mut *self.0)
+        .await?;
+        sqlx::query("INSERT INTO duplicates (event_id, source, received_at, request_id) VALUES (?, ?, ?, ?)")
+            .bind(id)
+            .bind(e.source.as_str())
+            .bind(e.received_at)
+            .bind(&e.request_id)
+            .execute(&mut *self.0)
+            .await?;
+        Ok(id)
+    }
+
+    async fn insert_quarantine(&mut self, q: &NewQuarantine) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO quarantine (source, received_at, request_id, reason, raw) VALUES (?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(q.source.as_str())
+        .bind(q.received_at)
+        .bind(&q.request_id)
+        .bind(&q.reason)
+        .bind(q.raw.as_ref())
+        .fetch_one(&mut *self.0)
+        .await?)
+    }
+
+    async fn resolve_quarantine(
+        &mut self,
+        quarantine_id: i64,
+        event_id: i64,
+        at: i64,
+    ) -> Result<()> {
+        sqlx::query("UPDATE quarantine SET resolved_event_id = ?, resolved_at = ? WHERE id = ?")
+            .bind(event_id)
+            .bind(at)
+            .bind(quarantine_id)
+            .execute(&mut *self.0)
+            .await?;
+        Ok(())
+    }
+
+    async fn lock_engagement(&mut self, engagement_id: &str) -> Result<Option<EngagementState>> {
+        // The single writer connection already serialises all writes.
+        let json: Option<String> =
+            sqlx::query_scalar("SELECT state FROM engagements WHERE engagement_id = ?")
+                .bind(engagement_id)
+                .fetch_optional(&mut *self.0)
+                .await?;
+        json.map(|j| decode_state(engagement_id, &j)).transpose()
+    }
+
+    async fn insert_engagement(&mut self, r: &EngagementRow) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO engagements (engagement_id, state, sort_ts, channel, direction, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (engagement_id) DO NOTHING",
+        )
+        .bind(&r.engagement_id)
+        .bind(&r.state_json)
+        .bind(r.sort_ts)
+        .bind(&r.channel)
+        .bind(&r.direction)
+        .bind(r.updated_at)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn update_engagement(&mut self, r: &EngagementRow) -> Result<()> {
+        sqlx::query(
+            "UPDATE engagements SET state = ?, sort_ts = ?, channel = ?, direction = ?, updated_at = ? WHERE engagement_id = ?",
+        )
+        .bind(&r.state_json)
+        .bind(r.sort_ts)
+        .bind(&r.channel)
+        .bind(&r.direction)
+        .bind(r.updated_at)
+        .bind(&r.engagement_id)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn last_event_id(&mut self, engagement_id: &str) -> Result<Option<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT MAX(id) FROM events WHERE engagement_id = ?")
+                .bind(engagement_id)
+                .fetch_one(&mut *self.0)
+                .await?,
+        )
+    }
+
+    async fn replace_index(
+        &mut self,
+        engagement_id: &str,
+        entries: &BTreeSet<(&'static str, String)>,
+    ) -> Result<()> {
+        sqlx::query("DELETE FROM engagement_index WHERE engagement_id = ?")
+            .bind(engagement_id)
+            .execute(&mut *self.0)
+            .await?;
+        for (kind, value) in entries {
+            sqlx::query(
+                "INSERT INTO engagement_index (kind, value, engagement_id) VALUES (?, ?, ?)",
+            )
+            .bind(kind)
+            .bind(value)
+            .bind(engagement_id)
+            .execute(&mut *self.0)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+fn event_from_row(row: &sqlx::sqlite::SqliteRow, with_raw: bool) -> Result<LoggedEvent> {
+    Ok(LoggedEvent {
+        id: row.try_get("id")?,
+        dedup_key: row.try_get("dedup_key")?,
+        source: row.try_get("source")?,
+        event_type: row.try_get("event_type")?,
+        engagement_id: row.try_get("engagement_id")?,
+        event_ts: row.try_get("event_ts")?,
+        received_at: row.try_get("received_at")?,
+        request_id: row.try_get("request_id")?,
+        duplicate_count: row.try_get("duplicate_count")?,
+        raw: if with_raw {
+            row.try_get("raw")?
+        } else {
+            Vec::new()
+        },
+    })
+}
+
+fn quarantine_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<QuarantineItem> {
+    Ok(QuarantineItem {
+        id: row.try_get("id")?,
+        source: row.try_get("source")?,
+        received_at: row.try_get("received_at")?,
+        request_id: row.try_get("request_id")?,
+        reason: row.try_get("reason")?,
+        resolved_event_id: row.try_get("resolved_event_id")?,
+        resolved_at: row.try_get("resolved_at")?,
+        raw: row.try_get("raw")?,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn committers(&self) -> usize {
+        1
+    }
+
+    async fn commit(&self, batch: &[Inbound]) -> Result<Vec<Outcome>> {
+        let mut tx = SqliteTx(self.writer.begin().await?);
+        let outcomes = commit_batch(&mut tx, batch).await?;
+        tx.0.commit().await?;
+        Ok(outcomes)
+    }
+
+    async fn engagement(&self, engagement_id: &str) -> Result<Option<EngagementState>> {
+        let json: Option<String> =
+            sqlx::query_scalar("SELECT state FROM engagements WHERE engagement_id = ?")
+                .bind(engagement_id)
+                .fetch_optional(&self.readers)
+                .await?;
+        json.map(|j| decode_state(engagement_id, &j)).transpose()
+    }
+
+    async fn engagements(&self, query: &EngagementQuery) -> Result<Vec<EngagementState>> {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "SELECT e.engagement_id, e.state FROM engagements e WHERE 1 = 1",
+        );
+        push_engagement_filters(&mut qb, query);
+        let rows = qb.build().fetch_all(&self.readers).await?;
+        rows.iter()
+            .map(|row| {
+                let id: String = row.try_get(0)?;
+                let json: String = row.try_get(1)?;
+                decode_state(&id, &json)
+            })
+            .collect()
+    }
+
+    async fn events(&self, query: &EventQuery) -> Result<Vec<LoggedEvent>> {
+        let mut qb = QueryBuilder::<Sqlite>::new("SELECT * FROM events WHERE 1 = 1");
+        push_event_filters(&mut qb, query);
+        let rows = qb.build().fetch_all(&self.readers).await?;
+        rows.iter()
+            .map(|r| event_from_row(r, query.with_raw))
+            .collect()
+    }
+
+    async fn quarantined(&self, after_id: Option<i64>, limit: u32) -> Result<Vec<QuarantineItem>> {
+        let rows = sqlx::query("SELECT * FROM quarantine WHERE id > ? ORDER BY id LIMIT ?")
+            .bind(after_id.unwrap_or(0))
+            .bind(limit as i64)
+            .fetch_all(&self.readers)
+            .await?;
+        rows.iter().map(quarantine_from_row).collect()
+    }
+
+    async fn quarantine_item(&self, id: i64) -> Result<Option<QuarantineItem>> {
+        let row = sqlx::query("SELECT * FROM quarantine WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.readers)
+            .await?;
+        row.as_ref().map(quarantine_from_row).transpose()
+    }
+
+    async fn stats(&self) -> Result<LogStats> {
+        let row = sqlx::query(STATS_SQL).fetch_one(&self.readers).await?;
+        Ok(LogStats {
+            events: row.try_get(0)?,
+            duplicates: row.try_get(1)?,
+            quarantined: row.try_get(2)?,
+            engagements: row.try_get(3)?,
+        })
+    }
+
+    async fn logged_engagement_ids(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT engagement_id FROM events WHERE engagement_id IS NOT NULL AND engagement_id > ?
+             ORDER BY engagement_id LIMIT ?",
+        )
+        .bind(after.unwrap_or(""))
+        .bind(limit as i64)
+        .fetch_all(&self.readers)
+        .await?)
+    }
+
+    async fn replace_engagement(
+        &self,
+        state: &EngagementState,
+        last_event_id: i64,
+    ) -> Result<bool> {
+        let mut tx = SqliteTx(self.writer.begin().await?);
+        if !replace_engagement_in(&mut tx, state, last_event_id).await? {
+            return Ok(false);
+        }
+        tx.0.commit().await?;
+        Ok(true)
+    }
+
+    async fn delete_orphan_engagements(&self) -> Result<u64> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(DELETE_ORPHAN_INDEX_SQL)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query(DELETE_ORPHANS_SQL).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn ready(&self) -> Result<()> {
+        let applied: Option<i64> = sqlx::query_scalar(APPLIED_MIGRATION_SQL)
+            .fetch_one(&self.readers)
+            .await?;
+        check_applied(&self.migrator, applied)
+    }
+
+    async fn close(&self) {
+        self.writer.close().await;
+        self.readers.close().await;
+    }
+}

@@ -1,0 +1,82 @@
+//! Logging (`tracing`, text or JSON) and the Prometheus metrics recorder.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{LogConfig, LogFormat};
+
+/// Installs the global subscriber once; later calls (tests starting several servers) are no-ops.
+pub fn init_logging(config: &LogConfig) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match config.format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// The process-wide Prometheus recorder (metrics macros are global, so one per process).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let latency = [
+                0.0005, 0.001, 0.002, 0.004, 0.006, 0.008, 0.010, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ];
+            let sizes = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &latency)
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full("zcc_ingest_commit_batch_size".into()), &sizes));
+            let builder = match builder {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(error = %e, "metric buckets rejected; using summaries");
+                    PrometheusBuilder::new()
+                }
+            };
+            match builder.install_recorder() {
+                Ok(handle) => {
+                    describe();
+                    handle
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "a metrics recorder is already installed; /metrics stays empty");
+                    PrometheusBuilder::new().build_recorder().handle()
+                }
+            }
+        })
+        .clone()
+}
+
+fn describe() {
+    metrics::describe_counter!(
+        "zcc_webhook_events_total",
+        "Webhook events received, by event type and outcome (stored, duplicate, quarantined, failed)"
+    );
+    metrics::describe_counter!(
+        "zcc_webhook_duplicates_total",
+        "Redelivered events recorded as duplicates"
+    );
+    metrics::describe_counter!(
+        "zcc_webhook_rejected_total",
+        "Webhook requests refused before storage, by reason (signature, stale timestamp, too large, ...)"
+    );
+    metrics::describe_histogram!(
+        "zcc_webhook_ingest_seconds",
+        "Time from request to durable acknowledgement"
+    );
+    metrics::describe_histogram!(
+        "zcc_ingest_commit_batch_size",
+        "Items per group-committed transaction"
+    );
+    metrics::describe_histogram!(
+        "zcc_ingest_commit_seconds",
+        "Duration of one group-commit transaction"
+    );
+}

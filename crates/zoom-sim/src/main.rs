@@ -1,0 +1,278 @@
+//! `zoom-sim`: generate a deterministic Zoom Contact Center day and deliver it to a webhook endpoint.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use zoom_sim::generator::{DEFAULT_ACCOUNT_ID, DEFAULT_API_BASE};
+use zoom_sim::{generate, now_ms, Emitter, EmitterConfig, Faults, GeneratorConfig};
+
+#[derive(Debug, Parser)]
+#[command(name = "zoom-sim", version, about = "Zoom Contact Center simulator")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate a scenario and POST it as signed webhooks (after the URL validation handshake); prints the report.
+    Emit(EmitArgs),
+    /// Print the ground truth of a scenario as JSON.
+    Truth(ScenarioArgs),
+    /// Print a scenario's webhook bodies as NDJSON, in event_ts order.
+    Events(ScenarioArgs),
+}
+
+#[derive(Debug, Args)]
+struct ScenarioArgs {
+    /// Seed of the scenario; the same seed always gives the same events.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Number of engagements.
+    #[arg(long, default_value_t = 50)]
+    engagements: usize,
+    /// Start of the day: RFC 3339 (`2026-11-21T09:00:00Z`) or `now`. Default 2026-11-21T09:00:00Z.
+    #[arg(long, value_parser = parse_start)]
+    start: Option<i64>,
+    #[arg(long, default_value = DEFAULT_ACCOUNT_ID)]
+    account_id: String,
+    /// REST base used in payload URLs (download_url, transcript_url, ...).
+    #[arg(long, default_value = DEFAULT_API_BASE)]
+    api_base: String,
+}
+
+#[derive(Debug, Args)]
+struct EmitArgs {
+    #[command(flatten)]
+    scenario: ScenarioArgs,
+    /// Webhook endpoint, e.g. http://127.0.0.1:8080/webhooks/zoom.
+    #[arg(long)]
+    target: String,
+    /// Webhook secret token.
+    #[arg(long, env = "ZOOM_SIM_SECRET", hide_env_values = true)]
+    secret: String,
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    duplicate_rate: f64,
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    drop_rate: f64,
+    /// Shuffle events within windows of this many events.
+    #[arg(long, default_value_t = 0)]
+    reorder_window: usize,
+    /// Random extra delay per delivery in milliseconds: `N` or `LO..HI`.
+    #[arg(long, value_parser = parse_delay, default_value = "0")]
+    delay_ms: (u64, u64),
+    /// Seed of the fault injection (defaults to --seed).
+    #[arg(long)]
+    fault_seed: Option<u64>,
+    /// Scale of Zoom's 5/20/60-minute retry schedule (0.001 makes it 0.3/1.2/3.6 s).
+    #[arg(long, default_value_t = 1.0, value_parser = parse_non_negative)]
+    retry_scale: f64,
+    /// Per-request timeout in milliseconds (Zoom: 3000).
+    #[arg(long, default_value_t = 3000)]
+    timeout_ms: u64,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    concurrency: u64,
+    /// Pace deliveries by the events' timestamps (live demo traffic).
+    #[arg(long)]
+    paced: bool,
+    /// With --paced: how many times faster than real time (each pause is capped at 2 s).
+    #[arg(long, default_value_t = 60.0, requires = "paced", value_parser = parse_positive)]
+    speedup: f64,
+    /// Also write the ground truth JSON to this file.
+    #[arg(long)]
+    truth: Option<PathBuf>,
+    /// Do not perform the endpoint.url_validation handshake first.
+    #[arg(long)]
+    skip_validation: bool,
+}
+
+fn parse_start(value: &str) -> Result<i64, String> {
+    if value.eq_ignore_ascii_case("now") {
+        return Ok(now_ms());
+    }
+    chrono::DateTime::parse_from_rfc3339(value)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| format!("expected RFC 3339 (e.g. 2026-11-21T09:00:00Z) or `now`: {e}"))
+}
+
+fn parse_rate(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err("expected a probability between 0 and 1".to_owned()),
+    }
+}
+
+fn parse_non_negative(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err("expected a non-negative number".to_owned()),
+    }
+}
+
+fn parse_positive(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err("expected a positive number".to_owned()),
+    }
+}
+
+fn parse_delay(value: &str) -> Result<(u64, u64), String> {
+    let number = |s: &str| {
+        s.trim()
+            .parse::<u64>()
+            .map_err(|_| format!("expected milliseconds as N or LO..HI, got {value:?}"))
+    };
+    match value.split_once("..") {
+        Some((lo, hi)) => {
+            let (lo, hi) = (number(lo)?, number(hi)?);
+            if lo > hi {
+                return Err(format!("delay range {lo}..{hi} is empty"));
+            }
+            Ok((lo, hi))
+        }
+        None => {
+            let n = number(value)?;
+            Ok((n, n))
+        }
+    }
+}
+
+impl ScenarioArgs {
+    fn config(&self) -> GeneratorConfig {
+        GeneratorConfig {
+            seed: self.seed,
+            start_ms: self.start.unwrap_or(GeneratorConfig::default().start_ms),
+            engagements: self.engagements,
+            api_base: self.api_base.clone(),
+            account_id: self.account_id.clone(),
+        }
+    }
+}
+
+fn write_json_file(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let file = std::fs::File::create(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    let mut writer = std::io::BufWriter::new(file);
+    serde_json::to_writer_pretty(&mut writer, value)
+        .with_context(|| format!("writing {}", path.display()))?;
+    writer
+        .flush()
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value).context("writing to stdout")?;
+    writeln!(out).context("writing to stdout")
+}
+
+async fn emit(args: EmitArgs) -> anyhow::Result<()> {
+    let config = args.scenario.config();
+    let scenario = generate(&config);
+    tracing::info!(
+        seed = config.seed,
+        engagements = config.engagements,
+        events = scenario.events.len(),
+        "generated scenario"
+    );
+    if let Some(path) = &args.truth {
+        write_json_file(path, &scenario.truth)?;
+        tracing::info!(path = %path.display(), "wrote ground truth");
+    }
+    let emitter = Emitter::new(EmitterConfig {
+        target: args.target.clone(),
+        secret: args.secret,
+        faults: Faults {
+            duplicate_rate: args.duplicate_rate,
+            drop_rate: args.drop_rate,
+            reorder_window: args.reorder_window,
+            delay_ms: args.delay_ms,
+            seed: args.fault_seed.unwrap_or(config.seed),
+        },
+        retry_scale: args.retry_scale,
+        timeout: Duration::from_millis(args.timeout_ms),
+        concurrency: usize::try_from(args.concurrency).unwrap_or(usize::MAX),
+    })?;
+    if !args.skip_validation {
+        emitter
+            .url_validation()
+            .await
+            .with_context(|| format!("URL validation of {} failed", args.target))?;
+        tracing::info!(target = %args.target, "URL validation passed");
+    }
+    let report = if args.paced {
+        emitter.emit_paced(&scenario.events, args.speedup).await
+    } else {
+        emitter.emit_all(&scenario.events).await
+    };
+    print_json(&report)
+}
+
+fn events(args: &ScenarioArgs) -> anyhow::Result<()> {
+    let scenario = generate(&args.config());
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for event in &scenario.events {
+        serde_json::to_writer(&mut out, &event.body).context("writing to stdout")?;
+        writeln!(out).context("writing to stdout")?;
+    }
+    out.flush().context("writing to stdout")
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+
+    let result = match Cli::parse().command {
+        Command::Emit(args) => emit(args).await,
+        Command::Truth(args) => print_json(&generate(&args.config()).truth),
+        Command::Events(args) => events(&args),
+    };
+    // A closed stdout (`zoom-sim events | head`) is not an error worth a report.
+    match result {
+        Err(error) if is_broken_pipe(&error) => Ok(()),
+        other => other,
+    }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            || cause
+                .downcast_ref::<serde_json::Error>()
+                .and_then(serde_json::Error::io_error_kind)
+                == Some(std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn argument_parsers() {
+        assert_eq!(parse_start("2026-11-21T09:00:00Z"), Ok(1_795_251_600_000));
+        assert!(parse_start("yesterday").is_err());
+        assert_eq!(parse_delay("5..50"), Ok((5, 50)));
+        assert_eq!(parse_delay("7"), Ok((7, 7)));
+        assert!(parse_delay("50..5").is_err());
+        assert!(parse_rate("1.5").is_err());
+        assert!(parse_positive("0").is_err());
+    }
+}

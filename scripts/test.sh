@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs every test: unit, property and black-box tests, each black-box test against SQLite and against a real
+# PostgreSQL that this script starts on loopback and tears down afterwards.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/postgres.sh
+trap pg_stop EXIT
+pg_start
+export ZCC_REQUIRE_POSTGRES=1
+cargo test --workspace --lib --bins --tests --locked "$@"
