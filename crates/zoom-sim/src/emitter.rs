@@ -230,7 +230,9 @@ impl Emitter {
             .context("reading the url_validation response")?;
         if status.as_u16() != 200 && status.as_u16() != 204 {
             let preview = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned();
-            bail!("url_validation was answered with {status} (Zoom requires 200 or 204): {preview}");
+            bail!(
+                "url_validation was answered with {status} (Zoom requires 200 or 204): {preview}"
+            );
         }
         let answer: UrlValidationResponse = serde_json::from_slice(&bytes)
             .context("url_validation answer is not {\"plainToken\", \"encryptedToken\"} JSON")?;
@@ -257,7 +259,9 @@ impl Emitter {
         let in_flight = Arc::new(Semaphore::new(self.inner.concurrency));
         // Bounds spawned deliveries (each holds its body), including those waiting out a retry delay, which must
         // not hold an in-flight slot: Zoom keeps delivering other events meanwhile.
-        let outstanding = Arc::new(Semaphore::new(self.inner.concurrency.saturating_mul(16).max(256)));
+        let outstanding = Arc::new(Semaphore::new(
+            self.inner.concurrency.saturating_mul(16).max(256),
+        ));
         let mut tasks = JoinSet::new();
         let mut previous_ts: Option<i64> = None;
 
@@ -417,7 +421,13 @@ fn plan(n: usize, faults: &Faults) -> (Vec<Delivery>, usize) {
     let drop_rate = probability(faults.drop_rate);
     let duplicate_rate = probability(faults.duplicate_rate);
     let (lo, hi) = faults.delay_ms;
-    let delay = |rng: &mut StdRng| if hi > lo { rng.random_range(lo..=hi) } else { lo };
+    let delay = |rng: &mut StdRng| {
+        if hi > lo {
+            rng.random_range(lo..=hi)
+        } else {
+            lo
+        }
+    };
 
     let mut order: Vec<usize> = (0..n).collect();
     if faults.reorder_window > 1 {
@@ -519,5 +529,380 @@ mod tests {
         assert_eq!(id.len(), 36);
         assert_eq!(id.matches('_').count(), 4);
         assert_ne!(id, request_id());
+    }
+
+    mod http {
+        use super::super::*;
+        use crate::{generate, GeneratorConfig};
+        use axum::body::Bytes;
+        use axum::extract::State;
+        use axum::http::{HeaderMap, StatusCode};
+        use axum::response::{IntoResponse, Response};
+        use axum::routing::post;
+        use axum::{Json, Router};
+        use serde_json::{json, Value};
+        use std::collections::{HashMap, HashSet};
+        use std::sync::Mutex;
+        use zoom::WebhookVerifier;
+
+        const SECRET: &str = "sim-secret-token";
+
+        #[derive(Debug, Clone)]
+        struct Received {
+            at: Instant,
+            timestamp: Option<String>,
+            signature: Option<String>,
+            request_id: Option<String>,
+            content_type: Option<String>,
+            user_agent: Option<String>,
+            body: Vec<u8>,
+        }
+
+        /// Decides the answer from the body's attempt number (0 for the first time this body arrives).
+        type Behaviour = Arc<dyn Fn(usize) -> (StatusCode, Duration) + Send + Sync>;
+
+        #[derive(Clone)]
+        struct Server {
+            received: Arc<Mutex<Vec<Received>>>,
+            behaviour: Behaviour,
+            /// The secret the URL validation answer is computed with.
+            validation_secret: String,
+        }
+
+        impl Server {
+            fn received(&self) -> Vec<Received> {
+                self.received.lock().expect("lock").clone()
+            }
+        }
+
+        async fn hook(State(server): State<Server>, headers: HeaderMap, body: Bytes) -> Response {
+            let header = |name: &str| {
+                headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            let received = Received {
+                at: Instant::now(),
+                timestamp: header(TIMESTAMP_HEADER),
+                signature: header(SIGNATURE_HEADER),
+                request_id: header(REQUEST_ID_HEADER),
+                content_type: header("content-type"),
+                user_agent: header("user-agent"),
+                body: body.to_vec(),
+            };
+            let parsed: Value = serde_json::from_slice(&body).unwrap_or_default();
+            if parsed["event"] == URL_VALIDATION_EVENT {
+                let token = parsed["payload"]["plainToken"].as_str().unwrap_or_default();
+                let encrypted = encrypt_plain_token(server.validation_secret.as_bytes(), token);
+                server.received.lock().expect("lock").push(received);
+                return Json(json!({"plainToken": token, "encryptedToken": encrypted}))
+                    .into_response();
+            }
+            let nth = {
+                let mut all = server.received.lock().expect("lock");
+                let nth = all.iter().filter(|r| r.body == received.body).count();
+                all.push(received);
+                nth
+            };
+            let (status, delay) = (server.behaviour)(nth);
+            tokio::time::sleep(delay).await;
+            status.into_response()
+        }
+
+        async fn start_with(behaviour: Behaviour, validation_secret: &str) -> (String, Server) {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            let server = Server {
+                received: Arc::default(),
+                behaviour,
+                validation_secret: validation_secret.to_owned(),
+            };
+            let app = Router::new()
+                .route("/webhooks/zoom", post(hook))
+                .with_state(server.clone());
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            (format!("http://{addr}/webhooks/zoom"), server)
+        }
+
+        async fn start(
+            behaviour: impl Fn(usize) -> (StatusCode, Duration) + Send + Sync + 'static,
+        ) -> (String, Server) {
+            start_with(Arc::new(behaviour), SECRET).await
+        }
+
+        fn config(url: &str) -> EmitterConfig {
+            EmitterConfig {
+                retry_scale: 0.001,
+                ..EmitterConfig::new(url, SECRET)
+            }
+        }
+
+        fn synthetic(n: usize) -> Vec<SimEvent> {
+            (0..n)
+                .map(|i| {
+                    let ts = 1_795_251_600_000 + 500 * i as i64;
+                    SimEvent {
+                        event_ts: ts,
+                        body: json!({
+                            "event": "contact_center.engagement_started", "event_ts": ts,
+                            "payload": {"account_id": "A", "object": {"engagement_id": format!("e{i}")}},
+                        }),
+                    }
+                })
+                .collect()
+        }
+
+        fn assert_zoom_request(r: &Received, verifier: &WebhookVerifier) {
+            let now = now_ms() / 1000;
+            assert!(
+                verifier
+                    .verify(r.signature.as_deref(), r.timestamp.as_deref(), &r.body, now)
+                    .is_ok(),
+                "signature of {}",
+                String::from_utf8_lossy(&r.body)
+            );
+            assert_eq!(r.content_type.as_deref(), Some(JSON_CONTENT_TYPE));
+            assert_eq!(r.user_agent.as_deref(), Some(USER_AGENT));
+            assert!(r.request_id.as_deref().is_some_and(|id| id.len() == 36));
+        }
+
+        #[tokio::test]
+        async fn signed_bodies_with_duplicates_and_drops() {
+            let scenario = generate(&GeneratorConfig {
+                engagements: 10,
+                ..GeneratorConfig::default()
+            });
+            let events = &scenario.events;
+            let (url, server) = start(|_| (StatusCode::OK, Duration::ZERO)).await;
+            let emitter = Emitter::new(EmitterConfig {
+                faults: Faults {
+                    duplicate_rate: 0.3,
+                    drop_rate: 0.1,
+                    reorder_window: 5,
+                    delay_ms: (0, 3),
+                    seed: 9,
+                },
+                concurrency: 4,
+                ..config(&url)
+            })
+            .expect("emitter");
+            let report = emitter.emit_all(events).await;
+
+            assert!(
+                report.duplicates_sent > 0 && report.dropped > 0,
+                "{report:?}"
+            );
+            assert_eq!(report.events, events.len());
+            assert_eq!(
+                report.sent,
+                events.len() - report.dropped + report.duplicates_sent
+            );
+            assert_eq!(
+                (report.acked, report.failed, report.retries),
+                (report.sent, 0, 0)
+            );
+            assert_eq!(report.status_counts.get("200"), Some(&report.sent));
+
+            let received = server.received();
+            assert_eq!(received.len(), report.sent);
+            let verifier = WebhookVerifier::new([SECRET], 300);
+            for r in &received {
+                assert_zoom_request(r, &verifier);
+            }
+            let ids: HashSet<_> = received.iter().map(|r| r.request_id.clone()).collect();
+            assert_eq!(ids.len(), received.len(), "fresh request id per request");
+
+            // Bodies are the exact compact envelopes; each duplicate is a byte-identical second copy.
+            let originals: HashSet<Vec<u8>> = events.iter().map(SimEvent::to_bytes).collect();
+            let mut copies: HashMap<&[u8], usize> = HashMap::new();
+            for r in &received {
+                assert!(originals.contains(&r.body));
+                *copies.entry(&r.body).or_default() += 1;
+            }
+            assert_eq!(copies.len(), events.len() - report.dropped);
+            assert_eq!(
+                copies.values().filter(|&&n| n == 2).count(),
+                report.duplicates_sent
+            );
+            assert!(copies.values().all(|&n| n <= 2));
+        }
+
+        #[tokio::test]
+        async fn server_errors_are_retried_on_the_compressed_schedule() {
+            let events = synthetic(3);
+            let (url, server) = start(|nth| {
+                let status = if nth < 2 {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    StatusCode::OK
+                };
+                (status, Duration::ZERO)
+            })
+            .await;
+            let report = Emitter::new(config(&url))
+                .expect("emitter")
+                .emit_all(&events)
+                .await;
+            assert_eq!((report.sent, report.acked, report.failed), (3, 3, 0));
+            assert_eq!((report.attempts, report.retries), (9, 6));
+            assert_eq!(report.status_counts.get("500"), Some(&6));
+            assert_eq!(report.status_counts.get("200"), Some(&3));
+
+            let received = server.received();
+            let verifier = WebhookVerifier::new([SECRET], 300);
+            for event in &events {
+                let body = event.to_bytes();
+                let attempts: Vec<&Received> = received.iter().filter(|r| r.body == body).collect();
+                assert_eq!(attempts.len(), 3);
+                attempts
+                    .iter()
+                    .for_each(|r| assert_zoom_request(r, &verifier));
+                // 5 and 20 minutes, scaled by 0.001.
+                let first_gap = attempts[1].at - attempts[0].at;
+                let second_gap = attempts[2].at - attempts[1].at;
+                assert!(first_gap >= Duration::from_millis(290), "{first_gap:?}");
+                assert!(second_gap >= Duration::from_millis(1190), "{second_gap:?}");
+                assert!(second_gap < Duration::from_millis(3000), "{second_gap:?}");
+            }
+        }
+
+        #[tokio::test]
+        async fn client_errors_are_not_retried_and_retries_run_out() {
+            let events = synthetic(2);
+            let (url, server) = start(|_| (StatusCode::NOT_FOUND, Duration::ZERO)).await;
+            let report = Emitter::new(config(&url))
+                .expect("emitter")
+                .emit_all(&events)
+                .await;
+            assert_eq!(
+                (report.attempts, report.retries, report.failed, report.acked),
+                (2, 0, 2, 0)
+            );
+            assert_eq!(server.received().len(), 2);
+
+            let (url, server) = start(|_| (StatusCode::SERVICE_UNAVAILABLE, Duration::ZERO)).await;
+            let report = Emitter::new(EmitterConfig {
+                retry_scale: 0.0001,
+                ..config(&url)
+            })
+            .expect("emitter")
+            .emit_all(&events)
+            .await;
+            // The initial attempt plus Zoom's three retries, then the event is given up.
+            assert_eq!((report.attempts, report.retries, report.failed), (8, 6, 2));
+            assert_eq!(report.status_counts.get("503"), Some(&8));
+            assert_eq!(server.received().len(), 8);
+        }
+
+        #[tokio::test]
+        async fn slow_answers_time_out_and_are_retried() {
+            let events = synthetic(2);
+            let (url, _server) = start(|nth| {
+                let delay = if nth == 0 {
+                    Duration::from_millis(800)
+                } else {
+                    Duration::ZERO
+                };
+                (StatusCode::OK, delay)
+            })
+            .await;
+            let report = Emitter::new(EmitterConfig {
+                timeout: Duration::from_millis(200),
+                ..config(&url)
+            })
+            .expect("emitter")
+            .emit_all(&events)
+            .await;
+            assert_eq!((report.acked, report.retries), (2, 2));
+            assert_eq!(report.status_counts.get("timeout"), Some(&2));
+        }
+
+        #[tokio::test]
+        async fn unreachable_endpoint_counts_connection_errors() {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            drop(listener);
+            let report = Emitter::new(EmitterConfig {
+                retry_scale: 0.0001,
+                ..config(&format!("http://{addr}/webhooks/zoom"))
+            })
+            .expect("emitter")
+            .emit_all(&synthetic(1))
+            .await;
+            assert_eq!((report.attempts, report.failed), (4, 1));
+            assert_eq!(report.status_counts.get("connect_error"), Some(&4));
+        }
+
+        #[tokio::test]
+        async fn url_validation_handshake() {
+            let (url, server) = start(|_| (StatusCode::OK, Duration::ZERO)).await;
+            let emitter = Emitter::new(config(&url)).expect("emitter");
+            emitter.url_validation().await.expect("validation passes");
+            let received = server.received();
+            assert_eq!(received.len(), 1);
+            assert_zoom_request(&received[0], &WebhookVerifier::new([SECRET], 300));
+            let body: Value = serde_json::from_slice(&received[0].body).expect("json");
+            assert_eq!(body["event"], "endpoint.url_validation");
+            assert!(body["event_ts"].is_i64());
+            let request: zoom::webhook::UrlValidationRequest =
+                serde_json::from_value(body).expect("Zoom's challenge shape");
+            assert_eq!(request.payload.plain_token.len(), 22);
+
+            let (url, _) = start_with(
+                Arc::new(|_| (StatusCode::OK, Duration::ZERO)),
+                "another-secret",
+            )
+            .await;
+            let error = Emitter::new(config(&url))
+                .expect("emitter")
+                .url_validation()
+                .await
+                .expect_err("a wrong encryptedToken is rejected");
+            assert!(error.to_string().contains("encryptedToken"), "{error:#}");
+
+            let (url, _) = start(|_| (StatusCode::OK, Duration::ZERO)).await;
+            let wrong_path = url.replace("/webhooks/zoom", "/nope");
+            assert!(Emitter::new(config(&wrong_path))
+                .expect("emitter")
+                .url_validation()
+                .await
+                .is_err());
+        }
+
+        #[tokio::test]
+        async fn paced_emission_follows_event_time() {
+            // Gaps of 500 ms at speedup 2: about 250 ms between deliveries.
+            let events = synthetic(4);
+            let (url, server) = start(|_| (StatusCode::OK, Duration::ZERO)).await;
+            let emitter = Emitter::new(EmitterConfig {
+                concurrency: 1,
+                ..config(&url)
+            })
+            .expect("emitter");
+            let started = Instant::now();
+            let report = emitter.emit_paced(&events, 2.0).await;
+            assert_eq!(report.acked, 4);
+            assert!(started.elapsed() >= Duration::from_millis(740));
+            let received = server.received();
+            let bodies: Vec<Vec<u8>> = received.iter().map(|r| r.body.clone()).collect();
+            let expected: Vec<Vec<u8>> = events.iter().map(SimEvent::to_bytes).collect();
+            assert_eq!(bodies, expected, "paced delivery keeps event order");
+        }
+
+        #[test]
+        fn invalid_configuration_is_rejected() {
+            assert!(Emitter::new(EmitterConfig::new("not a url", SECRET)).is_err());
+            assert!(Emitter::new(EmitterConfig::new("http://127.0.0.1:1/", "")).is_err());
+            assert!(Emitter::new(EmitterConfig {
+                retry_scale: f64::NAN,
+                ..EmitterConfig::new("http://127.0.0.1:1/", SECRET)
+            })
+            .is_err());
+            let debug = format!("{:?}", EmitterConfig::new("http://127.0.0.1:1/", SECRET));
+            assert!(!debug.contains(SECRET));
+        }
     }
 }

@@ -104,7 +104,12 @@ impl GroundTruth {
 
     /// Every distinct event of the scenario.
     pub fn total_events(&self) -> usize {
-        self.non_engagement_events + self.engagements.iter().map(|e| e.event_count).sum::<usize>()
+        self.non_engagement_events
+            + self
+                .engagements
+                .iter()
+                .map(|e| e.event_count)
+                .sum::<usize>()
     }
 }
 
@@ -203,10 +208,12 @@ const DISPOSITION_NAMES: &[&str] = &[
     "Escalated",
 ];
 const CONSUMER_FIRST: &[&str] = &[
-    "Jill", "Marcus", "Ana", "Tom", "Grace", "Omar", "Hannah", "Diego", "Chloe", "Ivan", "Leila", "Sam",
+    "Jill", "Marcus", "Ana", "Tom", "Grace", "Omar", "Hannah", "Diego", "Chloe", "Ivan", "Leila",
+    "Sam",
 ];
 const CONSUMER_LAST: &[&str] = &[
-    "Walker", "Nguyen", "Fischer", "Brooks", "Haddad", "Lopez", "Schmidt", "Reyes", "Moreau", "Park",
+    "Walker", "Nguyen", "Fischer", "Brooks", "Haddad", "Lopez", "Schmidt", "Reyes", "Moreau",
+    "Park",
 ];
 const AREA_CODES: &[u32] = &[205, 312, 415, 512, 617, 646, 702, 808];
 const CONSUMER_POOL: usize = 40;
@@ -548,10 +555,16 @@ impl Gen {
                 .choose(&mut self.rng)
                 .copied()
                 .unwrap_or("web_video"),
-            Kind::Messaging => ["web_chat", "in_app_chat", "sms", "whatsapp", "facebook_messenger"]
-                .choose(&mut self.rng)
-                .copied()
-                .unwrap_or("web_chat"),
+            Kind::Messaging => [
+                "web_chat",
+                "in_app_chat",
+                "sms",
+                "whatsapp",
+                "facebook_messenger",
+            ]
+            .choose(&mut self.rng)
+            .copied()
+            .unwrap_or("web_chat"),
             Kind::Email => "email_address",
             _ => "voice",
         };
@@ -724,8 +737,9 @@ impl Gen {
                 t = seg_end;
                 break;
             }
-            // Transfer: the current agent may save a disposition before handing over.
-            if self.rng.random_bool(0.5) {
+            // Transfer: the current agent may save a disposition before handing over (at most one before the
+            // final agent's, so an engagement carries one or two).
+            if saved_dispositions.is_empty() && self.rng.random_bool(0.5) {
                 let at = seg_end - self.secs(1, 10);
                 self.add_disposition(eng, &mut saved_dispositions, agent, at);
             }
@@ -778,22 +792,20 @@ impl Gen {
             let at = self.between(wrap_start + 2000, wrap_end - 8000);
             self.add_note(eng, &mut notes, agent, at);
         }
-        for i in 0..notes.len() {
-            if notes[i].author != agent || !self.rng.random_bool(0.35) {
+        for note in notes.iter_mut() {
+            if note.author != agent || !self.rng.random_bool(0.35) {
                 continue;
             }
             // A later whole second than the current version, so "latest last_modified_time wins" is unambiguous.
-            let earliest = notes[i].last_modified_ms + 1000;
+            let earliest = note.last_modified_ms + 1000;
             if earliest >= wrap_end - 1000 {
                 continue;
             }
             let at = self.between(earliest.max(wrap_start + 1000), wrap_end - 1000);
             let suffix = self.note_text(NOTE_EDITS);
-            let note = &mut notes[i];
             note.text.push_str(&suffix);
             note.last_modified_ms = floor_second(at);
-            let note = note.clone();
-            self.emit_note(eng, &note, at);
+            self.emit_note(eng, note, at);
         }
         let at = self.between(wrap_start + 1000, wrap_end - 1000);
         self.add_disposition(eng, &mut saved_dispositions, agent, at);
@@ -895,7 +907,13 @@ impl Gen {
     }
 
     /// Saves a disposition not yet on the engagement (catalogue permitting).
-    fn add_disposition(&mut self, eng: &mut Eng, saved: &mut Vec<(usize, usize)>, agent: usize, at: i64) {
+    fn add_disposition(
+        &mut self,
+        eng: &mut Eng,
+        saved: &mut Vec<(usize, usize)>,
+        agent: usize,
+        at: i64,
+    ) {
         let options: Vec<usize> = (0..self.directory.dispositions.len())
             .filter(|i| !saved.iter().any(|(d, _)| d == i))
             .collect();
@@ -993,7 +1011,10 @@ impl Gen {
                 }
                 let away = self.rng.random_range(cursor..latest);
                 let back = away + self.rng.random_range(300_000..=1_200_000);
-                let reason = BREAK_REASONS.choose(&mut self.rng).copied().unwrap_or("Break");
+                let reason = BREAK_REASONS
+                    .choose(&mut self.rng)
+                    .copied()
+                    .unwrap_or("Break");
                 emit(
                     "user_status_changed",
                     away,
@@ -1150,5 +1171,339 @@ impl Eng {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn scenario(seed: u64, engagements: usize) -> Scenario {
+        generate(&GeneratorConfig {
+            seed,
+            engagements,
+            ..GeneratorConfig::default()
+        })
+    }
+
+    fn short_name(event: &SimEvent) -> &str {
+        event.event().strip_prefix(EVENT_PREFIX).unwrap_or("")
+    }
+
+    fn str_field<'a>(event: &'a SimEvent, key: &str) -> Option<&'a str> {
+        event.object()?.get(key)?.as_str()
+    }
+
+    fn iso_ms(iso: &str) -> i64 {
+        chrono::DateTime::parse_from_rfc3339(iso)
+            .expect("ISO timestamp")
+            .timestamp_millis()
+    }
+
+    #[test]
+    fn deterministic_for_a_seed() {
+        let a = scenario(7, 30);
+        assert_eq!(a, scenario(7, 30));
+        let b = scenario(8, 30);
+        assert_ne!(a.events, b.events);
+        assert_ne!(a.truth, b.truth);
+    }
+
+    #[test]
+    fn envelopes_are_well_formed_and_sorted() {
+        let s = scenario(1, 50);
+        assert!(s.events.windows(2).all(|w| w[0].event_ts <= w[1].event_ts));
+        for e in &s.events {
+            assert_eq!(e.body["event_ts"].as_i64(), Some(e.event_ts));
+            assert_eq!(
+                e.body["payload"]["account_id"].as_str(),
+                Some(DEFAULT_ACCOUNT_ID)
+            );
+            assert!(e.object().is_some_and(Value::is_object), "{}", e.body);
+            // The typo in the zoom crate's event list (messaging transcript entry) is tolerated here.
+            assert!(
+                zoom::events::is_known_event(e.event())
+                    || e.event() == "contact_center.engagement_messaging_transcript_completed",
+                "unknown event {}",
+                e.event()
+            );
+            // The bridge's own envelope type must accept every body.
+            let parsed: zoom::WebhookEnvelope =
+                serde_json::from_value(e.body.clone()).expect("zoom::WebhookEnvelope");
+            assert_eq!(parsed.event_ts, e.event_ts);
+            let is_agent_event = short_name(e).starts_with("user_");
+            assert_eq!(
+                parsed.payload.object.engagement_id.is_none(),
+                is_agent_event,
+                "{}",
+                e.body
+            );
+        }
+        let agent_events = s.events.iter().filter(|e| e.engagement_id().is_none());
+        assert_eq!(agent_events.count(), s.truth.non_engagement_events);
+        assert_eq!(s.truth.total_events(), s.events.len());
+    }
+
+    #[test]
+    fn distinct_events_are_never_byte_identical() {
+        let s = scenario(3, 200);
+        let mut bodies = HashSet::new();
+        let mut keys = HashSet::new();
+        for e in &s.events {
+            assert!(bodies.insert(e.to_bytes()), "duplicate body {}", e.body);
+            let user = str_field(e, "user_id").filter(|_| e.engagement_id().is_none());
+            assert!(keys.insert((e.engagement_id(), user, e.event(), e.event_ts)));
+        }
+    }
+
+    #[test]
+    fn ids_are_opaque_and_urls_use_api_base() {
+        let s = generate(&GeneratorConfig {
+            api_base: "http://127.0.0.1:9/v2/".to_owned(),
+            ..GeneratorConfig::default()
+        });
+        for e in &s.events {
+            for key in [
+                "engagement_id",
+                "user_id",
+                "cc_queue_id",
+                "note_id",
+                "disposition_id",
+                "recording_id",
+                "message_id",
+                "consumer_id",
+                "inbox_id",
+            ] {
+                if let Some(id) = str_field(e, key) {
+                    assert_eq!(id.len(), 22, "{key} {id}");
+                }
+            }
+            for key in ["download_url", "transcript_url", "playback_url"] {
+                if let Some(url) = str_field(e, key) {
+                    assert!(
+                        url.starts_with("http://127.0.0.1:9/v2/contact_center/"),
+                        "{url}"
+                    );
+                }
+            }
+            if let Some(n) = str_field(e, "consumer_number") {
+                assert!(n.starts_with("+1") && n.len() == 12, "{n}");
+            }
+        }
+    }
+
+    /// Recomputes the truth from the events alone, the way a correct order-insensitive projection would.
+    fn project(events: &[SimEvent]) -> BTreeMap<String, TruthEngagement> {
+        let mut out: BTreeMap<String, TruthEngagement> = BTreeMap::new();
+        let mut note_times: HashMap<(String, String), String> = HashMap::new();
+        // Project in reverse to prove the result does not depend on order.
+        for e in events.iter().rev() {
+            let Some(id) = e.engagement_id() else {
+                continue;
+            };
+            let t = out.entry(id.to_owned()).or_default();
+            t.engagement_id = id.to_owned();
+            t.event_count += 1;
+            let f = |key: &str| str_field(e, key).map(str::to_owned);
+            t.queue_ids.extend(f("cc_queue_id"));
+            t.consumer_numbers.extend(f("consumer_number"));
+            match short_name(e) {
+                "engagement_started" => {
+                    t.channel = f("channel").unwrap_or_default();
+                    t.direction = f("direction").unwrap_or_default();
+                    t.start_time_ms = iso_ms(&f("start_time").unwrap_or_default());
+                    assert_eq!(t.start_time_ms, e.event_ts);
+                }
+                "engagement_ended" => {
+                    t.end_time_ms = iso_ms(&f("end_time").unwrap_or_default());
+                    assert_eq!(t.end_time_ms, e.event_ts);
+                }
+                "engagement_user_answered" | "engagement_transfer_accepted" => {
+                    t.agent_ids.extend(f("user_id"));
+                }
+                "engagement_note_added" => {
+                    let note_id = f("note_id").unwrap_or_default();
+                    let modified = f("last_modified_time").unwrap_or_default();
+                    let key = (id.to_owned(), note_id.clone());
+                    let newer = note_times.get(&key).is_none_or(|seen| modified > *seen);
+                    if newer {
+                        note_times.insert(key, modified);
+                        t.notes.insert(note_id, f("note").unwrap_or_default());
+                    }
+                }
+                "engagement_disposition_added" => {
+                    t.disposition_ids.extend(f("disposition_id"));
+                }
+                "recording_started" | "recording_completed" => {
+                    t.recording_ids.extend(f("recording_id"));
+                }
+                "recording_transcript_completed" => {
+                    t.transcripts
+                        .insert(("recording".into(), f("recording_id").unwrap_or_default()));
+                }
+                "engagement_messaging_transcript_completed" => {
+                    t.transcripts.insert(("messaging".into(), id.to_owned()));
+                }
+                "engagement_email_transcript_completed" => {
+                    t.transcripts.insert(("email".into(), id.to_owned()));
+                }
+                "voicemail_transcript_completed" => {
+                    t.transcripts
+                        .insert(("voicemail".into(), f("message_id").unwrap_or_default()));
+                }
+                "inbox_message_received" => {
+                    t.voicemail_ids.extend(f("message_id"));
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn truth_matches_an_independent_projection() {
+        for seed in [1, 2, 99] {
+            let s = scenario(seed, 80);
+            let projected = project(&s.events);
+            assert_eq!(s.truth.engagements.len(), 80);
+            assert!(s
+                .truth
+                .engagements
+                .windows(2)
+                .all(|w| w[0].engagement_id < w[1].engagement_id));
+            for truth in &s.truth.engagements {
+                assert_eq!(Some(truth), projected.get(&truth.engagement_id));
+                assert_eq!(
+                    s.truth.engagement(&truth.engagement_id),
+                    Some(truth),
+                    "lookup"
+                );
+                assert!(truth.end_time_ms > truth.start_time_ms);
+                assert_eq!(truth.start_time_ms % 1000, 0);
+                assert!(!truth.queue_ids.is_empty());
+                for (kind, _) in &truth.transcripts {
+                    assert!(
+                        ["recording", "messaging", "email", "voicemail"].contains(&kind.as_str())
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_day_covers_every_path_and_zoom_refires() {
+        // Coverage is by construction (every kind at least once, at least one transfer), not by luck of a seed.
+        for seed in 0..20 {
+            check_day(seed);
+        }
+    }
+
+    fn check_day(seed: u64) {
+        let s = scenario(seed, 50);
+        let t = &s.truth;
+        let count = |channel: &str| {
+            t.engagements
+                .iter()
+                .filter(|e| e.channel == channel)
+                .count()
+        };
+        assert!(count("voice") > count("messaging"));
+        assert!(count("messaging") >= 1 && count("email") >= 1 && count("video") >= 1);
+        assert!(t.engagements.iter().any(|e| e.direction == "outbound"));
+        assert!(t.engagements.iter().any(|e| !e.voicemail_ids.is_empty()));
+        assert!(
+            t.engagements.iter().any(|e| e.agent_ids.len() >= 2),
+            "a transfer"
+        );
+        assert!(t.engagements.iter().any(|e| !e.recording_ids.is_empty()));
+        assert!(t.engagements.iter().any(|e| !e.transcripts.is_empty()));
+        assert!(t.non_engagement_events >= 8 * 4);
+
+        // Every note in the truth was fired, with its final text on at least one event.
+        for e in &t.engagements {
+            for (note_id, text) in &e.notes {
+                assert!(s
+                    .events
+                    .iter()
+                    .any(|ev| ev.engagement_id() == Some(&e.engagement_id)
+                        && str_field(ev, "note_id") == Some(note_id)
+                        && str_field(ev, "note") == Some(text)));
+            }
+            let answered = !e.agent_ids.is_empty();
+            assert_eq!(!e.disposition_ids.is_empty(), answered);
+            assert!(e.disposition_ids.len() <= 2);
+            assert!(e.notes.len() <= 3);
+        }
+
+        let mut disposition_fires: HashMap<(&str, &str), usize> = HashMap::new();
+        let mut note_texts: HashMap<(&str, &str), BTreeSet<&str>> = HashMap::new();
+        let mut note_fires: HashMap<(&str, &str), usize> = HashMap::new();
+        for ev in &s.events {
+            let Some(id) = ev.engagement_id() else {
+                continue;
+            };
+            if let Some(d) = str_field(ev, "disposition_id") {
+                *disposition_fires.entry((id, d)).or_default() += 1;
+            }
+            if let (Some(n), Some(text)) = (str_field(ev, "note_id"), str_field(ev, "note")) {
+                *note_fires.entry((id, n)).or_default() += 1;
+                note_texts.entry((id, n)).or_default().insert(text);
+            }
+        }
+        assert!(
+            disposition_fires.values().any(|&n| n >= 2),
+            "disposition re-fired"
+        );
+        assert!(note_fires.values().any(|&n| n >= 2), "note re-fired");
+        assert!(
+            note_texts.values().any(|texts| texts.len() >= 2),
+            "note edited"
+        );
+    }
+
+    #[test]
+    fn edited_notes_resolve_by_last_modified_time() {
+        let s = scenario(5, 200);
+        let mut latest: HashMap<(&str, &str), (&str, &str)> = HashMap::new();
+        for ev in &s.events {
+            let (Some(id), Some(n), Some(m), Some(text)) = (
+                ev.engagement_id(),
+                str_field(ev, "note_id"),
+                str_field(ev, "last_modified_time"),
+                str_field(ev, "note"),
+            ) else {
+                continue;
+            };
+            let slot = latest.entry((id, n)).or_insert((m, text));
+            if m > slot.0 {
+                *slot = (m, text);
+            } else if m == slot.0 {
+                assert_eq!(slot.1, text, "same last_modified_time, different text");
+            }
+        }
+        for ((id, n), (_, text)) in latest {
+            let truth = s.truth.engagement(id).expect("engagement in truth");
+            assert_eq!(truth.notes.get(n).map(String::as_str), Some(text));
+        }
+    }
+
+    #[test]
+    fn tiny_and_empty_scenarios() {
+        let s = scenario(1, 0);
+        assert!(s.truth.engagements.is_empty());
+        assert_eq!(s.events.len(), s.truth.non_engagement_events);
+        let s = scenario(1, 1);
+        assert_eq!(s.truth.engagements.len(), 1);
+    }
+
+    #[test]
+    fn truth_round_trips_through_json() {
+        let truth = scenario(4, 20).truth;
+        let json = serde_json::to_string(&truth).expect("serialize");
+        assert_eq!(
+            serde_json::from_str::<GroundTruth>(&json).expect("deserialize"),
+            truth
+        );
     }
 }

@@ -2,6 +2,7 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -154,8 +155,8 @@ impl ScenarioArgs {
 }
 
 fn write_json_file(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
-    let file = std::fs::File::create(path)
-        .with_context(|| format!("creating {}", path.display()))?;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut writer = std::io::BufWriter::new(file);
     serde_json::to_writer_pretty(&mut writer, value)
         .with_context(|| format!("writing {}", path.display()))?;
@@ -172,17 +173,7 @@ fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
 
 async fn emit(args: EmitArgs) -> anyhow::Result<()> {
     let config = args.scenario.config();
-    let scenario = generate(&config);
-    tracing::info!(
-        seed = config.seed,
-        engagements = config.engagements,
-        events = scenario.events.len(),
-        "generated scenario"
-    );
-    if let Some(path) = &args.truth {
-        write_json_file(path, &scenario.truth)?;
-        tracing::info!(path = %path.display(), "wrote ground truth");
-    }
+    // Build the emitter first so a bad target fails before anything is written.
     let emitter = Emitter::new(EmitterConfig {
         target: args.target.clone(),
         secret: args.secret,
@@ -197,6 +188,17 @@ async fn emit(args: EmitArgs) -> anyhow::Result<()> {
         timeout: Duration::from_millis(args.timeout_ms),
         concurrency: usize::try_from(args.concurrency).unwrap_or(usize::MAX),
     })?;
+    let scenario = generate(&config);
+    tracing::info!(
+        seed = config.seed,
+        engagements = config.engagements,
+        events = scenario.events.len(),
+        "generated scenario"
+    );
+    if let Some(path) = &args.truth {
+        write_json_file(path, &scenario.truth)?;
+        tracing::info!(path = %path.display(), "wrote ground truth");
+    }
     if !args.skip_validation {
         emitter
             .url_validation()
@@ -223,7 +225,7 @@ fn events(args: &ScenarioArgs) -> anyhow::Result<()> {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
@@ -236,10 +238,15 @@ async fn main() -> anyhow::Result<()> {
         Command::Truth(args) => print_json(&generate(&args.config()).truth),
         Command::Events(args) => events(&args),
     };
-    // A closed stdout (`zoom-sim events | head`) is not an error worth a report.
     match result {
-        Err(error) if is_broken_pipe(&error) => Ok(()),
-        other => other,
+        Ok(()) => ExitCode::SUCCESS,
+        // A closed stdout (`zoom-sim events | head`) is not an error worth a report.
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
+        Err(error) => {
+            // The cause chain on one line, without anyhow's backtrace.
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

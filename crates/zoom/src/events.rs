@@ -250,7 +250,7 @@ pub const CONTACT_CENTER_EVENTS: &[&str] = &[
     "engagement_survey_status",
     "engagement_follow_up_task_created",
     "engagement_follow_up_task_updated",
-    "engagement_messaging_transcript_completed` (added [CL 2023-12-14])",
+    "engagement_messaging_transcript_completed",
     "engagement_email_transcript_completed",
     "recording_transcript_completed",
     "voicemail_transcript_completed",
