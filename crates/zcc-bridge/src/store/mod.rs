@@ -6,7 +6,7 @@ mod postgres;
 mod sqlite;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -221,10 +221,11 @@ fn migrator(sqls: &[(i64, &'static str, &'static str)]) -> Migrator {
     }
 }
 
-/// The per-backend statements `commit_batch` needs inside one transaction.
+/// The statements `commit_batch` needs inside one transaction, each covering a whole batch so that a commit
+/// costs a handful of statements rather than several per event.
 pub(crate) trait BatchTx: Send {
-    /// Inserts unless the dedup key exists; `Some(id)` when inserted.
-    async fn insert_event(&mut self, event: &NewEvent) -> Result<Option<i64>>;
+    /// Inserts the events whose dedup key is new; returns the ids of those inserted, by dedup key.
+    async fn insert_events(&mut self, events: &[&NewEvent]) -> Result<HashMap<String, i64>>;
     /// Notes a redelivery of an existing event; returns that event's id.
     async fn record_duplicate(&mut self, event: &NewEvent) -> Result<i64>;
     async fn insert_quarantine(&mut self, item: &NewQuarantine) -> Result<i64>;
@@ -234,18 +235,210 @@ pub(crate) trait BatchTx: Send {
         event_id: i64,
         at: i64,
     ) -> Result<()>;
-    /// Reads (and on Postgres locks) one record.
-    async fn lock_engagement(&mut self, engagement_id: &str) -> Result<Option<EngagementState>>;
-    /// Inserts a new record; `false` if a concurrent transaction created it first.
-    async fn insert_engagement(&mut self, row: &EngagementRow) -> Result<bool>;
-    async fn update_engagement(&mut self, row: &EngagementRow) -> Result<()>;
+    /// Reads (and on Postgres locks, in id order) the existing records among `ids`.
+    async fn lock_engagements(&mut self, ids: &[&str])
+        -> Result<BTreeMap<String, EngagementState>>;
+    /// Inserts new records; returns those inserted (the others were created concurrently).
+    async fn insert_engagements(&mut self, rows: &[EngagementRow]) -> Result<BTreeSet<String>>;
+    /// Overwrites records this transaction holds locked.
+    async fn update_engagements(&mut self, rows: &[EngagementRow]) -> Result<()>;
     async fn last_event_id(&mut self, engagement_id: &str) -> Result<Option<i64>>;
     async fn replace_index(
         &mut self,
-        engagement_id: &str,
-        entries: &BTreeSet<(&'static str, String)>,
+        entries: &[(String, BTreeSet<(&'static str, String)>)],
     ) -> Result<()>;
 }
+
+/// Implements `BatchTx` for a backend's transaction wrapper. The SQL is the same on both backends (placeholders
+/// come from `QueryBuilder`); only the row-locking suffix differs.
+macro_rules! impl_batch_tx {
+    ($tx:ident, $db:ty, $lock_suffix:literal) => {
+        impl $crate::store::BatchTx for $tx<'_> {
+            async fn insert_events(
+                &mut self,
+                events: &[&$crate::store::NewEvent],
+            ) -> $crate::store::Result<std::collections::HashMap<String, i64>> {
+                let mut inserted = std::collections::HashMap::new();
+                for chunk in events.chunks(1000) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO events (dedup_key, source, event_type, engagement_id, event_ts, received_at, request_id, raw) ",
+                    );
+                    qb.push_values(chunk, |mut b, e| {
+                        b.push_bind(e.dedup_key.as_str())
+                            .push_bind(e.source.as_str())
+                            .push_bind(e.event_type.as_str())
+                            .push_bind(e.engagement_id.as_deref())
+                            .push_bind(e.event_ts)
+                            .push_bind(e.received_at)
+                            .push_bind(e.request_id.as_deref())
+                            .push_bind(e.raw.as_ref());
+                    });
+                    qb.push(" ON CONFLICT (dedup_key) DO NOTHING RETURNING id, dedup_key");
+                    let rows: Vec<(i64, String)> = qb.build_query_as().fetch_all(&mut *self.0).await?;
+                    inserted.extend(rows.into_iter().map(|(id, key)| (key, id)));
+                }
+                Ok(inserted)
+            }
+
+            async fn record_duplicate(&mut self, e: &$crate::store::NewEvent) -> $crate::store::Result<i64> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new(
+                    "UPDATE events SET duplicate_count = duplicate_count + 1, last_duplicate_at = ",
+                );
+                qb.push_bind(e.received_at)
+                    .push(" WHERE dedup_key = ")
+                    .push_bind(e.dedup_key.as_str())
+                    .push(" RETURNING id");
+                let id: i64 = qb.build_query_scalar().fetch_one(&mut *self.0).await?;
+                let mut qb = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO duplicates (event_id, source, received_at, request_id) ",
+                );
+                qb.push_values([e], |mut b, e| {
+                    b.push_bind(id)
+                        .push_bind(e.source.as_str())
+                        .push_bind(e.received_at)
+                        .push_bind(e.request_id.as_deref());
+                });
+                qb.build().execute(&mut *self.0).await?;
+                Ok(id)
+            }
+
+            async fn insert_quarantine(&mut self, q: &$crate::store::NewQuarantine) -> $crate::store::Result<i64> {
+                let mut qb =
+                    sqlx::QueryBuilder::<$db>::new("INSERT INTO quarantine (source, received_at, request_id, reason, raw) ");
+                qb.push_values([q], |mut b, q| {
+                    b.push_bind(q.source.as_str())
+                        .push_bind(q.received_at)
+                        .push_bind(q.request_id.as_deref())
+                        .push_bind(q.reason.as_str())
+                        .push_bind(q.raw.as_ref());
+                });
+                qb.push(" RETURNING id");
+                Ok(qb.build_query_scalar().fetch_one(&mut *self.0).await?)
+            }
+
+            async fn resolve_quarantine(
+                &mut self,
+                quarantine_id: i64,
+                event_id: i64,
+                at: i64,
+            ) -> $crate::store::Result<()> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new("UPDATE quarantine SET resolved_event_id = ");
+                qb.push_bind(event_id)
+                    .push(", resolved_at = ")
+                    .push_bind(at)
+                    .push(" WHERE id = ")
+                    .push_bind(quarantine_id);
+                qb.build().execute(&mut *self.0).await?;
+                Ok(())
+            }
+
+            async fn lock_engagements(
+                &mut self,
+                ids: &[&str],
+            ) -> $crate::store::Result<std::collections::BTreeMap<String, $crate::core::EngagementState>> {
+                let mut out = std::collections::BTreeMap::new();
+                for chunk in ids.chunks(1000) {
+                    let mut qb =
+                        sqlx::QueryBuilder::<$db>::new("SELECT engagement_id, state FROM engagements WHERE engagement_id IN (");
+                    let mut list = qb.separated(", ");
+                    for id in chunk {
+                        list.push_bind(*id);
+                    }
+                    qb.push(") ORDER BY engagement_id");
+                    qb.push($lock_suffix);
+                    let rows: Vec<(String, String)> = qb.build_query_as().fetch_all(&mut *self.0).await?;
+                    for (id, json) in rows {
+                        let state = $crate::store::decode_state(&id, &json)?;
+                        out.insert(id, state);
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn insert_engagements(
+                &mut self,
+                rows: &[$crate::store::EngagementRow],
+            ) -> $crate::store::Result<std::collections::BTreeSet<String>> {
+                let mut inserted = std::collections::BTreeSet::new();
+                for chunk in rows.chunks(1000) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO engagements (engagement_id, state, sort_ts, channel, direction, updated_at) ",
+                    );
+                    qb.push_values(chunk, |mut b, r| {
+                        b.push_bind(r.engagement_id.as_str())
+                            .push_bind(r.state_json.as_str())
+                            .push_bind(r.sort_ts)
+                            .push_bind(r.channel.as_deref())
+                            .push_bind(r.direction.as_deref())
+                            .push_bind(r.updated_at);
+                    });
+                    qb.push(" ON CONFLICT (engagement_id) DO NOTHING RETURNING engagement_id");
+                    let ids: Vec<String> = qb.build_query_scalar().fetch_all(&mut *self.0).await?;
+                    inserted.extend(ids);
+                }
+                Ok(inserted)
+            }
+
+            async fn update_engagements(&mut self, rows: &[$crate::store::EngagementRow]) -> $crate::store::Result<()> {
+                // An upsert of rows this transaction holds locked: one statement, same SQL on both backends.
+                for chunk in rows.chunks(1000) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO engagements (engagement_id, state, sort_ts, channel, direction, updated_at) ",
+                    );
+                    qb.push_values(chunk, |mut b, r| {
+                        b.push_bind(r.engagement_id.as_str())
+                            .push_bind(r.state_json.as_str())
+                            .push_bind(r.sort_ts)
+                            .push_bind(r.channel.as_deref())
+                            .push_bind(r.direction.as_deref())
+                            .push_bind(r.updated_at);
+                    });
+                    qb.push(
+                        " ON CONFLICT (engagement_id) DO UPDATE SET state = excluded.state, sort_ts = excluded.sort_ts,
+                          channel = excluded.channel, direction = excluded.direction, updated_at = excluded.updated_at",
+                    );
+                    qb.build().execute(&mut *self.0).await?;
+                }
+                Ok(())
+            }
+
+            async fn last_event_id(&mut self, engagement_id: &str) -> $crate::store::Result<Option<i64>> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT MAX(id) FROM events WHERE engagement_id = ");
+                qb.push_bind(engagement_id);
+                Ok(qb.build_query_scalar().fetch_one(&mut *self.0).await?)
+            }
+
+            async fn replace_index(
+                &mut self,
+                entries: &[(String, std::collections::BTreeSet<(&'static str, String)>)],
+            ) -> $crate::store::Result<()> {
+                for chunk in entries.chunks(500) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("DELETE FROM engagement_index WHERE engagement_id IN (");
+                    let mut list = qb.separated(", ");
+                    for (id, _) in chunk {
+                        list.push_bind(id.as_str());
+                    }
+                    qb.push(")");
+                    qb.build().execute(&mut *self.0).await?;
+                    let rows: Vec<(&str, &str, &str)> = chunk
+                        .iter()
+                        .flat_map(|(id, set)| set.iter().map(move |(kind, value)| (*kind, value.as_str(), id.as_str())))
+                        .collect();
+                    for rows in rows.chunks(1000) {
+                        let mut qb =
+                            sqlx::QueryBuilder::<$db>::new("INSERT INTO engagement_index (kind, value, engagement_id) ");
+                        qb.push_values(rows, |mut b, (kind, value, id)| {
+                            b.push_bind(*kind).push_bind(*value).push_bind(*id);
+                        });
+                        qb.build().execute(&mut *self.0).await?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    };
+}
+pub(crate) use impl_batch_tx;
 
 /// A record serialised for storage with its query columns.
 pub(crate) struct EngagementRow {
@@ -297,82 +490,103 @@ pub(crate) async fn commit_batch<T: BatchTx>(
     let mut order: Vec<usize> = (0..batch.len()).collect();
     order.sort_by(|&a, &b| sort_key(&batch[a]).cmp(&sort_key(&batch[b])));
 
+    let events: Vec<&NewEvent> = order.iter().filter_map(|&i| event_of(&batch[i])).collect();
+    let inserted = tx.insert_events(&events).await?;
+    let mut claimed: HashSet<&str> = HashSet::new();
     let mut outcomes: Vec<Option<Outcome>> = vec![None; batch.len()];
     let mut deltas: BTreeMap<String, EngagementState> = BTreeMap::new();
     for index in order {
-        let outcome = match &batch[index] {
-            Inbound::Quarantine(item) => Outcome::Quarantined {
-                quarantine_id: tx.insert_quarantine(item).await?,
+        let item = &batch[index];
+        let outcome = match (item, event_of(item)) {
+            (Inbound::Quarantine(q), _) => Outcome::Quarantined {
+                quarantine_id: tx.insert_quarantine(q).await?,
             },
-            Inbound::Event(event) => append(tx, event, &mut deltas).await?.0,
-            Inbound::Replay {
-                quarantine_id,
-                event,
-            } => {
-                let (outcome, event_id) = append(tx, event, &mut deltas).await?;
-                tx.resolve_quarantine(*quarantine_id, event_id, now).await?;
+            (_, Some(event)) => {
+                // The first item with a newly inserted key is the stored one; any repeat is a duplicate.
+                let outcome = match inserted.get(&event.dedup_key) {
+                    Some(&event_id) if claimed.insert(event.dedup_key.as_str()) => {
+                        if let Some(obs) = &event.observation {
+                            deltas
+                                .entry(obs.engagement_id.clone())
+                                .or_insert_with(|| {
+                                    EngagementState::empty(obs.engagement_id.clone())
+                                })
+                                .apply(obs);
+                        }
+                        Outcome::Stored { event_id }
+                    }
+                    _ => Outcome::Duplicate {
+                        event_id: tx.record_duplicate(event).await?,
+                    },
+                };
+                if let Inbound::Replay { quarantine_id, .. } = item {
+                    let (Outcome::Stored { event_id }
+                    | Outcome::Duplicate { event_id }
+                    | Outcome::Quarantined {
+                        quarantine_id: event_id,
+                    }) = outcome;
+                    tx.resolve_quarantine(*quarantine_id, event_id, now).await?;
+                }
                 outcome
             }
+            (_, None) => continue,
         };
         outcomes[index] = Some(outcome);
     }
-
-    for (engagement_id, delta) in deltas {
-        loop {
-            let existing = tx.lock_engagement(&engagement_id).await?;
-            let old_index = existing.as_ref().map(EngagementState::index_entries);
-            let mut state =
-                existing.unwrap_or_else(|| EngagementState::empty(engagement_id.clone()));
-            state.join(&delta);
-            let row = EngagementRow::new(&state, now)?;
-            let new_index = state.index_entries();
-            match old_index {
-                Some(old) => {
-                    tx.update_engagement(&row).await?;
-                    if old != new_index {
-                        tx.replace_index(&engagement_id, &new_index).await?;
-                    }
-                }
-                None => {
-                    if !tx.insert_engagement(&row).await? {
-                        continue; // created concurrently: lock it and merge again
-                    }
-                    tx.replace_index(&engagement_id, &new_index).await?;
-                }
-            }
-            break;
-        }
-    }
+    merge_into_records(tx, deltas, now).await?;
     // `order` is a permutation of the indices, so every slot is filled.
     Ok(outcomes.into_iter().flatten().collect())
 }
 
-fn sort_key(item: &Inbound) -> (u8, &str) {
+/// Merges per-engagement deltas into the stored records, a batch at a time.
+async fn merge_into_records<T: BatchTx>(
+    tx: &mut T,
+    mut pending: BTreeMap<String, EngagementState>,
+    now: i64,
+) -> Result<()> {
+    while !pending.is_empty() {
+        let ids: Vec<&str> = pending.keys().map(String::as_str).collect();
+        let existing = tx.lock_engagements(&ids).await?;
+        let (mut updates, mut inserts, mut index) = (Vec::new(), Vec::new(), Vec::new());
+        for (id, delta) in &pending {
+            match existing.get(id) {
+                Some(stored) => {
+                    let mut state = stored.clone();
+                    state.join(delta);
+                    let entries = state.index_entries();
+                    if entries != stored.index_entries() {
+                        index.push((id.clone(), entries));
+                    }
+                    updates.push(EngagementRow::new(&state, now)?);
+                }
+                None => inserts.push(EngagementRow::new(delta, now)?),
+            }
+        }
+        tx.update_engagements(&updates).await?;
+        let created = tx.insert_engagements(&inserts).await?;
+        for id in &created {
+            if let Some(delta) = pending.get(id) {
+                index.push((id.clone(), delta.index_entries()));
+            }
+        }
+        tx.replace_index(&index).await?;
+        // Records another transaction created meanwhile: lock them and merge again.
+        pending.retain(|id, _| !existing.contains_key(id) && !created.contains(id));
+    }
+    Ok(())
+}
+
+fn event_of(item: &Inbound) -> Option<&NewEvent> {
     match item {
-        Inbound::Event(e) | Inbound::Replay { event: e, .. } => (0, e.dedup_key.as_str()),
-        Inbound::Quarantine(_) => (1, ""),
+        Inbound::Event(e) | Inbound::Replay { event: e, .. } => Some(e),
+        Inbound::Quarantine(_) => None,
     }
 }
 
-async fn append<T: BatchTx>(
-    tx: &mut T,
-    event: &NewEvent,
-    deltas: &mut BTreeMap<String, EngagementState>,
-) -> Result<(Outcome, i64)> {
-    match tx.insert_event(event).await? {
-        Some(event_id) => {
-            if let Some(obs) = &event.observation {
-                deltas
-                    .entry(obs.engagement_id.clone())
-                    .or_insert_with(|| EngagementState::empty(obs.engagement_id.clone()))
-                    .apply(obs);
-            }
-            Ok((Outcome::Stored { event_id }, event_id))
-        }
-        None => {
-            let event_id = tx.record_duplicate(event).await?;
-            Ok((Outcome::Duplicate { event_id }, event_id))
-        }
+fn sort_key(item: &Inbound) -> (u8, &str) {
+    match event_of(item) {
+        Some(e) => (0, e.dedup_key.as_str()),
+        None => (1, ""),
     }
 }
 
@@ -393,16 +607,16 @@ pub(crate) async fn replace_engagement_in<T: BatchTx>(
 ) -> Result<bool> {
     let row = EngagementRow::new(state, now_ms())?;
     // Lock first: a commit still in flight merges into the replaced record after we finish.
-    let existing = tx.lock_engagement(&state.engagement_id).await?;
+    let existing = tx.lock_engagements(&[state.engagement_id.as_str()]).await?;
     if tx.last_event_id(&state.engagement_id).await?.unwrap_or(0) != last_event_id {
         return Ok(false);
     }
-    if existing.is_some() {
-        tx.update_engagement(&row).await?;
-    } else if !tx.insert_engagement(&row).await? {
-        tx.update_engagement(&row).await?;
+    let rows = [row];
+    if existing.is_empty() && tx.insert_engagements(&rows).await?.is_empty() {
+        return Ok(false); // created concurrently: recompute
     }
-    tx.replace_index(&state.engagement_id, &state.index_entries())
+    tx.update_engagements(&rows).await?;
+    tx.replace_index(&[(state.engagement_id.clone(), state.index_entries())])
         .await?;
     Ok(true)
 }
