@@ -89,7 +89,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             let _ = stop_rx.await;
             let _ = stopping_tx.send(());
         });
-        let mut serve = std::pin::pin!(serve.into_future());
+        let mut serve = Box::pin(serve.into_future());
         let served = tokio::select! {
             result = &mut serve => result.map_err(anyhow::Error::from),
             _ = async {

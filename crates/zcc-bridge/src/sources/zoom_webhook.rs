@@ -9,6 +9,7 @@ use crate::core::observation::*;
 
 /// What a verified webhook body turned out to be.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // built once per request and consumed at once
 pub enum ParsedWebhook {
     /// `endpoint.url_validation`: answer the challenge, store nothing.
     UrlValidation {
