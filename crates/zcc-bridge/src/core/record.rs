@@ -473,10 +473,7 @@ impl EngagementState {
 }
 
 /// Entries of a map in first-seen order (ties by key).
-fn in_seen_order<K: Ord, V>(
-    map: &BTreeMap<K, V>,
-    seen: impl Fn(&V) -> FirstSeen,
-) -> Vec<(&K, &V)> {
+fn in_seen_order<K: Ord, V>(map: &BTreeMap<K, V>, seen: impl Fn(&V) -> FirstSeen) -> Vec<(&K, &V)> {
     let mut entries: Vec<_> = map.iter().collect();
     entries.sort_by(|(ka, va), (kb, vb)| seen(va).0.cmp(&seen(vb).0).then_with(|| ka.cmp(kb)));
     entries
