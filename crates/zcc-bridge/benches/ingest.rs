@@ -88,6 +88,10 @@ fn event_body(run: &str, i: usize) -> Vec<u8> {
 
 struct Result {
     name: String,
+    /// Machine-wide CPU time (all processes: client, server, database) per acknowledged event, in µs.
+    cpu_us_per_event: f64,
+    /// Machine-wide CPU utilisation during the run, 0..1.
+    cpu_busy: f64,
     events_per_sec: f64,
     p50_ms: f64,
     p99_ms: f64,
@@ -163,10 +167,12 @@ async fn drive(name: &str, addr: SocketAddr, connections: usize, seconds: f64) -
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     measuring.store(true, Ordering::Relaxed);
+    let cpu_before = cpu_ticks();
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
     measuring.store(false, Ordering::Relaxed);
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu_after = cpu_ticks();
     stop.store(true, Ordering::Relaxed);
     let mut all = Vec::new();
     let mut errors = 0;
@@ -183,13 +189,39 @@ async fn drive(name: &str, addr: SocketAddr, connections: usize, seconds: f64) -
         let i = ((all.len() as f64 * p).ceil() as usize).clamp(1, all.len()) - 1;
         all[i].as_secs_f64() * 1000.0
     };
+    let (busy, total) = (cpu_after.0 - cpu_before.0, cpu_after.1 - cpu_before.1);
+    let cpu_busy = if total > 0.0 { busy / total } else { f64::NAN };
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1) as f64;
     Result {
         name: name.to_string(),
+        cpu_us_per_event: cpu_busy * cores * elapsed * 1e6 / all.len().max(1) as f64,
+        cpu_busy,
         events_per_sec: all.len() as f64 / elapsed,
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
         errors,
     }
+}
+
+/// (busy, total) jiffies of the whole machine from /proc/stat (NaN where there is no /proc).
+fn cpu_ticks() -> (f64, f64) {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return (f64::NAN, f64::NAN);
+    };
+    let fields: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total: f64 = fields.iter().sum();
+    // idle and iowait
+    let idle = fields.get(3).copied().unwrap_or(0.0) + fields.get(4).copied().unwrap_or(0.0);
+    (total - idle, total)
 }
 
 async fn baseline() -> (SocketAddr, tokio::task::JoinHandle<()>) {
@@ -219,11 +251,47 @@ async fn bridge(name: &str, database: &str, connections: usize, seconds: f64) ->
     let server = zcc_bridge::start(config(database))
         .await
         .expect("server starts");
+    let before = commit_figures();
     let result = drive(name, server.addr(), connections, seconds).await;
+    let after = commit_figures();
+    let d: Vec<f64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+    if d[1] > 0.0 && d[4] > 0.0 {
+        eprintln!(
+            "  {name}: {:.0} commits, {:.1} items and {:.2} ms per commit; {:.0} merges, {:.1} events and {:.2} ms per merge",
+            d[1],
+            d[0] / d[1],
+            d[2] * 1000.0 / d[1],
+            d[4],
+            d[3] / d[4],
+            d[5] * 1000.0 / d[4],
+        );
+    }
     let stats = server.store().stats().await.expect("stats");
     server.shutdown().await.expect("shutdown");
     eprintln!("  {name}: {} events durable in the log", stats.events);
     result
+}
+
+/// (items committed, commits, seconds spent committing, events merged, merges, seconds spent merging) so far in
+/// this process, from the Prometheus recorder.
+fn commit_figures() -> [f64; 6] {
+    let text = zcc_bridge::telemetry::metrics_handle().render();
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(name)
+                    .and_then(|rest| rest.trim().parse().ok())
+            })
+            .unwrap_or(0.0)
+    };
+    [
+        value("zcc_ingest_commit_batch_size_sum "),
+        value("zcc_ingest_commit_batch_size_count "),
+        value("zcc_ingest_commit_seconds_sum "),
+        value("zcc_projection_batch_size_sum "),
+        value("zcc_projection_batch_size_count "),
+        value("zcc_projection_seconds_sum "),
+    ]
 }
 
 fn main() {
@@ -258,11 +326,21 @@ fn main() {
         let base = results[0].events_per_sec;
         println!();
         println!("ingest benchmark: {connections} connections, {seconds} s per run, signed distinct events, loopback");
-        println!("{:<24} {:>12} {:>9} {:>9} {:>7} {:>8}", "target", "events/s", "p50 ms", "p99 ms", "errors", "ratio");
+        println!(
+            "{:<24} {:>12} {:>9} {:>9} {:>7} {:>8} {:>9} {:>12}",
+            "target", "events/s", "p50 ms", "p99 ms", "errors", "ratio", "cpu busy", "cpu µs/event"
+        );
         for r in &results {
             println!(
-                "{:<24} {:>12.0} {:>9.2} {:>9.2} {:>7} {:>7.2}x",
-                r.name, r.events_per_sec, r.p50_ms, r.p99_ms, r.errors, r.events_per_sec / base
+                "{:<24} {:>12.0} {:>9.2} {:>9.2} {:>7} {:>7.2}x {:>8.0}% {:>12.1}",
+                r.name,
+                r.events_per_sec,
+                r.p50_ms,
+                r.p99_ms,
+                r.errors,
+                r.events_per_sec / base,
+                r.cpu_busy * 100.0,
+                r.cpu_us_per_event
             );
         }
     });

@@ -1,5 +1,6 @@
 //! Group commit: request handlers hand items to committer tasks and wait; each committer takes whatever has
 //! queued up (up to `max_batch`) and writes it in one transaction, so one fsync acknowledges many requests.
+//! Newly logged events then go to the projector, which merges them into records off the acknowledgement path.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -7,7 +8,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::task::JoinSet;
 
-use crate::store::{Inbound, Outcome, Store, StoreError};
+use crate::projection::ProjectionFeed;
+use crate::store::{Inbound, Outcome, ProjectionItem, Store, StoreError};
 
 type Reply = oneshot::Sender<Result<Vec<Outcome>, Arc<StoreError>>>;
 
@@ -45,13 +47,22 @@ impl Committers {
 }
 
 impl EventLog {
-    pub fn start(store: Arc<dyn Store>, max_batch: usize) -> (Self, Committers) {
+    pub fn start(
+        store: Arc<dyn Store>,
+        max_batch: usize,
+        projection: ProjectionFeed,
+    ) -> (Self, Committers) {
         // Bounded so that overload turns into back-pressure on requests, not unbounded memory.
         let (tx, rx) = mpsc::channel::<Pending>(max_batch * 8);
         let rx = Arc::new(Mutex::new(rx));
         let mut tasks = JoinSet::new();
         for _ in 0..store.committers().max(1) {
-            tasks.spawn(run_committer(store.clone(), rx.clone(), max_batch));
+            tasks.spawn(run_committer(
+                store.clone(),
+                rx.clone(),
+                max_batch,
+                projection.clone(),
+            ));
         }
         (Self { tx }, Committers { tasks })
     }
@@ -80,6 +91,7 @@ async fn run_committer(
     store: Arc<dyn Store>,
     rx: Arc<Mutex<mpsc::Receiver<Pending>>>,
     max_batch: usize,
+    projection: ProjectionFeed,
 ) {
     loop {
         let batch = {
@@ -100,12 +112,16 @@ async fn run_committer(
             }
             batch
         };
-        commit(&*store, batch).await;
+        commit(&*store, batch, &projection).await;
     }
 }
 
-async fn commit(store: &dyn Store, batch: Vec<Pending>) {
-    let items: Vec<Inbound> = batch.iter().flat_map(|p| p.items.iter().cloned()).collect();
+async fn commit(store: &dyn Store, mut batch: Vec<Pending>, projection: &ProjectionFeed) {
+    let counts: Vec<usize> = batch.iter().map(|p| p.items.len()).collect();
+    let items: Vec<Inbound> = batch
+        .iter_mut()
+        .flat_map(|p| std::mem::take(&mut p.items))
+        .collect();
     metrics::histogram!("zcc_ingest_commit_batch_size").record(items.len() as f64);
     let started = Instant::now();
     let mut attempt = 0;
@@ -122,9 +138,26 @@ async fn commit(store: &dyn Store, batch: Vec<Pending>) {
     metrics::histogram!("zcc_ingest_commit_seconds").record(started.elapsed().as_secs_f64());
     match result {
         Ok(outcomes) => {
+            // Hand the new events to the projector before acknowledging, so that a client that reads after
+            // its acknowledgement waits for them (see `Projection::caught_up`).
+            let fresh: Vec<ProjectionItem> = items
+                .into_iter()
+                .zip(&outcomes)
+                .filter_map(|(item, outcome)| match (item, outcome) {
+                    (
+                        Inbound::Event(event) | Inbound::Replay { event, .. },
+                        Outcome::Stored { event_id },
+                    ) => event.observation.map(|observation| ProjectionItem {
+                        event_id: *event_id,
+                        observation,
+                    }),
+                    _ => None,
+                })
+                .collect();
+            projection.submit(fresh).await;
             let mut outcomes = outcomes.into_iter();
-            for pending in batch {
-                let mine: Vec<Outcome> = outcomes.by_ref().take(pending.items.len()).collect();
+            for (pending, count) in batch.into_iter().zip(counts) {
+                let mine: Vec<Outcome> = outcomes.by_ref().take(count).collect();
                 // A dropped receiver means the client went away; the items are durable all the same.
                 let _ = pending.reply.send(Ok(mine));
             }

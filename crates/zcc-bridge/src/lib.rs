@@ -8,6 +8,7 @@ pub mod core;
 pub mod demo;
 pub mod http;
 pub mod ingest;
+pub mod projection;
 pub mod rebuild;
 pub mod server;
 pub mod sources;

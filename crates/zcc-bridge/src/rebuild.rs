@@ -2,8 +2,8 @@
 
 use serde::Serialize;
 
-use crate::core::{EngagementState, EventSource};
-use crate::sources::zoom_webhook::{self, ParsedWebhook};
+use crate::core::EngagementState;
+use crate::sources::observation_of;
 use crate::store::{EventQuery, Store, StoreError};
 
 #[derive(Debug, Default, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -68,14 +68,9 @@ async fn recompute(
         last_id = last.id;
         for event in &page {
             events += 1;
-            let source = EventSource::parse(&event.source).unwrap_or(EventSource::Webhook);
-            match zoom_webhook::parse(&event.raw, source) {
-                Ok(ParsedWebhook::Event(parsed)) => {
-                    if let Some(obs) = parsed.observation {
-                        state.apply(&obs);
-                    }
-                }
-                Ok(ParsedWebhook::UrlValidation { .. }) => {}
+            match observation_of(&event.source, &event.raw) {
+                Ok(Some(obs)) => state.apply(&obs),
+                Ok(None) => {}
                 Err(e) => {
                     unparseable += 1;
                     tracing::warn!(event_id = event.id, error = %e, "logged event no longer parses");

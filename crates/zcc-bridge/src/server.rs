@@ -1,4 +1,4 @@
-//! Starting and stopping the server: storage, committers, HTTP, graceful shutdown.
+//! Starting and stopping the server: storage, committers, projector, HTTP, graceful shutdown.
 
 use std::future::IntoFuture;
 use std::net::SocketAddr;
@@ -14,6 +14,7 @@ use zoom::WebhookVerifier;
 use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::ingest::EventLog;
+use crate::projection::Projector;
 use crate::store::{self, Store};
 use crate::telemetry;
 
@@ -68,10 +69,12 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             "no zoom.webhook_secret_token configured: every webhook will be refused with 401"
         );
     }
-    let (log, committers) = EventLog::start(store.clone(), config.ingest.max_batch);
+    let (feed, projection, projector) = Projector::start(store.clone());
+    let (log, committers) = EventLog::start(store.clone(), config.ingest.max_batch, feed);
     let state = AppState {
         store: store.clone(),
         log,
+        projection,
         verifier: Arc::new(WebhookVerifier::new(
             secrets,
             config.zoom.webhook_timestamp_tolerance_seconds,
@@ -100,9 +103,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                 Ok(())
             }
         };
-        // The router (and every EventLog handle in it) is gone: committers drain the queue and exit.
+        // The router (and every EventLog handle in it) is gone: committers drain the queue and exit, then the
+        // projector merges what they handed over.
         drop(serve);
         committers.drain().await;
+        projector.drain().await;
         task_store.close().await;
         tracing::info!("server stopped");
         served

@@ -29,10 +29,10 @@ pub fn metrics_handle() -> PrometheusHandle {
             let latency = [
                 0.0005, 0.001, 0.002, 0.004, 0.006, 0.008, 0.010, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
             ];
-            let sizes = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
+            let sizes = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0];
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &latency)
-                .and_then(|b| b.set_buckets_for_metric(Matcher::Full("zcc_ingest_commit_batch_size".into()), &sizes));
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_batch_size".into()), &sizes));
             let builder = match builder {
                 Ok(b) => b,
                 Err(e) => {
@@ -78,5 +78,17 @@ fn describe() {
     metrics::describe_histogram!(
         "zcc_ingest_commit_seconds",
         "Duration of one group-commit transaction"
+    );
+    metrics::describe_histogram!(
+        "zcc_projection_batch_size",
+        "Events merged into records per projector transaction"
+    );
+    metrics::describe_histogram!(
+        "zcc_projection_seconds",
+        "Duration of one projector transaction"
+    );
+    metrics::describe_counter!(
+        "zcc_projection_failures_total",
+        "Projector batches that failed after retries (their events stay queued for the next sweep)"
     );
 }

@@ -57,6 +57,16 @@ async fn require_admin(State(app): State<AppState>, request: Request, next: Next
     }
 }
 
+/// Records are merged moments after the acknowledgement; a read waits until everything acknowledged before it
+/// is merged, so a client always reads its own writes. Under extreme lag it serves what is there.
+async fn wait_for_projection(app: &AppState) {
+    if !app.projection.caught_up(PROJECTION_WAIT).await {
+        tracing::warn!(wait = ?PROJECTION_WAIT, "records lag behind the event log; serving them as they are");
+    }
+}
+
+const PROJECTION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn store_error(e: StoreError) -> Response {
     tracing::error!(error = %e, "storage error in the admin API");
     error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
@@ -161,6 +171,7 @@ async fn list_engagements(
             Err(r) => return r,
         }
     }
+    wait_for_projection(&app).await;
     match app.store.engagements(&query).await {
         Ok(states) => {
             let next_cursor = (states.len() == limit as usize)
@@ -181,6 +192,7 @@ async fn get_engagement(
     State(app): State<AppState>,
     Path(engagement_id): Path<String>,
 ) -> Response {
+    wait_for_projection(&app).await;
     match app.store.engagement(&engagement_id).await {
         Ok(Some(state)) => Json(state.to_record()).into_response(),
         Ok(None) => error(

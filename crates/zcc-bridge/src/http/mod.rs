@@ -16,12 +16,14 @@ use zoom::WebhookVerifier;
 
 use crate::config::Secret;
 use crate::ingest::EventLog;
+use crate::projection::Projection;
 use crate::store::Store;
 
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub log: EventLog,
+    pub projection: Projection,
     pub verifier: Arc<WebhookVerifier>,
     pub admin_token: Option<Secret>,
     pub metrics: PrometheusHandle,
@@ -40,6 +42,12 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
 }
 
 async fn readyz(State(app): State<AppState>) -> Response {
+    if !app.projection.recovered() {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: merging events queued before start-up into records",
+        );
+    }
     match app.store.ready().await {
         Ok(()) => Json(json!({"status": "ready", "backend": app.store.backend()})).into_response(),
         Err(e) => {

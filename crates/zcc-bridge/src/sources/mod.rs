@@ -1,3 +1,19 @@
 //! Vendor adapters: turn what a source received into the core's event-log entries and observations.
 
 pub mod zoom_webhook;
+
+use crate::core::{EventSource, Observation};
+
+/// Reads a logged event's raw bytes back into its observation (projector recovery and `rebuild`). `Ok(None)`:
+/// the event says nothing about an engagement.
+pub fn observation_of(
+    source: &str,
+    raw: &[u8],
+) -> Result<Option<Observation>, zoom_webhook::ParseError> {
+    // Every source so far logs Zoom event envelopes.
+    let source = EventSource::parse(source).unwrap_or(EventSource::Webhook);
+    match zoom_webhook::parse(raw, source)? {
+        zoom_webhook::ParsedWebhook::Event(parsed) => Ok(parsed.observation),
+        zoom_webhook::ParsedWebhook::UrlValidation { .. } => Ok(None),
+    }
+}

@@ -23,7 +23,9 @@ pub struct ParsedEvent {
     pub event_type: String,
     pub event_ts: i64,
     pub engagement_id: Option<String>,
-    /// `sha256:<hex>` of the canonical JSON (keys sorted, no whitespace).
+    /// `<event_ts, 13 digits>:sha256:<hex of the canonical JSON (keys sorted, no whitespace)>`. The hash alone
+    /// identifies the event; the time prefix makes keys arrive in index order, so logging a batch touches the
+    /// last pages of the dedup index instead of one random page per event.
     pub dedup_key: String,
     pub observation: Option<Observation>,
 }
@@ -70,7 +72,11 @@ pub fn from_envelope(
     source: EventSource,
 ) -> ParsedEvent {
     let canonical = serde_json::to_vec(value).unwrap_or_default();
-    let dedup_key = format!("sha256:{}", hex::encode(Sha256::digest(&canonical)));
+    let dedup_key = format!(
+        "{:013}:sha256:{}",
+        envelope.event_ts,
+        hex::encode(Sha256::digest(&canonical))
+    );
     let object = &envelope.payload.object;
     let engagement_id = object.engagement_id.clone().filter(|id| !id.is_empty());
     let observation = engagement_id

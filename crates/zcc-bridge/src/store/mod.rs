@@ -3,6 +3,7 @@
 //! per-backend statements in `BatchTx`.
 
 mod postgres;
+pub(crate) mod sql;
 mod sqlite;
 
 use std::borrow::Cow;
@@ -155,6 +156,15 @@ pub struct LogStats {
     pub duplicates: i64,
     pub quarantined: i64,
     pub engagements: i64,
+    /// Logged events not yet merged into their records.
+    pub projection_pending: i64,
+}
+
+/// An event merged by the projector: its log id and what it says about its engagement.
+#[derive(Debug, Clone)]
+pub struct ProjectionItem {
+    pub event_id: i64,
+    pub observation: Observation,
 }
 
 #[async_trait]
@@ -163,8 +173,20 @@ pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> &'static str;
     /// How many batches may commit concurrently (SQLite has one writer).
     fn committers(&self) -> usize;
-    /// Appends a batch in one transaction and merges its observations into the engagement records.
+    /// Appends a batch to the log, atomically: new events are logged (and queued for projection), redeliveries
+    /// are counted as duplicates, unparseable input is quarantined. Records are not touched: see `project`.
     async fn commit(&self, batch: &[Inbound]) -> Result<Vec<Outcome>>;
+    /// Merges observations into their engagement records and removes `event_ids` from the projection queue, in
+    /// one transaction. Merging is idempotent, so projecting an event twice is harmless.
+    async fn project(&self, items: &[ProjectionItem], event_ids: &[i64]) -> Result<()>;
+    /// Queued (not yet projected) events with their raw bytes, ascending by id, received before
+    /// `received_before` if given.
+    async fn projection_backlog(
+        &self,
+        after_event_id: i64,
+        received_before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<LoggedEvent>>;
     async fn engagement(&self, engagement_id: &str) -> Result<Option<EngagementState>>;
     async fn engagements(&self, query: &EngagementQuery) -> Result<Vec<EngagementState>>;
     async fn events(&self, query: &EventQuery) -> Result<Vec<LoggedEvent>>;
@@ -226,8 +248,8 @@ fn migrator(sqls: &[(i64, &'static str, &'static str)]) -> Migrator {
 pub(crate) trait BatchTx: Send {
     /// Inserts the events whose dedup key is new; returns the ids of those inserted, by dedup key.
     async fn insert_events(&mut self, events: &[&NewEvent]) -> Result<HashMap<String, i64>>;
-    /// Notes a redelivery of an existing event; returns that event's id.
-    async fn record_duplicate(&mut self, event: &NewEvent) -> Result<i64>;
+    /// Notes redeliveries of logged events; returns the logged ids by dedup key.
+    async fn record_duplicates(&mut self, events: &[&NewEvent]) -> Result<HashMap<String, i64>>;
     async fn insert_quarantine(&mut self, item: &NewQuarantine) -> Result<i64>;
     async fn resolve_quarantine(
         &mut self,
@@ -243,202 +265,13 @@ pub(crate) trait BatchTx: Send {
     /// Overwrites records this transaction holds locked.
     async fn update_engagements(&mut self, rows: &[EngagementRow]) -> Result<()>;
     async fn last_event_id(&mut self, engagement_id: &str) -> Result<Option<i64>>;
+    /// Removes projected events from the projection queue.
+    async fn dequeue_projection(&mut self, event_ids: &[i64]) -> Result<()>;
     async fn replace_index(
         &mut self,
         entries: &[(String, BTreeSet<(&'static str, String)>)],
     ) -> Result<()>;
 }
-
-/// Implements `BatchTx` for a backend's transaction wrapper. The SQL is the same on both backends (placeholders
-/// come from `QueryBuilder`); only the row-locking suffix differs.
-macro_rules! impl_batch_tx {
-    ($tx:ident, $db:ty, $lock_suffix:literal) => {
-        impl $crate::store::BatchTx for $tx<'_> {
-            async fn insert_events(
-                &mut self,
-                events: &[&$crate::store::NewEvent],
-            ) -> $crate::store::Result<std::collections::HashMap<String, i64>> {
-                let mut inserted = std::collections::HashMap::new();
-                for chunk in events.chunks(1000) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO events (dedup_key, source, event_type, engagement_id, event_ts, received_at, request_id, raw) ",
-                    );
-                    qb.push_values(chunk, |mut b, e| {
-                        b.push_bind(e.dedup_key.as_str())
-                            .push_bind(e.source.as_str())
-                            .push_bind(e.event_type.as_str())
-                            .push_bind(e.engagement_id.as_deref())
-                            .push_bind(e.event_ts)
-                            .push_bind(e.received_at)
-                            .push_bind(e.request_id.as_deref())
-                            .push_bind(e.raw.as_ref());
-                    });
-                    qb.push(" ON CONFLICT (dedup_key) DO NOTHING RETURNING id, dedup_key");
-                    let rows: Vec<(i64, String)> = qb.build_query_as().fetch_all(&mut *self.0).await?;
-                    inserted.extend(rows.into_iter().map(|(id, key)| (key, id)));
-                }
-                Ok(inserted)
-            }
-
-            async fn record_duplicate(&mut self, e: &$crate::store::NewEvent) -> $crate::store::Result<i64> {
-                let mut qb = sqlx::QueryBuilder::<$db>::new(
-                    "UPDATE events SET duplicate_count = duplicate_count + 1, last_duplicate_at = ",
-                );
-                qb.push_bind(e.received_at)
-                    .push(" WHERE dedup_key = ")
-                    .push_bind(e.dedup_key.as_str())
-                    .push(" RETURNING id");
-                let id: i64 = qb.build_query_scalar().fetch_one(&mut *self.0).await?;
-                let mut qb = sqlx::QueryBuilder::<$db>::new(
-                    "INSERT INTO duplicates (event_id, source, received_at, request_id) ",
-                );
-                qb.push_values([e], |mut b, e| {
-                    b.push_bind(id)
-                        .push_bind(e.source.as_str())
-                        .push_bind(e.received_at)
-                        .push_bind(e.request_id.as_deref());
-                });
-                qb.build().execute(&mut *self.0).await?;
-                Ok(id)
-            }
-
-            async fn insert_quarantine(&mut self, q: &$crate::store::NewQuarantine) -> $crate::store::Result<i64> {
-                let mut qb =
-                    sqlx::QueryBuilder::<$db>::new("INSERT INTO quarantine (source, received_at, request_id, reason, raw) ");
-                qb.push_values([q], |mut b, q| {
-                    b.push_bind(q.source.as_str())
-                        .push_bind(q.received_at)
-                        .push_bind(q.request_id.as_deref())
-                        .push_bind(q.reason.as_str())
-                        .push_bind(q.raw.as_ref());
-                });
-                qb.push(" RETURNING id");
-                Ok(qb.build_query_scalar().fetch_one(&mut *self.0).await?)
-            }
-
-            async fn resolve_quarantine(
-                &mut self,
-                quarantine_id: i64,
-                event_id: i64,
-                at: i64,
-            ) -> $crate::store::Result<()> {
-                let mut qb = sqlx::QueryBuilder::<$db>::new("UPDATE quarantine SET resolved_event_id = ");
-                qb.push_bind(event_id)
-                    .push(", resolved_at = ")
-                    .push_bind(at)
-                    .push(" WHERE id = ")
-                    .push_bind(quarantine_id);
-                qb.build().execute(&mut *self.0).await?;
-                Ok(())
-            }
-
-            async fn lock_engagements(
-                &mut self,
-                ids: &[&str],
-            ) -> $crate::store::Result<std::collections::BTreeMap<String, $crate::core::EngagementState>> {
-                let mut out = std::collections::BTreeMap::new();
-                for chunk in ids.chunks(1000) {
-                    let mut qb =
-                        sqlx::QueryBuilder::<$db>::new("SELECT engagement_id, state FROM engagements WHERE engagement_id IN (");
-                    let mut list = qb.separated(", ");
-                    for id in chunk {
-                        list.push_bind(*id);
-                    }
-                    qb.push(") ORDER BY engagement_id");
-                    qb.push($lock_suffix);
-                    let rows: Vec<(String, String)> = qb.build_query_as().fetch_all(&mut *self.0).await?;
-                    for (id, json) in rows {
-                        let state = $crate::store::decode_state(&id, &json)?;
-                        out.insert(id, state);
-                    }
-                }
-                Ok(out)
-            }
-
-            async fn insert_engagements(
-                &mut self,
-                rows: &[$crate::store::EngagementRow],
-            ) -> $crate::store::Result<std::collections::BTreeSet<String>> {
-                let mut inserted = std::collections::BTreeSet::new();
-                for chunk in rows.chunks(1000) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO engagements (engagement_id, state, sort_ts, channel, direction, updated_at) ",
-                    );
-                    qb.push_values(chunk, |mut b, r| {
-                        b.push_bind(r.engagement_id.as_str())
-                            .push_bind(r.state_json.as_str())
-                            .push_bind(r.sort_ts)
-                            .push_bind(r.channel.as_deref())
-                            .push_bind(r.direction.as_deref())
-                            .push_bind(r.updated_at);
-                    });
-                    qb.push(" ON CONFLICT (engagement_id) DO NOTHING RETURNING engagement_id");
-                    let ids: Vec<String> = qb.build_query_scalar().fetch_all(&mut *self.0).await?;
-                    inserted.extend(ids);
-                }
-                Ok(inserted)
-            }
-
-            async fn update_engagements(&mut self, rows: &[$crate::store::EngagementRow]) -> $crate::store::Result<()> {
-                // An upsert of rows this transaction holds locked: one statement, same SQL on both backends.
-                for chunk in rows.chunks(1000) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO engagements (engagement_id, state, sort_ts, channel, direction, updated_at) ",
-                    );
-                    qb.push_values(chunk, |mut b, r| {
-                        b.push_bind(r.engagement_id.as_str())
-                            .push_bind(r.state_json.as_str())
-                            .push_bind(r.sort_ts)
-                            .push_bind(r.channel.as_deref())
-                            .push_bind(r.direction.as_deref())
-                            .push_bind(r.updated_at);
-                    });
-                    qb.push(
-                        " ON CONFLICT (engagement_id) DO UPDATE SET state = excluded.state, sort_ts = excluded.sort_ts,
-                          channel = excluded.channel, direction = excluded.direction, updated_at = excluded.updated_at",
-                    );
-                    qb.build().execute(&mut *self.0).await?;
-                }
-                Ok(())
-            }
-
-            async fn last_event_id(&mut self, engagement_id: &str) -> $crate::store::Result<Option<i64>> {
-                let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT MAX(id) FROM events WHERE engagement_id = ");
-                qb.push_bind(engagement_id);
-                Ok(qb.build_query_scalar().fetch_one(&mut *self.0).await?)
-            }
-
-            async fn replace_index(
-                &mut self,
-                entries: &[(String, std::collections::BTreeSet<(&'static str, String)>)],
-            ) -> $crate::store::Result<()> {
-                for chunk in entries.chunks(500) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new("DELETE FROM engagement_index WHERE engagement_id IN (");
-                    let mut list = qb.separated(", ");
-                    for (id, _) in chunk {
-                        list.push_bind(id.as_str());
-                    }
-                    qb.push(")");
-                    qb.build().execute(&mut *self.0).await?;
-                    let rows: Vec<(&str, &str, &str)> = chunk
-                        .iter()
-                        .flat_map(|(id, set)| set.iter().map(move |(kind, value)| (*kind, value.as_str(), id.as_str())))
-                        .collect();
-                    for rows in rows.chunks(1000) {
-                        let mut qb =
-                            sqlx::QueryBuilder::<$db>::new("INSERT INTO engagement_index (kind, value, engagement_id) ");
-                        qb.push_values(rows, |mut b, (kind, value, id)| {
-                            b.push_bind(*kind).push_bind(*value).push_bind(*id);
-                        });
-                        qb.build().execute(&mut *self.0).await?;
-                    }
-                }
-                Ok(())
-            }
-        }
-    };
-}
-pub(crate) use impl_batch_tx;
 
 /// A record serialised for storage with its query columns.
 pub(crate) struct EngagementRow {
@@ -478,64 +311,113 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// The group-commit algorithm, shared by both backends.
-///
-/// Events are inserted in dedup-key order and records are locked in engagement-id order, so concurrent batches
-/// (several Postgres committers or replicas) always take locks in the same order and cannot deadlock on them.
-pub(crate) async fn commit_batch<T: BatchTx>(
+/// The events of a batch in dedup-key order (the order rows are inserted in, so that concurrent batches take
+/// index locks in the same order), and whether the batch holds nothing but events.
+pub(crate) fn sorted_events(batch: &[Inbound]) -> (Vec<&NewEvent>, bool) {
+    let mut events: Vec<&NewEvent> = batch.iter().filter_map(event_of).collect();
+    events.sort_by(|a, b| a.dedup_key.cmp(&b.dedup_key));
+    let only_events = batch.iter().all(|i| matches!(i, Inbound::Event(_)));
+    (events, only_events)
+}
+
+/// True when every event of the batch was newly logged by `inserted` (no redelivery, no repeat within the
+/// batch): then the batch needs no further statement.
+pub(crate) fn all_fresh(events: &[&NewEvent], inserted: &HashMap<String, i64>) -> bool {
+    inserted.len() == events.len()
+}
+
+/// Completes a batch whose events were inserted (`inserted`: new dedup keys and their ids): records duplicates,
+/// quarantines, resolves replayed quarantine entries, and returns one outcome per item, in batch order.
+pub(crate) async fn finish_batch<T: BatchTx>(
     tx: &mut T,
     batch: &[Inbound],
+    inserted: &HashMap<String, i64>,
 ) -> Result<Vec<Outcome>> {
     let now = now_ms();
-    let mut order: Vec<usize> = (0..batch.len()).collect();
-    order.sort_by(|&a, &b| sort_key(&batch[a]).cmp(&sort_key(&batch[b])));
-
-    let events: Vec<&NewEvent> = order.iter().filter_map(|&i| event_of(&batch[i])).collect();
-    let inserted = tx.insert_events(&events).await?;
+    // The first item with a newly inserted key is the stored one; any repeat is a duplicate.
     let mut claimed: HashSet<&str> = HashSet::new();
-    let mut outcomes: Vec<Option<Outcome>> = vec![None; batch.len()];
-    let mut deltas: BTreeMap<String, EngagementState> = BTreeMap::new();
-    for index in order {
-        let item = &batch[index];
-        let outcome = match (item, event_of(item)) {
-            (Inbound::Quarantine(q), _) => Outcome::Quarantined {
-                quarantine_id: tx.insert_quarantine(q).await?,
-            },
-            (_, Some(event)) => {
-                // The first item with a newly inserted key is the stored one; any repeat is a duplicate.
-                let outcome = match inserted.get(&event.dedup_key) {
-                    Some(&event_id) if claimed.insert(event.dedup_key.as_str()) => {
-                        if let Some(obs) = &event.observation {
-                            deltas
-                                .entry(obs.engagement_id.clone())
-                                .or_insert_with(|| {
-                                    EngagementState::empty(obs.engagement_id.clone())
-                                })
-                                .apply(obs);
-                        }
-                        Outcome::Stored { event_id }
-                    }
-                    _ => Outcome::Duplicate {
-                        event_id: tx.record_duplicate(event).await?,
-                    },
-                };
-                if let Inbound::Replay { quarantine_id, .. } = item {
-                    let (Outcome::Stored { event_id }
-                    | Outcome::Duplicate { event_id }
-                    | Outcome::Quarantined {
-                        quarantine_id: event_id,
-                    }) = outcome;
-                    tx.resolve_quarantine(*quarantine_id, event_id, now).await?;
-                }
-                outcome
+    let mut fresh = vec![false; batch.len()];
+    let mut redelivered: Vec<&NewEvent> = Vec::new();
+    for (index, item) in batch.iter().enumerate() {
+        if let Some(event) = event_of(item) {
+            if inserted.contains_key(&event.dedup_key) && claimed.insert(event.dedup_key.as_str()) {
+                fresh[index] = true;
+            } else {
+                redelivered.push(event);
             }
-            (_, None) => continue,
-        };
-        outcomes[index] = Some(outcome);
+        }
     }
-    merge_into_records(tx, deltas, now).await?;
-    // `order` is a permutation of the indices, so every slot is filled.
-    Ok(outcomes.into_iter().flatten().collect())
+    redelivered.sort_by(|a, b| a.dedup_key.cmp(&b.dedup_key));
+    let existing = if redelivered.is_empty() {
+        HashMap::new()
+    } else {
+        tx.record_duplicates(&redelivered).await?
+    };
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for (index, item) in batch.iter().enumerate() {
+        let (event, replayed) = match item {
+            Inbound::Quarantine(q) => {
+                outcomes.push(Outcome::Quarantined {
+                    quarantine_id: tx.insert_quarantine(q).await?,
+                });
+                continue;
+            }
+            Inbound::Event(event) => (event, None),
+            Inbound::Replay {
+                quarantine_id,
+                event,
+            } => (event, Some(*quarantine_id)),
+        };
+        let key = event.dedup_key.as_str();
+        let (outcome, event_id) = match (fresh[index], inserted.get(key), existing.get(key)) {
+            (true, Some(&id), _) => (Outcome::Stored { event_id: id }, id),
+            (false, _, Some(&id)) | (false, Some(&id), None) => {
+                (Outcome::Duplicate { event_id: id }, id)
+            }
+            _ => {
+                return Err(StoreError::Invalid(format!(
+                    "event {key} is neither new nor in the log"
+                )))
+            }
+        };
+        if let Some(quarantine_id) = replayed {
+            tx.resolve_quarantine(quarantine_id, event_id, now).await?;
+        }
+        outcomes.push(outcome);
+    }
+    Ok(outcomes)
+}
+
+/// Outcomes of a batch of plain events that were all newly logged.
+pub(crate) fn fresh_outcomes(batch: &[Inbound], inserted: &HashMap<String, i64>) -> Vec<Outcome> {
+    batch
+        .iter()
+        .filter_map(event_of)
+        .map(|e| Outcome::Stored {
+            event_id: inserted.get(&e.dedup_key).copied().unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// The projector's transaction: merges observations into records and dequeues the projected events.
+pub(crate) async fn project_in<T: BatchTx>(
+    tx: &mut T,
+    items: &[ProjectionItem],
+    event_ids: &[i64],
+) -> Result<()> {
+    let mut deltas: BTreeMap<String, EngagementState> = BTreeMap::new();
+    for item in items {
+        let obs = &item.observation;
+        deltas
+            .entry(obs.engagement_id.clone())
+            .or_insert_with(|| EngagementState::empty(obs.engagement_id.clone()))
+            .apply(obs);
+    }
+    merge_into_records(tx, deltas, now_ms()).await?;
+    let mut ids = event_ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    tx.dequeue_projection(&ids).await
 }
 
 /// Merges per-engagement deltas into the stored records, a batch at a time.
@@ -583,15 +465,9 @@ fn event_of(item: &Inbound) -> Option<&NewEvent> {
     }
 }
 
-fn sort_key(item: &Inbound) -> (u8, &str) {
-    match event_of(item) {
-        Some(e) => (0, e.dedup_key.as_str()),
-        None => (1, ""),
-    }
-}
-
 pub(crate) const STATS_SQL: &str = "SELECT (SELECT COUNT(*) FROM events), (SELECT COUNT(*) FROM duplicates),
-    (SELECT COUNT(*) FROM quarantine WHERE resolved_event_id IS NULL), (SELECT COUNT(*) FROM engagements)";
+    (SELECT COUNT(*) FROM quarantine WHERE resolved_event_id IS NULL), (SELECT COUNT(*) FROM engagements),
+    (SELECT COUNT(*) FROM projection_queue)";
 
 pub(crate) const DELETE_ORPHAN_INDEX_SQL: &str = "DELETE FROM engagement_index WHERE NOT EXISTS
     (SELECT 1 FROM events v WHERE v.engagement_id = engagement_index.engagement_id)";

@@ -1,25 +1,39 @@
 //! SQLite: the embedded default. WAL, `synchronous=FULL` (an acknowledged event survives power loss), one
-//! writer connection (group commit feeds it batches), a separate pool of read-only connections.
+//! writer connection (group commit feeds it batches), a separate pool of read-only connections, and a
+//! background checkpointer so that no commit pays for copying the WAL back into the database.
 
 use std::str::FromStr;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{Sqlite, SqlitePool};
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
 
+use super::sql::impl_sql_store;
 use super::*;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "event log and engagements",
-    include_str!("../../migrations/sqlite/0001_event_log_and_engagements.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "event log and engagements",
+        include_str!("../../migrations/sqlite/0001_event_log_and_engagements.sql"),
+    ),
+    (
+        2,
+        "projection queue",
+        include_str!("../../migrations/sqlite/0002_projection_queue.sql"),
+    ),
+];
+
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 pub struct SqliteStore {
     writer: SqlitePool,
     readers: SqlitePool,
     migrator: Migrator,
+    checkpointer: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl SqliteStore {
@@ -29,7 +43,11 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Checkpoints run in the background (below), not inside whichever commit crosses the threshold.
+            .pragma("wal_autocheckpoint", "0")
+            // After a checkpoint resets the WAL, truncate it to this size.
+            .pragma("journal_size_limit", "67108864");
         let path = options.get_filename().to_path_buf();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {
@@ -48,172 +66,64 @@ impl SqliteStore {
         migrator.run(&writer).await?;
         let readers = SqlitePoolOptions::new()
             .max_connections(8)
-            .connect_with(options.read_only(true))
+            .connect_with(options.clone().read_only(true))
             .await?;
+        // A connection of its own: a PASSIVE checkpoint never waits for the writer nor blocks it.
+        let checkpoint_pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await?;
+        let checkpointer = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(&checkpoint_pool)
+                    .await
+                {
+                    tracing::warn!(error = %e, "SQLite checkpoint failed; retrying");
+                }
+            }
+        });
         Ok(Self {
             writer,
             readers,
             migrator,
+            checkpointer: Mutex::new(Some(checkpointer)),
         })
     }
-}
 
-struct SqliteTx<'a>(Transaction<'a, Sqlite>);
-
-impl_batch_tx!(SqliteTx, Sqlite, "");
-
-fn event_from_row(row: &sqlx::sqlite::SqliteRow, with_raw: bool) -> Result<LoggedEvent> {
-    Ok(LoggedEvent {
-        id: row.try_get("id")?,
-        dedup_key: row.try_get("dedup_key")?,
-        source: row.try_get("source")?,
-        event_type: row.try_get("event_type")?,
-        engagement_id: row.try_get("engagement_id")?,
-        event_ts: row.try_get("event_ts")?,
-        received_at: row.try_get("received_at")?,
-        request_id: row.try_get("request_id")?,
-        duplicate_count: row.try_get("duplicate_count")?,
-        raw: if with_raw {
-            row.try_get("raw")?
-        } else {
-            Vec::new()
-        },
-    })
-}
-
-fn quarantine_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<QuarantineItem> {
-    Ok(QuarantineItem {
-        id: row.try_get("id")?,
-        source: row.try_get("source")?,
-        received_at: row.try_get("received_at")?,
-        request_id: row.try_get("request_id")?,
-        reason: row.try_get("reason")?,
-        resolved_event_id: row.try_get("resolved_event_id")?,
-        resolved_at: row.try_get("resolved_at")?,
-        raw: row.try_get("raw")?,
-    })
-}
-
-#[async_trait]
-impl Store for SqliteStore {
-    fn backend(&self) -> &'static str {
-        "sqlite"
+    fn writer(&self) -> &SqlitePool {
+        &self.writer
     }
 
-    fn committers(&self) -> usize {
+    fn reader(&self) -> &SqlitePool {
+        &self.readers
+    }
+
+    fn migrator(&self) -> &Migrator {
+        &self.migrator
+    }
+
+    fn committer_count(&self) -> usize {
         1
     }
 
-    async fn commit(&self, batch: &[Inbound]) -> Result<Vec<Outcome>> {
-        let mut tx = SqliteTx(self.writer.begin().await?);
-        let outcomes = commit_batch(&mut tx, batch).await?;
-        tx.0.commit().await?;
-        Ok(outcomes)
-    }
-
-    async fn engagement(&self, engagement_id: &str) -> Result<Option<EngagementState>> {
-        let json: Option<String> =
-            sqlx::query_scalar("SELECT state FROM engagements WHERE engagement_id = ?")
-                .bind(engagement_id)
-                .fetch_optional(&self.readers)
-                .await?;
-        json.map(|j| decode_state(engagement_id, &j)).transpose()
-    }
-
-    async fn engagements(&self, query: &EngagementQuery) -> Result<Vec<EngagementState>> {
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "SELECT e.engagement_id, e.state FROM engagements e WHERE 1 = 1",
-        );
-        push_engagement_filters(&mut qb, query);
-        let rows = qb.build().fetch_all(&self.readers).await?;
-        rows.iter()
-            .map(|row| {
-                let id: String = row.try_get(0)?;
-                let json: String = row.try_get(1)?;
-                decode_state(&id, &json)
-            })
-            .collect()
-    }
-
-    async fn events(&self, query: &EventQuery) -> Result<Vec<LoggedEvent>> {
-        let mut qb = QueryBuilder::<Sqlite>::new("SELECT * FROM events WHERE 1 = 1");
-        push_event_filters(&mut qb, query);
-        let rows = qb.build().fetch_all(&self.readers).await?;
-        rows.iter()
-            .map(|r| event_from_row(r, query.with_raw))
-            .collect()
-    }
-
-    async fn quarantined(&self, after_id: Option<i64>, limit: u32) -> Result<Vec<QuarantineItem>> {
-        let rows = sqlx::query("SELECT * FROM quarantine WHERE id > ? ORDER BY id LIMIT ?")
-            .bind(after_id.unwrap_or(0))
-            .bind(limit as i64)
-            .fetch_all(&self.readers)
-            .await?;
-        rows.iter().map(quarantine_from_row).collect()
-    }
-
-    async fn quarantine_item(&self, id: i64) -> Result<Option<QuarantineItem>> {
-        let row = sqlx::query("SELECT * FROM quarantine WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.readers)
-            .await?;
-        row.as_ref().map(quarantine_from_row).transpose()
-    }
-
-    async fn stats(&self) -> Result<LogStats> {
-        let row = sqlx::query(STATS_SQL).fetch_one(&self.readers).await?;
-        Ok(LogStats {
-            events: row.try_get(0)?,
-            duplicates: row.try_get(1)?,
-            quarantined: row.try_get(2)?,
-            engagements: row.try_get(3)?,
-        })
-    }
-
-    async fn logged_engagement_ids(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT DISTINCT engagement_id FROM events WHERE engagement_id IS NOT NULL AND engagement_id > ?
-             ORDER BY engagement_id LIMIT ?",
-        )
-        .bind(after.unwrap_or(""))
-        .bind(limit as i64)
-        .fetch_all(&self.readers)
-        .await?)
-    }
-
-    async fn replace_engagement(
-        &self,
-        state: &EngagementState,
-        last_event_id: i64,
-    ) -> Result<bool> {
-        let mut tx = SqliteTx(self.writer.begin().await?);
-        if !replace_engagement_in(&mut tx, state, last_event_id).await? {
-            return Ok(false);
+    async fn shutdown(&self) {
+        if let Some(task) = self.checkpointer.lock().await.take() {
+            task.abort();
         }
-        tx.0.commit().await?;
-        Ok(true)
-    }
-
-    async fn delete_orphan_engagements(&self) -> Result<u64> {
-        let mut tx = self.writer.begin().await?;
-        sqlx::query(DELETE_ORPHAN_INDEX_SQL)
-            .execute(&mut *tx)
-            .await?;
-        let done = sqlx::query(DELETE_ORPHANS_SQL).execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(done.rows_affected())
-    }
-
-    async fn ready(&self) -> Result<()> {
-        let applied: Option<i64> = sqlx::query_scalar(APPLIED_MIGRATION_SQL)
-            .fetch_one(&self.readers)
-            .await?;
-        check_applied(&self.migrator, applied)
-    }
-
-    async fn close(&self) {
+        // Leave a small WAL behind: copy everything back and truncate it.
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.writer)
+            .await
+        {
+            tracing::warn!(error = %e, "final SQLite checkpoint failed");
+        }
         self.writer.close().await;
         self.readers.close().await;
     }
 }
+
+impl_sql_store!(SqliteStore, SqliteConn, Sqlite, "sqlite", "");
