@@ -1,0 +1,498 @@
+//! The client proper.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_util::stream::{self, Stream};
+use reqwest::{Method, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use tokio::sync::Mutex;
+
+use super::budget::{Budget, RateLabel};
+use super::error::{ApiError, CODE_INVALID_TOKEN};
+use super::models::{Engagement, EngagementPage, EngagementQuery, TokenResponse};
+
+/// Connection and budget settings. `Debug` never shows the secret.
+#[derive(Clone)]
+pub struct ClientConfig {
+    pub account_id: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// `https://zoom.us` (the token endpoint is `{oauth_base}/oauth/token`).
+    pub oauth_base: String,
+    /// `https://api.zoom.us/v2`.
+    pub api_base: String,
+    /// Requests per second this client allows itself per label. Zoom's limits are per account and shared by
+    /// every app on it: set these to this app's share. Defaults: Zoom's Business+ ZCC limits.
+    pub light_per_second: f64,
+    pub medium_per_second: f64,
+    pub heavy_per_second: f64,
+    /// Renew the token this long before it expires.
+    pub token_refresh_margin: Duration,
+    /// Attempts per request for 429, 5xx and network errors.
+    pub max_attempts: u32,
+    /// Longest `Retry-After` worth waiting for; a longer one (a daily limit) fails with `RateLimited`.
+    pub max_retry_wait: Duration,
+    pub timeout: Duration,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            account_id: String::new(),
+            client_id: String::new(),
+            client_secret: String::new(),
+            oauth_base: "https://zoom.us".into(),
+            api_base: "https://api.zoom.us/v2".into(),
+            light_per_second: 40.0,
+            medium_per_second: 20.0,
+            heavy_per_second: 10.0,
+            token_refresh_margin: Duration::from_secs(300),
+            max_attempts: 6,
+            max_retry_wait: Duration::from_secs(120),
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("account_id", &self.account_id)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"***")
+            .field("oauth_base", &self.oauth_base)
+            .field("api_base", &self.api_base)
+            .finish_non_exhaustive()
+    }
+}
+
+struct CachedToken {
+    value: String,
+    /// When to stop using it (expiry minus the refresh margin).
+    renew_at: Instant,
+}
+
+/// A ZCC REST client. Share one per account (`Arc`): the token and the budgets are per client.
+pub struct ZoomClient {
+    http: reqwest::Client,
+    config: ClientConfig,
+    /// Held while a token is fetched, so concurrent callers wait for one fetch instead of each starting one.
+    token: Mutex<Option<CachedToken>>,
+    light: Budget,
+    medium: Budget,
+    heavy: Budget,
+}
+
+/// Zoom's error body.
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    code: Option<i64>,
+    message: Option<String>,
+}
+
+impl ZoomClient {
+    pub fn new(config: ClientConfig) -> Result<Self, ApiError> {
+        for (name, value) in [
+            ("account_id", &config.account_id),
+            ("client_id", &config.client_id),
+            ("client_secret", &config.client_secret),
+        ] {
+            if value.trim().is_empty() {
+                return Err(ApiError::Config(format!("{name} is empty")));
+            }
+        }
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .user_agent(concat!("zcc-bridge/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            http,
+            light: Budget::new(config.light_per_second),
+            medium: Budget::new(config.medium_per_second),
+            heavy: Budget::new(config.heavy_per_second),
+            config,
+            token: Mutex::new(None),
+        })
+    }
+
+    fn budget(&self, label: RateLabel) -> &Budget {
+        match label {
+            RateLabel::Light => &self.light,
+            RateLabel::Medium => &self.medium,
+            RateLabel::Heavy => &self.heavy,
+        }
+    }
+
+    /// A valid access token: the cached one, or a new one (one fetch at a time).
+    pub async fn access_token(&self) -> Result<String, ApiError> {
+        let mut cached = self.token.lock().await;
+        if let Some(token) = cached.as_ref().filter(|t| Instant::now() < t.renew_at) {
+            return Ok(token.value.clone());
+        }
+        let fetched = self.fetch_token().await?;
+        let value = fetched.value.clone();
+        *cached = Some(fetched);
+        Ok(value)
+    }
+
+    /// Forgets `token` if it is still the cached one (Zoom refused it).
+    async fn invalidate(&self, token: &str) {
+        let mut cached = self.token.lock().await;
+        if cached.as_ref().is_some_and(|t| t.value == token) {
+            *cached = None;
+        }
+    }
+
+    async fn fetch_token(&self) -> Result<CachedToken, ApiError> {
+        let url = format!(
+            "{}/oauth/token",
+            self.config.oauth_base.trim_end_matches('/')
+        );
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let sent = self
+                .http
+                .post(&url)
+                .query(&[
+                    ("grant_type", "account_credentials"),
+                    ("account_id", self.config.account_id.as_str()),
+                ])
+                .basic_auth(&self.config.client_id, Some(&self.config.client_secret))
+                .send()
+                .await;
+            let response = match sent {
+                Ok(r) => r,
+                Err(e) if attempt < self.config.max_attempts => {
+                    tracing::warn!(error = %e, attempt, "Zoom OAuth request failed; retrying");
+                    tokio::time::sleep(backoff(attempt)).await;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let status = response.status();
+            if status.is_server_error() && attempt < self.config.max_attempts {
+                tokio::time::sleep(backoff(attempt)).await;
+                continue;
+            }
+            let body = response.text().await?;
+            if !status.is_success() {
+                return Err(ApiError::Auth {
+                    status: status.as_u16(),
+                    body: truncate(&body, 300),
+                });
+            }
+            let token: TokenResponse =
+                serde_json::from_str(&body).map_err(|e| ApiError::Decode {
+                    what: "OAuth token".into(),
+                    detail: e.to_string(),
+                })?;
+            let ttl = Duration::from_secs(token.expires_in.unwrap_or(3600));
+            // Renew before expiry, but never sooner than half the lifetime (short test tokens).
+            let margin = self.config.token_refresh_margin.min(ttl / 2);
+            tracing::debug!(
+                ?ttl,
+                scope = token.scope.as_deref().unwrap_or(""),
+                "new Zoom access token"
+            );
+            return Ok(CachedToken {
+                value: token.access_token,
+                renew_at: Instant::now() + ttl - margin,
+            });
+        }
+    }
+
+    /// GET `path` (relative to `api_base`) under `label`'s budget; decodes the JSON body.
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        label: RateLabel,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, ApiError> {
+        let response = self.send(label, Method::GET, path, query).await?;
+        let bytes = response.bytes().await?;
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::Decode {
+            what: path.to_string(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// Sends a request with retries: a refused token is renewed once; 429 waits for `Retry-After` (seconds or
+    /// an HTTP/ISO-8601 date) or about a second; 5xx and network errors back off exponentially with jitter.
+    pub async fn send(
+        &self,
+        label: RateLabel,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Response, ApiError> {
+        let url = format!(
+            "{}/{}",
+            self.config.api_base.trim_end_matches('/'),
+            path.trim_start_matches('/')
+        );
+        let mut attempt = 0;
+        let mut renewed_token = false;
+        loop {
+            attempt += 1;
+            let token = self.access_token().await?;
+            self.budget(label).acquire().await;
+            let sent = self
+                .http
+                .request(method.clone(), &url)
+                .bearer_auth(&token)
+                .query(query)
+                .send()
+                .await;
+            let response = match sent {
+                Ok(r) => r,
+                Err(e) if attempt < self.config.max_attempts => {
+                    tracing::warn!(error = %e, attempt, path, "Zoom request failed; retrying");
+                    tokio::time::sleep(backoff(attempt)).await;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let status = response.status();
+            if status.is_success() {
+                return Ok(response);
+            }
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                let (category, kind, wait) = rate_limit_details(&response);
+                match wait {
+                    Some(wait) if wait > self.config.max_retry_wait => {
+                        return Err(ApiError::RateLimited {
+                            category,
+                            kind,
+                            retry_at: SystemTime::now().checked_add(wait),
+                        });
+                    }
+                    _ if attempt >= self.config.max_attempts => {
+                        return Err(ApiError::RateLimited {
+                            category,
+                            kind,
+                            retry_at: wait.and_then(|w| SystemTime::now().checked_add(w)),
+                        });
+                    }
+                    wait => {
+                        let wait = wait.unwrap_or_else(|| jitter(Duration::from_secs(1)));
+                        tracing::warn!(?wait, %category, %kind, path, "Zoom rate limit hit; waiting");
+                        // Everyone sharing this label waits, not just this request.
+                        self.budget(label).pause(wait).await;
+                        continue;
+                    }
+                }
+            }
+            if status.is_server_error() && attempt < self.config.max_attempts {
+                tracing::warn!(%status, attempt, path, "Zoom server error; retrying");
+                tokio::time::sleep(backoff(attempt)).await;
+                continue;
+            }
+            let body = response.text().await.unwrap_or_default();
+            let parsed: Option<ErrorBody> = serde_json::from_str(&body).ok();
+            let code = parsed.as_ref().and_then(|b| b.code);
+            let message = parsed
+                .and_then(|b| b.message)
+                .unwrap_or_else(|| truncate(&body, 300));
+            if status == StatusCode::UNAUTHORIZED
+                && !renewed_token
+                && code.is_none_or(|c| c == CODE_INVALID_TOKEN)
+            {
+                // Expired early or revoked: one fresh token, then give up.
+                renewed_token = true;
+                self.invalidate(&token).await;
+                attempt -= 1;
+                continue;
+            }
+            return Err(ApiError::Api {
+                status: status.as_u16(),
+                code,
+                message,
+            });
+        }
+    }
+
+    /// `GET /contact_center/engagements/{id}` (Light). Zoom answers 404 code 2901 until the engagement is done.
+    pub async fn engagement(&self, engagement_id: &str) -> Result<Engagement, ApiError> {
+        self.get_json(
+            RateLabel::Light,
+            &format!("contact_center/engagements/{engagement_id}"),
+            &[],
+        )
+        .await
+    }
+
+    /// One page of `GET /contact_center/engagements` (Medium).
+    pub async fn engagement_page(
+        &self,
+        query: &EngagementQuery,
+        page_token: Option<&str>,
+    ) -> Result<EngagementPage, ApiError> {
+        let mut params = query.params();
+        if let Some(token) = page_token.filter(|t| !t.is_empty()) {
+            params.push(("next_page_token", token.to_string()));
+        }
+        self.get_json(RateLabel::Medium, "contact_center/engagements", &params)
+            .await
+    }
+
+    /// Every engagement of the window, page after page. When a page token has expired (Zoom: after 15 minutes)
+    /// the window is walked again from the start and engagements already yielded are skipped, so each
+    /// engagement is yielded once. The stream ends after the first error.
+    pub fn engagements(
+        &self,
+        query: EngagementQuery,
+    ) -> impl Stream<Item = Result<Engagement, ApiError>> + '_ {
+        struct Walk {
+            query: EngagementQuery,
+            token: Option<String>,
+            buffer: std::vec::IntoIter<Engagement>,
+            seen: HashSet<String>,
+            restarts: u32,
+            done: bool,
+        }
+        let walk = Walk {
+            query,
+            token: None,
+            buffer: Vec::new().into_iter(),
+            seen: HashSet::new(),
+            restarts: 0,
+            done: false,
+        };
+        stream::unfold(walk, move |mut walk| async move {
+            loop {
+                for engagement in walk.buffer.by_ref() {
+                    if walk.seen.insert(engagement.engagement_id.clone()) {
+                        return Some((Ok(engagement), walk));
+                    }
+                }
+                if walk.done {
+                    return None;
+                }
+                match self
+                    .engagement_page(&walk.query, walk.token.as_deref())
+                    .await
+                {
+                    Ok(page) => {
+                        walk.token = page.next_page_token.filter(|t| !t.is_empty());
+                        walk.done = walk.token.is_none();
+                        walk.buffer = page.engagements.into_iter();
+                    }
+                    Err(e)
+                        if e.is_page_token_expired()
+                            && walk.token.is_some()
+                            && walk.restarts < 5 =>
+                    {
+                        walk.restarts += 1;
+                        tracing::info!(
+                            restarts = walk.restarts,
+                            "page token expired; walking the window again"
+                        );
+                        walk.token = None;
+                    }
+                    Err(e) => {
+                        walk.done = true;
+                        walk.buffer = Vec::new().into_iter();
+                        return Some((Err(e), walk));
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// `Retry-After` as seconds or as a date (Zoom sends an ISO-8601 date for daily limits), plus the category and
+/// type headers.
+fn rate_limit_details(response: &Response) -> (String, String, Option<Duration>) {
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let category = header("x-ratelimit-category").unwrap_or_else(|| "unknown".into());
+    let kind = header("x-ratelimit-type").unwrap_or_else(|| "unknown".into());
+    let wait = header("retry-after").and_then(|v| parse_retry_after(&v, SystemTime::now()));
+    (category, kind, wait)
+}
+
+/// Parses `Retry-After`: delta seconds, RFC 3339 / ISO-8601 (`2025-08-23T00:00:00Z`) or an HTTP date.
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc3339(value)
+        .or_else(|_| chrono::DateTime::parse_from_rfc2822(value))
+        .ok()?;
+    let at: SystemTime = at.into();
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// 0.5 s, 1 s, 2 s, ... capped at 30 s, with ±25% jitter.
+fn backoff(attempt: u32) -> Duration {
+    let base = Duration::from_millis(500) * 2u32.saturating_pow(attempt.saturating_sub(1).min(6));
+    jitter(base.min(Duration::from_secs(30)))
+}
+
+fn jitter(base: Duration) -> Duration {
+    // Cheap randomness without a generator: the sub-second clock.
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let factor = 0.75 + f64::from(nanos % 1000) / 2000.0;
+    base.mul_f64(factor)
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_in_both_forms() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_251_600);
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        // Zoom's daily-limit form: an ISO-8601 date.
+        assert_eq!(
+            parse_retry_after("2026-11-22T00:00:00Z", now),
+            Some(Duration::from_secs(15 * 3600))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 22 Nov 2026 00:00:00 GMT", now),
+            Some(Duration::from_secs(15 * 3600))
+        );
+        // A date in the past means now.
+        assert_eq!(
+            parse_retry_after("2020-01-01T00:00:00Z", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(backoff(1) <= Duration::from_millis(625));
+        assert!(backoff(4) >= Duration::from_millis(3000));
+        assert!(backoff(20) <= Duration::from_millis(37_500));
+    }
+
+    #[test]
+    fn secret_is_not_debug_printed() {
+        let config = ClientConfig {
+            client_secret: "s3cr3t".into(),
+            ..Default::default()
+        };
+        assert!(!format!("{config:?}").contains("s3cr3t"));
+    }
+}
