@@ -4,14 +4,18 @@
 //!   the ground truth the bridge's engagement records must end up with.
 //! - [`emitter`] delivers those events to a webhook endpoint exactly as Zoom does (signing, URL validation, retry
 //!   schedule) and injects delivery faults (drops, duplicates, reordering, delays) on request.
+//! - [`server`] serves a scenario over HTTP as Zoom's Server-to-Server OAuth and ZCC engagements REST API, with
+//!   Zoom's pagination, token expiry and rate limits, for the bridge's OAuth client and reconciler.
 
 pub mod emitter;
 pub mod generator;
+pub mod server;
 
 pub use emitter::{EmitReport, Emitter, EmitterConfig, Faults};
 pub use generator::{
     generate, Directory, GeneratorConfig, GroundTruth, Scenario, SimEvent, TruthEngagement,
 };
+pub use server::{SimServer, SimServerConfig, SimStats};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rand::Rng;

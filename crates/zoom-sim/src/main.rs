@@ -1,4 +1,5 @@
-//! `zoom-sim`: generate a deterministic Zoom Contact Center day and deliver it to a webhook endpoint.
+//! `zoom-sim`: generate a deterministic Zoom Contact Center day, deliver it to a webhook endpoint, or serve it as
+//! Zoom's OAuth and engagements REST API.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -8,7 +9,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use zoom_sim::generator::{DEFAULT_ACCOUNT_ID, DEFAULT_API_BASE};
-use zoom_sim::{generate, now_ms, Emitter, EmitterConfig, Faults, GeneratorConfig};
+use zoom_sim::{
+    generate, now_ms, Emitter, EmitterConfig, Faults, GeneratorConfig, SimServer, SimServerConfig,
+};
 
 #[derive(Debug, Parser)]
 #[command(name = "zoom-sim", version, about = "Zoom Contact Center simulator")]
@@ -25,6 +28,40 @@ enum Command {
     Truth(ScenarioArgs),
     /// Print a scenario's webhook bodies as NDJSON, in event_ts order.
     Events(ScenarioArgs),
+    /// Serve a scenario as Zoom's S2S OAuth (`/oauth/token`) and engagements REST API (`/v2`) until Ctrl-C;
+    /// prints the base URL.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    scenario: ScenarioArgs,
+    /// Port on 127.0.0.1 (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Client id of the simulated Server-to-Server OAuth app.
+    #[arg(long, env = "ZOOM_SIM_CLIENT_ID", default_value_t = SimServerConfig::default().client_id)]
+    client_id: String,
+    /// Client secret of the simulated Server-to-Server OAuth app.
+    #[arg(long, env = "ZOOM_SIM_CLIENT_SECRET", hide_env_values = true,
+          default_value_t = SimServerConfig::default().client_secret)]
+    client_secret: String,
+    /// Access-token lifetime in seconds (Zoom: 3600).
+    #[arg(long, default_value_t = 3600)]
+    token_ttl_secs: u64,
+    /// MEDIUM-label requests per second (list engagements).
+    #[arg(long, default_value_t = SimServerConfig::default().medium_per_second)]
+    medium_per_second: u32,
+    /// LIGHT-label requests per second (get engagement).
+    #[arg(long, default_value_t = SimServerConfig::default().light_per_second)]
+    light_per_second: u32,
+    /// Daily cap of MEDIUM-label requests (none by default).
+    #[arg(long)]
+    medium_per_day: Option<u32>,
+    /// Hide engagements that have not ended yet by the wall clock, as Zoom does.
+    #[arg(long)]
+    completed_only: bool,
 }
 
 #[derive(Debug, Args)]
@@ -214,6 +251,42 @@ async fn emit(args: EmitArgs) -> anyhow::Result<()> {
     print_json(&report)
 }
 
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let scenario = generate(&args.scenario.config());
+    let config = SimServerConfig {
+        account_id: args.scenario.account_id.clone(),
+        client_id: args.client_id,
+        client_secret: args.client_secret,
+        token_ttl: Duration::from_secs(args.token_ttl_secs),
+        medium_per_second: args.medium_per_second,
+        light_per_second: args.light_per_second,
+        medium_per_day: args.medium_per_day,
+        completed_only: args.completed_only,
+        ..SimServerConfig::default()
+    };
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], args.port));
+    let server = SimServer::start_on(config, &scenario, addr).await?;
+    tracing::info!(
+        engagements = scenario.truth.engagements.len(),
+        oauth = %format!("{}/oauth/token", server.base_url()),
+        api = %format!("{}/v2", server.base_url()),
+        "serving; Ctrl-C stops"
+    );
+    // The base URL alone on stdout, so scripts can capture it.
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{}", server.base_url()).context("writing to stdout")?;
+        out.flush().context("writing to stdout")?;
+    }
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    let stats = server.stats();
+    server.shutdown().await;
+    tracing::info!(?stats, "stopped");
+    Ok(())
+}
+
 fn events(args: &ScenarioArgs) -> anyhow::Result<()> {
     let scenario = generate(&args.config());
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -237,6 +310,7 @@ async fn main() -> ExitCode {
         Command::Emit(args) => emit(args).await,
         Command::Truth(args) => print_json(&generate(&args.config()).truth),
         Command::Events(args) => events(&args),
+        Command::Serve(args) => serve(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
