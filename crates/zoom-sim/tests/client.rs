@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::TryStreamExt;
 use zoom::api::{ApiError, ClientConfig, EngagementQuery, ZoomClient};
-use zoom_sim::generator::{generate, GeneratorConfig};
+use zoom_sim::generator::{generate, GeneratorConfig, Scenario};
 use zoom_sim::server::{SimServer, SimServerConfig};
 
 const CLIENT_ID: &str = "sim-client";
@@ -37,6 +37,26 @@ fn client_for(
     ZoomClient::new(config).expect("client")
 }
 
+/// A generated day served by the simulator for the day's account.
+async fn serve_day(
+    seed: u64,
+    engagements: usize,
+    tweak: impl FnOnce(&mut SimServerConfig),
+) -> (Scenario, SimServer) {
+    let scenario = generate(&GeneratorConfig {
+        seed,
+        engagements,
+        ..Default::default()
+    });
+    let mut config = SimServerConfig {
+        account_id: scenario.directory.account_id.clone(),
+        ..sim_config()
+    };
+    tweak(&mut config);
+    let server = SimServer::start(config, &scenario).await.expect("sim");
+    (scenario, server)
+}
+
 fn day_query(page_size: u32) -> EngagementQuery {
     EngagementQuery {
         from: Some("2026-11-20".into()),
@@ -48,16 +68,7 @@ fn day_query(page_size: u32) -> EngagementQuery {
 
 #[tokio::test]
 async fn walks_every_engagement_once_with_one_cached_token() {
-    let scenario = generate(&GeneratorConfig {
-        seed: 3,
-        engagements: 120,
-        ..Default::default()
-    });
-    let sim_cfg = SimServerConfig {
-        account_id: scenario.directory.account_id.clone(),
-        ..sim_config()
-    };
-    let server = SimServer::start(sim_cfg, &scenario).await.expect("sim");
+    let (scenario, server) = serve_day(3, 120, |_| {}).await;
     let client = client_for(&server, &scenario.directory.account_id, |_| {});
     let engagements: Vec<_> = client
         .engagements(day_query(25))
@@ -98,16 +109,7 @@ async fn walks_every_engagement_once_with_one_cached_token() {
 
 #[tokio::test]
 async fn survives_token_expiry_and_expired_page_tokens() {
-    let scenario = generate(&GeneratorConfig {
-        seed: 4,
-        engagements: 60,
-        ..Default::default()
-    });
-    let sim_cfg = SimServerConfig {
-        account_id: scenario.directory.account_id.clone(),
-        ..sim_config()
-    };
-    let server = SimServer::start(sim_cfg, &scenario).await.expect("sim");
+    let (scenario, server) = serve_day(4, 60, |_| {}).await;
     let client = client_for(&server, &scenario.directory.account_id, |_| {});
     let mut walk = Box::pin(client.engagements(day_query(10)));
     let mut ids = BTreeSet::new();
@@ -129,17 +131,7 @@ async fn survives_token_expiry_and_expired_page_tokens() {
 
 #[tokio::test]
 async fn a_burst_beyond_the_limit_is_absorbed_by_retries() {
-    let scenario = generate(&GeneratorConfig {
-        seed: 5,
-        engagements: 10,
-        ..Default::default()
-    });
-    let sim_cfg = SimServerConfig {
-        account_id: scenario.directory.account_id.clone(),
-        light_per_second: 5,
-        ..sim_config()
-    };
-    let server = SimServer::start(sim_cfg, &scenario).await.expect("sim");
+    let (scenario, server) = serve_day(5, 10, |c| c.light_per_second = 5).await;
     // The client believes it may send 1000/s: the server's 429s must slow it down without failures.
     let client = client_for(&server, &scenario.directory.account_id, |c| {
         c.light_per_second = 1000.0;
@@ -162,14 +154,7 @@ async fn a_burst_beyond_the_limit_is_absorbed_by_retries() {
 
 #[tokio::test]
 async fn wrong_credentials_fail_loudly() {
-    let scenario = generate(&GeneratorConfig {
-        seed: 6,
-        engagements: 1,
-        ..Default::default()
-    });
-    let server = SimServer::start(sim_config(), &scenario)
-        .await
-        .expect("sim");
+    let (scenario, server) = serve_day(6, 1, |_| {}).await;
     let client = client_for(&server, &scenario.directory.account_id, |c| {
         c.client_secret = "wrong".into();
         c.timeout = Duration::from_secs(5);

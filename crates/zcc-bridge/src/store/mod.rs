@@ -297,6 +297,30 @@ impl EngagementRow {
     }
 }
 
+/// `INSERT INTO engagements (...) VALUES (...), ...` for `rows`; the caller adds the conflict clause.
+pub(crate) fn insert_engagement_rows<'a, DB>(
+    rows: &'a [EngagementRow],
+) -> sqlx::QueryBuilder<'a, DB>
+where
+    DB: sqlx::Database,
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    Option<&'a str>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    let mut qb = sqlx::QueryBuilder::<DB>::new(
+        "INSERT INTO engagements (engagement_id, state, sort_ts, channel, direction, updated_at) ",
+    );
+    qb.push_values(rows, |mut b, r| {
+        b.push_bind(r.engagement_id.as_str())
+            .push_bind(r.state_json.as_str())
+            .push_bind(r.sort_ts)
+            .push_bind(r.channel.as_deref())
+            .push_bind(r.direction.as_deref())
+            .push_bind(r.updated_at);
+    });
+    qb
+}
+
 pub(crate) fn decode_state(engagement_id: &str, json: &str) -> Result<EngagementState> {
     serde_json::from_str(json).map_err(|source| StoreError::CorruptState {
         engagement_id: engagement_id.to_string(),

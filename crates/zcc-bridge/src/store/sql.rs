@@ -131,17 +131,7 @@ macro_rules! impl_sql_store {
             ) -> $crate::store::Result<std::collections::BTreeSet<String>> {
                 let mut inserted = std::collections::BTreeSet::new();
                 for chunk in rows.chunks($crate::store::sql::CHUNK) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO engagements (engagement_id, state, sort_ts, channel, direction, updated_at) ",
-                    );
-                    qb.push_values(chunk, |mut b, r| {
-                        b.push_bind(r.engagement_id.as_str())
-                            .push_bind(r.state_json.as_str())
-                            .push_bind(r.sort_ts)
-                            .push_bind(r.channel.as_deref())
-                            .push_bind(r.direction.as_deref())
-                            .push_bind(r.updated_at);
-                    });
+                    let mut qb = $crate::store::insert_engagement_rows::<$db>(chunk);
                     qb.push(" ON CONFLICT (engagement_id) DO NOTHING RETURNING engagement_id");
                     let ids: Vec<String> = qb.build_query_scalar().fetch_all(&mut *self.0).await?;
                     inserted.extend(ids);
@@ -152,17 +142,7 @@ macro_rules! impl_sql_store {
             async fn update_engagements(&mut self, rows: &[$crate::store::EngagementRow]) -> $crate::store::Result<()> {
                 // An upsert of rows this transaction holds locked: one statement, same SQL on both backends.
                 for chunk in rows.chunks($crate::store::sql::CHUNK) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO engagements (engagement_id, state, sort_ts, channel, direction, updated_at) ",
-                    );
-                    qb.push_values(chunk, |mut b, r| {
-                        b.push_bind(r.engagement_id.as_str())
-                            .push_bind(r.state_json.as_str())
-                            .push_bind(r.sort_ts)
-                            .push_bind(r.channel.as_deref())
-                            .push_bind(r.direction.as_deref())
-                            .push_bind(r.updated_at);
-                    });
+                    let mut qb = $crate::store::insert_engagement_rows::<$db>(chunk);
                     qb.push(
                         " ON CONFLICT (engagement_id) DO UPDATE SET state = excluded.state, sort_ts = excluded.sort_ts,
                           channel = excluded.channel, direction = excluded.direction, updated_at = excluded.updated_at",
