@@ -4,18 +4,22 @@
 //!   the ground truth the bridge's engagement records must end up with.
 //! - [`emitter`] delivers those events to a webhook endpoint exactly as Zoom does (signing, URL validation, retry
 //!   schedule) and injects delivery faults (drops, duplicates, reordering, delays) on request.
-//! - [`server`] serves a scenario over HTTP as Zoom's Server-to-Server OAuth and ZCC engagements REST API, with
-//!   Zoom's pagination, token expiry and rate limits, for the bridge's OAuth client and reconciler.
+//! - [`server`] serves a scenario over HTTP as Zoom's Server-to-Server OAuth and ZCC REST API (engagements,
+//!   recordings, voicemails, notes and their file downloads), with Zoom's pagination, token expiry and rate limits
+//!   plus injectable faults, for the bridge's OAuth client, reconciler and archiver.
+//! - [`websocket`] is Zoom's WebSocket event subscription endpoint (`GET /ws`): it pushes events to connected
+//!   subscribers as Zoom does (no backfill), answers heartbeats and can disconnect or go silent on request.
 
 pub mod emitter;
 pub mod generator;
 pub mod server;
+pub mod websocket;
 
 pub use emitter::{EmitReport, Emitter, EmitterConfig, Faults};
 pub use generator::{
     generate, Directory, GeneratorConfig, GroundTruth, Scenario, SimEvent, TruthEngagement,
 };
-pub use server::{SimServer, SimServerConfig, SimStats};
+pub use server::{BoundSim, RateLabel, SimServer, SimServerConfig, SimStats};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rand::Rng;

@@ -10,7 +10,8 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use zoom_sim::generator::{DEFAULT_ACCOUNT_ID, DEFAULT_API_BASE};
 use zoom_sim::{
-    generate, now_ms, Emitter, EmitterConfig, Faults, GeneratorConfig, SimServer, SimServerConfig,
+    generate, now_ms, Emitter, EmitterConfig, Faults, GeneratorConfig, RateLabel, SimServer,
+    SimServerConfig,
 };
 
 #[derive(Debug, Parser)]
@@ -28,8 +29,8 @@ enum Command {
     Truth(ScenarioArgs),
     /// Print a scenario's webhook bodies as NDJSON, in event_ts order.
     Events(ScenarioArgs),
-    /// Serve a scenario as Zoom's S2S OAuth (`/oauth/token`) and engagements REST API (`/v2`) until Ctrl-C;
-    /// prints the base URL.
+    /// Serve a scenario as Zoom's S2S OAuth (`/oauth/token`) and ZCC REST API (`/v2`: engagements, recordings,
+    /// inbox messages, notes, file downloads; `/sim/truth`: the ground truth) until Ctrl-C; prints the base URL.
     Serve(ServeArgs),
 }
 
@@ -56,12 +57,50 @@ struct ServeArgs {
     /// LIGHT-label requests per second (get engagement).
     #[arg(long, default_value_t = SimServerConfig::default().light_per_second)]
     light_per_second: u32,
+    /// HEAVY-label requests per second (no served endpoint is HEAVY unless relabelled).
+    #[arg(long, default_value_t = SimServerConfig::default().heavy_per_second)]
+    heavy_per_second: u32,
+    /// Daily cap of LIGHT-label requests (none by default).
+    #[arg(long)]
+    light_per_day: Option<u32>,
     /// Daily cap of MEDIUM-label requests (none by default).
     #[arg(long)]
     medium_per_day: Option<u32>,
-    /// Hide engagements that have not ended yet by the wall clock, as Zoom does.
+    /// Daily cap of HEAVY-label requests (none by default; Zoom Business+: 30000).
+    #[arg(long)]
+    heavy_per_day: Option<u32>,
+    /// Serve an endpoint under another rate-limit label: `ROUTE=light|medium|heavy`, e.g.
+    /// `/v2/contact_center/recordings=heavy` (repeatable).
+    #[arg(long = "label", value_parser = parse_label_override)]
+    label_overrides: Vec<(String, RateLabel)>,
+    /// Hide what does not exist yet by the wall clock (unfinished engagements, recordings, voicemails and
+    /// transcripts not completed yet), as Zoom does.
     #[arg(long)]
     completed_only: bool,
+    /// Size in bytes of every recording and voicemail file.
+    #[arg(long, default_value_t = SimServerConfig::default().media_bytes)]
+    media_bytes: u64,
+    /// Files answer 404 until this many milliseconds after the server started (Zoom still processing them).
+    #[arg(long, default_value_t = 0)]
+    media_processing_delay_ms: u64,
+    /// Answer downloads with a 302 to a one-minute unauthenticated link, like a CDN-signed URL.
+    #[arg(long)]
+    download_redirect: bool,
+    /// Throttle of every file transfer, in bytes per second.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    download_bytes_per_second: Option<u64>,
+    /// Break the first transfer of each file after this many bytes (later transfers succeed).
+    #[arg(long)]
+    cut_first_download_after: Option<u64>,
+    /// Share of `/v2` JSON requests answered 500/503.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    fault_5xx_rate: f64,
+    /// Share of `/v2` JSON requests answered with a spurious per-second 429.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    fault_429_rate: f64,
+    /// Seed of the injected REST faults (defaults to --seed).
+    #[arg(long)]
+    fault_seed: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -77,9 +116,10 @@ struct ScenarioArgs {
     start: Option<i64>,
     #[arg(long, default_value = DEFAULT_ACCOUNT_ID)]
     account_id: String,
-    /// REST base used in payload URLs (download_url, transcript_url, ...).
-    #[arg(long, default_value = DEFAULT_API_BASE)]
-    api_base: String,
+    /// REST base used in payload URLs (download_url, transcript_url, ...). Default https://api.zoom.us/v2;
+    /// `serve`: the server's own `/v2`, so the URLs can be downloaded from it.
+    #[arg(long)]
+    api_base: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -158,6 +198,19 @@ fn parse_positive(value: &str) -> Result<f64, String> {
     }
 }
 
+fn parse_label_override(value: &str) -> Result<(String, RateLabel), String> {
+    let (route, label) = value
+        .rsplit_once('=')
+        .ok_or_else(|| format!("expected ROUTE=light|medium|heavy, got {value:?}"))?;
+    let label = match label.to_ascii_lowercase().as_str() {
+        "light" => RateLabel::Light,
+        "medium" => RateLabel::Medium,
+        "heavy" => RateLabel::Heavy,
+        _ => return Err(format!("unknown rate-limit label {label:?}")),
+    };
+    Ok((route.to_owned(), label))
+}
+
 fn parse_delay(value: &str) -> Result<(u64, u64), String> {
     let number = |s: &str| {
         s.trim()
@@ -185,8 +238,12 @@ impl ScenarioArgs {
             seed: self.seed,
             start_ms: self.start.unwrap_or(GeneratorConfig::default().start_ms),
             engagements: self.engagements,
-            api_base: self.api_base.clone(),
+            api_base: self
+                .api_base
+                .clone()
+                .unwrap_or_else(|| DEFAULT_API_BASE.to_owned()),
             account_id: self.account_id.clone(),
+            ..GeneratorConfig::default()
         }
     }
 }
@@ -252,20 +309,38 @@ async fn emit(args: EmitArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let scenario = generate(&args.scenario.config());
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], args.port));
+    // Bound before generating, so the payload URLs can point at this server's port.
+    let bound = SimServer::bind(addr).await?;
+    let mut generator = args.scenario.config();
+    if args.scenario.api_base.is_none() {
+        generator.api_base = format!("{}/v2", bound.base_url());
+    }
+    let scenario = generate(&generator);
     let config = SimServerConfig {
         account_id: args.scenario.account_id.clone(),
         client_id: args.client_id,
         client_secret: args.client_secret,
         token_ttl: Duration::from_secs(args.token_ttl_secs),
-        medium_per_second: args.medium_per_second,
         light_per_second: args.light_per_second,
+        medium_per_second: args.medium_per_second,
+        heavy_per_second: args.heavy_per_second,
+        light_per_day: args.light_per_day,
         medium_per_day: args.medium_per_day,
+        heavy_per_day: args.heavy_per_day,
+        label_overrides: args.label_overrides.into_iter().collect(),
         completed_only: args.completed_only,
+        media_bytes: args.media_bytes,
+        media_processing_delay: Duration::from_millis(args.media_processing_delay_ms),
+        download_redirect: args.download_redirect,
+        download_bytes_per_second: args.download_bytes_per_second,
+        cut_first_download_after: args.cut_first_download_after,
+        fault_5xx_rate: args.fault_5xx_rate,
+        fault_429_rate: args.fault_429_rate,
+        fault_seed: args.fault_seed.unwrap_or(generator.seed),
         ..SimServerConfig::default()
     };
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], args.port));
-    let server = SimServer::start_on(config, &scenario, addr).await?;
+    let server = bound.serve(config, &scenario);
     tracing::info!(
         engagements = scenario.truth.engagements.len(),
         oauth = %format!("{}/oauth/token", server.base_url()),
@@ -355,5 +430,11 @@ mod tests {
         assert!(parse_delay("50..5").is_err());
         assert!(parse_rate("1.5").is_err());
         assert!(parse_positive("0").is_err());
+        assert_eq!(
+            parse_label_override("/v2/contact_center/recordings=Heavy"),
+            Ok(("/v2/contact_center/recordings".to_owned(), RateLabel::Heavy))
+        );
+        assert!(parse_label_override("/v2/contact_center/recordings").is_err());
+        assert!(parse_label_override("/v2/x=huge").is_err());
     }
 }

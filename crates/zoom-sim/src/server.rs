@@ -1,48 +1,70 @@
-//! An HTTP stand-in for Zoom's Server-to-Server OAuth and the ZCC engagements REST API (reference §1.0–1.2, §5.1,
-//! §6), serving a generated [`Scenario`] so the bridge's OAuth client, reconciler and rate-limit handling can be tested
+//! An HTTP stand-in for Zoom's Server-to-Server OAuth and the ZCC REST API (reference §1.0–1.9, §5.1, §6), serving a
+//! generated [`Scenario`] so the bridge's OAuth client, reconciler, archiver and rate-limit handling can be tested
 //! without a Zoom account.
 //!
-//! Routes: `POST /oauth/token`, `GET /v2/contact_center/engagements`, `GET /v2/contact_center/engagements/{id}`.
+//! Routes (`GET` unless noted; rate-limit label in brackets):
+//! - `POST /oauth/token`: S2S OAuth (`account_credentials`).
+//! - `/v2/contact_center/engagements` [MEDIUM], `/v2/contact_center/engagements/{id}` [LIGHT],
+//!   `/v2/contact_center/engagements/{id}/recordings` [MEDIUM], `/v2/contact_center/engagements/{id}/notes` [MEDIUM],
+//!   `/v2/contact_center/engagements/notes` [MEDIUM], `/v2/contact_center/recordings` [MEDIUM],
+//!   `/v2/contact_center/inboxes/messages` [MEDIUM].
+//! - The download, playback and transcript URLs the generator puts in payloads (Bearer token, not rate limited), and
+//!   `/v2/_files/{link}`, the unauthenticated CDN-style link they redirect to when `download_redirect` is on.
+//! - `/sim/truth`: the scenario's ground truth (no auth; not a Zoom API).
+//!
 //! Everything else answers Zoom's JSON error shape; no request input can make a handler panic.
 
-use std::collections::{BTreeMap, HashMap};
+mod downloads;
+mod lists;
+mod paging;
+mod view;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use axum::extract::rejection::{FormRejection, PathRejection, QueryRejection};
-use axum::extract::{Form, Path, Query, State};
-use axum::http::header::{AUTHORIZATION, RETRY_AFTER};
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{Form, Query, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
-use chrono::{DateTime, Days, Months, NaiveDate, NaiveTime, Utc};
+use chrono::{Days, NaiveDate, NaiveTime, Utc};
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::json;
+use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::generator::{Scenario, SimEvent, DEFAULT_ACCOUNT_ID};
+use crate::generator::{Scenario, DEFAULT_ACCOUNT_ID};
+use crate::websocket::EventHub;
 use crate::{iso_time, opaque_id};
+
+pub use downloads::{FILE_LINK_INVALID_CODE, FILE_NOT_FOUND_CODE, VOICEMAIL_CONTENT_TYPE};
+pub use lists::{ENGAGEMENT_NOT_FOUND_CODE, ENGAGEMENT_RECORDINGS_NOT_FOUND_CODE};
+/// Zoom's rate-limit labels (the client crate's type, so both sides speak the same vocabulary).
+pub use zoom::api::RateLabel;
 
 /// Scopes a ZCC reporting app would hold (reference §5.1); informational only, nothing checks them.
 const SCOPES: &str = "contact_center_report:read:admin contact_center_recording:read:admin \
                       contact_center_inbox:read:admin contact_center_note:read:admin";
-const MAX_PAGE_SIZE: u32 = 100;
-const DEFAULT_PAGE_SIZE: u32 = 10;
-const PAGE_TOKEN_INVALID: &str = "The next page token is invalid or expired.";
 const QPS_MESSAGE: &str =
     "You have reached the maximum per-second rate limit for this API. Try again later.";
 const DAILY_MESSAGE: &str =
     "You have reached the maximum daily rate limit for this API. Refer to the response \
                              header for details on when you can make another request.";
+/// Bodies of injected server errors. ❓ Zoom documents no 5xx body; these follow its `{code, message}` shape.
+const INTERNAL_ERROR_MESSAGE: &str = "Internal Server Error";
+const UNAVAILABLE_MESSAGE: &str = "Service Unavailable";
 
-/// Behaviour of a [`SimServer`]. The defaults match a Business+ ZCC account (reference §6.1) with Zoom's TTLs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Behaviour of a [`SimServer`]. The defaults match a Business+ ZCC account (reference §6.1) with Zoom's TTLs, and
+/// switch every fault off.
+#[derive(Debug, Clone, PartialEq)]
 pub struct SimServerConfig {
     /// The account the S2S app belongs to; a token request for another account is refused.
     pub account_id: String,
@@ -52,15 +74,46 @@ pub struct SimServerConfig {
     pub token_ttl: Duration,
     /// Lifetime of a `next_page_token` (ZCC spec: 15 minutes).
     pub page_token_ttl: Duration,
-    /// Requests per second for MEDIUM-labelled endpoints (list engagements).
-    pub medium_per_second: u32,
-    /// Requests per second for LIGHT-labelled endpoints (get engagement).
+    /// Requests per second for LIGHT-labelled endpoints (get engagement). Business+: 40.
     pub light_per_second: u32,
-    /// Optional daily cap for MEDIUM endpoints, to exercise the `Daily-limit` 429 (Zoom resets it at UTC midnight).
+    /// Requests per second for MEDIUM-labelled endpoints (every list). Business+: 20.
+    pub medium_per_second: u32,
+    /// Requests per second for HEAVY-labelled endpoints. Business+: 10. No served endpoint is HEAVY by default;
+    /// [`SimServerConfig::label_overrides`] makes one so.
+    pub heavy_per_second: u32,
+    /// Optional daily caps per label, to exercise the `Daily-limit` 429 (Zoom resets them at UTC midnight; its
+    /// documented daily cap is HEAVY's 30,000 on Business+, shared with resource-intensive APIs).
+    pub light_per_day: Option<u32>,
     pub medium_per_day: Option<u32>,
-    /// Hide engagements that have not ended yet by the wall clock, as Zoom does (reference §1.2). Off by default so
+    pub heavy_per_day: Option<u32>,
+    /// Route template (`/v2/contact_center/recordings`, `/v2/contact_center/engagements/{engagement_id}`, ...) →
+    /// the label to apply instead of the documented one, e.g. to test a client against a HEAVY endpoint.
+    pub label_overrides: BTreeMap<String, RateLabel>,
+    /// Hide what does not exist yet by the wall clock, as Zoom does: engagements that have not ended (reference
+    /// §1.2), recordings, voicemails and transcripts whose completion event lies in the future. Off by default so
     /// that a scenario dated later today is fully visible to tests; the live demo turns it on.
     pub completed_only: bool,
+    /// Size of every recording and voicemail file (the bytes are synthetic, derived from the file's id).
+    pub media_bytes: u64,
+    /// Files answer 404 until this long after the server started, like a recording Zoom is still processing
+    /// after `recording_completed` fired.
+    pub media_processing_delay: Duration,
+    /// Answer downloads with a 302 to a short-lived unauthenticated link on this server (as a CDN-signed URL
+    /// would be) instead of the bytes.
+    pub download_redirect: bool,
+    /// Lifetime of such a link (one minute by default).
+    pub download_link_ttl: Duration,
+    /// Throttle of every file transfer.
+    pub download_bytes_per_second: Option<u64>,
+    /// The first transfer of each file breaks (the connection is aborted) after this many body bytes; later
+    /// transfers of the file succeed. Tests resumable downloads.
+    pub cut_first_download_after: Option<u64>,
+    /// Share of `/v2` JSON requests answered 500 or 503 before any work (auth, rate limits) is done.
+    pub fault_5xx_rate: f64,
+    /// Share of `/v2` JSON requests answered with a spurious per-second 429.
+    pub fault_429_rate: f64,
+    /// Seed of the fault draws: the n-th `/v2` JSON request's fate depends only on `(fault_seed, n)`.
+    pub fault_seed: u64,
 }
 
 impl Default for SimServerConfig {
@@ -71,39 +124,138 @@ impl Default for SimServerConfig {
             client_secret: "simClientSecret00000000000000000".to_owned(),
             token_ttl: Duration::from_secs(3600),
             page_token_ttl: Duration::from_secs(15 * 60),
-            medium_per_second: 20,
             light_per_second: 40,
+            medium_per_second: 20,
+            heavy_per_second: 10,
+            light_per_day: None,
             medium_per_day: None,
+            heavy_per_day: None,
+            label_overrides: BTreeMap::new(),
             completed_only: false,
+            media_bytes: 1024 * 1024,
+            media_processing_delay: Duration::ZERO,
+            download_redirect: false,
+            download_link_ttl: Duration::from_secs(60),
+            download_bytes_per_second: None,
+            cut_first_download_after: None,
+            fault_5xx_rate: 0.0,
+            fault_429_rate: 0.0,
+            fault_seed: 0,
         }
     }
 }
 
-/// Request counters, for tests that assert how a client behaved (how many tokens it fetched, whether it backed off).
+/// Request counters, for tests that assert how a client behaved (how many tokens it fetched, whether it backed off,
+/// whether it resumed a download). Endpoint counters count every request, whatever its outcome.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct SimStats {
     /// `POST /oauth/token` requests, successful or not.
     pub token_requests: u64,
     pub tokens_issued: u64,
-    /// `GET /v2/contact_center/engagements` requests (all outcomes).
+    /// `GET /v2/contact_center/engagements`.
     pub list_engagements: u64,
-    /// `GET /v2/contact_center/engagements/{id}` requests (all outcomes).
+    /// `GET /v2/contact_center/engagements/{id}`.
     pub get_engagement: u64,
+    /// `GET /v2/contact_center/recordings`.
+    pub list_recordings: u64,
+    /// `GET /v2/contact_center/engagements/{id}/recordings`.
+    pub engagement_recordings: u64,
+    /// `GET /v2/contact_center/inboxes/messages`.
+    pub list_inbox_messages: u64,
+    /// `GET /v2/contact_center/engagements/{id}/notes`.
+    pub engagement_notes: u64,
+    /// `GET /v2/contact_center/engagements/notes`.
+    pub list_notes: u64,
+    /// `GET /sim/truth`.
+    pub truth_requests: u64,
+    /// Requests to the download, playback and transcript URLs (all outcomes, redirects included).
+    pub download_requests: u64,
+    /// File transfers started (200 or 206 with a body), on the Zoom URLs or on redirect links.
+    pub downloads: u64,
+    /// File body bytes sent.
+    pub download_bytes: u64,
+    /// 302s to a redirect link.
+    pub download_redirects: u64,
+    /// Transfers aborted by `cut_first_download_after`.
+    pub downloads_cut: u64,
     /// Requests to paths or methods the simulator does not serve.
     pub unknown: u64,
-    /// `/v2` requests refused with 401.
+    /// Requests refused with 401 (`/v2` and downloads).
     pub unauthorized: u64,
-    /// 429 responses sent (per-second and daily).
+    /// 429 responses sent: per-second, daily and injected ones.
     pub rate_limited: u64,
+    /// 500/503 answers injected by `fault_5xx_rate`.
+    pub injected_5xx: u64,
+    /// 429 answers injected by `fault_429_rate` (also counted in `rate_limited`).
+    pub injected_429: u64,
 }
 
 /// A running simulator; dropping it stops the server too, [`SimServer::shutdown`] also waits for it.
 #[derive(Debug)]
 pub struct SimServer {
     shared: Arc<Shared>,
+    hub: EventHub,
     addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+}
+
+/// The subscription id of the simulator's WebSocket endpoint.
+pub const WS_SUBSCRIPTION_ID: &str = "simSubscription0000000";
+
+/// A bound but not yet serving simulator: its address is known, so a scenario can be generated with payload URLs
+/// that point at it (`api_base = format!("{}/v2", bound.base_url())`) before it starts serving that scenario.
+#[derive(Debug)]
+pub struct BoundSim {
+    listener: TcpListener,
+    addr: SocketAddr,
+}
+
+impl BoundSim {
+    /// `http://ADDR:PORT`, what [`SimServer::base_url`] will return.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Starts serving `scenario`. Must be called within a Tokio runtime (it spawns the server task).
+    pub fn serve(self, config: SimServerConfig, scenario: &Scenario) -> SimServer {
+        let BoundSim { listener, addr } = self;
+        let shared = Arc::new(Shared::new(config, scenario, format!("http://{addr}")));
+        // The WebSocket endpoint accepts the tokens this server issued, while they are valid.
+        let tokens = Arc::downgrade(&shared);
+        let hub = EventHub::new(
+            WS_SUBSCRIPTION_ID,
+            Arc::new(move |token: &str| {
+                tokens.upgrade().is_some_and(|shared| {
+                    lock(&shared.tokens)
+                        .get(token)
+                        .is_some_and(|expiry| Instant::now() < *expiry)
+                })
+            }),
+        );
+        let app = router(shared.clone()).merge(crate::websocket::router(hub.clone()));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+                // A dropped sender means the SimServer is gone: stop as well.
+                let _ = stopped.await;
+            });
+            if let Err(error) = serve.await {
+                tracing::warn!(%error, "zoom-sim server stopped with an error");
+            }
+        });
+        SimServer {
+            shared,
+            hub,
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
 }
 
 impl SimServer {
@@ -118,36 +270,16 @@ impl SimServer {
         scenario: &Scenario,
         addr: SocketAddr,
     ) -> anyhow::Result<SimServer> {
-        let listener = tokio::net::TcpListener::bind(addr)
+        Ok(Self::bind(addr).await?.serve(config, scenario))
+    }
+
+    /// Binds `addr` (port 0: any free port) without serving yet; see [`BoundSim`].
+    pub async fn bind(addr: SocketAddr) -> anyhow::Result<BoundSim> {
+        let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding {addr}"))?;
         let addr = listener.local_addr().context("reading the bound address")?;
-        let shared = Arc::new(Shared {
-            base_url: format!("http://{addr}"),
-            engagements: build_engagements(scenario),
-            config,
-            tokens: Mutex::default(),
-            page_tokens: Mutex::default(),
-            limits: Mutex::default(),
-            counters: Counters::default(),
-        });
-        let app = router(shared.clone());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-                // A dropped sender means the SimServer is gone: stop as well.
-                let _ = stopped.await;
-            });
-            if let Err(error) = serve.await {
-                tracing::warn!(%error, "zoom-sim server stopped with an error");
-            }
-        });
-        Ok(SimServer {
-            shared,
-            addr,
-            stop: Some(stop),
-            task: Some(task),
-        })
+        Ok(BoundSim { listener, addr })
     }
 
     /// `http://127.0.0.1:PORT`, the `api_url` of issued tokens: OAuth at `{base}/oauth/token`, REST at `{base}/v2`.
@@ -164,6 +296,16 @@ impl SimServer {
         self.shared.counters.snapshot()
     }
 
+    /// The WebSocket event subscription (`GET /ws?subscriptionId=...&access_token=...`): publish events to it.
+    pub fn hub(&self) -> &EventHub {
+        &self.hub
+    }
+
+    /// `ws://127.0.0.1:PORT/ws`; the subscription id is [`WS_SUBSCRIPTION_ID`].
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}{}", self.addr, crate::websocket::WS_PATH)
+    }
+
     /// Makes every token issued so far expired, so a test can check the client fetches a new one.
     pub fn expire_all_tokens(&self) {
         let now = Instant::now();
@@ -177,6 +319,14 @@ impl SimServer {
         let now = Instant::now();
         for cursor in lock(&self.shared.page_tokens).values_mut() {
             cursor.expires = now;
+        }
+    }
+
+    /// Makes every download redirect link issued so far expired.
+    pub fn expire_all_download_links(&self) {
+        let now = Instant::now();
+        for link in lock(&self.shared.links).values_mut() {
+            link.expires = now;
         }
     }
 
@@ -208,13 +358,43 @@ impl Drop for SimServer {
 struct Shared {
     config: SimServerConfig,
     base_url: String,
-    /// Sorted by `(start_ms, engagement_id)`, the order Zoom pages in.
-    engagements: Vec<RestEngagement>,
+    /// When serving began; `media_processing_delay` counts from here.
+    started: Instant,
+    view: view::View,
+    /// `scenario.truth` serialized once.
+    truth_json: Vec<u8>,
     /// Access token → expiry. Expired tokens stay so they can be told apart from unknown ones.
     tokens: Mutex<HashMap<String, Instant>>,
-    page_tokens: Mutex<HashMap<String, PageCursor>>,
+    page_tokens: Mutex<HashMap<String, paging::PageCursor>>,
+    /// Redirect link → the file it serves.
+    links: Mutex<HashMap<String, downloads::Link>>,
+    /// Files whose first transfer was already cut (`cut_first_download_after`).
+    cut_done: Mutex<HashSet<view::FileKey>>,
     limits: Mutex<Limits>,
+    /// How many fault draws were made (the index of the next one).
+    fault_draws: AtomicU64,
     counters: Counters,
+}
+
+impl Shared {
+    fn new(config: SimServerConfig, scenario: &Scenario, base_url: String) -> Shared {
+        // Serializing plain strings, numbers and sets cannot fail; an empty body would only hide a bug in a test.
+        let truth_json = serde_json::to_vec(&scenario.truth).unwrap_or_default();
+        Shared {
+            base_url,
+            started: Instant::now(),
+            view: view::View::build(scenario),
+            truth_json,
+            config,
+            tokens: Mutex::default(),
+            page_tokens: Mutex::default(),
+            links: Mutex::default(),
+            cut_done: Mutex::default(),
+            limits: Mutex::default(),
+            fault_draws: AtomicU64::new(0),
+            counters: Counters::default(),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -223,14 +403,43 @@ struct Counters {
     tokens_issued: AtomicU64,
     list_engagements: AtomicU64,
     get_engagement: AtomicU64,
+    list_recordings: AtomicU64,
+    engagement_recordings: AtomicU64,
+    list_inbox_messages: AtomicU64,
+    engagement_notes: AtomicU64,
+    list_notes: AtomicU64,
+    truth_requests: AtomicU64,
+    download_requests: AtomicU64,
+    downloads: AtomicU64,
+    download_bytes: AtomicU64,
+    download_redirects: AtomicU64,
+    downloads_cut: AtomicU64,
     unknown: AtomicU64,
     unauthorized: AtomicU64,
     rate_limited: AtomicU64,
+    injected_5xx: AtomicU64,
+    injected_429: AtomicU64,
 }
 
 impl Counters {
     fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn endpoint(&self, endpoint: Endpoint) -> &AtomicU64 {
+        match endpoint {
+            Endpoint::ListEngagements => &self.list_engagements,
+            Endpoint::GetEngagement => &self.get_engagement,
+            Endpoint::ListRecordings => &self.list_recordings,
+            Endpoint::EngagementRecordings => &self.engagement_recordings,
+            Endpoint::InboxMessages => &self.list_inbox_messages,
+            Endpoint::EngagementNotes => &self.engagement_notes,
+            Endpoint::Notes => &self.list_notes,
+        }
     }
 
     fn snapshot(&self) -> SimStats {
@@ -240,64 +449,87 @@ impl Counters {
             tokens_issued: get(&self.tokens_issued),
             list_engagements: get(&self.list_engagements),
             get_engagement: get(&self.get_engagement),
+            list_recordings: get(&self.list_recordings),
+            engagement_recordings: get(&self.engagement_recordings),
+            list_inbox_messages: get(&self.list_inbox_messages),
+            engagement_notes: get(&self.engagement_notes),
+            list_notes: get(&self.list_notes),
+            truth_requests: get(&self.truth_requests),
+            download_requests: get(&self.download_requests),
+            downloads: get(&self.downloads),
+            download_bytes: get(&self.download_bytes),
+            download_redirects: get(&self.download_redirects),
+            downloads_cut: get(&self.downloads_cut),
             unknown: get(&self.unknown),
             unauthorized: get(&self.unauthorized),
             rate_limited: get(&self.rate_limited),
+            injected_5xx: get(&self.injected_5xx),
+            injected_429: get(&self.injected_429),
         }
     }
 }
 
-/// Where a paginated walk stands. Keyset (not offset) so that engagements becoming visible mid-walk
-/// (`completed_only`) cannot shift pages and make the walk skip or repeat one.
-#[derive(Debug, Clone)]
-struct PageCursor {
-    /// The query parameters the token is bound to (everything but `next_page_token` and `page_size`).
-    binding: String,
-    /// The window resolved by the first request, so a defaulted "past 24 h" does not slide between pages.
-    window: (i64, i64),
-    /// `(start_ms, engagement_id)` of the last engagement already returned.
-    after: (i64, String),
-    expires: Instant,
+/// The `/v2` JSON endpoints: their route, documented rate-limit label and counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    ListEngagements,
+    GetEngagement,
+    ListRecordings,
+    EngagementRecordings,
+    InboxMessages,
+    EngagementNotes,
+    Notes,
 }
 
-/// 1-second and daily windows for the rate-limit labels.
+impl Endpoint {
+    /// The axum route template, also the key of [`SimServerConfig::label_overrides`].
+    fn route(self) -> &'static str {
+        match self {
+            Endpoint::ListEngagements => "/v2/contact_center/engagements",
+            Endpoint::GetEngagement => "/v2/contact_center/engagements/{engagement_id}",
+            Endpoint::ListRecordings => "/v2/contact_center/recordings",
+            Endpoint::EngagementRecordings => {
+                "/v2/contact_center/engagements/{engagement_id}/recordings"
+            }
+            Endpoint::InboxMessages => "/v2/contact_center/inboxes/messages",
+            Endpoint::EngagementNotes => "/v2/contact_center/engagements/{engagement_id}/notes",
+            Endpoint::Notes => "/v2/contact_center/engagements/notes",
+        }
+    }
+
+    /// Reference §6.1: lists of engagements, recordings, inbox messages and notes are MEDIUM; get engagement LIGHT.
+    fn label(self) -> RateLabel {
+        match self {
+            Endpoint::GetEngagement => RateLabel::Light,
+            _ => RateLabel::Medium,
+        }
+    }
+}
+
+/// 1-second and daily windows per rate-limit label (indexed by [`label_index`]).
 #[derive(Debug, Default)]
 struct Limits {
     second: i64,
-    medium: u32,
-    light: u32,
+    this_second: [u32; 3],
     day: Option<NaiveDate>,
-    medium_today: u32,
+    today: [u32; 3],
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Label {
-    Light,
-    Medium,
-}
-
-impl Label {
-    fn name(self) -> &'static str {
-        match self {
-            Label::Light => "Light",
-            Label::Medium => "Medium",
-        }
+fn label_index(label: RateLabel) -> usize {
+    match label {
+        RateLabel::Light => 0,
+        RateLabel::Medium => 1,
+        RateLabel::Heavy => 2,
     }
 }
 
-/// The REST view of one engagement plus the fields the list filters on.
-#[derive(Debug, Clone)]
-struct RestEngagement {
-    id: String,
-    start_ms: i64,
-    end_ms: i64,
-    channel: String,
-    direction: String,
-    queue_ids: Vec<String>,
-    agent_ids: Vec<String>,
-    consumer_numbers: Vec<String>,
-    /// The list item, field names as reference §1.1.
-    item: Value,
+/// The `X-RateLimit-Category` value.
+fn label_name(label: RateLabel) -> &'static str {
+    match label {
+        RateLabel::Light => "Light",
+        RateLabel::Medium => "Medium",
+        RateLabel::Heavy => "Heavy",
+    }
 }
 
 /// `instant + duration`, saturating instead of panicking on an absurd configured TTL.
@@ -313,14 +545,34 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// SplitMix64's finalizer: a fast, well-mixed, stable hash step (the fault draws and the synthetic file bytes must
+/// not change between Rust releases, which rules out `DefaultHasher`).
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// FNV-1a of `parts` (separated, so `("ab", "c")` and `("a", "bc")` differ), then mixed.
+fn stable_hash(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for &b in part.iter().chain(&[0xff]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    mix(h)
+}
+
 fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
+    let mut router = Router::new()
         .route("/oauth/token", post(oauth_token))
-        .route("/v2/contact_center/engagements", get(list_engagements))
-        .route(
-            "/v2/contact_center/engagements/{engagement_id}",
-            get(get_engagement),
-        )
+        .route("/sim/truth", get(truth));
+    router = lists::routes(router);
+    router = downloads::routes(router);
+    router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(shared)
@@ -382,6 +634,16 @@ async fn not_found(State(shared): State<Arc<Shared>>) -> ZoomError {
 async fn method_not_allowed(State(shared): State<Arc<Shared>>) -> ZoomError {
     Counters::bump(&shared.counters.unknown);
     zoom_error(StatusCode::METHOD_NOT_ALLOWED, 405, "Method Not Allowed")
+}
+
+/// The ground truth, so an out-of-process test (the CLI's `serve`) can check a bridge against it.
+async fn truth(State(shared): State<Arc<Shared>>) -> Response {
+    Counters::bump(&shared.counters.truth_requests);
+    (
+        [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        shared.truth_json.clone(),
+    )
+        .into_response()
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -466,9 +728,65 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
-// REST
+// What every `/v2` request goes through
 
 impl Shared {
+    /// Counts a `/v2` JSON request, then applies, in order: injected faults (before any work, as a failing front
+    /// end would), the bearer check and the rate limit of the endpoint's label.
+    fn gate(&self, endpoint: Endpoint, headers: &HeaderMap) -> Result<(), ZoomError> {
+        Counters::bump(self.counters.endpoint(endpoint));
+        let label = self
+            .config
+            .label_overrides
+            .get(endpoint.route())
+            .copied()
+            .unwrap_or_else(|| endpoint.label());
+        self.inject_fault(label)?;
+        self.authorize(headers)?;
+        self.admit(label)
+    }
+
+    /// Draws this request's injected fault, if any. The draw is a hash of `(fault_seed, n)` for the n-th request,
+    /// so a sequential client sees the same faults on every run.
+    fn inject_fault(&self, label: RateLabel) -> Result<(), ZoomError> {
+        let rate = |r: f64| {
+            if r.is_finite() {
+                r.clamp(0.0, 1.0)
+            } else {
+                0.0
+            }
+        };
+        let (p5xx, p429) = (
+            rate(self.config.fault_5xx_rate),
+            rate(self.config.fault_429_rate),
+        );
+        if p5xx == 0.0 && p429 == 0.0 {
+            return Ok(());
+        }
+        let n = self.fault_draws.fetch_add(1, Ordering::Relaxed);
+        let draw = mix(self.config.fault_seed ^ mix(n));
+        // 53 random bits as a uniform number in [0, 1).
+        let u = (draw >> 11) as f64 / (1u64 << 53) as f64;
+        if u < p5xx {
+            Counters::bump(&self.counters.injected_5xx);
+            return Err(if draw & 1 == 0 {
+                zoom_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    500,
+                    INTERNAL_ERROR_MESSAGE,
+                )
+            } else {
+                zoom_error(StatusCode::SERVICE_UNAVAILABLE, 503, UNAVAILABLE_MESSAGE)
+            });
+        }
+        if u < p5xx + p429 {
+            Counters::bump(&self.counters.injected_429);
+            Counters::bump(&self.counters.rate_limited);
+            return Err(qps_error(label));
+        }
+        Ok(())
+    }
+
     /// Checks the bearer token (header only: Zoom refuses tokens in the query string since 2023).
     fn authorize(&self, headers: &HeaderMap) -> Result<(), ZoomError> {
         let token = headers
@@ -487,39 +805,41 @@ impl Shared {
         Err(zoom_error(StatusCode::UNAUTHORIZED, 124, message))
     }
 
-    /// Admits a request under its rate-limit label or answers Zoom's 429 (reference §6.2).
-    fn admit(&self, label: Label) -> Result<(), ZoomError> {
+    /// Admits a request under its rate-limit label or answers Zoom's 429 (reference §6.2). The daily cap is checked
+    /// first: once it is spent, Zoom answers `Daily-limit` whatever the per-second load.
+    fn admit(&self, label: RateLabel) -> Result<(), ZoomError> {
+        let config = &self.config;
+        let i = label_index(label);
+        let per_second = [
+            config.light_per_second,
+            config.medium_per_second,
+            config.heavy_per_second,
+        ][i];
+        let per_day = [
+            config.light_per_day,
+            config.medium_per_day,
+            config.heavy_per_day,
+        ][i];
         let now = Utc::now();
         let refused = {
             let mut limits = lock(&self.limits);
             let second = now.timestamp();
             if limits.second != second {
                 limits.second = second;
-                limits.medium = 0;
-                limits.light = 0;
+                limits.this_second = [0; 3];
             }
             let today = now.date_naive();
             if limits.day != Some(today) {
                 limits.day = Some(today);
-                limits.medium_today = 0;
+                limits.today = [0; 3];
             }
-            let daily = match (label, self.config.medium_per_day) {
-                (Label::Medium, Some(cap)) if limits.medium_today >= cap => Some(cap),
-                _ => None,
-            };
-            let (used, cap) = match label {
-                Label::Medium => (&mut limits.medium, self.config.medium_per_second),
-                Label::Light => (&mut limits.light, self.config.light_per_second),
-            };
-            if let Some(cap) = daily {
+            if let Some(cap) = per_day.filter(|&cap| limits.today[i] >= cap) {
                 Some(Some(cap))
-            } else if *used >= cap {
+            } else if limits.this_second[i] >= per_second {
                 Some(None)
             } else {
-                *used += 1;
-                if label == Label::Medium {
-                    limits.medium_today += 1;
-                }
+                limits.this_second[i] += 1;
+                limits.today[i] = limits.today[i].saturating_add(1);
                 None
             }
         };
@@ -527,8 +847,6 @@ impl Shared {
             return Ok(());
         };
         Counters::bump(&self.counters.rate_limited);
-        let category = HeaderName::from_static("x-ratelimit-category");
-        let kind = HeaderName::from_static("x-ratelimit-type");
         let error = match daily {
             Some(cap) => {
                 let midnight = now
@@ -537,8 +855,11 @@ impl Shared {
                     .map(|d| d.and_time(NaiveTime::MIN).and_utc().timestamp_millis())
                     .unwrap_or(now.timestamp_millis());
                 zoom_error(StatusCode::TOO_MANY_REQUESTS, 429, DAILY_MESSAGE)
-                    .header(category, label.name())
-                    .header(kind, "Daily-limit")
+                    .header(
+                        HeaderName::from_static("x-ratelimit-category"),
+                        label_name(label),
+                    )
+                    .header(HeaderName::from_static("x-ratelimit-type"), "Daily-limit")
                     .header(
                         HeaderName::from_static("x-ratelimit-limit"),
                         cap.to_string(),
@@ -546,526 +867,46 @@ impl Shared {
                     .header(HeaderName::from_static("x-ratelimit-remaining"), "0")
                     .header(RETRY_AFTER, iso_time(midnight))
             }
-            None => zoom_error(StatusCode::TOO_MANY_REQUESTS, 429, QPS_MESSAGE)
-                .header(category, label.name())
-                .header(kind, "QPS"),
+            None => qps_error(label),
         };
         Err(error)
     }
-
-    fn visible(&self, engagement: &RestEngagement, now_ms: i64) -> bool {
-        !self.config.completed_only || engagement.end_ms <= now_ms
-    }
-
-    fn list(&self, params: &HashMap<String, String>) -> Result<Value, ZoomError> {
-        let param = |name: &str| {
-            params
-                .get(name)
-                .map(String::as_str)
-                .filter(|v| !v.is_empty())
-        };
-        let page_size = match param("page_size") {
-            None => DEFAULT_PAGE_SIZE,
-            Some(raw) => match raw.parse::<u32>() {
-                Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
-                Ok(n) if n > MAX_PAGE_SIZE => {
-                    return Err(bad_request(&format!(
-                        "The page_size can not exceed {MAX_PAGE_SIZE}."
-                    )))
-                }
-                _ => return Err(bad_request("Invalid field: page_size.")),
-            },
-        };
-        let filters = Filters::parse(params)?;
-        // Bound to every non-empty parameter but the token itself and the page size, as Zoom asks for "the same
-        // query parameters" on each page.
-        let binding = params
-            .iter()
-            .filter(|(k, v)| {
-                !v.is_empty() && k.as_str() != "next_page_token" && k.as_str() != "page_size"
-            })
-            .collect::<BTreeMap<_, _>>()
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("&");
-
-        let now = Utc::now();
-        let (window, after) = match param("next_page_token") {
-            Some(token) => {
-                let cursor = lock(&self.page_tokens).get(token).cloned();
-                match cursor {
-                    Some(c) if c.binding == binding && Instant::now() < c.expires => {
-                        (c.window, Some(c.after))
-                    }
-                    _ => return Err(bad_request(PAGE_TOKEN_INVALID)),
-                }
-            }
-            None => (window(param("from"), param("to"), now)?, None),
-        };
-
-        let now_ms = now.timestamp_millis();
-        let matching: Vec<&RestEngagement> = self
-            .engagements
-            .iter()
-            .filter(|e| e.start_ms >= window.0 && e.start_ms <= window.1)
-            .filter(|e| self.visible(e, now_ms) && filters.matches(e))
-            .collect();
-        let remaining: Vec<&RestEngagement> = match &after {
-            Some((ms, id)) => matching
-                .iter()
-                .copied()
-                .filter(|e| (e.start_ms, e.id.as_str()) > (*ms, id.as_str()))
-                .collect(),
-            None => matching.clone(),
-        };
-        let size = usize::try_from(page_size).unwrap_or(usize::MAX);
-        let page = &remaining[..remaining.len().min(size)];
-        let next_page_token = match page.last() {
-            Some(last) if remaining.len() > page.len() => {
-                let token = opaque_id(&mut rand::rng());
-                let cursor = PageCursor {
-                    binding,
-                    window,
-                    after: (last.start_ms, last.id.clone()),
-                    expires: later(Instant::now(), self.config.page_token_ttl),
-                };
-                let mut tokens = lock(&self.page_tokens);
-                // Forget long-dead cursors so a long benchmark does not grow the map without bound.
-                let horizon = Instant::now();
-                tokens.retain(|_, c| later(c.expires, self.config.page_token_ttl) > horizon);
-                tokens.insert(token.clone(), cursor);
-                token
-            }
-            _ => String::new(),
-        };
-        Ok(json!({
-            "next_page_token": next_page_token,
-            "page_size": page_size,
-            "total_records": matching.len(),
-            "from": iso_time(window.0),
-            "to": iso_time(window.1),
-            "timezone": "UTC",
-            "engagements": page.iter().map(|e| e.item.clone()).collect::<Vec<_>>(),
-        }))
-    }
 }
 
-/// The list filters of reference §1.1 that the simulator applies (`channel_types`/`channel_sources` are ignored).
-#[derive(Debug, Default)]
-struct Filters {
-    queue_id: Option<String>,
-    user_id: Option<String>,
-    consumer_number: Option<String>,
-    channel: Option<String>,
-    direction: Option<String>,
-}
-
-impl Filters {
-    fn parse(params: &HashMap<String, String>) -> Result<Filters, ZoomError> {
-        let param = |name: &str| params.get(name).filter(|v| !v.is_empty()).cloned();
-        let filters = Filters {
-            queue_id: param("queue_id"),
-            user_id: param("user_id"),
-            consumer_number: param("consumer_number"),
-            channel: param("channel"),
-            direction: param("direction"),
-        };
-        if let Some(channel) = &filters.channel {
-            if !matches!(channel.as_str(), "voice" | "video" | "messaging" | "email") {
-                return Err(bad_request("Invalid field: channel."));
-            }
-        }
-        if let Some(direction) = &filters.direction {
-            if !matches!(direction.as_str(), "inbound" | "outbound") {
-                return Err(bad_request("Invalid field: direction."));
-            }
-        }
-        Ok(filters)
-    }
-
-    fn matches(&self, e: &RestEngagement) -> bool {
-        let eq =
-            |filter: &Option<String>, value: &str| filter.as_deref().is_none_or(|f| f == value);
-        let any = |filter: &Option<String>, values: &[String]| {
-            filter
-                .as_deref()
-                .is_none_or(|f| values.iter().any(|v| v == f))
-        };
-        eq(&self.channel, &e.channel)
-            && eq(&self.direction, &e.direction)
-            && any(&self.queue_id, &e.queue_ids)
-            && any(&self.user_id, &e.agent_ids)
-            && any(&self.consumer_number, &e.consumer_numbers)
-    }
-}
-
-/// Resolves `from`/`to` to an inclusive epoch-ms window: default the past 24 h, at most one month.
-fn window(
-    from: Option<&str>,
-    to: Option<&str>,
-    now: DateTime<Utc>,
-) -> Result<(i64, i64), ZoomError> {
-    let (from, to) = match (from, to) {
-        (None, None) => (now - chrono::Duration::hours(24), now),
-        (Some(_), None) => {
-            return Err(bad_request(
-                "The to parameter is required when from is given.",
-            ))
-        }
-        (None, Some(to)) => {
-            let to = parse_time(to, true).ok_or_else(|| bad_request("Invalid field: to."))?;
-            (to - chrono::Duration::hours(24), to)
-        }
-        (Some(from), Some(to)) => (
-            parse_time(from, false).ok_or_else(|| bad_request("Invalid field: from."))?,
-            parse_time(to, true).ok_or_else(|| bad_request("Invalid field: to."))?,
-        ),
-    };
-    if from > to {
-        return Err(bad_request(
-            "The from date can not be later than the to date.",
-        ));
-    }
-    if from
-        .checked_add_months(Months::new(1))
-        .is_some_and(|limit| to > limit)
-    {
-        return Err(bad_request("The date range can not exceed one month."));
-    }
-    Ok((from.timestamp_millis(), to.timestamp_millis()))
-}
-
-/// `yyyy-mm-dd` (the whole day: its first second for `from`, its last for `to`) or an RFC 3339 time
-/// (`yyyy-MM-ddTHH:mm:ssZ`; offsets are accepted too).
-fn parse_time(value: &str, end_of_day: bool) -> Option<DateTime<Utc>> {
-    if let Ok(date) = NaiveDate::parse_from_str(value, "%Y-%m-%d") {
-        let time = if end_of_day {
-            NaiveTime::from_hms_opt(23, 59, 59)?
-        } else {
-            NaiveTime::MIN
-        };
-        return Some(date.and_time(time).and_utc());
-    }
-    DateTime::parse_from_rfc3339(value)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
-
-async fn list_engagements(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Response {
-    Counters::bump(&shared.counters.list_engagements);
-    let answer = shared
-        .authorize(&headers)
-        .and_then(|()| shared.admit(Label::Medium))
-        .and_then(|()| query.map_err(|_| bad_request("Invalid query string.")))
-        .and_then(|Query(params)| shared.list(&params));
-    match answer {
-        Ok(body) => Json(body).into_response(),
-        Err(error) => error.into_response(),
-    }
-}
-
-async fn get_engagement(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    id: Result<Path<String>, PathRejection>,
-) -> Response {
-    Counters::bump(&shared.counters.get_engagement);
-    if let Err(error) = shared
-        .authorize(&headers)
-        .and_then(|()| shared.admit(Label::Light))
-    {
-        return error.into_response();
-    }
-    let now_ms = Utc::now().timestamp_millis();
-    let found = id.ok().and_then(|Path(id)| {
-        shared
-            .engagements
-            .iter()
-            .find(|e| e.id == id && shared.visible(e, now_ms))
-    });
-    let Some(engagement) = found else {
-        return zoom_error(StatusCode::NOT_FOUND, 2901, "Engagement does not exist")
-            .into_response();
-    };
-    let mut body = engagement.item.clone();
-    if let Value::Object(fields) = &mut body {
-        // Zoom adds the engagement's event timeline here; the simulator does not model it (yet).
-        fields.insert("events".to_owned(), Value::Array(Vec::new()));
-    }
-    Json(body).into_response()
-}
-
-// ---------------------------------------------------------------------------------------------------------------------
-// The REST view of a scenario
-
-/// Builds every engagement's REST view from the ground truth (membership: which queues, agents, notes, ...) and the
-/// events (what the truth does not keep: names, channel source, note authors and times, transfer count).
-fn build_engagements(scenario: &Scenario) -> Vec<RestEngagement> {
-    let mut events: HashMap<&str, Vec<&SimEvent>> = HashMap::new();
-    for event in &scenario.events {
-        if let Some(id) = event.engagement_id() {
-            events.entry(id).or_default().push(event);
-        }
-    }
-    let directory = &scenario.directory;
-    let agent_name = |id: &str| {
-        directory
-            .agents
-            .iter()
-            .find(|a| a.user_id == id)
-            .map(|a| a.display_name.clone())
-    };
-    let queue_name = |id: &str| {
-        directory
-            .queues
-            .iter()
-            .find(|q| q.cc_queue_id == id)
-            .map(|q| q.queue_name.clone())
-    };
-
-    let mut out: Vec<RestEngagement> = scenario
-        .truth
-        .engagements
-        .iter()
-        .map(|truth| {
-            let events = events
-                .get(truth.engagement_id.as_str())
-                .map(Vec::as_slice)
-                .unwrap_or_default();
-            let text = |object: &Value, key: &str| {
-                object.get(key).and_then(Value::as_str).map(str::to_owned)
-            };
-            let mut channel_source = None;
-            // Insertion-ordered (first appearance) collections, keyed by id.
-            let mut queues: Vec<(String, String)> = Vec::new();
-            let mut agents: Vec<(String, String)> = Vec::new();
-            let mut consumers: Vec<(String, Map<String, Value>)> = Vec::new();
-            let mut dispositions: Vec<(String, String)> = Vec::new();
-            let mut notes: Vec<(String, Value)> = Vec::new();
-            let mut transfer_count = 0u32;
-            for event in events {
-                let Some(object) = event.object() else {
-                    continue;
-                };
-                let name = event.event().strip_prefix("contact_center.").unwrap_or("");
-                if channel_source.is_none() {
-                    channel_source = text(object, "channel_source");
-                }
-                if let Some(id) = text(object, "cc_queue_id") {
-                    if !queues.iter().any(|(q, _)| *q == id) {
-                        let name = text(object, "queue_name")
-                            .or_else(|| queue_name(&id))
-                            .unwrap_or_default();
-                        queues.push((id, name));
-                    }
-                }
-                if let Some(id) = text(object, "consumer_id") {
-                    let at = match consumers.iter().position(|(c, _)| *c == id) {
-                        Some(at) => at,
-                        None => {
-                            consumers.push((id.clone(), Map::new()));
-                            consumers.len() - 1
-                        }
-                    };
-                    if let Some((_, fields)) = consumers.get_mut(at) {
-                        fields.insert("consumer_id".to_owned(), json!(id));
-                        for key in ["consumer_display_name", "consumer_number"] {
-                            if let Some(value) = text(object, key) {
-                                fields.insert(key.to_owned(), json!(value));
-                            }
-                        }
-                    }
-                }
-                match name {
-                    "engagement_user_answered" | "engagement_transfer_accepted" => {
-                        if let Some(id) = text(object, "user_id") {
-                            if !agents.iter().any(|(a, _)| *a == id) {
-                                let name = text(object, "display_name")
-                                    .or_else(|| agent_name(&id))
-                                    .unwrap_or_default();
-                                agents.push((id, name));
-                            }
-                        }
-                        if name == "engagement_transfer_accepted" {
-                            transfer_count += 1;
-                        }
-                    }
-                    "engagement_disposition_added" => {
-                        if let Some(id) = text(object, "disposition_id") {
-                            if !dispositions.iter().any(|(d, _)| *d == id) {
-                                let name = text(object, "disposition_name").unwrap_or_default();
-                                dispositions.push((id, name));
-                            }
-                        }
-                    }
-                    "engagement_note_added" => {
-                        let (Some(id), Some(modified)) =
-                            (text(object, "note_id"), text(object, "last_modified_time"))
-                        else {
-                            continue;
-                        };
-                        let note = json!({
-                            "note_id": id,
-                            "note": text(object, "note").unwrap_or_default(),
-                            "user_id": text(object, "user_id").unwrap_or_default(),
-                            "last_modified_time": modified,
-                        });
-                        // The latest `last_modified_time` wins (ties: the later event), as in the ground truth.
-                        match notes.iter_mut().find(|(n, _)| *n == id) {
-                            Some((_, current)) => {
-                                let newer = current["last_modified_time"]
-                                    .as_str()
-                                    .is_none_or(|seen| modified.as_str() >= seen);
-                                if newer {
-                                    *current = note;
-                                }
-                            }
-                            None => notes.push((id, note)),
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            // Fill in what a consumer's events did not carry from the directory; the number only when the
-            // engagement knew it (web chat and email have none).
-            for (id, fields) in &mut consumers {
-                if let Some(known) = directory.consumers.iter().find(|c| c.consumer_id == *id) {
-                    fields
-                        .entry("consumer_display_name")
-                        .or_insert_with(|| json!(known.consumer_display_name));
-                    if truth.consumer_numbers.contains(&known.consumer_number) {
-                        fields
-                            .entry("consumer_number")
-                            .or_insert_with(|| json!(known.consumer_number));
-                    }
-                }
-            }
-            let channel_source = channel_source.unwrap_or_else(|| truth.channel.clone());
-            let consumer_numbers = consumers
-                .iter()
-                .filter_map(|(_, f)| f.get("consumer_number")?.as_str().map(str::to_owned))
-                .chain(truth.consumer_numbers.iter().cloned())
-                .collect();
-            let item = json!({
-                "engagement_id": truth.engagement_id,
-                "start_time": iso_time(truth.start_time_ms),
-                "end_time": iso_time(truth.end_time_ms),
-                "duration": (truth.end_time_ms - truth.start_time_ms).max(0) / 1000,
-                "direction": truth.direction,
-                "channels": [{"channel": truth.channel, "channel_source": channel_source}],
-                "consumers": consumers.into_iter().map(|(_, f)| Value::Object(f)).collect::<Vec<_>>(),
-                "queues": queues.iter().map(|(id, name)| json!({"cc_queue_id": id, "queue_name": name}))
-                    .collect::<Vec<_>>(),
-                "agents": agents.iter().map(|(id, name)| json!({"user_id": id, "display_name": name}))
-                    .collect::<Vec<_>>(),
-                "dispositions": dispositions.iter()
-                    .map(|(id, name)| json!({"disposition_id": id, "disposition_name": name}))
-                    .collect::<Vec<_>>(),
-                "notes": notes.into_iter().map(|(_, n)| n).collect::<Vec<_>>(),
-                "transfer_count": transfer_count,
-            });
-            RestEngagement {
-                id: truth.engagement_id.clone(),
-                start_ms: truth.start_time_ms,
-                end_ms: truth.end_time_ms,
-                channel: truth.channel.clone(),
-                direction: truth.direction.clone(),
-                queue_ids: queues.into_iter().map(|(id, _)| id).collect(),
-                agent_ids: agents.into_iter().map(|(id, _)| id).collect(),
-                consumer_numbers,
-                item,
-            }
-        })
-        .collect();
-    out.sort_by(|a, b| (a.start_ms, &a.id).cmp(&(b.start_ms, &b.id)));
-    out
+/// The per-second 429 (reference §6.2: no `Retry-After`, only the category and type headers).
+fn qps_error(label: RateLabel) -> ZoomError {
+    zoom_error(StatusCode::TOO_MANY_REQUESTS, 429, QPS_MESSAGE)
+        .header(
+            HeaderName::from_static("x-ratelimit-category"),
+            label_name(label),
+        )
+        .header(HeaderName::from_static("x-ratelimit-type"), "QPS")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{generate, GeneratorConfig};
 
     #[test]
-    fn rest_view_matches_the_ground_truth() {
-        let scenario = generate(&GeneratorConfig {
-            engagements: 60,
-            ..GeneratorConfig::default()
-        });
-        let view = build_engagements(&scenario);
-        assert_eq!(view.len(), scenario.truth.engagements.len());
-        assert!(view
-            .windows(2)
-            .all(|w| (w[0].start_ms, &w[0].id) <= (w[1].start_ms, &w[1].id)));
-        for e in &view {
-            let truth = scenario.truth.engagement(&e.id).expect("in the truth");
-            let ids = |key: &str, field: &str| {
-                let mut ids: Vec<String> = e.item[key]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|v| v[field].as_str().map(str::to_owned))
-                    .collect();
-                ids.sort();
-                ids
-            };
-            assert_eq!(
-                ids("queues", "cc_queue_id"),
-                Vec::from_iter(truth.queue_ids.clone())
-            );
-            assert_eq!(
-                ids("agents", "user_id"),
-                Vec::from_iter(truth.agent_ids.clone())
-            );
-            assert_eq!(
-                ids("dispositions", "disposition_id"),
-                Vec::from_iter(truth.disposition_ids.clone())
-            );
-            let notes: BTreeMap<String, String> = e.item["notes"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|n| {
-                    (
-                        n["note_id"].as_str().unwrap_or_default().to_owned(),
-                        n["note"].as_str().unwrap_or_default().to_owned(),
-                    )
-                })
-                .collect();
-            assert_eq!(notes, truth.notes);
-            assert_eq!(e.item["start_time"], iso_time(truth.start_time_ms));
-            assert_eq!(e.item["channels"][0]["channel"], truth.channel.as_str());
-        }
-        assert!(view.iter().any(|e| e.item["transfer_count"] != 0));
+    fn hashes_are_stable_and_separate_parts() {
+        assert_eq!(stable_hash(&[b"ab", b"c"]), stable_hash(&[b"ab", b"c"]));
+        assert_ne!(stable_hash(&[b"ab", b"c"]), stable_hash(&[b"a", b"bc"]));
+        // Pinned: the synthetic file bytes derive from these, and must not change between builds.
+        assert_eq!(mix(0), 0xE220_A839_7B1D_CDAF);
     }
 
     #[test]
-    fn windows_follow_zoom_rules() {
-        let now = Utc::now();
-        let (from, to) = window(None, None, now).expect("default window");
-        assert_eq!(to - from, 24 * 3600 * 1000);
-        let (from, to) = window(Some("2026-11-01"), Some("2026-11-30"), now).expect("dates");
-        assert_eq!(iso_time(from), "2026-11-01T00:00:00Z");
-        assert_eq!(iso_time(to), "2026-11-30T23:59:59Z");
-        assert!(window(
-            Some("2026-10-01T00:00:00Z"),
-            Some("2026-11-01T00:00:00Z"),
-            now
-        )
-        .is_ok());
-        assert!(window(
-            Some("2026-10-01T00:00:00Z"),
-            Some("2026-11-01T00:00:01Z"),
-            now
-        )
-        .is_err());
-        assert!(window(Some("2026-11-01"), None, now).is_err());
-        assert!(window(Some("2026-11-02"), Some("2026-11-01"), now).is_err());
-        assert!(window(Some("yesterday"), Some("2026-11-01"), now).is_err());
+    fn every_endpoint_route_is_distinct() {
+        let all = [
+            Endpoint::ListEngagements,
+            Endpoint::GetEngagement,
+            Endpoint::ListRecordings,
+            Endpoint::EngagementRecordings,
+            Endpoint::InboxMessages,
+            Endpoint::EngagementNotes,
+            Endpoint::Notes,
+        ];
+        let routes: HashSet<&str> = all.iter().map(|e| e.route()).collect();
+        assert_eq!(routes.len(), all.len());
     }
 }

@@ -11,7 +11,10 @@ use tokio::sync::Mutex;
 
 use super::budget::{Budget, RateLabel};
 use super::error::{ApiError, CODE_INVALID_TOKEN};
-use super::models::{Engagement, EngagementPage, EngagementQuery, TokenResponse};
+use super::models::{
+    Engagement, EngagementPage, EngagementQuery, InboxMessage, InboxMessagePage, InboxMessageQuery,
+    Note, NotePage, Page, Recording, RecordingPage, RecordingQuery, TokenResponse,
+};
 
 /// Connection and budget settings. `Debug` never shows the secret.
 #[derive(Clone)]
@@ -28,6 +31,10 @@ pub struct ClientConfig {
     pub light_per_second: f64,
     pub medium_per_second: f64,
     pub heavy_per_second: f64,
+    /// Share of each rate kept in reserve (default 5%). Zoom counts requests per one-second window as they
+    /// arrive; at exactly the limit, a few milliseconds of network jitter put one request too many into a
+    /// window and draw a 429 (and a pause). 5% spacing tolerates ~50 ms of jitter at 20 requests/s.
+    pub rate_headroom: f64,
     /// Renew the token this long before it expires.
     pub token_refresh_margin: Duration,
     /// Attempts per request for 429, 5xx and network errors.
@@ -48,6 +55,7 @@ impl Default for ClientConfig {
             light_per_second: 40.0,
             medium_per_second: 20.0,
             heavy_per_second: 10.0,
+            rate_headroom: 0.05,
             token_refresh_margin: Duration::from_secs(300),
             max_attempts: 6,
             max_retry_wait: Duration::from_secs(120),
@@ -103,15 +111,16 @@ impl ZoomClient {
                 return Err(ApiError::Config(format!("{name} is empty")));
             }
         }
+        let keep = 1.0 - config.rate_headroom.clamp(0.0, 0.5);
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .user_agent(concat!("zcc-bridge/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self {
             http,
-            light: Budget::new(config.light_per_second),
-            medium: Budget::new(config.medium_per_second),
-            heavy: Budget::new(config.heavy_per_second),
+            light: Budget::new(config.light_per_second * keep),
+            medium: Budget::new(config.medium_per_second * keep),
+            heavy: Budget::new(config.heavy_per_second * keep),
             config,
             token: Mutex::new(None),
         })
@@ -137,8 +146,8 @@ impl ZoomClient {
         Ok(value)
     }
 
-    /// Forgets `token` if it is still the cached one (Zoom refused it).
-    async fn invalidate(&self, token: &str) {
+    /// Forgets `token` if it is still the cached one (Zoom refused it), so the next call fetches a new one.
+    pub async fn invalidate(&self, token: &str) {
         let mut cached = self.token.lock().await;
         if cached.as_ref().is_some_and(|t| t.value == token) {
             *cached = None;
@@ -318,7 +327,7 @@ impl ZoomClient {
     pub async fn engagement(&self, engagement_id: &str) -> Result<Engagement, ApiError> {
         self.get_json(
             RateLabel::Light,
-            &format!("contact_center/engagements/{engagement_id}"),
+            &format!("contact_center/engagements/{}", path_segment(engagement_id)),
             &[],
         )
         .await
@@ -338,47 +347,134 @@ impl ZoomClient {
             .await
     }
 
-    /// Every engagement of the window, page after page. When a page token has expired (Zoom: after 15 minutes)
-    /// the window is walked again from the start and engagements already yielded are skipped, so each
-    /// engagement is yielded once. The stream ends after the first error.
+    /// Every engagement of the window, one item at a time (see [`ZoomClient::pages`]).
     pub fn engagements(
         &self,
         query: EngagementQuery,
     ) -> impl Stream<Item = Result<Engagement, ApiError>> + '_ {
+        flatten(self.pages::<EngagementPage>(
+            RateLabel::Medium,
+            "contact_center/engagements".into(),
+            query.params(),
+        ))
+    }
+
+    /// `GET /contact_center/engagements` (Medium), page by page.
+    pub fn engagement_pages(
+        &self,
+        query: &EngagementQuery,
+    ) -> impl Stream<Item = Result<Vec<Engagement>, ApiError>> + '_ {
+        self.pages::<EngagementPage>(
+            RateLabel::Medium,
+            "contact_center/engagements".into(),
+            query.params(),
+        )
+    }
+
+    /// `GET /contact_center/recordings` (Medium), page by page.
+    pub fn recording_pages(
+        &self,
+        query: &RecordingQuery,
+    ) -> impl Stream<Item = Result<Vec<Recording>, ApiError>> + '_ {
+        self.pages::<RecordingPage>(
+            RateLabel::Medium,
+            "contact_center/recordings".into(),
+            query.params(),
+        )
+    }
+
+    /// `GET /contact_center/engagements/{id}/recordings` (Medium, as the account-wide list), page by page.
+    pub fn engagement_recording_pages(
+        &self,
+        engagement_id: &str,
+    ) -> impl Stream<Item = Result<Vec<Recording>, ApiError>> + '_ {
+        self.pages::<RecordingPage>(
+            RateLabel::Medium,
+            format!(
+                "contact_center/engagements/{}/recordings",
+                path_segment(engagement_id)
+            ),
+            vec![("page_size", "300".into())],
+        )
+    }
+
+    /// `GET /contact_center/inboxes/messages` (Medium): voicemails of every inbox, page by page.
+    pub fn inbox_message_pages(
+        &self,
+        query: &InboxMessageQuery,
+    ) -> impl Stream<Item = Result<Vec<InboxMessage>, ApiError>> + '_ {
+        self.pages::<InboxMessagePage>(
+            RateLabel::Medium,
+            "contact_center/inboxes/messages".into(),
+            query.params(),
+        )
+    }
+
+    /// `GET /contact_center/engagements/{id}/notes` (Medium), page by page.
+    pub fn engagement_note_pages(
+        &self,
+        engagement_id: &str,
+    ) -> impl Stream<Item = Result<Vec<Note>, ApiError>> + '_ {
+        self.pages::<NotePage>(
+            RateLabel::Medium,
+            format!(
+                "contact_center/engagements/{}/notes",
+                path_segment(engagement_id)
+            ),
+            vec![("page_size", "300".into())],
+        )
+    }
+
+    /// Walks a paginated list page after page. When a page token has expired (Zoom: after 15 minutes) the list
+    /// is walked again from the start and items already yielded are skipped, so each item is yielded once. The
+    /// stream ends after the first error.
+    pub fn pages<P: Page + 'static>(
+        &self,
+        label: RateLabel,
+        path: String,
+        params: Vec<(&'static str, String)>,
+    ) -> impl Stream<Item = Result<Vec<P::Item>, ApiError>> + '_ {
         struct Walk {
-            query: EngagementQuery,
+            path: String,
+            params: Vec<(&'static str, String)>,
             token: Option<String>,
-            buffer: std::vec::IntoIter<Engagement>,
-            seen: HashSet<String>,
+            /// Keys already yielded; kept only after a restart made it necessary (a walk is usually one pass).
+            seen: Option<HashSet<String>>,
+            yielded: Vec<String>,
             restarts: u32,
             done: bool,
         }
         let walk = Walk {
-            query,
+            path,
+            params,
             token: None,
-            buffer: Vec::new().into_iter(),
-            seen: HashSet::new(),
+            seen: None,
+            yielded: Vec::new(),
             restarts: 0,
             done: false,
         };
         stream::unfold(walk, move |mut walk| async move {
             loop {
-                for engagement in walk.buffer.by_ref() {
-                    if walk.seen.insert(engagement.engagement_id.clone()) {
-                        return Some((Ok(engagement), walk));
-                    }
-                }
                 if walk.done {
                     return None;
                 }
-                match self
-                    .engagement_page(&walk.query, walk.token.as_deref())
-                    .await
-                {
+                let mut params = walk.params.clone();
+                if let Some(token) = &walk.token {
+                    params.push(("next_page_token", token.clone()));
+                }
+                match self.get_json::<P>(label, &walk.path, &params).await {
                     Ok(page) => {
-                        walk.token = page.next_page_token.filter(|t| !t.is_empty());
+                        walk.token = page.next_page_token().map(str::to_string);
                         walk.done = walk.token.is_none();
-                        walk.buffer = page.engagements.into_iter();
+                        let mut items = page.into_items();
+                        match &mut walk.seen {
+                            Some(seen) => items.retain(|i| seen.insert(P::key(i).to_string())),
+                            // Remember this pass's keys cheaply in case a restart needs them.
+                            None => walk
+                                .yielded
+                                .extend(items.iter().map(|i| P::key(i).to_string())),
+                        }
+                        return Some((Ok(items), walk));
                     }
                     Err(e)
                         if e.is_page_token_expired()
@@ -388,19 +484,54 @@ impl ZoomClient {
                         walk.restarts += 1;
                         tracing::info!(
                             restarts = walk.restarts,
-                            "page token expired; walking the window again"
+                            path = %walk.path,
+                            "page token expired; walking the list again"
                         );
+                        let seen = walk.seen.get_or_insert_with(HashSet::new);
+                        seen.extend(walk.yielded.drain(..));
                         walk.token = None;
                     }
                     Err(e) => {
                         walk.done = true;
-                        walk.buffer = Vec::new().into_iter();
                         return Some((Err(e), walk));
                     }
                 }
             }
         })
     }
+}
+
+/// Pages into items.
+fn flatten<T, S>(pages: S) -> impl Stream<Item = Result<T, ApiError>>
+where
+    S: Stream<Item = Result<Vec<T>, ApiError>>,
+{
+    use futures_util::StreamExt as _;
+    pages.flat_map(|page| {
+        let items: Vec<Result<T, ApiError>> = match page {
+            Ok(items) => items.into_iter().map(Ok).collect(),
+            Err(e) => vec![Err(e)],
+        };
+        stream::iter(items)
+    })
+}
+
+/// An id as one URL path segment (ids are url-safe base64 today; this keeps a surprising one from changing
+/// the path).
+fn path_segment(id: &str) -> String {
+    id.chars()
+        .map(|c| match c {
+            'A'..='Z' | 'a'..='z' | '0'..='9' | '-' | '_' | '.' | '~' => c.to_string(),
+            other => {
+                let mut buf = [0u8; 4];
+                other
+                    .encode_utf8(&mut buf)
+                    .bytes()
+                    .map(|b| format!("%{b:02X}"))
+                    .collect()
+            }
+        })
+        .collect()
 }
 
 /// `Retry-After` as seconds or as a date (Zoom sends an ISO-8601 date for daily limits), plus the category and
