@@ -52,6 +52,8 @@ pub struct Config {
     #[serde(default)]
     pub ingest: IngestConfig,
     #[serde(default)]
+    pub reconcile: ReconcileConfig,
+    #[serde(default)]
     pub delivery: DeliveryConfig,
     #[serde(default)]
     pub log: LogConfig,
@@ -118,6 +120,20 @@ pub struct ZoomConfig {
     pub webhook_timestamp_tolerance_seconds: i64,
     pub api_base: String,
     pub oauth_base: String,
+    /// Requests per second this app allows itself per Zoom rate-limit label. Zoom's limits are per account and
+    /// shared by every app on it: set this app's share. Defaults: a Business+ ZCC account's whole limit.
+    pub light_per_second: f64,
+    pub medium_per_second: f64,
+    pub heavy_per_second: f64,
+    /// WebSocket event subscription endpoint (`wss://ws.zoom.us/ws`) and its subscription id (from the app's
+    /// event subscription page). Both set: events also arrive over the socket (needs the S2S app).
+    pub websocket_url: Option<String>,
+    pub websocket_subscription_id: Option<String>,
+    /// Heartbeat interval of the socket (Zoom: 30 s).
+    pub websocket_heartbeat_seconds: u64,
+    /// After a reconnect, the disconnection gap widened by this much on both sides is reconciled (once this
+    /// much time has passed since the reconnect).
+    pub websocket_gap_margin_seconds: u64,
 }
 
 impl Default for ZoomConfig {
@@ -131,11 +147,40 @@ impl Default for ZoomConfig {
             webhook_timestamp_tolerance_seconds: 300,
             api_base: "https://api.zoom.us/v2".into(),
             oauth_base: "https://zoom.us".into(),
+            light_per_second: 40.0,
+            medium_per_second: 20.0,
+            heavy_per_second: 10.0,
+            websocket_url: None,
+            websocket_subscription_id: None,
+            websocket_heartbeat_seconds: 30,
+            websocket_gap_margin_seconds: 300,
         }
     }
 }
 
 impl ZoomConfig {
+    /// The REST client's settings, when the Server-to-Server OAuth app is configured.
+    pub fn client_config(&self) -> Option<zoom::api::ClientConfig> {
+        let account_id = self.account_id.clone().filter(|v| !v.is_empty())?;
+        let client_id = self.client_id.clone().filter(|v| !v.is_empty())?;
+        let client_secret = self
+            .client_secret
+            .as_ref()
+            .map(|s| s.expose().to_string())
+            .filter(|v| !v.is_empty())?;
+        Some(zoom::api::ClientConfig {
+            account_id,
+            client_id,
+            client_secret,
+            oauth_base: self.oauth_base.clone(),
+            api_base: self.api_base.clone(),
+            light_per_second: self.light_per_second,
+            medium_per_second: self.medium_per_second,
+            heavy_per_second: self.heavy_per_second,
+            ..Default::default()
+        })
+    }
+
     /// Every configured webhook secret token, the single key first.
     pub fn webhook_secrets(&self) -> Vec<&str> {
         self.webhook_secret_token
@@ -162,6 +207,73 @@ impl Default for IngestConfig {
             max_batch: 256,
             postgres_committers: 4,
         }
+    }
+}
+
+/// Reconciliation with Zoom's REST API (needs the `zoom` S2S OAuth app).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileConfig {
+    /// Run the schedule and the event-driven fetches when the Zoom app is configured.
+    pub enabled: bool,
+    /// Local time of the nightly run, `HH:MM`.
+    pub nightly_at: String,
+    /// IANA time zone of `nightly_at`, e.g. `America/Los_Angeles`.
+    pub timezone: String,
+    /// The nightly window starts this many days before the previous run's end (late data).
+    pub lookback_days: u32,
+    /// Minutes between incremental runs; 0 turns them off.
+    pub incremental_interval_minutes: u32,
+    /// Overlap of an incremental window with the previous run.
+    pub incremental_lookback_minutes: u32,
+    /// Parts of a window walked at once.
+    pub concurrency: usize,
+    /// Fetch an engagement's REST view soon after it ends (and when its recordings, transcripts or voicemails
+    /// complete).
+    pub fetch_on_events: bool,
+    /// Quiet time after such an event before fetching.
+    pub fetch_settle_seconds: u64,
+}
+
+impl Default for ReconcileConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            nightly_at: "02:00".into(),
+            timezone: "UTC".into(),
+            lookback_days: 2,
+            incremental_interval_minutes: 0,
+            incremental_lookback_minutes: 60,
+            concurrency: 3,
+            fetch_on_events: true,
+            fetch_settle_seconds: 120,
+        }
+    }
+}
+
+impl ReconcileConfig {
+    pub fn schedule(&self) -> Result<crate::reconcile::schedule::ScheduleSettings, InvalidValue> {
+        let nightly_at =
+            chrono::NaiveTime::parse_from_str(&self.nightly_at, "%H:%M").map_err(|e| {
+                InvalidValue {
+                    key: "reconcile.nightly_at",
+                    problem: format!("expected HH:MM, got {:?}: {e}", self.nightly_at),
+                }
+            })?;
+        let timezone: chrono_tz::Tz = self.timezone.parse().map_err(|_| InvalidValue {
+            key: "reconcile.timezone",
+            problem: format!("unknown IANA time zone {:?}", self.timezone),
+        })?;
+        let minutes = |m: u32| std::time::Duration::from_secs(u64::from(m) * 60);
+        Ok(crate::reconcile::schedule::ScheduleSettings {
+            nightly_at,
+            timezone,
+            lookback: std::time::Duration::from_secs(u64::from(self.lookback_days) * 86_400),
+            incremental_every: (self.incremental_interval_minutes > 0)
+                .then(|| minutes(self.incremental_interval_minutes)),
+            incremental_lookback: minutes(self.incremental_lookback_minutes),
+            ..Default::default()
+        })
     }
 }
 
@@ -268,6 +380,39 @@ impl Config {
                 problem: "must be greater than 0".into(),
             });
         }
+        self.reconcile.schedule()?;
+        if self.zoom.websocket_heartbeat_seconds == 0 {
+            return Err(InvalidValue {
+                key: "zoom.websocket_heartbeat_seconds",
+                problem: "must be greater than 0".into(),
+            });
+        }
+        if let Some(url) = &self.zoom.websocket_url {
+            if !(url.starts_with("wss://") || url.starts_with("ws://")) {
+                return Err(InvalidValue {
+                    key: "zoom.websocket_url",
+                    problem: format!("expected a ws(s):// URL, got {url:?}"),
+                });
+            }
+        }
+        if self.reconcile.concurrency == 0 {
+            return Err(InvalidValue {
+                key: "reconcile.concurrency",
+                problem: "must be greater than 0".into(),
+            });
+        }
+        for (key, rate) in [
+            ("zoom.light_per_second", self.zoom.light_per_second),
+            ("zoom.medium_per_second", self.zoom.medium_per_second),
+            ("zoom.heavy_per_second", self.zoom.heavy_per_second),
+        ] {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(InvalidValue {
+                    key,
+                    problem: format!("must be a positive number, got {rate}"),
+                });
+            }
+        }
         if self.ingest.max_batch == 0 || self.ingest.postgres_committers == 0 {
             return Err(InvalidValue {
                 key: "ingest",
@@ -346,6 +491,7 @@ struct DefaultsView {
     storage: StorageDefaults,
     zoom: ZoomDefaults,
     ingest: IngestConfig,
+    reconcile: ReconcileConfig,
     delivery: DeliveryConfig,
     log: LogConfig,
     admin: BTreeMap<String, String>,
@@ -375,6 +521,11 @@ struct ZoomDefaults {
     webhook_timestamp_tolerance_seconds: i64,
     api_base: String,
     oauth_base: String,
+    light_per_second: f64,
+    medium_per_second: f64,
+    heavy_per_second: f64,
+    websocket_heartbeat_seconds: u64,
+    websocket_gap_margin_seconds: u64,
 }
 
 impl Default for ZoomDefaults {
@@ -385,6 +536,11 @@ impl Default for ZoomDefaults {
             webhook_timestamp_tolerance_seconds: d.webhook_timestamp_tolerance_seconds,
             api_base: d.api_base,
             oauth_base: d.oauth_base,
+            light_per_second: d.light_per_second,
+            medium_per_second: d.medium_per_second,
+            heavy_per_second: d.heavy_per_second,
+            websocket_heartbeat_seconds: d.websocket_heartbeat_seconds,
+            websocket_gap_margin_seconds: d.websocket_gap_margin_seconds,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! `zcc-bridge demo`: the server wired to the built-in ZCC simulator, which sends live, signed, realistic
-//! webhook traffic (with Zoom's duplicates) so that records can be watched filling up.
+//! webhook traffic (with Zoom's duplicates and some lost deliveries) and serves the matching REST API, so that
+//! records can be watched filling up and reconciliation can be seen repairing what the webhooks lost.
 
 use std::path::Path;
 use std::time::Duration;
@@ -26,6 +27,9 @@ pub struct DemoArgs {
     /// Share of events the simulator delivers twice, as Zoom sometimes does.
     #[arg(long, default_value_t = 0.05)]
     pub duplicate_rate: f64,
+    /// Share of events the simulator never delivers; reconciliation fills the gaps from its REST API.
+    #[arg(long, default_value_t = 0.05)]
+    pub drop_rate: f64,
 }
 
 pub async fn run(config_file: Option<&Path>, args: DemoArgs) -> anyhow::Result<()> {
@@ -49,6 +53,23 @@ pub async fn run(config_file: Option<&Path>, args: DemoArgs) -> anyhow::Result<(
             t
         }
     };
+    // The simulated Zoom REST API (and OAuth) on a fixed local port; each round serves that round's day.
+    let sim_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .context("finding a free port for the simulator")?
+        .port();
+    let sim_addr = std::net::SocketAddr::from(([127, 0, 0, 1], sim_port));
+    let sim_config = zoom_sim::SimServerConfig::default();
+    let sim_base = format!("http://{sim_addr}");
+    if config.zoom.client_config().is_none() {
+        config.zoom.account_id = Some(sim_config.account_id.clone());
+        config.zoom.client_id = Some(sim_config.client_id.clone());
+        config.zoom.client_secret = Some(Secret::new(sim_config.client_secret.clone()));
+        config.zoom.api_base = format!("{sim_base}/v2");
+        config.zoom.oauth_base = sim_base.clone();
+        // Repair lost webhooks quickly in the demo: fetch 5 s after an engagement's last event.
+        config.reconcile.fetch_settle_seconds = 5;
+    }
     let running = server::start(config).await.context("starting the server")?;
     let base = format!("http://{}", running.addr());
     println!("zcc-bridge demo running at {base} (Ctrl-C to stop)");
@@ -58,6 +79,12 @@ pub async fn run(config_file: Option<&Path>, args: DemoArgs) -> anyhow::Result<(
     );
     println!("  one engagement:    curl -H 'Authorization: Bearer {token}' {base}/api/v1/engagements/<engagement_id>");
     println!("  event log:         curl -H 'Authorization: Bearer {token}' {base}/api/v1/events");
+    println!(
+        "  reconciliation:    curl -H 'Authorization: Bearer {token}' {base}/api/v1/reconciliation"
+    );
+    println!(
+        "  simulated Zoom:    {sim_base}/v2 (REST), {sim_base}/sim/truth (what really happened)"
+    );
     println!("  metrics:           {base}/metrics");
     println!("  health:            {base}/healthz  {base}/readyz");
 
@@ -69,11 +96,16 @@ pub async fn run(config_file: Option<&Path>, args: DemoArgs) -> anyhow::Result<(
                 seed,
                 start_ms: zoom_sim::now_ms(),
                 engagements: args.engagements,
+                api_base: format!("{sim_base}/v2"),
                 ..GeneratorConfig::default()
             });
+            let sim = zoom_sim::SimServer::start_on(sim_config.clone(), &scenario, sim_addr)
+                .await
+                .context("starting the simulated Zoom API")?;
             let mut emitter_config = EmitterConfig::new(target.clone(), secret.clone());
             emitter_config.faults = Faults {
                 duplicate_rate: args.duplicate_rate,
+                drop_rate: args.drop_rate,
                 seed,
                 ..Faults::default()
             };
@@ -84,8 +116,10 @@ pub async fn run(config_file: Option<&Path>, args: DemoArgs) -> anyhow::Result<(
                 .context("URL validation handshake")?;
             let report = emitter.emit_paced(&scenario.events, args.speedup).await;
             tracing::info!(seed, ?report, "simulated round finished");
+            // Leave the round's REST API up long enough for the last fetches.
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            sim.shutdown().await;
             seed += 1;
-            tokio::time::sleep(Duration::from_secs(1)).await;
         }
         #[allow(unreachable_code)]
         Ok::<(), anyhow::Error>(())

@@ -10,9 +10,11 @@ pub mod http;
 pub mod ingest;
 pub mod projection;
 pub mod rebuild;
+pub mod reconcile;
 pub mod server;
 pub mod sources;
 pub mod store;
+pub mod sync;
 pub mod telemetry;
 
 pub use config::Config;

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use zcc_bridge::{config::Config, demo, rebuild, server, store, telemetry};
+use zcc_bridge::{config::Config, demo, rebuild, server, store, sync, telemetry};
 
 /// Self-hosted integration server for Zoom Contact Center.
 #[derive(Parser)]
@@ -24,6 +24,18 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Recompute every engagement record from the event log.
     Rebuild,
+    /// Reconcile a window with Zoom's REST API now (engagements, notes, dispositions, recordings, voicemails).
+    Sync {
+        /// Start: RFC 3339 (2026-11-20T00:00:00Z) or yyyy-mm-dd (from its first second).
+        #[arg(long)]
+        from: String,
+        /// End: RFC 3339 or yyyy-mm-dd (to its last second).
+        #[arg(long)]
+        to: String,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -79,6 +91,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let report = rebuild::rebuild(&*store).await?;
             store.close().await;
             println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+        Command::Sync { from, to, json } => {
+            let config = Config::load(cli.config.as_deref())?;
+            telemetry::init_logging(&config.log);
+            let report = sync::run(config, &from, &to).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{}", sync::describe(&report));
+            }
+            if report.status != "succeeded" {
+                anyhow::bail!("the reconciliation run failed");
+            }
             Ok(())
         }
         Command::Demo(args) => demo::run(cli.config.as_deref(), args).await,

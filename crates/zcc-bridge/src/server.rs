@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::ingest::EventLog;
 use crate::projection::Projector;
+use crate::reconcile::{fetcher, schedule, Reconciler, RunSettings};
 use crate::store::{self, Store};
 use crate::telemetry;
 
@@ -71,6 +72,70 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     }
     let (feed, projection, projector) = Projector::start(store.clone());
     let (log, committers) = EventLog::start(store.clone(), config.ingest.max_batch, feed);
+    let client = match config.zoom.client_config() {
+        Some(client_config) => Some(Arc::new(
+            zoom::api::ZoomClient::new(client_config).context("Zoom API client")?,
+        )),
+        None => {
+            tracing::warn!(
+                "no Zoom Server-to-Server OAuth app configured (zoom.account_id, zoom.client_id, \
+                 zoom.client_secret): no reconciliation, lost webhooks stay lost"
+            );
+            None
+        }
+    };
+    let reconciler = client.as_ref().map(|client| {
+        Reconciler::new(
+            client.clone(),
+            store.clone(),
+            log.clone(),
+            projection.clone(),
+            RunSettings {
+                concurrency: config.reconcile.concurrency,
+                ..Default::default()
+            },
+        )
+    });
+    let (stop_background, background_stopping) = tokio::sync::watch::channel(false);
+    let mut background = tokio::task::JoinSet::new();
+    if let (Some(reconciler), true) = (&reconciler, config.reconcile.enabled) {
+        let schedule_settings = config.reconcile.schedule()?;
+        background.spawn(schedule::run(
+            reconciler.clone(),
+            schedule_settings,
+            background_stopping.clone(),
+        ));
+        if config.reconcile.fetch_on_events {
+            background.spawn(fetcher::run(
+                reconciler.clone(),
+                fetcher::FetchSettings {
+                    settle: Duration::from_secs(config.reconcile.fetch_settle_seconds),
+                    ..Default::default()
+                },
+                background_stopping.clone(),
+            ));
+        }
+    }
+    let websocket = (
+        &config.zoom.websocket_url,
+        &config.zoom.websocket_subscription_id,
+        &client,
+    );
+    if let (Some(url), Some(subscription_id), Some(client)) = websocket {
+        let mut ws = zoom::websocket::WsConfig::new(url.clone(), subscription_id.clone());
+        ws.heartbeat_interval = Duration::from_secs(config.zoom.websocket_heartbeat_seconds);
+        ws.silence_timeout = Some(ws.heartbeat_interval * 5 / 2);
+        background.spawn(crate::sources::zoom_websocket::run(
+            ws,
+            Duration::from_secs(config.zoom.websocket_gap_margin_seconds),
+            client.clone(),
+            log.clone(),
+            reconciler.clone(),
+            background_stopping.clone(),
+        ));
+    } else if config.zoom.websocket_url.is_some() {
+        tracing::warn!("zoom.websocket_url is set but the subscription id or the S2S app is missing: no WebSocket source");
+    }
     let state = AppState {
         store: store.clone(),
         log,
@@ -81,6 +146,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         )),
         admin_token: config.admin.token.clone(),
         metrics: telemetry::metrics_handle(),
+        reconciler,
     };
     let app = http::router(state, config.server.max_body_bytes);
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -103,8 +169,19 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                 Ok(())
             }
         };
-        // The router (and every EventLog handle in it) is gone: committers drain the queue and exit, then the
-        // projector merges what they handed over.
+        // Background work stops next (a run in progress is checkpointed and resumes at the next start); then the
+        // router and every EventLog handle are gone: committers drain the queue and exit, and the projector
+        // merges what they handed over.
+        let _ = stop_background.send(true);
+        let stopped = tokio::time::timeout(grace, async {
+            while background.join_next().await.is_some() {}
+        })
+        .await;
+        if stopped.is_err() {
+            tracing::warn!("background reconciliation did not stop in time; aborting it");
+            background.abort_all();
+            while background.join_next().await.is_some() {}
+        }
         drop(serve);
         committers.drain().await;
         projector.drain().await;

@@ -344,9 +344,10 @@ impl EngagementState {
             }
         }
         for n in &obs.notes {
-            // A re-fired old version of a note must not overwrite a newer edit: order by the edit time.
+            // A re-fired old version of a note must not overwrite a newer edit: order by the edit time alone,
+            // whatever the source (a REST snapshot taken before an edit is older than the edit's webhook).
             let note_stamp = Stamp {
-                rank: stamp.rank,
+                rank: 0,
                 ts: n.last_modified_time.unwrap_or(obs.event_ts),
             };
             s.notes.join(&BTreeMap::from([(
@@ -470,6 +471,50 @@ impl EngagementState {
     pub fn to_record(&self) -> EngagementRecord {
         EngagementRecord::from(self)
     }
+
+    /// What this state has that `before` did not: whether any content changed (the timeline and the list of
+    /// sources aside, which grow with every new event) and how many entities are new.
+    pub fn diff_from(&self, before: &Self) -> ContentDiff {
+        fn new_keys<K: Ord, V>(now: &BTreeMap<K, V>, then: &BTreeMap<K, V>) -> u64 {
+            now.keys().filter(|k| !then.contains_key(k)).count() as u64
+        }
+        let changed = self.channel != before.channel
+            || self.channel_source != before.channel_source
+            || self.direction != before.direction
+            || self.start_time != before.start_time
+            || self.end_time != before.end_time
+            || self.queues != before.queues
+            || self.agents != before.agents
+            || self.consumers != before.consumers
+            || self.notes != before.notes
+            || self.dispositions != before.dispositions
+            || self.recordings != before.recordings
+            || self.transcripts != before.transcripts
+            || self.voicemails != before.voicemails;
+        ContentDiff {
+            changed,
+            notes: new_keys(&self.notes, &before.notes),
+            dispositions: new_keys(&self.dispositions, &before.dispositions),
+            recordings: new_keys(&self.recordings, &before.recordings),
+            transcripts: new_keys(&self.transcripts, &before.transcripts),
+            voicemails: new_keys(&self.voicemails, &before.voicemails),
+            agents: new_keys(&self.agents, &before.agents),
+            queues: new_keys(&self.queues, &before.queues),
+        }
+    }
+}
+
+/// See [`EngagementState::diff_from`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ContentDiff {
+    pub changed: bool,
+    pub notes: u64,
+    pub dispositions: u64,
+    pub recordings: u64,
+    pub transcripts: u64,
+    pub voicemails: u64,
+    pub agents: u64,
+    pub queues: u64,
 }
 
 /// Entries of a map in first-seen order (ties by key).

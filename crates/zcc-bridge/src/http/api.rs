@@ -16,6 +16,7 @@ use subtle::ConstantTimeEq;
 
 use super::{error, AppState};
 use crate::core::EventSource;
+use crate::reconcile::{RunKind, RunReport};
 use crate::sources::zoom_webhook::{self, ParsedWebhook};
 use crate::store::{now_ms, EngagementQuery, EventQuery, Inbound, NewEvent, StoreError};
 
@@ -28,6 +29,9 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/quarantine/{id}", get(get_quarantine))
         .route("/quarantine/{id}/replay", post(replay_quarantine))
         .route("/stats", get(stats))
+        .route("/reconciliation", get(reconciliation))
+        .route("/reconciliation/runs", post(start_reconciliation))
+        .route("/reconciliation/runs/{id}", get(reconciliation_run))
         .layer(middleware::from_fn_with_state(state, require_admin))
 }
 
@@ -352,6 +356,95 @@ async fn replay_quarantine(State(app): State<AppState>, Path(id): Path<i64>) -> 
 async fn stats(State(app): State<AppState>) -> Response {
     match app.store.stats().await {
         Ok(stats) => Json(stats).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+/// `GET /api/v1/reconciliation`: the last run's result, recent runs and the fetch queue.
+async fn reconciliation(State(app): State<AppState>) -> Response {
+    let runs = match app.store.runs(None, None, 20).await {
+        Ok(runs) => runs,
+        Err(e) => return store_error(e),
+    };
+    let fetch_queue = match app.store.fetch_queue_stats().await {
+        Ok(stats) => stats,
+        Err(e) => return store_error(e),
+    };
+    let reports: Vec<RunReport> = runs
+        .iter()
+        // The schedule's start marker (an empty window) is bookkeeping, not a run.
+        .filter(|r| r.window_from != r.window_to)
+        .map(RunReport::from_row)
+        .collect();
+    let last_run = reports.iter().find(|r| r.status != "running").cloned();
+    Json(json!({
+        "enabled": app.reconciler.is_some(),
+        "last_run": last_run,
+        "running": reports.iter().filter(|r| r.status == "running").collect::<Vec<_>>(),
+        "runs": reports,
+        "fetch_queue": fetch_queue,
+    }))
+    .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct RunRequest {
+    from: String,
+    to: String,
+}
+
+/// `POST /api/v1/reconciliation/runs {"from", "to"}`: reconciles a window now, in the background; answers 202
+/// with the run's id (poll `GET /api/v1/reconciliation/runs/{id}`).
+async fn start_reconciliation(
+    State(app): State<AppState>,
+    body: Result<Json<RunRequest>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Some(reconciler) = app.reconciler.clone() else {
+        return error(
+            StatusCode::CONFLICT,
+            "reconciliation needs the Zoom app: set zoom.account_id, zoom.client_id and zoom.client_secret",
+        );
+    };
+    let Json(request) = match body {
+        Ok(body) => body,
+        Err(rejection) => return error(StatusCode::BAD_REQUEST, rejection.body_text()),
+    };
+    let from = match parse_bound("from", &request.from) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let to = match parse_bound("to", &request.to) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if from > to {
+        return error(StatusCode::BAD_REQUEST, "from must not be later than to");
+    }
+    let row = match app
+        .store
+        .create_run(RunKind::Manual.as_str(), from, to, now_ms())
+        .await
+    {
+        Ok(row) => row,
+        Err(e) => return store_error(e),
+    };
+    let id = row.id;
+    tokio::spawn(async move {
+        if let Err(e) = reconciler.execute(row, &|_| {}).await {
+            tracing::error!(run = id, error = %e, "reconciliation run failed");
+        }
+    });
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({"id": id, "status": "running", "url": format!("/api/v1/reconciliation/runs/{id}")})),
+    )
+        .into_response()
+}
+
+async fn reconciliation_run(State(app): State<AppState>, Path(id): Path<i64>) -> Response {
+    match app.store.run(id).await {
+        Ok(Some(row)) => Json(RunReport::from_row(&row)).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no reconciliation run {id}")),
         Err(e) => store_error(e),
     }
 }

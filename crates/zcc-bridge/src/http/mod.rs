@@ -27,6 +27,8 @@ pub struct AppState {
     pub verifier: Arc<WebhookVerifier>,
     pub admin_token: Option<Secret>,
     pub metrics: PrometheusHandle,
+    /// Present when the Zoom REST app is configured.
+    pub reconciler: Option<crate::reconcile::Reconciler>,
 }
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {

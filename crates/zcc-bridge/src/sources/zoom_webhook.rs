@@ -91,7 +91,7 @@ pub fn from_envelope(
     }
 }
 
-fn parse_time(value: Option<&str>) -> Option<i64> {
+pub(crate) fn parse_time(value: Option<&str>) -> Option<i64> {
     let value = value?.trim();
     if value.is_empty() {
         return None;
@@ -105,7 +105,7 @@ fn parse_time(value: Option<&str>) -> Option<i64> {
     }
 }
 
-fn nonempty(value: &Option<String>) -> Option<String> {
+pub(crate) fn nonempty(value: &Option<String>) -> Option<String> {
     value.as_ref().filter(|v| !v.is_empty()).cloned()
 }
 

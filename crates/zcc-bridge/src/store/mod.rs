@@ -160,6 +160,97 @@ pub struct LogStats {
     pub projection_pending: i64,
 }
 
+/// A reconciliation run as stored. `progress` and `summary` are JSON owned by the reconciler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRow {
+    pub id: i64,
+    pub kind: String,
+    pub window_from: i64,
+    pub window_to: i64,
+    /// `running`, `succeeded`, `failed`.
+    pub status: String,
+    pub started_at: i64,
+    pub updated_at: i64,
+    pub finished_at: Option<i64>,
+    pub progress: String,
+    pub summary: String,
+    pub error: Option<String>,
+}
+
+/// An engagement queued for a REST fetch (see the `fetch_queue` migration).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchItem {
+    pub engagement_id: String,
+    /// Bit set: `FETCH_ENGAGEMENT`, `FETCH_RECORDINGS`, `FETCH_VOICEMAILS`.
+    pub wants: i64,
+    pub last_event_at: i64,
+    pub attempts: i64,
+}
+
+pub const FETCH_ENGAGEMENT: i64 = 1;
+pub const FETCH_RECORDINGS: i64 = 2;
+pub const FETCH_VOICEMAILS: i64 = 4;
+
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct FetchQueueStats {
+    /// Waiting (for their settle delay, a retry, or a worker).
+    pub pending: i64,
+    /// Given up after every retry (the next scheduled reconciliation covers them).
+    pub gave_up: i64,
+}
+
+/// Held while a piece of scheduled work runs, so that only one replica runs it. Postgres: a session advisory
+/// lock on a connection of its own; SQLite (one process): nothing to hold. Dropping it releases the lock
+/// (the connection is closed rather than returned to the pool with the lock still held).
+pub struct ExclusiveLock {
+    conn: Option<sqlx::pool::PoolConnection<sqlx::Postgres>>,
+    key: i64,
+}
+
+impl ExclusiveLock {
+    pub(crate) fn local() -> Self {
+        Self { conn: None, key: 0 }
+    }
+
+    pub(crate) fn postgres(conn: sqlx::pool::PoolConnection<sqlx::Postgres>, key: i64) -> Self {
+        Self {
+            conn: Some(conn),
+            key,
+        }
+    }
+
+    /// Releases the lock and returns the connection to the pool.
+    pub async fn release(mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(self.key)
+                .execute(&mut *conn)
+                .await;
+            if unlocked.is_err() {
+                drop(conn.detach());
+            }
+        }
+    }
+}
+
+impl Drop for ExclusiveLock {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            // Closing the session is what releases a session lock when we cannot run the unlock.
+            drop(conn.detach());
+        }
+    }
+}
+
+/// A stable advisory-lock key for a name.
+pub(crate) fn lock_key(name: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(name.as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(bytes)
+}
+
 /// An event merged by the projector: its log id and what it says about its engagement.
 #[derive(Debug, Clone)]
 pub struct ProjectionItem {
@@ -201,6 +292,51 @@ pub trait Store: Send + Sync + 'static {
         -> Result<bool>;
     /// Deletes records with no event in the log; returns how many.
     async fn delete_orphan_engagements(&self) -> Result<u64>;
+    /// The records among `ids` that exist (in no particular order).
+    async fn engagement_states(&self, ids: &[String]) -> Result<Vec<EngagementState>>;
+
+    // Reconciliation runs.
+    async fn create_run(
+        &self,
+        kind: &str,
+        window_from: i64,
+        window_to: i64,
+        started_at: i64,
+    ) -> Result<RunRow>;
+    /// Saves status, progress, summary, `updated_at`, `finished_at` and error.
+    async fn save_run(&self, run: &RunRow) -> Result<()>;
+    async fn run(&self, id: i64) -> Result<Option<RunRow>>;
+    /// Newest first, optionally one kind and/or one status.
+    async fn runs(
+        &self,
+        kind: Option<&str>,
+        status: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<RunRow>>;
+    /// Takes the named lock if no one holds it (`None`: another replica does).
+    async fn try_exclusive(&self, name: &str) -> Result<Option<ExclusiveLock>>;
+
+    // The fetch queue.
+    /// Leases up to `limit` items whose last event is at or before `settled_before` and whose retry time has
+    /// come, for `lease_ms`.
+    async fn claim_fetches(
+        &self,
+        settled_before: i64,
+        now: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<FetchItem>>;
+    /// Removes a fetched item, unless a newer event re-queued it meanwhile (then only releases the lease).
+    async fn complete_fetch(&self, item: &FetchItem) -> Result<()>;
+    /// Schedules another attempt at `retry_at`, or parks the item as `gave_up`.
+    async fn retry_fetch(
+        &self,
+        item: &FetchItem,
+        retry_at: i64,
+        error: &str,
+        give_up: bool,
+    ) -> Result<()>;
+    async fn fetch_queue_stats(&self) -> Result<FetchQueueStats>;
     /// Database reachable and every migration applied.
     async fn ready(&self) -> Result<()>;
     async fn close(&self);

@@ -21,6 +21,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "projection queue",
         include_str!("../../migrations/postgres/0002_projection_queue.sql"),
     ),
+    (
+        3,
+        "reconciliation runs and fetch queue",
+        include_str!("../../migrations/postgres/0003_reconciliation.sql"),
+    ),
 ];
 
 pub struct PgStore {
@@ -62,6 +67,17 @@ impl PgStore {
 
     fn committer_count(&self) -> usize {
         self.committers
+    }
+
+    /// A session advisory lock, held on a connection taken out of the pool for as long as the work runs.
+    async fn exclusive(&self, name: &str) -> Result<Option<ExclusiveLock>> {
+        let key = lock_key(name);
+        let mut conn = self.pool.acquire().await?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(key)
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(locked.then(|| ExclusiveLock::postgres(conn, key)))
     }
 
     async fn shutdown(&self) {

@@ -219,6 +219,23 @@ macro_rules! impl_sql_store {
             })
         }
 
+        fn run_from_row(row: &<$db as sqlx::Database>::Row) -> $crate::store::Result<$crate::store::RunRow> {
+            use sqlx::Row;
+            Ok($crate::store::RunRow {
+                id: row.try_get("id")?,
+                kind: row.try_get("kind")?,
+                window_from: row.try_get("window_from")?,
+                window_to: row.try_get("window_to")?,
+                status: row.try_get("status")?,
+                started_at: row.try_get("started_at")?,
+                updated_at: row.try_get("updated_at")?,
+                finished_at: row.try_get("finished_at")?,
+                progress: row.try_get("progress")?,
+                summary: row.try_get("summary")?,
+                error: row.try_get("error")?,
+            })
+        }
+
         fn quarantine_from_row(row: &<$db as sqlx::Database>::Row) -> $crate::store::Result<$crate::store::QuarantineItem> {
             use sqlx::Row;
             Ok($crate::store::QuarantineItem {
@@ -384,6 +401,180 @@ macro_rules! impl_sql_store {
                 let done = sqlx::query($crate::store::DELETE_ORPHANS_SQL).execute(&mut *tx).await?;
                 tx.commit().await?;
                 Ok(done.rows_affected())
+            }
+
+            async fn engagement_states(&self, ids: &[String]) -> $crate::store::Result<Vec<$crate::core::EngagementState>> {
+                let mut out = Vec::with_capacity(ids.len());
+                for chunk in ids.chunks($crate::store::sql::CHUNK) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT engagement_id, state FROM engagements WHERE engagement_id IN (");
+                    let mut list = qb.separated(", ");
+                    for id in chunk {
+                        list.push_bind(id.as_str());
+                    }
+                    qb.push(")");
+                    let rows: Vec<(String, String)> = qb.build_query_as().fetch_all(self.reader()).await?;
+                    for (id, json) in rows {
+                        out.push($crate::store::decode_state(&id, &json)?);
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn create_run(
+                &self,
+                kind: &str,
+                window_from: i64,
+                window_to: i64,
+                started_at: i64,
+            ) -> $crate::store::Result<$crate::store::RunRow> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO reconciliation_runs (kind, window_from, window_to, status, started_at, updated_at) ",
+                );
+                qb.push_values([()], |mut b, ()| {
+                    b.push_bind(kind)
+                        .push_bind(window_from)
+                        .push_bind(window_to)
+                        .push_bind("running")
+                        .push_bind(started_at)
+                        .push_bind(started_at);
+                });
+                qb.push(" RETURNING *");
+                let row = qb.build().fetch_one(self.writer()).await?;
+                run_from_row(&row)
+            }
+
+            async fn save_run(&self, run: &$crate::store::RunRow) -> $crate::store::Result<()> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new("UPDATE reconciliation_runs SET status = ");
+                qb.push_bind(run.status.as_str())
+                    .push(", updated_at = ")
+                    .push_bind(run.updated_at)
+                    .push(", finished_at = ")
+                    .push_bind(run.finished_at)
+                    .push(", progress = ")
+                    .push_bind(run.progress.as_str())
+                    .push(", summary = ")
+                    .push_bind(run.summary.as_str())
+                    .push(", error = ")
+                    .push_bind(run.error.as_deref())
+                    .push(" WHERE id = ")
+                    .push_bind(run.id);
+                qb.build().execute(self.writer()).await?;
+                Ok(())
+            }
+
+            async fn run(&self, id: i64) -> $crate::store::Result<Option<$crate::store::RunRow>> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT * FROM reconciliation_runs WHERE id = ");
+                qb.push_bind(id);
+                let row = qb.build().fetch_optional(self.writer()).await?;
+                row.as_ref().map(run_from_row).transpose()
+            }
+
+            async fn runs(
+                &self,
+                kind: Option<&str>,
+                status: Option<&str>,
+                limit: u32,
+            ) -> $crate::store::Result<Vec<$crate::store::RunRow>> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT * FROM reconciliation_runs WHERE 1 = 1");
+                if let Some(kind) = kind {
+                    qb.push(" AND kind = ").push_bind(kind);
+                }
+                if let Some(status) = status {
+                    qb.push(" AND status = ").push_bind(status);
+                }
+                qb.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(limit));
+                // The writer: a run just saved must be visible to the scheduler deciding what to do next.
+                let rows = qb.build().fetch_all(self.writer()).await?;
+                rows.iter().map(run_from_row).collect()
+            }
+
+            async fn try_exclusive(&self, name: &str) -> $crate::store::Result<Option<$crate::store::ExclusiveLock>> {
+                self.exclusive(name).await
+            }
+
+            async fn claim_fetches(
+                &self,
+                settled_before: i64,
+                now: i64,
+                lease_ms: i64,
+                limit: u32,
+            ) -> $crate::store::Result<Vec<$crate::store::FetchItem>> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new("UPDATE fetch_queue SET leased_until = ");
+                qb.push_bind(now.saturating_add(lease_ms))
+                    .push(" WHERE engagement_id IN (SELECT engagement_id FROM fetch_queue WHERE status = 'pending' AND last_event_at <= ")
+                    .push_bind(settled_before)
+                    .push(" AND retry_at <= ")
+                    .push_bind(now)
+                    .push(" AND leased_until <= ")
+                    .push_bind(now)
+                    .push(" ORDER BY last_event_at LIMIT ")
+                    .push_bind(i64::from(limit));
+                if $backend == "postgres" {
+                    qb.push(" FOR UPDATE SKIP LOCKED");
+                }
+                qb.push(") RETURNING engagement_id, CAST(wants AS BIGINT), last_event_at, CAST(attempts AS BIGINT)");
+                let rows: Vec<(String, i64, i64, i64)> = qb.build_query_as().fetch_all(self.writer()).await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(engagement_id, wants, last_event_at, attempts)| $crate::store::FetchItem {
+                        engagement_id,
+                        wants,
+                        last_event_at,
+                        attempts,
+                    })
+                    .collect())
+            }
+
+            async fn complete_fetch(&self, item: &$crate::store::FetchItem) -> $crate::store::Result<()> {
+                let mut tx = self.writer().begin().await?;
+                let mut qb = sqlx::QueryBuilder::<$db>::new("DELETE FROM fetch_queue WHERE engagement_id = ");
+                qb.push_bind(item.engagement_id.as_str())
+                    .push(" AND wants = ")
+                    .push_bind(item.wants)
+                    .push(" AND last_event_at = ")
+                    .push_bind(item.last_event_at)
+                    .push(" AND status = 'pending'");
+                let deleted = qb.build().execute(&mut *tx).await?.rows_affected();
+                if deleted == 0 {
+                    // Re-queued by a newer event while we fetched: fetch again once it settles.
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "UPDATE fetch_queue SET leased_until = 0, attempts = 0, retry_at = 0 WHERE engagement_id = ",
+                    );
+                    qb.push_bind(item.engagement_id.as_str());
+                    qb.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn retry_fetch(
+                &self,
+                item: &$crate::store::FetchItem,
+                retry_at: i64,
+                error: &str,
+                give_up: bool,
+            ) -> $crate::store::Result<()> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new("UPDATE fetch_queue SET attempts = attempts + 1, leased_until = 0, retry_at = ");
+                qb.push_bind(retry_at)
+                    .push(", last_error = ")
+                    .push_bind(error)
+                    .push(", status = ")
+                    .push_bind(if give_up { "gave_up" } else { "pending" })
+                    .push(" WHERE engagement_id = ")
+                    .push_bind(item.engagement_id.as_str());
+                qb.build().execute(self.writer()).await?;
+                Ok(())
+            }
+
+            async fn fetch_queue_stats(&self) -> $crate::store::Result<$crate::store::FetchQueueStats> {
+                let (pending, gave_up): (i64, i64) = sqlx::query_as(
+                    "SELECT COALESCE(SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), 0),
+                            COALESCE(SUM(CASE WHEN status = 'gave_up' THEN 1 ELSE 0 END), 0)
+                     FROM fetch_queue",
+                )
+                .fetch_one(self.reader())
+                .await?;
+                Ok($crate::store::FetchQueueStats { pending, gave_up })
             }
 
             async fn ready(&self) -> $crate::store::Result<()> {

@@ -24,6 +24,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "projection queue",
         include_str!("../../migrations/sqlite/0002_projection_queue.sql"),
     ),
+    (
+        3,
+        "reconciliation runs and fetch queue",
+        include_str!("../../migrations/sqlite/0003_reconciliation.sql"),
+    ),
 ];
 
 /// How often the WAL is copied back into the database file.
@@ -108,6 +113,11 @@ impl SqliteStore {
 
     fn committer_count(&self) -> usize {
         1
+    }
+
+    /// One process owns a SQLite database: scheduled work needs no cross-process lock.
+    async fn exclusive(&self, _name: &str) -> Result<Option<ExclusiveLock>> {
+        Ok(Some(ExclusiveLock::local()))
     }
 
     async fn shutdown(&self) {

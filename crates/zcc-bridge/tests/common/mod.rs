@@ -2,6 +2,8 @@
 //! database when `ZCC_TEST_POSTGRES_URL` points at a server, as `scripts/test.sh` arranges).
 #![allow(dead_code)]
 
+pub mod truth;
+
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 

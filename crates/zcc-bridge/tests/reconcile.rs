@@ -1,0 +1,359 @@
+//! Reconciliation end to end: the bridge against the simulator's REST API, started the way a user starts it.
+//! Webhooks are lost, duplicated and reordered; after a reconciliation every record equals the simulator's ground
+//! truth, and reconciling again changes nothing. Token expiry, expired page tokens and 429s are survived.
+
+mod common;
+
+use std::time::Duration;
+
+use common::truth::differences;
+use common::*;
+use serde_json::{json, Value};
+use zcc_bridge::config::{Config, Secret};
+use zcc_bridge::core::record::EngagementRecord;
+use zoom_sim::emitter::{Emitter, EmitterConfig, Faults};
+use zoom_sim::generator::{generate, GeneratorConfig, Scenario};
+use zoom_sim::{SimServer, SimServerConfig};
+
+/// The simulator serving a scenario generated with its own URL in payloads (download links point at it).
+async fn simulator(
+    engagements: usize,
+    seed: u64,
+    config: SimServerConfig,
+) -> (SimServer, Scenario) {
+    let bound = SimServer::bind(([127, 0, 0, 1], 0).into())
+        .await
+        .expect("bind the simulator");
+    let scenario = generate(&GeneratorConfig {
+        seed,
+        engagements,
+        api_base: format!("{}/v2", bound.base_url()),
+        ..Default::default()
+    });
+    let sim = bound.serve(config, &scenario);
+    (sim, scenario)
+}
+
+/// Points the bridge's Zoom app at the simulator; scheduled work off (tests start runs themselves).
+fn use_simulator(config: &mut Config, sim: &SimServer, sim_config: &SimServerConfig) {
+    config.zoom.account_id = Some(sim_config.account_id.clone());
+    config.zoom.client_id = Some(sim_config.client_id.clone());
+    config.zoom.client_secret = Some(Secret::new(sim_config.client_secret.clone()));
+    config.zoom.api_base = format!("{}/v2", sim.base_url());
+    config.zoom.oauth_base = sim.base_url();
+    config.reconcile.enabled = false;
+}
+
+/// A window around the scenario: from an hour before its first event to two days after.
+fn window(scenario: &Scenario) -> Value {
+    let first = scenario
+        .events
+        .iter()
+        .map(|e| e.event_ts)
+        .min()
+        .unwrap_or_default();
+    let iso = |ms: i64| zoom_sim::iso_time(ms);
+    json!({"from": iso(first - 3_600_000), "to": iso(first + 2 * 86_400_000)})
+}
+
+/// Starts a run through the API and waits for it to finish; returns its report.
+async fn reconcile(server: &TestServer, scenario: &Scenario) -> Value {
+    let response = server
+        .client
+        .post(server.url("/api/v1/reconciliation/runs"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&window(scenario))
+        .send()
+        .await
+        .expect("start a run");
+    assert_eq!(response.status(), 202, "{:?}", response.text().await);
+    let started: Value = response.json().await.expect("json");
+    let id = started["id"].as_i64().expect("run id");
+    for _ in 0..1200 {
+        let run = server
+            .get_json(&format!("/api/v1/reconciliation/runs/{id}"))
+            .await;
+        if run["status"] != "running" {
+            return run;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("reconciliation run {id} did not finish in two minutes");
+}
+
+async fn records_against_truth(server: &TestServer, scenario: &Scenario) -> Vec<String> {
+    let mut problems = Vec::new();
+    for expected in &scenario.truth.engagements {
+        let response = server
+            .get(&format!("/api/v1/engagements/{}", expected.engagement_id))
+            .await;
+        if response.status() == 404 {
+            problems.push(format!("{}: no record", expected.engagement_id));
+            continue;
+        }
+        let record: EngagementRecord = response.json().await.expect("an engagement record");
+        problems.extend(differences(expected, &record, false));
+    }
+    problems
+}
+
+fn summary(run: &Value, key: &str) -> i64 {
+    run["summary"][key].as_i64().unwrap_or(-1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_duplicated_and_reordered_webhooks_are_made_whole_by_reconciliation() {
+    let sim_config = SimServerConfig::default();
+    let (sim, scenario) = simulator(2000, 23, sim_config.clone()).await;
+    for backend in backends() {
+        let mut server =
+            TestServer::start_with(&backend, |c| use_simulator(c, &sim, &sim_config)).await;
+        let mut config = EmitterConfig::new(server.url("/webhooks/zoom"), SECRET);
+        config.faults = Faults {
+            drop_rate: 0.10,
+            duplicate_rate: 0.05,
+            reorder_window: 25,
+            seed: 5,
+            ..Default::default()
+        };
+        config.concurrency = 32;
+        config.retry_scale = 0.0005;
+        config.timeout = Duration::from_secs(10);
+        let report = Emitter::new(config)
+            .expect("emitter")
+            .emit_all(&scenario.events)
+            .await;
+        assert_eq!(report.failed, 0, "{backend:?}: {report:?}");
+        assert!(report.dropped > scenario.events.len() / 20, "{report:?}");
+
+        let before = records_against_truth(&server, &scenario).await;
+        assert!(
+            before.len() > 100,
+            "{backend:?}: lost webhooks leave records incomplete before reconciling (only {} differences)",
+            before.len()
+        );
+
+        let first = reconcile(&server, &scenario).await;
+        assert_eq!(first["status"], "succeeded", "{backend:?}: {first}");
+        assert_eq!(
+            summary(&first, "engagements_seen"),
+            scenario.truth.engagements.len() as i64,
+            "{first}"
+        );
+        assert!(
+            first["summary"]["missed"]["notes"].as_i64() > Some(0),
+            "{first}"
+        );
+        assert!(summary(&first, "changed") > 0, "{first}");
+        let problems = records_against_truth(&server, &scenario).await;
+        assert!(
+            problems.is_empty(),
+            "{backend:?}: {} records differ from the ground truth after reconciliation:\n{}",
+            problems.len(),
+            problems[..problems.len().min(40)].join("\n")
+        );
+        let stats = server.stats().await;
+        assert_eq!(
+            stats["engagements"].as_i64(),
+            Some(scenario.truth.engagements.len() as i64),
+            "{stats}"
+        );
+
+        // Reconciling the same window again finds nothing new.
+        let second = reconcile(&server, &scenario).await;
+        assert_eq!(second["status"], "succeeded", "{second}");
+        assert_eq!(summary(&second, "resources_logged"), 0, "{second}");
+        assert_eq!(summary(&second, "created"), 0, "{second}");
+        assert_eq!(summary(&second, "changed"), 0, "{second}");
+        assert_eq!(
+            summary(&second, "resources_unchanged"),
+            summary(&first, "resources_logged") + summary(&first, "resources_unchanged"),
+            "{first}\n{second}"
+        );
+        let overview = server.get_json("/api/v1/reconciliation").await;
+        assert_eq!(overview["last_run"]["id"], second["id"], "{overview}");
+
+        // The log alone still reproduces every record.
+        let store = server.server.as_ref().expect("running").store();
+        let rebuilt = zcc_bridge::rebuild::rebuild(&*store)
+            .await
+            .expect("rebuild");
+        assert_eq!(rebuilt.changed, 0, "{backend:?}: {rebuilt:?}");
+        assert_eq!(rebuilt.unparseable, 0);
+        server.shutdown().await;
+    }
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_survives_token_expiry_expired_page_tokens_and_429s() {
+    let sim_config = SimServerConfig {
+        // Spurious per-second 429s on a quarter of the requests, and a slower Medium limit so a run takes a while.
+        fault_429_rate: 0.25,
+        fault_seed: 3,
+        medium_per_second: 10,
+        ..Default::default()
+    };
+    let (sim, scenario) = simulator(700, 41, sim_config.clone()).await;
+    let sim = std::sync::Arc::new(sim);
+    for backend in backends() {
+        let mut server = TestServer::start_with(&backend, |c| {
+            use_simulator(c, &sim, &sim_config);
+            c.zoom.medium_per_second = 10.0;
+        })
+        .await;
+        let before = sim.stats();
+        // Mid-run, every access token and every page token in flight expires.
+        let saboteur = {
+            let sim = sim.clone();
+            tokio::spawn(async move {
+                loop {
+                    if sim.stats().list_engagements >= before.list_engagements + 3 {
+                        sim.expire_all_tokens();
+                        sim.expire_all_page_tokens();
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+        };
+        // No webhooks at all: everything comes from the REST API.
+        let run = reconcile(&server, &scenario).await;
+        saboteur.await.expect("saboteur");
+        assert_eq!(run["status"], "succeeded", "{backend:?}: {run}");
+        let after = sim.stats();
+        assert!(
+            after.unauthorized > before.unauthorized,
+            "an expired token was refused: {after:?}"
+        );
+        assert!(
+            after.rate_limited + after.injected_429 > before.rate_limited + before.injected_429,
+            "429s were answered: {after:?}"
+        );
+        assert!(
+            after.tokens_issued > before.tokens_issued + 1,
+            "a new token was fetched after expiry: {after:?}"
+        );
+        let problems = records_against_truth(&server, &scenario).await;
+        assert!(
+            problems.is_empty(),
+            "{backend:?}: {} records differ:\n{}",
+            problems.len(),
+            problems[..problems.len().min(40)].join("\n")
+        );
+        assert_eq!(
+            summary(&run, "created"),
+            scenario.truth.engagements.len() as i64,
+            "{run}"
+        );
+        let again = reconcile(&server, &scenario).await;
+        assert_eq!(summary(&again, "resources_logged"), 0, "{again}");
+        server.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_source_with_forced_disconnects_then_reconciliation_matches_the_truth() {
+    let sim_config = SimServerConfig::default();
+    let (sim, scenario) = simulator(300, 77, sim_config.clone()).await;
+    for backend in backends() {
+        let mut server = TestServer::start_with(&backend, |c| {
+            use_simulator(c, &sim, &sim_config);
+            c.zoom.websocket_url = Some(sim.ws_url());
+            c.zoom.websocket_subscription_id = Some(zoom_sim::server::WS_SUBSCRIPTION_ID.into());
+            c.zoom.websocket_heartbeat_seconds = 1;
+            c.zoom.websocket_gap_margin_seconds = 1;
+        })
+        .await;
+        let hub = sim.hub();
+        let connected = |n: usize| async move {
+            for _ in 0..200 {
+                if hub.connected() >= n {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            panic!("the bridge did not connect to the WebSocket");
+        };
+        connected(1).await;
+        let envelopes: Vec<Value> = scenario.events.iter().map(|e| e.body.clone()).collect();
+        let third = envelopes.len() / 3;
+        let mut delivered = 0;
+        let mut dropped = 0;
+        for (i, chunk) in envelopes.chunks(third.max(1)).enumerate() {
+            if i > 0 {
+                // Force a disconnect; what is published before the bridge is back is lost, as with Zoom.
+                let disconnect_at = zcc_bridge::reconcile::now_ms();
+                hub.disconnect_all();
+                let lost = (chunk.len() / 10).max(1);
+                for envelope in &chunk[..lost] {
+                    dropped += usize::from(hub.publish(envelope) == 0);
+                }
+                connected(1).await;
+                // The gap is reconciled (kind `gap`) over a window that covers the disconnection.
+                let mut gap = Value::Null;
+                for _ in 0..200 {
+                    let overview = server.get_json("/api/v1/reconciliation").await;
+                    let found = overview["runs"].as_array().and_then(|runs| {
+                        runs.iter()
+                            .find(|r| {
+                                r["kind"] == "gap"
+                                    && r["status"] != "running"
+                                    && chrono::DateTime::parse_from_rfc3339(
+                                        r["window_from"].as_str().unwrap_or(""),
+                                    )
+                                    .is_ok_and(|t| t.timestamp_millis() <= disconnect_at)
+                            })
+                            .cloned()
+                    });
+                    if let Some(run) = found {
+                        gap = run;
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                assert_eq!(
+                    gap["status"], "succeeded",
+                    "{backend:?}: a gap run after the reconnect: {gap}"
+                );
+                for envelope in &chunk[lost..] {
+                    delivered += hub.publish(envelope);
+                }
+            } else {
+                for envelope in chunk {
+                    delivered += hub.publish(envelope);
+                }
+            }
+        }
+        assert!(dropped > 0, "events were lost while disconnected");
+        // Everything delivered over the socket is logged (source `websocket`).
+        let mut logged = 0;
+        for _ in 0..200 {
+            logged = server.stats().await["events"].as_i64().unwrap_or_default();
+            if logged >= delivered as i64 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            logged >= delivered as i64,
+            "{backend:?}: {logged} logged of {delivered} delivered"
+        );
+        let some = server.get_json("/api/v1/events?limit=1").await;
+        assert_eq!(some["events"][0]["source"], "websocket", "{some}");
+
+        // The gap runs covered wall-clock windows; the scenario's own day is reconciled as a whole.
+        let run = reconcile(&server, &scenario).await;
+        assert_eq!(run["status"], "succeeded", "{run}");
+        let problems = records_against_truth(&server, &scenario).await;
+        assert!(
+            problems.is_empty(),
+            "{backend:?}: {} records differ:\n{}",
+            problems.len(),
+            problems[..problems.len().min(40)].join("\n")
+        );
+        let again = reconcile(&server, &scenario).await;
+        assert_eq!(summary(&again, "resources_logged"), 0, "{again}");
+        server.shutdown().await;
+    }
+}
