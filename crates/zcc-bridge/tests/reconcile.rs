@@ -357,3 +357,74 @@ async fn websocket_source_with_forced_disconnects_then_reconciliation_matches_th
         server.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ended_and_completed_events_trigger_fetches_that_repair_lost_webhooks() {
+    let sim_config = SimServerConfig::default();
+    let (sim, scenario) = simulator(150, 91, sim_config.clone()).await;
+    for backend in backends() {
+        let mut server = TestServer::start_with(&backend, |c| {
+            use_simulator(c, &sim, &sim_config);
+            // The schedule and the event-driven fetches run as in production, without the settle wait.
+            c.reconcile.enabled = true;
+            c.reconcile.fetch_settle_seconds = 0;
+        })
+        .await;
+        let before = sim.stats();
+        let mut config = EmitterConfig::new(server.url("/webhooks/zoom"), SECRET);
+        config.faults = Faults {
+            drop_rate: 0.10,
+            seed: 8,
+            ..Default::default()
+        };
+        config.concurrency = 16;
+        config.retry_scale = 0.0005;
+        let report = Emitter::new(config)
+            .expect("emitter")
+            .emit_all(&scenario.events)
+            .await;
+        assert_eq!(report.failed, 0, "{report:?}");
+
+        // The fetch queue drains: every queued engagement was fetched.
+        let mut overview = Value::Null;
+        for _ in 0..600 {
+            overview = server.get_json("/api/v1/reconciliation").await;
+            if overview["fetch_queue"]["pending"] == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(overview["fetch_queue"]["pending"], 0, "{backend:?}: {overview}");
+        assert_eq!(overview["fetch_queue"]["gave_up"], 0, "{backend:?}: {overview}");
+        let after = sim.stats();
+        assert!(after.get_engagement > before.get_engagement, "{after:?}");
+        assert!(after.engagement_recordings > before.engagement_recordings, "{after:?}");
+        assert!(after.list_inbox_messages > before.list_inbox_messages, "{after:?}");
+
+        // Only engagements whose every fetch-triggering event was lost can still differ (an abandoned call has
+        // one such event); the nightly run covers those.
+        let problems = records_against_truth(&server, &scenario).await;
+        let engagements_with_problems: std::collections::BTreeSet<&str> = problems
+            .iter()
+            .filter_map(|p| p.split(':').next())
+            .collect();
+        assert!(
+            engagements_with_problems.len() * 20 < scenario.truth.engagements.len(),
+            "{backend:?}: {} of {} engagements still differ after event-driven fetches:\n{}",
+            engagements_with_problems.len(),
+            scenario.truth.engagements.len(),
+            problems.join("\n")
+        );
+        let polled = server
+            .get_json(&format!(
+                "/api/v1/engagements/{}",
+                scenario.truth.engagements[0].engagement_id
+            ))
+            .await;
+        assert!(
+            polled["sources"].as_array().is_some_and(|s| s.contains(&json!("poll"))),
+            "{polled}"
+        );
+        server.shutdown().await;
+    }
+}
