@@ -72,6 +72,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     }
     let (feed, projection, projector) = Projector::start(store.clone());
     let (log, committers) = EventLog::start(store.clone(), config.ingest.max_batch, feed);
+    let (stop_background, background_stopping) = tokio::sync::watch::channel(false);
     let client = match config.zoom.client_config() {
         Some(client_config) => Some(Arc::new(
             zoom::api::ZoomClient::new(client_config).context("Zoom API client")?,
@@ -95,8 +96,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                 ..Default::default()
             },
         )
+        .with_shutdown(background_stopping.clone())
     });
-    let (stop_background, background_stopping) = tokio::sync::watch::channel(false);
     let mut background = tokio::task::JoinSet::new();
     if let (Some(reconciler), true) = (&reconciler, config.reconcile.enabled) {
         let schedule_settings = config.reconcile.schedule()?;
@@ -173,6 +174,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         // router and every EventLog handle are gone: committers drain the queue and exit, and the projector
         // merges what they handed over.
         let _ = stop_background.send(true);
+        // Runs started through the API or by the WebSocket source stop between pages too.
         let stopped = tokio::time::timeout(grace, async {
             while background.join_next().await.is_some() {}
         })

@@ -394,12 +394,24 @@ async fn ended_and_completed_events_trigger_fetches_that_repair_lost_webhooks() 
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert_eq!(overview["fetch_queue"]["pending"], 0, "{backend:?}: {overview}");
-        assert_eq!(overview["fetch_queue"]["gave_up"], 0, "{backend:?}: {overview}");
+        assert_eq!(
+            overview["fetch_queue"]["pending"], 0,
+            "{backend:?}: {overview}"
+        );
+        assert_eq!(
+            overview["fetch_queue"]["gave_up"], 0,
+            "{backend:?}: {overview}"
+        );
         let after = sim.stats();
         assert!(after.get_engagement > before.get_engagement, "{after:?}");
-        assert!(after.engagement_recordings > before.engagement_recordings, "{after:?}");
-        assert!(after.list_inbox_messages > before.list_inbox_messages, "{after:?}");
+        assert!(
+            after.engagement_recordings > before.engagement_recordings,
+            "{after:?}"
+        );
+        assert!(
+            after.list_inbox_messages > before.list_inbox_messages,
+            "{after:?}"
+        );
 
         // Only engagements whose every fetch-triggering event was lost can still differ (an abandoned call has
         // one such event); the nightly run covers those.
@@ -422,7 +434,9 @@ async fn ended_and_completed_events_trigger_fetches_that_repair_lost_webhooks() 
             ))
             .await;
         assert!(
-            polled["sources"].as_array().is_some_and(|s| s.contains(&json!("poll"))),
+            polled["sources"]
+                .as_array()
+                .is_some_and(|s| s.contains(&json!("poll"))),
             "{polled}"
         );
         server.shutdown().await;

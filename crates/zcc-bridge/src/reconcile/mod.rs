@@ -47,6 +47,9 @@ pub enum ReconcileError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Invalid(String),
+    /// The process is shutting down; the run stays `running` and resumes at the next start.
+    #[error("stopped by shutdown")]
+    Stopping,
 }
 
 /// Why a run was started.
@@ -268,6 +271,22 @@ pub struct Reconciler {
     log: EventLog,
     projection: Projection,
     settings: RunSettings,
+    /// Turns true when the process shuts down: runs stop between pages (and resume at the next start).
+    stopping: tokio::sync::watch::Receiver<bool>,
+    /// The sender of the default, never-firing `stopping` (a receiver whose sender is gone reads as "no signal").
+    _no_shutdown: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+/// Resolves once `stopping` is true; never if its sender is gone without saying so.
+async fn stopped(mut stopping: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        if *stopping.borrow_and_update() {
+            return;
+        }
+        if stopping.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 /// Shared between the parts of a run.
@@ -289,13 +308,23 @@ impl Reconciler {
         projection: Projection,
         settings: RunSettings,
     ) -> Self {
+        // Without a shutdown signal (the CLI, benchmarks), runs go to the end.
+        let (never, stopping) = tokio::sync::watch::channel(false);
         Self {
             client,
             store,
             log,
             projection,
             settings,
+            stopping,
+            _no_shutdown: Arc::new(never),
         }
+    }
+
+    /// Runs stop between pages once `stopping` turns true.
+    pub fn with_shutdown(mut self, stopping: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.stopping = stopping;
+        self
     }
 
     pub fn client(&self) -> &Arc<ZoomClient> {
@@ -393,6 +422,14 @@ impl Reconciler {
             .collect()
             .await;
         let failure = results.into_iter().find_map(Result::err);
+        if matches!(failure, Some(ReconcileError::Stopping)) {
+            // Keep `running`: the finished parts are checkpointed and the rest resumes at the next start.
+            tracing::info!(
+                run = row.id,
+                "reconciliation interrupted by shutdown; it resumes at the next start"
+            );
+            return Ok(row);
+        }
         let (summary, done) = {
             let p = lock(&shared);
             (p.summary.clone(), p.done.clone())
@@ -478,7 +515,16 @@ impl Reconciler {
             }
         });
         let mut outcome = Ok(());
-        while let Some(page) = rx.recv().await {
+        let mut stop = std::pin::pin!(stopped(self.stopping.clone()));
+        loop {
+            let page = tokio::select! {
+                page = rx.recv() => page,
+                () = &mut stop => {
+                    outcome = Err(ReconcileError::Stopping);
+                    break;
+                }
+            };
+            let Some(page) = page else { break };
             match page {
                 Ok(items) => match self.merge(resource, items).await {
                     Ok(delta) => lock(shared).summary.add(&delta),

@@ -131,11 +131,21 @@ async fn tick(
     let store = reconciler.store();
     let now = Utc::now();
     let last_nightly = latest(store.runs(Some(RunKind::Nightly.as_str()), None, 1).await?);
+    let last_good = latest(
+        store
+            .runs(Some(RunKind::Nightly.as_str()), Some("succeeded"), 1)
+            .await?,
+    );
     let due_since = previous_occurrence(now, settings.nightly_at, settings.timezone);
-    // A first start waits for the next night; after that a missed night is caught up at once.
-    let nightly_due = last_nightly
-        .as_ref()
-        .is_some_and(|r| r.started_at < due_since.timestamp_millis());
+    // A first start waits for the next night; after that a missed (or failed) night is caught up at once, a
+    // failed one no more often than every 15 minutes.
+    let recent_failure = last_nightly.as_ref().is_some_and(|r| {
+        r.status == "failed" && now.timestamp_millis() - r.started_at < 15 * 60 * 1000
+    });
+    let nightly_due = !recent_failure
+        && last_good.as_ref().map_or(last_nightly.is_some(), |r| {
+            r.started_at < due_since.timestamp_millis()
+        });
     let incremental_due_at = match settings.incremental_every {
         Some(every) => {
             let last = latest(
