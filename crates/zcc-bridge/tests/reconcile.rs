@@ -442,3 +442,67 @@ async fn ended_and_completed_events_trigger_fetches_that_repair_lost_webhooks() 
         server.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_interrupted_by_a_restart_resumes_at_the_next_start() {
+    let sim_config = SimServerConfig::default();
+    let (sim, scenario) = simulator(120, 13, sim_config.clone()).await;
+    for backend in backends() {
+        let db = fresh_db(&backend).await;
+        let mut config = test_config(&db.url);
+        use_simulator(&mut config, &sim, &sim_config);
+        config.reconcile.enabled = true;
+        config.reconcile.fetch_on_events = false;
+        // A run left `running` by a process that died, its voicemail part already checkpointed.
+        let window = window(&scenario);
+        let ms = |key: &str| {
+            chrono::DateTime::parse_from_rfc3339(window[key].as_str().unwrap_or(""))
+                .expect("window time")
+                .timestamp_millis()
+        };
+        let store = zcc_bridge::store::open(&config).await.expect("store");
+        let mut row = store
+            .create_run("manual", ms("from"), ms("to"), ms("from"))
+            .await
+            .expect("run");
+        let first_part_end = (ms("from") + 86_400_000 - 1000).min(ms("to"));
+        row.progress = json!([format!("Voicemails:{}:{}", ms("from"), first_part_end)]).to_string();
+        store.save_run(&row).await.expect("save");
+        store.close().await;
+
+        let server = zcc_bridge::start(config).await.expect("server starts");
+        let base = format!("http://{}", server.addr());
+        let client = reqwest::Client::new();
+        let mut run = Value::Null;
+        for _ in 0..300 {
+            run = client
+                .get(format!("{base}/api/v1/reconciliation/runs/{}", row.id))
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .expect("get run")
+                .json()
+                .await
+                .expect("json");
+            if run["status"] != "running" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(run["status"], "succeeded", "{backend:?}: {run}");
+        assert_eq!(
+            summary(&run, "parts_done"),
+            summary(&run, "parts_total"),
+            "{run}"
+        );
+        // The checkpointed part was not walked again: the scenario's voicemails (all in the first day) were
+        // skipped, everything else was fetched.
+        assert_eq!(summary(&run, "voicemails_seen"), 0, "{run}");
+        assert_eq!(
+            summary(&run, "engagements_seen"),
+            scenario.truth.engagements.len() as i64,
+            "{run}"
+        );
+        server.shutdown().await.expect("shutdown");
+    }
+}
