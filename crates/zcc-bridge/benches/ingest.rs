@@ -244,6 +244,7 @@ fn config(database: &str) -> Config {
     config.server.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     config.storage.database = Secret::new(database);
     config.zoom.webhook_secret_token = Some(Secret::new(SECRET));
+    config.media.enabled = false;
     config
 }
 

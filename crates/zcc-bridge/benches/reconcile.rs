@@ -141,6 +141,8 @@ async fn main() -> anyhow::Result<()> {
     // The reconciler, merging into a real store (SQLite in a temp dir) through the event log.
     let dir = tempfile::tempdir()?;
     let mut config = Config::load(None)?;
+    // Reconciliation alone is measured here; the archive has its own benchmark.
+    config.media.enabled = false;
     config.storage.database = Secret::new(format!(
         "sqlite://{}",
         dir.path().join("bench.db").display()

@@ -54,6 +54,8 @@ pub struct Config {
     #[serde(default)]
     pub reconcile: ReconcileConfig,
     #[serde(default)]
+    pub media: MediaConfig,
+    #[serde(default)]
     pub delivery: DeliveryConfig,
     #[serde(default)]
     pub log: LogConfig,
@@ -91,10 +93,16 @@ pub struct AdminConfig {
 pub struct StorageConfig {
     /// `sqlite://path` or `postgres://user:pass@host/db`. Printed with the password masked.
     pub database: Secret,
-    /// Media archive location (`file://`, `s3://`, `az://`); used by the media archive.
+    /// Media archive location: `file://PATH` (relative or absolute), `s3://bucket/prefix`, `az://container/prefix`.
     pub media: String,
     /// Connections in the Postgres pool (per replica).
     pub max_connections: u32,
+    /// Credentials and endpoint of an `s3://` archive. Unset keys fall back to the standard `AWS_*` variables.
+    #[serde(default)]
+    pub s3: S3Config,
+    /// Credentials and endpoint of an `az://` archive. Unset keys fall back to the standard `AZURE_*` variables.
+    #[serde(default)]
+    pub azure: AzureConfig,
 }
 
 impl Default for StorageConfig {
@@ -103,8 +111,124 @@ impl Default for StorageConfig {
             database: Secret::new("sqlite://data/zcc-bridge.db"),
             media: "file://data/media".into(),
             max_connections: 16,
+            s3: S3Config::default(),
+            azure: AzureConfig::default(),
         }
     }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    /// Any S3-compatible endpoint (MinIO, Ceph, R2, ...); AWS when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_access_key: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_token: Option<Secret>,
+    /// Allow a plain-http endpoint (a test server on loopback).
+    pub allow_http: bool,
+    /// `https://bucket.endpoint/key` instead of `https://endpoint/bucket/key`.
+    pub virtual_hosted_style: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AzureConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_key: Option<Secret>,
+    /// Blob endpoint including the account for emulators (`http://127.0.0.1:10000/devstoreaccount1`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Azurite on its default port with its well-known account.
+    pub use_emulator: bool,
+    /// Allow a plain-http endpoint.
+    pub allow_http: bool,
+}
+
+/// How `media.link` points at an archived file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkMode {
+    /// A signed, expiring URL served by the bridge (`/media/...`), whatever the store.
+    #[default]
+    Bridge,
+    /// The store's own presigned URL (S3 and Azure; a `file://` archive falls back to bridge links).
+    Presigned,
+}
+
+/// The media archive: recordings, transcripts and voicemails copied from Zoom into `storage.media`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    /// Archive files (needs the Zoom S2S app, whose token the downloads use).
+    pub enabled: bool,
+    /// Files downloaded at once (per replica).
+    pub concurrency: usize,
+    /// Failed attempts (5xx, 429, network, refused) before a file is dead-lettered.
+    pub max_attempts: u32,
+    /// How long a file Zoom keeps answering "not ready" (404/409/empty) for is waited for.
+    pub not_ready_give_up_seconds: u64,
+    /// First wait after a "not ready" answer; doubles up to 30 minutes.
+    pub not_ready_retry_ms: u64,
+    /// First wait after a failure; doubles (with jitter) up to an hour. `Retry-After` wins when Zoom sends it.
+    pub retry_base_ms: u64,
+    /// Multipart part size for S3/Azure uploads; memory per download is about (1 + upload_concurrency) parts.
+    pub part_size_mib: usize,
+    /// Parts of one file uploaded at once.
+    pub upload_concurrency: usize,
+    pub links: LinkMode,
+    /// Lifetime of a link handed out in a record.
+    pub link_ttl_seconds: u64,
+    /// Base URL of links to the bridge (`https://bridge.example.com`); default `http://{server.listen}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    /// Key that signs links. Default: a random key generated once and kept in the database (shared by replicas).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link_secret: Option<Secret>,
+    /// Delete archived files this many days after archiving, per kind; unset keeps them forever.
+    pub retention_days: RetentionConfig,
+    /// How often the retention policy is applied.
+    pub retention_check_seconds: u64,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            concurrency: 4,
+            max_attempts: 12,
+            not_ready_give_up_seconds: 72 * 3600,
+            not_ready_retry_ms: 60_000,
+            retry_base_ms: 10_000,
+            part_size_mib: 8,
+            upload_concurrency: 1,
+            links: LinkMode::Bridge,
+            link_ttl_seconds: 3600,
+            public_url: None,
+            link_secret: None,
+            retention_days: RetentionConfig::default(),
+            retention_check_seconds: 900,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recordings: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transcripts: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub voicemails: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -356,16 +480,50 @@ impl Config {
     /// Checks what types alone cannot.
     pub fn validate(&self) -> Result<(), InvalidValue> {
         self.database_kind()?;
-        let media_ok = ["file://", "s3://", "az://", "azure://"]
-            .iter()
-            .any(|p| self.storage.media.starts_with(p));
-        if !media_ok {
+        if let Err(problem) = crate::media::ArchiveUrl::parse(&self.storage.media) {
             return Err(InvalidValue {
                 key: "storage.media",
+                problem,
+            });
+        }
+        if self.media.concurrency == 0
+            || self.media.max_attempts == 0
+            || self.media.upload_concurrency == 0
+            || self.media.link_ttl_seconds == 0
+            || self.media.retention_check_seconds == 0
+        {
+            return Err(InvalidValue {
+                key: "media",
+                problem: "concurrency, max_attempts, upload_concurrency, link_ttl_seconds and retention_check_seconds must be greater than 0"
+                    .into(),
+            });
+        }
+        if !(5..=512).contains(&self.media.part_size_mib) {
+            return Err(InvalidValue {
+                key: "media.part_size_mib",
                 problem: format!(
-                    "expected a file://, s3:// or az:// URL, got {:?}",
-                    self.storage.media
+                    "must be between 5 and 512 (S3's smallest part is 5 MiB), got {}",
+                    self.media.part_size_mib
                 ),
+            });
+        }
+        if let Some(url) = &self.media.public_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(InvalidValue {
+                    key: "media.public_url",
+                    problem: format!("expected an http(s) URL, got {url:?}"),
+                });
+            }
+        }
+        if self
+            .media
+            .link_secret
+            .as_ref()
+            .is_some_and(|s| s.expose().len() < 16)
+        {
+            return Err(InvalidValue {
+                key: "media.link_secret",
+                problem: "must be at least 16 characters".into(),
             });
         }
         if self.server.max_body_bytes == 0 {
@@ -492,6 +650,7 @@ struct DefaultsView {
     zoom: ZoomDefaults,
     ingest: IngestConfig,
     reconcile: ReconcileConfig,
+    media: MediaConfig,
     delivery: DeliveryConfig,
     log: LogConfig,
     admin: BTreeMap<String, String>,
@@ -502,6 +661,8 @@ struct StorageDefaults {
     database: String,
     media: String,
     max_connections: u32,
+    s3: S3Config,
+    azure: AzureConfig,
 }
 
 impl Default for StorageDefaults {
@@ -511,6 +672,8 @@ impl Default for StorageDefaults {
             database: d.database.expose().to_string(),
             media: d.media,
             max_connections: d.max_connections,
+            s3: d.s3,
+            azure: d.azure,
         }
     }
 }

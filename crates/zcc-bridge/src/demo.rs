@@ -69,7 +69,11 @@ pub async fn run(config_file: Option<&Path>, args: DemoArgs) -> anyhow::Result<(
         config.zoom.oauth_base = sim_base.clone();
         // Repair lost webhooks quickly in the demo: fetch 5 s after an engagement's last event.
         config.reconcile.fetch_settle_seconds = 5;
+        // Recordings "process" for a moment in the simulator: look again soon.
+        config.media.not_ready_retry_ms = 5_000;
+        config.media.retry_base_ms = 2_000;
     }
+    let media_url = config.storage.media.clone();
     let running = server::start(config).await.context("starting the server")?;
     let base = format!("http://{}", running.addr());
     println!("zcc-bridge demo running at {base} (Ctrl-C to stop)");
@@ -81,6 +85,10 @@ pub async fn run(config_file: Option<&Path>, args: DemoArgs) -> anyhow::Result<(
     println!("  event log:         curl -H 'Authorization: Bearer {token}' {base}/api/v1/events");
     println!(
         "  reconciliation:    curl -H 'Authorization: Bearer {token}' {base}/api/v1/reconciliation"
+    );
+    println!(
+        "  media archive:     curl -H 'Authorization: Bearer {token}' {base}/api/v1/media?state=archived  (files in {}; each record's recordings[].media.link plays in a browser)",
+        media_url
     );
     println!(
         "  simulated Zoom:    {sim_base}/v2 (REST), {sim_base}/sim/truth (what really happened)"

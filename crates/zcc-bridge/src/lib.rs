@@ -8,6 +8,7 @@ pub mod core;
 pub mod demo;
 pub mod http;
 pub mod ingest;
+pub mod media;
 pub mod projection;
 pub mod rebuild;
 pub mod reconcile;

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use zcc_bridge::{config::Config, demo, rebuild, server, store, sync, telemetry};
+use zcc_bridge::{config::Config, demo, media, rebuild, server, store, sync, telemetry};
 
 /// Self-hosted integration server for Zoom Contact Center.
 #[derive(Parser)]
@@ -36,10 +36,37 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The media archive: list, retry dead-lettered files, migrate to another store.
+    Media {
+        #[command(subcommand)]
+        command: MediaCommand,
+    },
     /// Configuration tools.
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum MediaCommand {
+    /// Counts by state, and the dead-lettered files with their last error.
+    Status,
+    /// Put archive jobs back in the queue with a fresh attempt budget: the given media ids
+    /// (`recording:ID`, ...), or every dead-lettered one. A running server picks them up.
+    Retry {
+        /// Media ids; none means every dead-lettered file.
+        ids: Vec<String>,
+    },
+    /// Copy every archived file to another store (file://, s3://, az://), verifying checksums; resumable.
+    /// Then point storage.media at the new URL.
+    Migrate {
+        /// The target archive URL (credentials from storage.s3.* / storage.azure.* and the environment).
+        #[arg(long)]
+        to: String,
+        /// Files copied at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
     },
 }
 
@@ -108,5 +135,70 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo(args) => demo::run(cli.config.as_deref(), args).await,
+        Command::Media { command } => {
+            let config = Config::load(cli.config.as_deref())?;
+            telemetry::init_logging(&config.log);
+            let store = store::open(&config).await.context("opening storage")?;
+            let result = media_command(&config, store.clone(), command).await;
+            store.close().await;
+            result
+        }
+    }
+}
+
+async fn media_command(
+    config: &Config,
+    store: std::sync::Arc<dyn store::Store>,
+    command: MediaCommand,
+) -> anyhow::Result<()> {
+    match command {
+        MediaCommand::Status => {
+            let stats = store.media_stats().await?;
+            println!("{}", serde_json::to_string_pretty(&stats)?);
+            let dead = store
+                .media_list(&store::MediaQuery {
+                    state: Some("dead".into()),
+                    limit: 1000,
+                    ..Default::default()
+                })
+                .await?;
+            for row in dead {
+                println!(
+                    "dead  {}  engagement {}  attempts {}  {}",
+                    row.media_id,
+                    row.engagement_id,
+                    row.attempts,
+                    row.last_error.unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        MediaCommand::Retry { ids } => {
+            let ids = (!ids.is_empty()).then_some(ids);
+            let n = store.media_requeue(ids.as_deref(), store::now_ms()).await?;
+            println!("{n} archive job(s) queued again");
+            Ok(())
+        }
+        MediaCommand::Migrate { to, concurrency } => {
+            let from = media::Archive::open(&config.storage.media, &config.storage, &config.media)?;
+            let target = media::Archive::open(&to, &config.storage, &config.media)?;
+            let report = media::migrate::migrate(store, from, target, concurrency, |r| {
+                eprint!(
+                    "\rcopied {} ({:.1} MiB), skipped {}, failed {}   ",
+                    r.copied,
+                    r.copied_bytes as f64 / 1048576.0,
+                    r.skipped,
+                    r.failed
+                );
+            })
+            .await?;
+            eprintln!();
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if report.failed > 0 {
+                anyhow::bail!("{} file(s) could not be copied; run the migration again after fixing the cause", report.failed);
+            }
+            println!("done: set storage.media = {to:?}");
+            Ok(())
+        }
     }
 }

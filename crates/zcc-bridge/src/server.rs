@@ -137,6 +137,40 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     } else if config.zoom.websocket_url.is_some() {
         tracing::warn!("zoom.websocket_url is set but the subscription id or the S2S app is missing: no WebSocket source");
     }
+    let media = if config.media.enabled {
+        let links = crate::media::MediaLinks::open(&config, &*store, addr)
+            .await
+            .context("opening the media archive")?;
+        if let Some(client) = &client {
+            let archiver = crate::media::archiver::Archiver::new(
+                client.clone(),
+                store.clone(),
+                links.archive().clone(),
+                crate::media::archiver::ArchiverSettings::from_config(&config.media),
+            );
+            background.spawn(archiver.run(background_stopping.clone()));
+        } else {
+            tracing::warn!(
+                "no Zoom S2S app configured: recordings and transcripts are not archived"
+            );
+        }
+        let retention = config.media.retention_days;
+        if retention.recordings.is_some()
+            || retention.transcripts.is_some()
+            || retention.voicemails.is_some()
+        {
+            background.spawn(crate::media::retention::run(
+                store.clone(),
+                links.archive().clone(),
+                retention,
+                Duration::from_secs(config.media.retention_check_seconds),
+                background_stopping.clone(),
+            ));
+        }
+        Some(Arc::new(links))
+    } else {
+        None
+    };
     let state = AppState {
         store: store.clone(),
         log,
@@ -148,6 +182,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         admin_token: config.admin.token.clone(),
         metrics: telemetry::metrics_handle(),
         reconciler,
+        media,
     };
     let app = http::router(state, config.server.max_body_bytes);
     let (stop_tx, stop_rx) = oneshot::channel::<()>();

@@ -6,80 +6,14 @@ mod common;
 
 use std::time::Duration;
 
+use common::sim::{reconcile, simulator, use_simulator, window};
 use common::truth::differences;
 use common::*;
 use serde_json::{json, Value};
-use zcc_bridge::config::{Config, Secret};
 use zcc_bridge::core::record::EngagementRecord;
 use zoom_sim::emitter::{Emitter, EmitterConfig, Faults};
-use zoom_sim::generator::{generate, GeneratorConfig, Scenario};
-use zoom_sim::{SimServer, SimServerConfig};
-
-/// The simulator serving a scenario generated with its own URL in payloads (download links point at it).
-async fn simulator(
-    engagements: usize,
-    seed: u64,
-    config: SimServerConfig,
-) -> (SimServer, Scenario) {
-    let bound = SimServer::bind(([127, 0, 0, 1], 0).into())
-        .await
-        .expect("bind the simulator");
-    let scenario = generate(&GeneratorConfig {
-        seed,
-        engagements,
-        api_base: format!("{}/v2", bound.base_url()),
-        ..Default::default()
-    });
-    let sim = bound.serve(config, &scenario);
-    (sim, scenario)
-}
-
-/// Points the bridge's Zoom app at the simulator; scheduled work off (tests start runs themselves).
-fn use_simulator(config: &mut Config, sim: &SimServer, sim_config: &SimServerConfig) {
-    config.zoom.account_id = Some(sim_config.account_id.clone());
-    config.zoom.client_id = Some(sim_config.client_id.clone());
-    config.zoom.client_secret = Some(Secret::new(sim_config.client_secret.clone()));
-    config.zoom.api_base = format!("{}/v2", sim.base_url());
-    config.zoom.oauth_base = sim.base_url();
-    config.reconcile.enabled = false;
-}
-
-/// A window around the scenario: from an hour before its first event to two days after.
-fn window(scenario: &Scenario) -> Value {
-    let first = scenario
-        .events
-        .iter()
-        .map(|e| e.event_ts)
-        .min()
-        .unwrap_or_default();
-    let iso = |ms: i64| zoom_sim::iso_time(ms);
-    json!({"from": iso(first - 3_600_000), "to": iso(first + 2 * 86_400_000)})
-}
-
-/// Starts a run through the API and waits for it to finish; returns its report.
-async fn reconcile(server: &TestServer, scenario: &Scenario) -> Value {
-    let response = server
-        .client
-        .post(server.url("/api/v1/reconciliation/runs"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&window(scenario))
-        .send()
-        .await
-        .expect("start a run");
-    assert_eq!(response.status(), 202, "{:?}", response.text().await);
-    let started: Value = response.json().await.expect("json");
-    let id = started["id"].as_i64().expect("run id");
-    for _ in 0..1200 {
-        let run = server
-            .get_json(&format!("/api/v1/reconciliation/runs/{id}"))
-            .await;
-        if run["status"] != "running" {
-            return run;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("reconciliation run {id} did not finish in two minutes");
-}
+use zoom_sim::generator::Scenario;
+use zoom_sim::SimServerConfig;
 
 async fn records_against_truth(server: &TestServer, scenario: &Scenario) -> Vec<String> {
     let mut problems = Vec::new();

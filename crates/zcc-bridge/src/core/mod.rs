@@ -1,7 +1,9 @@
 //! The vendor-neutral core: what an engagement observation is, and the engagement record built from them.
 
+pub mod media;
 pub mod observation;
 pub mod record;
 
+pub use media::{MediaKind, MediaSource, MediaView};
 pub use observation::{EventSource, Observation};
 pub use record::{EngagementRecord, EngagementState};

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::media::{MediaKind, MediaSource, MediaView};
 use super::observation::{EventSource, Observation, TranscriptKind};
 
 /// Combine two states into their least upper bound (commutative, associative, idempotent).
@@ -472,6 +473,80 @@ impl EngagementState {
         EngagementRecord::from(self)
     }
 
+    /// Every file this record has a download URL for: what the media archive keeps. A deleted recording that
+    /// was never archived is skipped (Zoom no longer serves it). A transcript's URL from its own completion
+    /// event wins over the one listed on its recording or voicemail.
+    pub fn media_sources(&self) -> Vec<MediaSource> {
+        let mut out = Vec::new();
+        let fallback_time = self.sort_ts();
+        let mut push = |kind,
+                        item_id: &str,
+                        url: Option<&String>,
+                        time: Option<i64>,
+                        channel: Option<&String>| {
+            if let Some(url) = url.filter(|u| !u.is_empty()) {
+                out.push(MediaSource {
+                    kind,
+                    item_id: item_id.to_string(),
+                    engagement_id: self.engagement_id.clone(),
+                    url: url.clone(),
+                    item_time: time.unwrap_or(fallback_time),
+                    channel: channel.cloned(),
+                });
+            }
+        };
+        let transcript_url = |kind: TranscriptKind, id: &str| {
+            self.transcripts
+                .get(&format!("{}:{id}", kind.as_str()))
+                .and_then(|t| t.transcript_url.get())
+        };
+        for (id, r) in &self.recordings {
+            if r.deleted.get().copied().unwrap_or(false) {
+                continue;
+            }
+            let time = r
+                .recording_start_time
+                .get()
+                .copied()
+                .or(Some(r.first_seen.0));
+            push(
+                MediaKind::Recording,
+                id,
+                r.download_url.get(),
+                time,
+                r.channel.get(),
+            );
+            let transcript =
+                transcript_url(TranscriptKind::Recording, id).or(r.transcript_url.get());
+            push(MediaKind::RecordingTranscript, id, transcript, time, None);
+        }
+        for (id, v) in &self.voicemails {
+            let time = v.created_at.get().copied().or(Some(v.first_seen.0));
+            push(MediaKind::Voicemail, id, v.download_url.get(), time, None);
+            let transcript =
+                transcript_url(TranscriptKind::Voicemail, id).or(v.transcript_url.get());
+            push(MediaKind::VoicemailTranscript, id, transcript, time, None);
+        }
+        for t in self.transcripts.values() {
+            let kind = match t.kind {
+                TranscriptKind::Messaging => MediaKind::MessagingTranscript,
+                TranscriptKind::Email => MediaKind::EmailTranscript,
+                // Listed with their recording or voicemail above; one without either is still archived.
+                TranscriptKind::Recording if !self.recordings.contains_key(&t.source_id) => {
+                    MediaKind::RecordingTranscript
+                }
+                TranscriptKind::Voicemail if !self.voicemails.contains_key(&t.source_id) => {
+                    MediaKind::VoicemailTranscript
+                }
+                _ => continue,
+            };
+            let time = t.completed_time.get().copied().or(Some(t.first_seen.0));
+            push(kind, &t.source_id, t.transcript_url.get(), time, None);
+        }
+        out.sort();
+        out
+    }
+
     /// What this state has that `before` did not: whether any content changed (the timeline and the list of
     /// sources aside, which grow with every new event) and how many entities are new.
     pub fn diff_from(&self, before: &Self) -> ContentDiff {
@@ -600,6 +675,12 @@ pub struct RecordingView {
     pub playback_url: Option<String>,
     pub user_id: Option<String>,
     pub deleted: bool,
+    /// The archived copy of the recording (`null` until the archive knows of it).
+    #[serde(default)]
+    pub media: Option<MediaView>,
+    /// The archived copy of its transcript.
+    #[serde(default)]
+    pub transcript_media: Option<MediaView>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -610,6 +691,8 @@ pub struct TranscriptView {
     pub source_id: String,
     pub transcript_url: Option<String>,
     pub completed_time: Option<String>,
+    #[serde(default)]
+    pub media: Option<MediaView>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -623,6 +706,10 @@ pub struct VoicemailView {
     pub playback_url: Option<String>,
     pub transcript_url: Option<String>,
     pub status: Option<String>,
+    #[serde(default)]
+    pub media: Option<MediaView>,
+    #[serde(default)]
+    pub transcript_media: Option<MediaView>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -630,6 +717,29 @@ pub struct TimelineView {
     pub event: String,
     pub event_ts: i64,
     pub source: EventSource,
+}
+
+impl EngagementRecord {
+    /// Fills in the `media` views from the archive's state of each file (`view` by kind and item id).
+    pub fn attach_media(&mut self, view: impl Fn(MediaKind, &str) -> Option<MediaView>) {
+        for r in &mut self.recordings {
+            r.media = view(MediaKind::Recording, &r.recording_id);
+            r.transcript_media = view(MediaKind::RecordingTranscript, &r.recording_id);
+        }
+        for v in &mut self.voicemails {
+            v.media = view(MediaKind::Voicemail, &v.message_id);
+            v.transcript_media = view(MediaKind::VoicemailTranscript, &v.message_id);
+        }
+        for t in &mut self.transcripts {
+            let kind = match t.kind {
+                TranscriptKind::Recording => MediaKind::RecordingTranscript,
+                TranscriptKind::Messaging => MediaKind::MessagingTranscript,
+                TranscriptKind::Email => MediaKind::EmailTranscript,
+                TranscriptKind::Voicemail => MediaKind::VoicemailTranscript,
+            };
+            t.media = view(kind, &t.source_id);
+        }
+    }
 }
 
 fn time(reg: &Reg<i64>) -> Option<String> {
@@ -701,6 +811,8 @@ impl From<&EngagementState> for EngagementRecord {
                     playback_url: r.playback_url.get().cloned(),
                     user_id: r.user_id.get().cloned(),
                     deleted: r.deleted.get().copied().unwrap_or(false),
+                    media: None,
+                    transcript_media: None,
                 })
                 .collect(),
             transcripts: in_seen_order(&s.transcripts, |t| t.first_seen)
@@ -710,6 +822,7 @@ impl From<&EngagementState> for EngagementRecord {
                     source_id: t.source_id.clone(),
                     transcript_url: t.transcript_url.get().cloned(),
                     completed_time: time(&t.completed_time),
+                    media: None,
                 })
                 .collect(),
             voicemails: in_seen_order(&s.voicemails, |v| v.first_seen)
@@ -724,6 +837,8 @@ impl From<&EngagementState> for EngagementRecord {
                     playback_url: v.playback_url.get().cloned(),
                     transcript_url: v.transcript_url.get().cloned(),
                     status: v.status.get().cloned(),
+                    media: None,
+                    transcript_media: None,
                 })
                 .collect(),
             timeline: s

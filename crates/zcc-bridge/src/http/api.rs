@@ -32,6 +32,9 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/reconciliation", get(reconciliation))
         .route("/reconciliation/runs", post(start_reconciliation))
         .route("/reconciliation/runs/{id}", get(reconciliation_run))
+        .route("/media", get(super::media::list))
+        .route("/media/stats", get(super::media::stats))
+        .route("/media/retry", post(super::media::retry))
         .layer(middleware::from_fn_with_state(state, require_admin))
 }
 
@@ -71,12 +74,12 @@ async fn wait_for_projection(app: &AppState) {
 
 const PROJECTION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-fn store_error(e: StoreError) -> Response {
+pub(super) fn store_error(e: StoreError) -> Response {
     tracing::error!(error = %e, "storage error in the admin API");
     error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
 }
 
-fn bad_query(rejection: QueryRejection) -> Response {
+pub(super) fn bad_query(rejection: QueryRejection) -> Response {
     error(StatusCode::BAD_REQUEST, rejection.body_text())
 }
 
@@ -185,7 +188,10 @@ async fn list_engagements(
                         .map(|s| encode_cursor(s.sort_ts(), &s.engagement_id))
                 })
                 .flatten();
-            let records: Vec<_> = states.iter().map(|s| s.to_record()).collect();
+            let mut records: Vec<_> = states.iter().map(|s| s.to_record()).collect();
+            if let Err(e) = super::media::attach(&app, &mut records).await {
+                return store_error(e);
+            }
             Json(json!({"engagements": records, "next_cursor": next_cursor})).into_response()
         }
         Err(e) => store_error(e),
@@ -198,7 +204,14 @@ async fn get_engagement(
 ) -> Response {
     wait_for_projection(&app).await;
     match app.store.engagement(&engagement_id).await {
-        Ok(Some(state)) => Json(state.to_record()).into_response(),
+        Ok(Some(state)) => {
+            let mut records = [state.to_record()];
+            if let Err(e) = super::media::attach(&app, &mut records).await {
+                return store_error(e);
+            }
+            let [record] = records;
+            Json(record).into_response()
+        }
         Ok(None) => error(
             StatusCode::NOT_FOUND,
             format!("no engagement {engagement_id}"),

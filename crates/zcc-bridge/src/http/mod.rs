@@ -1,6 +1,7 @@
 //! The HTTP surface: Zoom webhooks, the admin read API, health and metrics.
 
 mod api;
+mod media;
 mod webhooks;
 
 use std::sync::Arc;
@@ -29,6 +30,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Present when the Zoom REST app is configured.
     pub reconciler: Option<crate::reconcile::Reconciler>,
+    /// The media archive's links (absent when the archive is turned off).
+    pub media: Option<crate::media::SharedLinks>,
 }
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
@@ -37,6 +40,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/webhooks/zoom", post(webhooks::zoom))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .nest("/api/v1", api)
+        .route("/media/{kind}/{item_id}", get(media::serve))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -2,6 +2,7 @@
 //! replicas sharing one database). The commit algorithm is written once (`commit_batch`) over the small set of
 //! per-backend statements in `BatchTx`.
 
+pub mod media;
 mod postgres;
 pub(crate) mod sql;
 mod sqlite;
@@ -17,8 +18,9 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 use crate::config::{Config, DatabaseKind};
 use crate::core::record::Merge;
-use crate::core::{EngagementState, EventSource, Observation};
+use crate::core::{EngagementState, EventSource, MediaSource, Observation};
 
+pub use media::{ArchivedObject, MediaQuery, MediaRepo, MediaRow, MediaSetback, MediaStats};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -259,7 +261,7 @@ pub struct ProjectionItem {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: MediaRepo + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// How many batches may commit concurrently (SQLite has one writer).
@@ -401,6 +403,8 @@ pub(crate) trait BatchTx: Send {
     /// Overwrites records this transaction holds locked.
     async fn update_engagements(&mut self, rows: &[EngagementRow]) -> Result<()>;
     async fn last_event_id(&mut self, engagement_id: &str) -> Result<Option<i64>>;
+    /// Creates (or updates) the archive jobs of these files (see `media::upsert_media_sql`).
+    async fn upsert_media(&mut self, sources: &[MediaSource], now: i64) -> Result<()>;
     /// Removes projected events from the projection queue.
     async fn dequeue_projection(&mut self, event_ids: &[i64]) -> Result<()>;
     async fn replace_index(
@@ -590,6 +594,7 @@ async fn merge_into_records<T: BatchTx>(
         let ids: Vec<&str> = pending.keys().map(String::as_str).collect();
         let existing = tx.lock_engagements(&ids).await?;
         let (mut updates, mut inserts, mut index) = (Vec::new(), Vec::new(), Vec::new());
+        let mut media = Vec::new();
         for (id, delta) in &pending {
             match existing.get(id) {
                 Some(stored) => {
@@ -599,6 +604,14 @@ async fn merge_into_records<T: BatchTx>(
                     if entries != stored.index_entries() {
                         index.push((id.clone(), entries));
                     }
+                    // Archive jobs for files the record did not point at before (or now points at elsewhere).
+                    let before = stored.media_sources();
+                    media.extend(
+                        state
+                            .media_sources()
+                            .into_iter()
+                            .filter(|s| !before.contains(s)),
+                    );
                     updates.push(EngagementRow::new(&state, now)?);
                 }
                 None => inserts.push(EngagementRow::new(delta, now)?),
@@ -609,9 +622,13 @@ async fn merge_into_records<T: BatchTx>(
         for id in &created {
             if let Some(delta) = pending.get(id) {
                 index.push((id.clone(), delta.index_entries()));
+                media.extend(delta.media_sources());
             }
         }
         tx.replace_index(&index).await?;
+        if !media.is_empty() {
+            tx.upsert_media(&media, now).await?;
+        }
         // Records another transaction created meanwhile: lock them and merge again.
         pending.retain(|id, _| !existing.contains_key(id) && !created.contains(id));
     }
@@ -654,6 +671,8 @@ pub(crate) async fn replace_engagement_in<T: BatchTx>(
     tx.update_engagements(&rows).await?;
     tx.replace_index(&[(state.engagement_id.clone(), state.index_entries())])
         .await?;
+    // A rebuild also (re)creates the archive jobs, e.g. for records made before the archive existed.
+    tx.upsert_media(&state.media_sources(), now_ms()).await?;
     Ok(true)
 }
 

@@ -26,6 +26,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "reconciliation runs and fetch queue",
         include_str!("../../migrations/postgres/0003_reconciliation.sql"),
     ),
+    (
+        4,
+        "media archive",
+        include_str!("../../migrations/postgres/0004_media.sql"),
+    ),
 ];
 
 pub struct PgStore {
@@ -86,3 +91,4 @@ impl PgStore {
 }
 
 impl_sql_store!(PgStore, PgConn, Postgres, "postgres", " FOR UPDATE");
+super::media::impl_media_repo!(PgStore, Postgres, "postgres");

@@ -152,6 +152,14 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
+            async fn upsert_media(
+                &mut self,
+                sources: &[$crate::core::MediaSource],
+                now: i64,
+            ) -> $crate::store::Result<()> {
+                $crate::store::media::upsert_media_sql!($db, self.0, sources, now)
+            }
+
             async fn last_event_id(&mut self, engagement_id: &str) -> $crate::store::Result<Option<i64>> {
                 let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT MAX(id) FROM events WHERE engagement_id = ");
                 qb.push_bind(engagement_id);

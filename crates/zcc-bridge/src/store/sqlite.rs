@@ -29,6 +29,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "reconciliation runs and fetch queue",
         include_str!("../../migrations/sqlite/0003_reconciliation.sql"),
     ),
+    (
+        4,
+        "media archive",
+        include_str!("../../migrations/sqlite/0004_media.sql"),
+    ),
 ];
 
 /// How often the WAL is copied back into the database file.
@@ -137,3 +142,4 @@ impl SqliteStore {
 }
 
 impl_sql_store!(SqliteStore, SqliteConn, Sqlite, "sqlite", "");
+super::media::impl_media_repo!(SqliteStore, Sqlite, "sqlite");

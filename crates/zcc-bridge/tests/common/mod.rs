@@ -2,6 +2,8 @@
 //! database when `ZCC_TEST_POSTGRES_URL` points at a server, as `scripts/test.sh` arranges).
 #![allow(dead_code)]
 
+pub mod archives;
+pub mod sim;
 pub mod truth;
 
 use std::net::SocketAddr;
@@ -77,6 +79,8 @@ pub fn test_config(db_url: &str) -> Config {
     config.zoom.webhook_secret_token = Some(Secret::new(SECRET));
     config.admin.token = Some(Secret::new(ADMIN_TOKEN));
     config.server.shutdown_timeout_seconds = 10;
+    // The archive has its own tests (tests/media.rs); elsewhere it would only add downloads to measure around.
+    config.media.enabled = false;
     config
 }
 
@@ -95,6 +99,7 @@ impl TestServer {
     pub async fn start_with(backend: &Backend, tweak: impl FnOnce(&mut Config)) -> Self {
         let db = fresh_db(backend).await;
         let mut config = test_config(&db.url);
+        config.storage.media = format!("file://{}", db._dir.path().join("media").display());
         tweak(&mut config);
         let server = zcc_bridge::start(config).await.expect("server starts");
         let base = format!("http://{}", server.addr());

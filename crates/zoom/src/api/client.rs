@@ -41,7 +41,11 @@ pub struct ClientConfig {
     pub max_attempts: u32,
     /// Longest `Retry-After` worth waiting for; a longer one (a daily limit) fails with `RateLimited`.
     pub max_retry_wait: Duration,
+    /// Total timeout of a REST request (not of file downloads, which may take as long as they need).
     pub timeout: Duration,
+    /// A file download fails when no body byte arrives for this long (default 60 s), so a stalled transfer ends
+    /// instead of hanging; there is no total download timeout (files can be GiBs).
+    pub download_read_timeout: Duration,
 }
 
 impl Default for ClientConfig {
@@ -60,6 +64,7 @@ impl Default for ClientConfig {
             max_attempts: 6,
             max_retry_wait: Duration::from_secs(120),
             timeout: Duration::from_secs(30),
+            download_read_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -85,7 +90,9 @@ struct CachedToken {
 /// A ZCC REST client. Share one per account (`Arc`): the token and the budgets are per client.
 pub struct ZoomClient {
     http: reqwest::Client,
-    config: ClientConfig,
+    /// File downloads (`super::download`): no total timeout, a read timeout, redirects followed.
+    pub(super) downloads: reqwest::Client,
+    pub(super) config: ClientConfig,
     /// Held while a token is fetched, so concurrent callers wait for one fetch instead of each starting one.
     token: Mutex<Option<CachedToken>>,
     light: Budget,
@@ -95,9 +102,9 @@ pub struct ZoomClient {
 
 /// Zoom's error body.
 #[derive(Debug, Deserialize)]
-struct ErrorBody {
-    code: Option<i64>,
-    message: Option<String>,
+pub(super) struct ErrorBody {
+    pub(super) code: Option<i64>,
+    pub(super) message: Option<String>,
 }
 
 impl ZoomClient {
@@ -116,8 +123,10 @@ impl ZoomClient {
             .timeout(config.timeout)
             .user_agent(concat!("zcc-bridge/", env!("CARGO_PKG_VERSION")))
             .build()?;
+        let downloads = super::download::http_client(&config)?;
         Ok(Self {
             http,
+            downloads,
             light: Budget::new(config.light_per_second * keep),
             medium: Budget::new(config.medium_per_second * keep),
             heavy: Budget::new(config.heavy_per_second * keep),
@@ -536,7 +545,7 @@ fn path_segment(id: &str) -> String {
 
 /// `Retry-After` as seconds or as a date (Zoom sends an ISO-8601 date for daily limits), plus the category and
 /// type headers.
-fn rate_limit_details(response: &Response) -> (String, String, Option<Duration>) {
+pub(super) fn rate_limit_details(response: &Response) -> (String, String, Option<Duration>) {
     let header = |name: &str| {
         response
             .headers()
@@ -579,7 +588,7 @@ fn jitter(base: Duration) -> Duration {
     base.mul_f64(factor)
 }
 
-fn truncate(text: &str, max: usize) -> String {
+pub(super) fn truncate(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
         Some((i, _)) => format!("{}…", &text[..i]),
         None => text.to_string(),

@@ -1,0 +1,337 @@
+//! `/media/{kind}/{item_id}`: archived files behind signed, expiring links, with byte ranges (an audio player
+//! seeks with them); and the admin API over the archive (`/api/v1/media*`).
+
+use std::ops::Range;
+
+use axum::body::Body;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::api::{bad_query, store_error};
+use super::{error, AppState};
+use crate::core::media::media_id;
+use crate::core::{EngagementRecord, MediaKind};
+use crate::media::links::LinkError;
+use crate::store::media::{MEDIA_ARCHIVED, MEDIA_EXPIRED};
+use crate::store::{now_ms, MediaQuery, StoreError};
+
+/// Fills in the records' `media` views (no-op when the archive is off).
+pub(super) async fn attach(
+    app: &AppState,
+    records: &mut [EngagementRecord],
+) -> Result<(), StoreError> {
+    match &app.media {
+        Some(links) => links.attach(&*app.store, records).await,
+        None => Ok(()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct LinkParams {
+    expires: Option<i64>,
+    signature: Option<String>,
+}
+
+/// What a `Range` header asks for, against a file of `total` bytes (RFC 9110 §14.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RangeRequest {
+    /// No range, or one we may ignore (several ranges, bad syntax): the whole file.
+    Full,
+    Partial(Range<u64>),
+    Unsatisfiable,
+}
+
+pub(crate) fn parse_range(header: Option<&str>, total: u64) -> RangeRequest {
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+        return RangeRequest::Full;
+    };
+    if spec.contains(',') {
+        return RangeRequest::Full;
+    }
+    let Some((first, last)) = spec.trim().split_once('-') else {
+        return RangeRequest::Full;
+    };
+    let (first, last) = (first.trim(), last.trim());
+    let parse = |v: &str| v.parse::<u64>().ok();
+    match (first.is_empty(), last.is_empty()) {
+        // bytes=-N: the last N bytes.
+        (true, false) => match parse(last) {
+            Some(0) => RangeRequest::Unsatisfiable,
+            Some(n) if total == 0 => {
+                let _ = n;
+                RangeRequest::Unsatisfiable
+            }
+            Some(n) => RangeRequest::Partial(total.saturating_sub(n)..total),
+            None => RangeRequest::Full,
+        },
+        // bytes=A-: from A to the end.
+        (false, true) => match parse(first) {
+            Some(a) if a < total => RangeRequest::Partial(a..total),
+            Some(_) => RangeRequest::Unsatisfiable,
+            None => RangeRequest::Full,
+        },
+        (false, false) => match (parse(first), parse(last)) {
+            (Some(a), Some(b)) if a <= b => {
+                if a >= total {
+                    RangeRequest::Unsatisfiable
+                } else {
+                    RangeRequest::Partial(a..b.saturating_add(1).min(total))
+                }
+            }
+            _ => RangeRequest::Full,
+        },
+        (true, true) => RangeRequest::Full,
+    }
+}
+
+/// `GET /media/{kind}/{item_id}?expires=..&signature=..`
+pub(super) async fn serve(
+    State(app): State<AppState>,
+    Path((kind, item_id)): Path<(String, String)>,
+    params: Result<Query<LinkParams>, QueryRejection>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(links) = &app.media else {
+        return error(StatusCode::NOT_FOUND, "the media archive is turned off");
+    };
+    let Some(kind) = MediaKind::parse(&kind) else {
+        return error(StatusCode::NOT_FOUND, "no such media kind");
+    };
+    let (expires, signature) = match params {
+        Ok(Query(LinkParams {
+            expires: Some(e),
+            signature: Some(s),
+        })) => (e, s),
+        _ => {
+            return error(
+                StatusCode::FORBIDDEN,
+                "a signed link is required (expires, signature)",
+            )
+        }
+    };
+    if let Err(e) = links
+        .signer()
+        .verify(kind, &item_id, expires, &signature, now_ms() / 1000)
+    {
+        metrics::counter!("zcc_media_link_refused_total", "reason" => match e {
+            LinkError::Expired => "expired",
+            LinkError::BadSignature => "signature",
+        })
+        .increment(1);
+        tracing::warn!(kind = kind.as_str(), %item_id, reason = %e, "media link refused");
+        return error(StatusCode::FORBIDDEN, e.to_string());
+    }
+    let row = match app.store.media_row(&media_id(kind, &item_id)).await {
+        Ok(Some(row)) => row,
+        Ok(None) => return error(StatusCode::NOT_FOUND, "no such file in the archive"),
+        Err(e) => return store_error(e),
+    };
+    let (key, total) = match (&row.state[..], &row.object_key, row.bytes) {
+        (MEDIA_ARCHIVED, Some(key), Some(bytes)) => (key.clone(), bytes.max(0) as u64),
+        (MEDIA_EXPIRED, _, _) => {
+            return error(
+                StatusCode::GONE,
+                "the file was deleted by the retention policy",
+            )
+        }
+        _ => return error(StatusCode::NOT_FOUND, "the file is not archived (yet)"),
+    };
+    let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let range = parse_range(range_header, total);
+    let (status, range) = match range {
+        RangeRequest::Full => (StatusCode::OK, None),
+        RangeRequest::Partial(r) => (StatusCode::PARTIAL_CONTENT, Some(r)),
+        RangeRequest::Unsatisfiable => {
+            return (
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                [(header::CONTENT_RANGE, format!("bytes */{total}"))],
+                Json(json!({"error": "the requested range is not satisfiable"})),
+            )
+                .into_response();
+        }
+    };
+    let object = match links.archive().get(&key, range.clone()).await {
+        Ok(object) => object,
+        Err(e) => {
+            tracing::error!(media_id = %row.media_id, error = %format!("{e:#}"), "reading an archived file failed");
+            return error(StatusCode::BAD_GATEWAY, "the archive could not be read");
+        }
+    };
+    let length = range.as_ref().map_or(total, |r| r.end - r.start);
+    let mut response_headers = HeaderMap::new();
+    let mut set = |name: header::HeaderName, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            response_headers.insert(name, v);
+        }
+    };
+    set(
+        header::CONTENT_TYPE,
+        row.content_type
+            .clone()
+            .unwrap_or_else(|| "application/octet-stream".into()),
+    );
+    set(header::CONTENT_LENGTH, length.to_string());
+    set(header::ACCEPT_RANGES, "bytes".into());
+    if let Some(sha) = &row.sha256 {
+        set(header::ETAG, format!("\"{sha}\""));
+    }
+    let remaining = (expires - now_ms() / 1000).max(0);
+    set(
+        header::CACHE_CONTROL,
+        format!("private, max-age={remaining}"),
+    );
+    let file_name = key.rsplit('/').next().unwrap_or("file");
+    set(
+        header::CONTENT_DISPOSITION,
+        format!("inline; filename=\"{file_name}\""),
+    );
+    set(header::X_CONTENT_TYPE_OPTIONS, "nosniff".into());
+    if let Some(r) = &range {
+        set(
+            header::CONTENT_RANGE,
+            format!("bytes {}-{}/{total}", r.start, r.end.saturating_sub(1)),
+        );
+    }
+    metrics::counter!("zcc_media_served_total", "status" => status.as_str().to_string())
+        .increment(1);
+    let body = Body::from_stream(
+        object
+            .into_stream()
+            .map(|chunk| chunk.map_err(std::io::Error::other)),
+    );
+    (status, response_headers, body).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ListParams {
+    state: Option<String>,
+    kind: Option<String>,
+    engagement_id: Option<String>,
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+/// `GET /api/v1/media`: archive jobs and files, by media id, with filters.
+pub(super) async fn list(
+    State(app): State<AppState>,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Response {
+    let Query(p) = match params {
+        Ok(p) => p,
+        Err(r) => return bad_query(r),
+    };
+    let limit = p.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return error(StatusCode::BAD_REQUEST, "limit: must be between 1 and 1000");
+    }
+    if let Some(state) = &p.state {
+        if !["pending", "archived", "dead", "expired"].contains(&state.as_str()) {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "state: one of pending, archived, dead, expired",
+            );
+        }
+    }
+    let kind = match p.kind.as_deref().map(MediaKind::parse) {
+        Some(None) => return error(StatusCode::BAD_REQUEST, "kind: unknown media kind"),
+        Some(k) => k,
+        None => None,
+    };
+    let query = MediaQuery {
+        state: p.state,
+        kind,
+        engagement_id: p.engagement_id,
+        after: p.after,
+        limit,
+    };
+    let rows = match app.store.media_list(&query).await {
+        Ok(rows) => rows,
+        Err(e) => return store_error(e),
+    };
+    let next = (rows.len() == limit as usize)
+        .then(|| rows.last().map(|r| r.media_id.clone()))
+        .flatten();
+    let mut items = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let mut item = serde_json::to_value(row).unwrap_or_default();
+        if let (Some(links), Some(obj)) = (&app.media, item.as_object_mut()) {
+            obj.insert(
+                "media".into(),
+                serde_json::to_value(links.view(row).await).unwrap_or_default(),
+            );
+        }
+        items.push(item);
+    }
+    Json(json!({"media": items, "next_after": next})).into_response()
+}
+
+pub(super) async fn stats(State(app): State<AppState>) -> Response {
+    match app.store.media_stats().await {
+        Ok(stats) => Json(stats).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RetryBody {
+    /// Media ids to retry; absent: every dead file.
+    ids: Option<Vec<String>>,
+}
+
+/// `POST /api/v1/media/retry`: puts dead (or given) archive jobs back in the queue with a fresh budget.
+pub(super) async fn retry(
+    State(app): State<AppState>,
+    body: Result<Json<RetryBody>, JsonRejection>,
+) -> Response {
+    let body = match body {
+        Ok(Json(b)) => b,
+        Err(JsonRejection::MissingJsonContentType(_)) => RetryBody::default(),
+        Err(r) => return error(StatusCode::BAD_REQUEST, r.body_text()),
+    };
+    match app.store.media_requeue(body.ids.as_deref(), now_ms()).await {
+        Ok(n) => {
+            tracing::info!(requeued = n, "archive jobs put back in the queue");
+            Json(json!({"requeued": n})).into_response()
+        }
+        Err(e) => store_error(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn ranges_follow_rfc_9110() {
+        use RangeRequest::*;
+        assert_eq!(parse_range(None, 100), Full);
+        assert_eq!(parse_range(Some("bytes=0-9"), 100), Partial(0..10));
+        assert_eq!(parse_range(Some("bytes=90-200"), 100), Partial(90..100));
+        assert_eq!(parse_range(Some("bytes=50-"), 100), Partial(50..100));
+        assert_eq!(parse_range(Some("bytes=-10"), 100), Partial(90..100));
+        assert_eq!(parse_range(Some("bytes=-500"), 100), Partial(0..100));
+        assert_eq!(parse_range(Some("bytes=100-"), 100), Unsatisfiable);
+        assert_eq!(parse_range(Some("bytes=-0"), 100), Unsatisfiable);
+        assert_eq!(parse_range(Some("bytes=0-1,5-6"), 100), Full);
+        assert_eq!(parse_range(Some("bytes=9-1"), 100), Full);
+        assert_eq!(parse_range(Some("items=0-1"), 100), Full);
+    }
+
+    proptest! {
+        /// Whatever the header, a partial range lies inside the file and is not empty.
+        #[test]
+        fn ranges_stay_inside_the_file(header in "(bytes=)?[0-9]{0,4}-?[0-9]{0,4}", total in 0u64..5000) {
+            if let RangeRequest::Partial(r) = parse_range(Some(&header), total) {
+                prop_assert!(r.start < r.end && r.end <= total);
+            }
+        }
+    }
+}
