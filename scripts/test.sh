@@ -4,7 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/postgres.sh
-trap pg_stop EXIT
+source scripts/object-stores.sh
+trap 'objstores_stop; pg_stop' EXIT
 pg_start
+objstores_start
 export ZCC_REQUIRE_POSTGRES=1
+export ZCC_REQUIRE_OBJECT_STORES=1
 cargo test --workspace --lib --bins --tests --locked "$@"

@@ -66,10 +66,10 @@ async fn settled(server: &TestServer, within: Duration) -> Value {
         {
             return stats;
         }
-        assert!(
-            Instant::now() < deadline,
-            "archive jobs still pending after {within:?}: {stats}"
-        );
+        if Instant::now() >= deadline {
+            let pending = all_media(server, "&state=pending").await;
+            panic!("archive jobs still pending after {within:?}: {stats}: {pending:?}");
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -663,4 +663,36 @@ async fn migrate_copies_the_archive_verified_and_resumes() {
         .expect("report json");
     assert_eq!(report["copied"], 0, "{report}");
     assert_eq!(report["skipped"], archived);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_announced_by_webhooks_alone_are_archived() {
+    let sim_config = SimServerConfig {
+        media_bytes: 64_000,
+        ..Default::default()
+    };
+    for backend in backends() {
+        let (sim, scenario) = simulator(10, 67, sim_config.clone()).await;
+        let expected = expected_media(&scenario);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut server = TestServer::start_with(&backend, |c| {
+            archive_config(c, &sim, &sim_config, Store::Local, dir.path());
+            c.reconcile.fetch_on_events = false;
+        })
+        .await;
+        // Every webhook once, in order: the records learn the URLs from the events themselves.
+        let mut config =
+            zoom_sim::emitter::EmitterConfig::new(server.url("/webhooks/zoom"), SECRET);
+        config.concurrency = 8;
+        let report = zoom_sim::emitter::Emitter::new(config)
+            .expect("emitter")
+            .emit_all(&scenario.events)
+            .await;
+        assert_eq!(report.failed, 0, "{report:?}");
+        let stats = settled(&server, Duration::from_secs(60)).await;
+        assert_eq!(stats["archived"], expected.len(), "{backend:?}: {stats}");
+        assert_eq!(sim.stats().list_recordings, 0, "no REST listing was needed");
+        server.shutdown().await;
+        sim.shutdown().await;
+    }
 }

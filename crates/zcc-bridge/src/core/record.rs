@@ -45,6 +45,14 @@ impl<T: Ord + Clone> Reg<T> {
     pub fn get(&self) -> Option<&T> {
         self.0.as_ref().map(|(_, v)| v)
     }
+
+    /// The value, if the write that set it came from `source`'s rank.
+    fn get_from(&self, source: EventSource) -> Option<&T> {
+        self.0
+            .as_ref()
+            .filter(|(stamp, _)| stamp.rank == source.rank())
+            .map(|(_, v)| v)
+    }
 }
 
 impl<T: Ord + Clone> Merge for Reg<T> {
@@ -473,9 +481,11 @@ impl EngagementState {
         EngagementRecord::from(self)
     }
 
-    /// Every file this record has a download URL for: what the media archive keeps. A deleted recording that
-    /// was never archived is skipped (Zoom no longer serves it). A transcript's URL from its own completion
-    /// event wins over the one listed on its recording or voicemail.
+    /// Every file this record has a download URL for: what the media archive keeps. A deleted recording is
+    /// skipped (Zoom no longer serves it). A recording's or voicemail's transcript counts once it is known to
+    /// exist: its `*_transcript_completed` event was seen, or Zoom's REST listing carries its URL (❓ the
+    /// simulator lists it only then). A `transcript_url` in a `recording_completed` or `inbox_message_received`
+    /// payload alone does not: Zoom sends it whether or not a transcript will ever be made.
     pub fn media_sources(&self) -> Vec<MediaSource> {
         let mut out = Vec::new();
         let fallback_time = self.sort_ts();
@@ -516,15 +526,15 @@ impl EngagementState {
                 time,
                 r.channel.get(),
             );
-            let transcript =
-                transcript_url(TranscriptKind::Recording, id).or(r.transcript_url.get());
+            let transcript = transcript_url(TranscriptKind::Recording, id)
+                .or(r.transcript_url.get_from(EventSource::Poll));
             push(MediaKind::RecordingTranscript, id, transcript, time, None);
         }
         for (id, v) in &self.voicemails {
             let time = v.created_at.get().copied().or(Some(v.first_seen.0));
             push(MediaKind::Voicemail, id, v.download_url.get(), time, None);
-            let transcript =
-                transcript_url(TranscriptKind::Voicemail, id).or(v.transcript_url.get());
+            let transcript = transcript_url(TranscriptKind::Voicemail, id)
+                .or(v.transcript_url.get_from(EventSource::Poll));
             push(MediaKind::VoicemailTranscript, id, transcript, time, None);
         }
         for t in self.transcripts.values() {
@@ -976,6 +986,55 @@ mod tests {
         assert_eq!(record.notes.len(), 1);
         assert_eq!(record.notes[0].note.as_deref(), Some("new"));
         assert_eq!(record.timeline.len(), 2);
+    }
+
+    #[test]
+    fn transcripts_are_archived_once_known_to_exist() {
+        let mut completed = Observation::new(
+            "E",
+            "contact_center.recording_completed",
+            10,
+            EventSource::Webhook,
+        );
+        completed.recordings.push(RecordingFact {
+            recording_id: "R".into(),
+            download_url: Some("https://z/rec/R".into()),
+            transcript_url: Some("https://z/tr/R".into()),
+            ..Default::default()
+        });
+        let kinds = |s: &EngagementState| {
+            s.media_sources()
+                .into_iter()
+                .map(|m| m.kind)
+                .collect::<Vec<_>>()
+        };
+        let mut state = fold(&[completed.clone()]);
+        // The payload names a transcript URL whether or not a transcript will ever exist.
+        assert_eq!(kinds(&state), vec![MediaKind::Recording]);
+        let mut transcribed = Observation::new(
+            "E",
+            "contact_center.recording_transcript_completed",
+            20,
+            EventSource::Webhook,
+        );
+        transcribed.transcripts.push(TranscriptFact {
+            kind: TranscriptKind::Recording,
+            source_id: "R".into(),
+            transcript_url: Some("https://z/tr/R".into()),
+            completed_time: Some(20),
+        });
+        state.apply(&transcribed);
+        assert_eq!(
+            kinds(&state),
+            vec![MediaKind::Recording, MediaKind::RecordingTranscript]
+        );
+        // Zoom's REST listing carrying the URL also says it exists.
+        let mut polled = completed;
+        polled.source = EventSource::Poll;
+        assert_eq!(
+            kinds(&fold(&[polled])),
+            vec![MediaKind::Recording, MediaKind::RecordingTranscript]
+        );
     }
 
     #[test]
