@@ -180,6 +180,9 @@ pub struct MediaConfig {
     pub not_ready_retry_ms: u64,
     /// First wait after a failure; doubles (with jitter) up to an hour. `Retry-After` wins when Zoom sends it.
     pub retry_base_ms: u64,
+    /// How long a download's claim on its job lasts without renewal (renewed every third of it while it runs):
+    /// how soon another replica takes over the jobs of one that died.
+    pub lease_seconds: u64,
     /// Multipart part size for S3/Azure uploads; memory per download is about (1 + upload_concurrency) parts.
     pub part_size_mib: usize,
     /// Parts of one file uploaded at once.
@@ -208,6 +211,7 @@ impl Default for MediaConfig {
             not_ready_give_up_seconds: 72 * 3600,
             not_ready_retry_ms: 60_000,
             retry_base_ms: 10_000,
+            lease_seconds: 60,
             part_size_mib: 8,
             upload_concurrency: 1,
             links: LinkMode::Bridge,
@@ -491,10 +495,11 @@ impl Config {
             || self.media.upload_concurrency == 0
             || self.media.link_ttl_seconds == 0
             || self.media.retention_check_seconds == 0
+            || self.media.lease_seconds == 0
         {
             return Err(InvalidValue {
                 key: "media",
-                problem: "concurrency, max_attempts, upload_concurrency, link_ttl_seconds and retention_check_seconds must be greater than 0"
+                problem: "concurrency, max_attempts, upload_concurrency, link_ttl_seconds, retention_check_seconds and lease_seconds must be greater than 0"
                     .into(),
             });
         }

@@ -15,8 +15,13 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 async fn spawn_server(db_url: &str) -> (Child, String) {
+    spawn_server_with(db_url, &[("ZCC_BRIDGE_MEDIA__ENABLED", "false".into())]).await
+}
+
+async fn spawn_server_with(db_url: &str, env: &[(&str, String)]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_zcc-bridge"))
         .arg("serve")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env("ZCC_BRIDGE_SERVER__LISTEN", "127.0.0.1:0")
         .env("ZCC_BRIDGE_STORAGE__DATABASE", db_url)
         .env("ZCC_BRIDGE_ZOOM__WEBHOOK_SECRET_TOKEN", SECRET)
@@ -193,5 +198,128 @@ async fn kill_9_loses_no_acknowledged_event() {
         }
         child.start_kill().expect("stop");
         child.wait().await.expect("reaped");
+    }
+}
+
+/// kill -9 in the middle of archiving a recording: the job outlives the process (it was written with the event's
+/// projection), is taken up again after the restart, and the archived file is exactly Zoom's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archive_interrupted_by_kill_9_completes_after_restart() {
+    use zoom_sim::SimServerConfig;
+    let sim_config = SimServerConfig {
+        media_bytes: 6_000_000,
+        download_bytes_per_second: Some(2_000_000),
+        ..Default::default()
+    };
+    let (sim, scenario) = common::sim::simulator(1, 1, sim_config.clone()).await;
+    let completed: Vec<&zoom_sim::generator::SimEvent> = scenario
+        .events
+        .iter()
+        .filter(|e| e.body["event"] == "contact_center.recording_completed")
+        .collect();
+    assert!(!completed.is_empty(), "the scenario has a recording");
+    for backend in backends() {
+        let db = fresh_db(&backend).await;
+        let media = db.dir().join("media");
+        let env = [
+            (
+                "ZCC_BRIDGE_STORAGE__MEDIA",
+                format!("file://{}", media.display()),
+            ),
+            ("ZCC_BRIDGE_ZOOM__ACCOUNT_ID", sim_config.account_id.clone()),
+            ("ZCC_BRIDGE_ZOOM__CLIENT_ID", sim_config.client_id.clone()),
+            (
+                "ZCC_BRIDGE_ZOOM__CLIENT_SECRET",
+                sim_config.client_secret.clone(),
+            ),
+            (
+                "ZCC_BRIDGE_ZOOM__API_BASE",
+                format!("{}/v2", sim.base_url()),
+            ),
+            ("ZCC_BRIDGE_ZOOM__OAUTH_BASE", sim.base_url()),
+            ("ZCC_BRIDGE_RECONCILE__ENABLED", "false".into()),
+            ("ZCC_BRIDGE_MEDIA__LEASE_SECONDS", "3".into()),
+        ];
+        let (mut child, base) = spawn_server_with(&db.url, &env).await;
+        let client = reqwest::Client::new();
+        for event in &completed {
+            let body = serde_json::to_vec(&event.body).expect("json");
+            assert_eq!(
+                send(&client, &base, &body).await.map(|s| s.as_u16()),
+                Some(200)
+            );
+        }
+        // Kill it once the download is well under way (a partial file is growing).
+        let partial = media.join(".partial");
+        let mut started = false;
+        for _ in 0..200 {
+            let size: u64 = std::fs::read_dir(&partial)
+                .map(|d| {
+                    d.filter_map(|e| e.ok()?.metadata().ok())
+                        .map(|m| m.len())
+                        .sum()
+                })
+                .unwrap_or(0);
+            if size > 1_000_000 {
+                started = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(started, "{backend:?}: the download started");
+        child.kill().await.expect("kill -9");
+        let _ = child.wait().await;
+
+        let (mut child, base) = spawn_server_with(&db.url, &env).await;
+        let mut archived = Value::Null;
+        for _ in 0..300 {
+            let stats: Value = client
+                .get(format!("{base}/api/v1/media/stats"))
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .expect("stats")
+                .json()
+                .await
+                .expect("json");
+            if stats["pending"] == 0 && stats["archived"].as_u64() == Some(completed.len() as u64) {
+                archived = stats;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            !archived.is_null(),
+            "{backend:?}: archived after the restart"
+        );
+        let rows: Value = client
+            .get(format!("{base}/api/v1/media?kind=recording"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
+        for (row, event) in rows["media"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .zip(&completed)
+        {
+            let url = event.body["payload"]["object"]["download_url"]
+                .as_str()
+                .expect("url");
+            assert_eq!(
+                row["item_id"],
+                event.body["payload"]["object"]["recording_id"]
+            );
+            assert_eq!(
+                row["sha256"],
+                common::sim::file_sha256(&sim, &sim_config, url).await,
+                "{backend:?}"
+            );
+        }
+        child.kill().await.expect("stop");
     }
 }

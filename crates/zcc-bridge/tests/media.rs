@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::archives::{stores, use_store, Store};
-use common::sim::{reconcile, simulator, use_simulator};
+use common::sim::{file_sha256, reconcile, simulator, use_simulator};
 use common::*;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -343,30 +343,14 @@ async fn cut_downloads_resume_and_tokens_expiring_mid_download_are_renewed() {
         assert!(sim_stats.unauthorized > 0, "{sim_stats:?}");
         assert!(sim_stats.tokens_issued > 1, "{sim_stats:?}");
         // The archived bytes are exactly Zoom's file, though fetched in pieces.
-        let client = zoom::api::ZoomClient::new(zoom::api::ClientConfig {
-            account_id: sim_config.account_id.clone(),
-            client_id: sim_config.client_id.clone(),
-            client_secret: sim_config.client_secret.clone(),
-            api_base: format!("{}/v2", sim.base_url()),
-            oauth_base: sim.base_url(),
-            ..Default::default()
-        })
-        .expect("client");
         for row in all_media(&server, "&kind=recording").await {
             let id = row["item_id"].as_str().expect("id");
-            let truth_url =
+            let url =
                 scenario_recording_url(&server, row["engagement_id"].as_str().expect("e"), id)
                     .await;
-            let download = client.download(&truth_url, 0).await.expect("download");
-            let mut body = download.body;
-            let mut hasher = Sha256::new();
-            use futures_util::StreamExt;
-            while let Some(chunk) = body.next().await {
-                hasher.update(chunk.expect("chunk"));
-            }
             assert_eq!(
                 row["sha256"],
-                hex::encode(hasher.finalize()),
+                file_sha256(&sim, &sim_config, &url).await,
                 "{store:?}: {id}"
             );
             assert_eq!(row["bytes"], 2_000_003);

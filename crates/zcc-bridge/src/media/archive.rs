@@ -67,6 +67,9 @@ impl ArchiveUrl {
     }
 }
 
+/// Where local writes are staged before the rename (same filesystem as the archive, so the rename is atomic).
+const PARTIAL_DIR: &str = ".partial";
+
 /// A store, its URL signer (S3, Azure), the key prefix and the local root (disk).
 type Opened = (
     Arc<dyn ObjectStore>,
@@ -164,6 +167,37 @@ impl Archive {
         })
     }
 
+    /// Removes temporary files of local writes that stopped (a crash, a kill) at least `older_than` ago: a
+    /// download in progress writes at least every read timeout, so its file is never that old. Returns how many.
+    pub async fn clean_partial(&self, older_than: Duration) -> anyhow::Result<u64> {
+        let Some(root) = &self.local_root else {
+            return Ok(0);
+        };
+        let dir = root.join(PARTIAL_DIR);
+        let mut entries = match tokio::fs::read_dir(&dir).await {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+        };
+        let mut removed = 0;
+        while let Some(entry) = entries.next_entry().await? {
+            let stale = entry
+                .metadata()
+                .await
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age >= older_than);
+            if stale && tokio::fs::remove_file(entry.path()).await.is_ok() {
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            tracing::info!(removed, dir = %dir.display(), "removed partial files of interrupted downloads");
+        }
+        Ok(removed)
+    }
+
     /// The `storage.media` URL (holds no secret).
     pub fn url(&self) -> &str {
         &self.url
@@ -193,11 +227,11 @@ impl Archive {
                 tokio::fs::create_dir_all(&dir)
                     .await
                     .with_context(|| format!("creating {}", dir.display()))?;
-                let name = dest
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let tmp = dir.join(format!(".{name}.{:016x}.part", rand::random::<u64>()));
+                let partial = root.join(PARTIAL_DIR);
+                tokio::fs::create_dir_all(&partial)
+                    .await
+                    .with_context(|| format!("creating {}", partial.display()))?;
+                let tmp = partial.join(format!("{:016x}.part", rand::random::<u64>()));
                 let file = tokio::fs::File::create(&tmp)
                     .await
                     .with_context(|| format!("creating {}", tmp.display()))?;
@@ -503,5 +537,35 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         assert_eq!(left, vec!["R1.mp3".to_string()]);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join(PARTIAL_DIR))
+                .unwrap()
+                .count(),
+            0
+        );
+        // What a killed process leaves behind is removed once it is old enough.
+        let mut writer = archive
+            .writer("2026/11/21/E1/R3.mp3", "audio/mpeg")
+            .await
+            .unwrap();
+        writer
+            .write(Bytes::from_static(b"interrupted"))
+            .await
+            .unwrap();
+        std::mem::forget(writer);
+        assert_eq!(
+            archive
+                .clean_partial(Duration::from_secs(3600))
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(archive.clean_partial(Duration::ZERO).await.unwrap(), 1);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join(PARTIAL_DIR))
+                .unwrap()
+                .count(),
+            0
+        );
     }
 }

@@ -16,6 +16,10 @@ use super::{content_type_and_extension, object_key, Archive};
 use crate::config::MediaConfig;
 use crate::store::{now_ms, ArchivedObject, MediaRow, MediaSetback, Store};
 
+/// Partial local files older than this belong to no running download (those write at least every read timeout).
+const PARTIAL_MAX_AGE: Duration = Duration::from_secs(600);
+const PARTIAL_CLEANUP_EVERY: Duration = Duration::from_secs(3600);
+
 #[derive(Debug, Clone)]
 pub struct ArchiverSettings {
     pub concurrency: usize,
@@ -44,6 +48,7 @@ impl ArchiverSettings {
             not_ready_give_up: Duration::from_secs(config.not_ready_give_up_seconds),
             retry_base: Duration::from_millis(config.retry_base_ms),
             not_ready_base: Duration::from_millis(config.not_ready_retry_ms),
+            lease: Duration::from_secs(config.lease_seconds),
             ..Self::default()
         }
     }
@@ -59,7 +64,7 @@ impl Default for ArchiverSettings {
             retry_cap: Duration::from_secs(3600),
             not_ready_base: Duration::from_secs(60),
             not_ready_cap: Duration::from_secs(1800),
-            lease: Duration::from_secs(300),
+            lease: Duration::from_secs(60),
             poll: Duration::from_millis(500),
             max_resumes: 5,
         }
@@ -109,10 +114,28 @@ impl Archiver {
     /// multipart uploads aborted) and their jobs released for the next start.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         tracing::info!(archive = %self.archive.url(), concurrency = self.settings.concurrency, "media archiver started");
+        if self.store.backend() == "sqlite" {
+            // This process owns the database: leases left by a crash belong to no one.
+            match self.store.release_media_leases().await {
+                Ok(n) if n > 0 => tracing::info!(
+                    released = n,
+                    "archive jobs interrupted by a crash are due again"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "releasing stale archive leases failed"),
+            }
+        }
         let mut running: JoinSet<()> = JoinSet::new();
+        let mut last_cleanup: Option<Instant> = None;
         loop {
             if *stop.borrow() {
                 break;
+            }
+            if last_cleanup.is_none_or(|t| t.elapsed() > PARTIAL_CLEANUP_EVERY) {
+                last_cleanup = Some(Instant::now());
+                if let Err(e) = self.archive.clean_partial(PARTIAL_MAX_AGE).await {
+                    tracing::warn!(error = %format!("{e:#}"), "cleaning partial files failed");
+                }
             }
             let free = self.settings.concurrency.saturating_sub(running.len());
             let mut claimed = 0;

@@ -92,6 +92,8 @@ pub struct MediaStats {
 pub trait MediaRepo: Send + Sync {
     /// Leases up to `limit` pending files whose retry time has come, for `lease_ms`.
     async fn claim_media(&self, now: i64, lease_ms: i64, limit: u32) -> Result<Vec<MediaRow>>;
+    /// Releases every lease (start-up of the only process of an embedded database: no one else holds one).
+    async fn release_media_leases(&self) -> Result<u64>;
     /// Extends a lease held by a long download.
     async fn renew_media_lease(&self, media_id: &str, until: i64) -> Result<()>;
     async fn media_archived(&self, media_id: &str, object: &ArchivedObject, now: i64)
@@ -230,6 +232,13 @@ macro_rules! impl_media_repo {
                 }
                 qb.push(") RETURNING ").push($crate::store::media::MEDIA_COLUMNS);
                 media_rows(qb.build().fetch_all(self.writer()).await?)
+            }
+
+            async fn release_media_leases(&self) -> $crate::store::Result<u64> {
+                let done = sqlx::query("UPDATE media_objects SET leased_until = 0 WHERE state = 'pending' AND leased_until > 0")
+                    .execute(self.writer())
+                    .await?;
+                Ok(done.rows_affected())
             }
 
             async fn renew_media_lease(&self, media_id: &str, until: i64) -> $crate::store::Result<()> {

@@ -42,6 +42,13 @@ pub struct TestDb {
     _dir: tempfile::TempDir,
 }
 
+impl TestDb {
+    /// A directory that lives as long as the database (e.g. for the media archive).
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+}
+
 pub async fn fresh_db(backend: &Backend) -> TestDb {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = match backend {

@@ -75,3 +75,25 @@ pub async fn reconcile(server: &TestServer, scenario: &Scenario) -> Value {
     }
     panic!("reconciliation run {id} did not finish in two minutes");
 }
+
+/// SHA-256 of a file as Zoom (the simulator) serves it, fetched in one piece.
+pub async fn file_sha256(sim: &SimServer, sim_config: &SimServerConfig, url: &str) -> String {
+    use futures_util::StreamExt;
+    use sha2::{Digest, Sha256};
+    let client = zoom::api::ZoomClient::new(zoom::api::ClientConfig {
+        account_id: sim_config.account_id.clone(),
+        client_id: sim_config.client_id.clone(),
+        client_secret: sim_config.client_secret.clone(),
+        api_base: format!("{}/v2", sim.base_url()),
+        oauth_base: sim.base_url(),
+        ..Default::default()
+    })
+    .expect("client");
+    let download = client.download(url, 0).await.expect("download");
+    let mut body = download.body;
+    let mut hasher = Sha256::new();
+    while let Some(chunk) = body.next().await {
+        hasher.update(chunk.expect("chunk"));
+    }
+    hex::encode(hasher.finalize())
+}
