@@ -680,3 +680,39 @@ async fn files_announced_by_webhooks_alone_are_archived() {
         sim.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_and_rate_limits_on_downloads_are_retried_with_backoff() {
+    let sim_config = SimServerConfig {
+        media_bytes: 20_000,
+        download_fault_5xx_rate: 0.3,
+        download_fault_429_rate: 0.2,
+        fault_seed: 9,
+        ..Default::default()
+    };
+    let (sim, scenario) = simulator(24, 71, sim_config.clone()).await;
+    let expected = expected_media(&scenario);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = TestServer::start_with(&common::Backend::Sqlite, |c| {
+        archive_config(c, &sim, &sim_config, Store::Local, dir.path());
+    })
+    .await;
+    reconcile(&server, &scenario).await;
+    let stats = settled(&server, Duration::from_secs(90)).await;
+    assert_eq!(stats["archived"], expected.len(), "{stats}");
+    assert_eq!(stats["dead"], 0, "{stats}");
+    let sim_stats = sim.stats();
+    assert!(
+        sim_stats.injected_5xx > 0 && sim_stats.injected_429 > 0,
+        "{sim_stats:?}"
+    );
+    // The failed attempts are on the files' records; the last one succeeded.
+    let rows = all_media(&server, "").await;
+    let retried = rows
+        .iter()
+        .filter(|r| r["attempts"].as_i64().unwrap_or(0) > 0)
+        .count();
+    assert!(retried > 0, "{rows:?}");
+    server.shutdown().await;
+    sim.shutdown().await;
+}

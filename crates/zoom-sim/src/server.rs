@@ -114,6 +114,10 @@ pub struct SimServerConfig {
     pub fault_429_rate: f64,
     /// Seed of the fault draws: the n-th `/v2` JSON request's fate depends only on `(fault_seed, n)`.
     pub fault_seed: u64,
+    /// Share of download requests (files, not redirect links) answered 500 or 503.
+    pub download_fault_5xx_rate: f64,
+    /// Share of download requests answered 429 with `Retry-After: 1`. ❓ Zoom documents no limit for files.
+    pub download_fault_429_rate: f64,
 }
 
 impl Default for SimServerConfig {
@@ -141,6 +145,8 @@ impl Default for SimServerConfig {
             fault_5xx_rate: 0.0,
             fault_429_rate: 0.0,
             fault_seed: 0,
+            download_fault_5xx_rate: 0.0,
+            download_fault_429_rate: 0.0,
         }
     }
 }
@@ -741,14 +747,23 @@ impl Shared {
             .get(endpoint.route())
             .copied()
             .unwrap_or_else(|| endpoint.label());
-        self.inject_fault(label)?;
+        self.inject_fault(
+            self.config.fault_5xx_rate,
+            self.config.fault_429_rate,
+            label,
+        )?;
         self.authorize(headers)?;
         self.admit(label)
     }
 
     /// Draws this request's injected fault, if any. The draw is a hash of `(fault_seed, n)` for the n-th request,
     /// so a sequential client sees the same faults on every run.
-    fn inject_fault(&self, label: RateLabel) -> Result<(), ZoomError> {
+    pub(super) fn inject_fault(
+        &self,
+        p5xx: f64,
+        p429: f64,
+        label: RateLabel,
+    ) -> Result<(), ZoomError> {
         let rate = |r: f64| {
             if r.is_finite() {
                 r.clamp(0.0, 1.0)
@@ -756,10 +771,7 @@ impl Shared {
                 0.0
             }
         };
-        let (p5xx, p429) = (
-            rate(self.config.fault_5xx_rate),
-            rate(self.config.fault_429_rate),
-        );
+        let (p5xx, p429) = (rate(p5xx), rate(p429));
         if p5xx == 0.0 && p429 == 0.0 {
             return Ok(());
         }

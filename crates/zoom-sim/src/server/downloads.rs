@@ -3,8 +3,9 @@
 //! no memory), byte ranges, and the faults an archiver must survive: a CDN-style redirect to a short-lived
 //! unauthenticated link, files still "processing", throttled and broken transfers.
 //!
-//! ❓ Zoom documents no rate-limit label for these URLs; the simulator neither rate limits nor fault-injects them
-//! (only `cut_first_download_after` breaks them).
+//! ❓ Zoom documents no rate-limit label for these URLs; the simulator does not rate limit them. Faults are
+//! injected on request: `download_fault_5xx_rate`, `download_fault_429_rate` (with `Retry-After: 1`), and
+//! `cut_first_download_after`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -127,6 +128,20 @@ fn download(
     id: FileId,
 ) -> Response {
     Counters::bump(&shared.counters.download_requests);
+    let faults = (
+        shared.config.download_fault_5xx_rate,
+        shared.config.download_fault_429_rate,
+    );
+    if let Err(error) = shared.inject_fault(faults.0, faults.1, super::RateLabel::Light) {
+        let mut response = error.into_response();
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                HeaderValue::from_static("1"),
+            );
+        }
+        return response;
+    }
     if let Err(error) = shared.authorize(headers) {
         return error.into_response();
     }
