@@ -1,20 +1,28 @@
 //! Media archive benchmark: N large recordings (default 4 of 1 GiB) archived from the simulator over loopback
-//! by a real bridge server, into local disk and into the S3-compatible test server, against a baseline measured
-//! in the same run: the same files fetched with plain reqwest at the same concurrency and streamed (a) into files
-//! in the same directory (fsynced, like the archive's), (b) into the same bucket with object_store's
-//! `WriteMultipart`, same part size and parts in flight. No hashing, no database in the baseline.
+//! by a real bridge server (SQLite, `media.concurrency` 4), into local disk and into the S3-compatible test
+//! server, against a baseline measured in the same run: the same files fetched with plain reqwest at the same
+//! concurrency and streamed (a) into files in a temp dir, fsynced (the archive fsyncs too), (b) into the same
+//! bucket with object_store's `WriteMultipart`, same part size and parts in flight. No hashing, no database in the
+//! baseline. A reference phase (GET and discard) shows what the simulator and loopback HTTP alone cost.
 //!
-//! Peak memory is the process's high-water mark (`VmHWM`), reset before each phase (`/proc/self/clear_refs`).
-//! The simulator serving the files runs in this process too: the baseline's peak shows its share, the archive's
-//! peak what the bridge adds. A second pass with small files (64 MiB) shows whether memory grows with file size.
+//! The archive is timed from the first job's creation to the last file's `archived_at` (the jobs' rows), so it
+//! includes the archiver picking the jobs up; the figure from the first download request is printed too.
 //!
-//!   cargo bench -p zcc-bridge --bench media
-//!   source scripts/object-stores.sh && objstores_start && cargo bench -p zcc-bridge --bench media   # with S3
+//! Every phase runs in a fresh process (this binary again), with the simulator in that process: peak memory is
+//! the process's high-water mark (`VmHWM`, reset once the servers are up), so the baseline's peak shows the
+//! simulator's and the transfer's share and the archive's what the bridge adds. A second pass with small files
+//! (64 MiB) shows whether memory grows with file size. Rounds alternate the order of baseline and archive.
+//!
+//!   cargo bench -p zcc-bridge --bench media                       # disk only without an S3 endpoint
+//!   source scripts/object-stores.sh && objstores_start && cargo bench -p zcc-bridge --bench media; objstores_stop
 //!
 //! Settings (environment): ZCC_BENCH_MEDIA_FILES (4), ZCC_BENCH_MEDIA_SIZES_MIB ("1024,64"),
-//! ZCC_BENCH_MEDIA_CONCURRENCY (4: `media.concurrency`, and the baseline's), ZCC_BENCH_MEDIA_PART_MIB and
-//! ZCC_BENCH_MEDIA_UPLOAD_CONCURRENCY (default: `media.part_size_mib`, `media.upload_concurrency` defaults),
-//! ZCC_BENCH_MEDIA_TARGETS ("disk,s3"). S3 needs ZCC_TEST_S3_ENDPOINT (and ZCC_TEST_S3_BUCKET, default zcc-test).
+//! ZCC_BENCH_MEDIA_ROUNDS (2), ZCC_BENCH_MEDIA_CONCURRENCY (4: `media.concurrency`, and the baseline's),
+//! ZCC_BENCH_MEDIA_PART_MIB and ZCC_BENCH_MEDIA_UPLOAD_CONCURRENCY (default: the `media.part_size_mib` and
+//! `media.upload_concurrency` defaults; both the archive and the S3 baseline use them), ZCC_BENCH_MEDIA_TARGETS
+//! ("disk,s3"), ZCC_BENCH_MEDIA_S3_BASELINE_COPY=1 (the S3 baseline copies chunks into its parts instead of
+//! keeping the response's buffers). S3 needs ZCC_TEST_S3_ENDPOINT (ZCC_TEST_S3_BUCKET, default zcc-test), as
+//! objstores_start exports.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -129,10 +137,11 @@ fn machine_jiffies() -> (u64, u64) {
 }
 
 /// What one phase measured.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Phase {
     name: String,
-    target: &'static str,
+    /// `disk`, `s3`, or `reference` (no store).
+    target: String,
     baseline: bool,
     files: usize,
     size: u64,
@@ -141,7 +150,11 @@ struct Phase {
     peak_kib: u64,
     cpu_seconds: f64,
     machine_busy: f64,
-    note: String,
+    /// A second MB/s figure: archive phases from the first download request (without the queue pickup),
+    /// the disk baseline until the last byte was written (before the fsyncs).
+    alt_mb_s: Option<f64>,
+    /// Archive phases: webhooks posted → first job created, ms.
+    known_after_ms: Option<f64>,
 }
 
 impl Phase {
@@ -171,19 +184,20 @@ impl Meter {
     fn finish(
         self,
         name: impl Into<String>,
-        target: &'static str,
+        target: &str,
         baseline: bool,
         files: usize,
         size: u64,
         seconds: f64,
-        note: String,
+        alt_mb_s: Option<f64>,
+        known_after_ms: Option<f64>,
     ) -> Phase {
         let peak = status_kib("VmHWM:");
         let (busy, total) = machine_jiffies();
         let machine_busy = (busy - self.jiffies.0) as f64 / (total - self.jiffies.1).max(1) as f64;
         let phase = Phase {
             name: name.into(),
-            target,
+            target: target.to_string(),
             baseline,
             files,
             size,
@@ -192,19 +206,19 @@ impl Meter {
             peak_kib: peak,
             cpu_seconds: cpu_seconds() - self.cpu,
             machine_busy,
-            note,
+            alt_mb_s,
+            known_after_ms,
         };
         eprintln!(
-            "  {:<28} {:>7.2} s  {:>7.1} MB/s  peak RSS {:>6.1} MiB (from {:.1}; {} threads now)  CPU {:.1} s (machine {:.0}% busy){}",
+            "  {:<44} {:>6.2} s {:>7.1} MB/s  peak RSS {:>6.1} MiB (from {:.1})  CPU {:.1} s (machine {:.0}% busy){}",
             phase.name,
             phase.seconds,
             phase.mb_per_s(),
             mib(phase.peak_kib),
             mib(phase.rss_before_kib),
-            status_kib("Threads:"),
             phase.cpu_seconds,
             phase.machine_busy * 100.0,
-            if phase.note.is_empty() { String::new() } else { format!("  [{}]", phase.note) }
+            phase.alt_mb_s.map(|v| format!("  [{v:.0} MB/s]")).unwrap_or_default()
         );
         phase
     }
@@ -219,6 +233,10 @@ struct Settings {
     concurrency: usize,
     part_mib: usize,
     upload_concurrency: usize,
+    /// The S3 baseline copies each chunk into the part buffer (`WriteMultipart::write`) instead of keeping the
+    /// response's buffers (`put`, as the archive does).
+    s3_baseline_copy: bool,
+    rounds: usize,
     s3: Option<S3Target>,
     disk: bool,
 }
@@ -351,7 +369,9 @@ async fn get(http: &reqwest::Client, url: &str, token: &str) -> anyhow::Result<r
 // Baselines
 
 /// GET → tokio file in `dir`, all files at once (at most `concurrency`); then every file is fsynced. Returns
-/// (seconds until every byte was written, seconds including the fsyncs).
+/// (seconds until every byte was written, seconds including the fsyncs). With `hash`, every chunk also goes
+/// through SHA-256 on its way (as in the archive), to separate the hashing's cost from the rest.
+#[allow(clippy::too_many_arguments)]
 async fn baseline_disk(
     http: &reqwest::Client,
     sim: &Sim,
@@ -359,6 +379,7 @@ async fn baseline_disk(
     dir: &std::path::Path,
     size: u64,
     concurrency: usize,
+    hash: bool,
 ) -> anyhow::Result<(f64, f64)> {
     let started = Instant::now();
     let copied: Vec<(tokio::fs::File, Duration)> =
@@ -368,11 +389,16 @@ async fn baseline_disk(
                 let mut file =
                     tokio::fs::File::create(dir.join(format!("baseline-{i}.bin"))).await?;
                 let mut bytes = 0u64;
+                let mut hasher = hash.then(sha2::Sha256::new);
                 while let Some(chunk) = response.chunk().await? {
                     bytes += chunk.len() as u64;
+                    if let Some(hasher) = hasher.as_mut() {
+                        hasher.update(&chunk);
+                    }
                     file.write_all(&chunk).await?;
                 }
                 file.flush().await?;
+                std::hint::black_box(hasher.map(|h| h.finalize()));
                 anyhow::ensure!(bytes == size, "baseline got {bytes} of {size} bytes");
                 anyhow::Ok((file, started.elapsed()))
             })
@@ -391,7 +417,9 @@ async fn baseline_disk(
     Ok((copy.as_secs_f64(), started.elapsed().as_secs_f64()))
 }
 
-/// GET → `WriteMultipart` into the bucket, same part size and parts in flight as the archive.
+/// GET → `WriteMultipart` into the bucket, same part size and parts in flight as the archive; each chunk is
+/// handed over as it came (`put`, as the archive does), or copied into the part (`write`) with
+/// ZCC_BENCH_MEDIA_S3_BASELINE_COPY=1.
 #[allow(clippy::too_many_arguments)]
 async fn baseline_s3(
     http: &reqwest::Client,
@@ -405,6 +433,7 @@ async fn baseline_s3(
     let started = Instant::now();
     let part = settings.part_mib * MIB as usize;
     let in_flight = settings.upload_concurrency;
+    let copy_chunks = settings.s3_baseline_copy;
     futures_util::stream::iter(sim.urls.iter().enumerate())
         .map(|(i, url)| {
             let store = store.clone();
@@ -417,7 +446,11 @@ async fn baseline_s3(
                 while let Some(chunk) = response.chunk().await? {
                     bytes += chunk.len() as u64;
                     writer.wait_for_capacity(in_flight).await?;
-                    writer.put(chunk);
+                    if copy_chunks {
+                        writer.write(&chunk);
+                    } else {
+                        writer.put(chunk);
+                    }
                 }
                 writer.finish().await?;
                 anyhow::ensure!(bytes == size, "baseline got {bytes} of {size} bytes");
@@ -612,114 +645,293 @@ fn sha256_mb_per_s() -> f64 {
     (rounds * buffer.len()) as f64 / 1e6 / started.elapsed().as_secs_f64()
 }
 
-async fn run_size(settings: &Settings, size: u64, phases: &mut Vec<Phase>) -> anyhow::Result<()> {
+/// GET and drop: what the simulator and loopback HTTP alone cost (no store).
+async fn reference_discard(
+    http: &reqwest::Client,
+    sim: &Sim,
+    token: &str,
+    size: u64,
+    concurrency: usize,
+) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    futures_util::stream::iter(sim.urls.iter())
+        .map(|url| async move {
+            let mut response = get(http, url, token).await?;
+            let mut bytes = 0u64;
+            while let Some(chunk) = response.chunk().await? {
+                bytes += chunk.len() as u64;
+            }
+            anyhow::ensure!(bytes == size, "got {bytes} of {size} bytes");
+            anyhow::Ok(())
+        })
+        .buffer_unordered(concurrency)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(started.elapsed().as_secs_f64())
+}
+
+fn transfer_mb_s(files: usize, size: u64, run: &ArchiveRun) -> Option<f64> {
+    Some((files as u64 * size) as f64 / 1e6 / run.transfer_seconds)
+}
+
+async fn disk_baseline_phase(
+    settings: &Settings,
+    sim: &Sim,
+    http: &reqwest::Client,
+    token: &str,
+    size: u64,
+    hash: bool,
+) -> anyhow::Result<Phase> {
+    let files = settings.files;
+    let work = tempfile::tempdir()?;
+    let meter = Meter::start();
+    let (copy, total) = baseline_disk(
+        http,
+        sim,
+        token,
+        work.path(),
+        size,
+        settings.concurrency,
+        hash,
+    )
+    .await?;
+    let copy_mb_s = (files as u64 * size) as f64 / 1e6 / copy;
+    let name = if hash {
+        "baseline + SHA-256: GET to file + fsync"
+    } else {
+        "baseline: GET to file + fsync"
+    };
+    Ok(meter.finish(
+        label(name, files, size),
+        "disk",
+        !hash,
+        files,
+        size,
+        total,
+        Some(copy_mb_s),
+        None,
+    ))
+}
+
+async fn disk_archive_phase(
+    settings: &Settings,
+    sim: &Sim,
+    http: &reqwest::Client,
+    size: u64,
+) -> anyhow::Result<Phase> {
+    let files = settings.files;
+    let work = tempfile::tempdir()?;
+    let media = work.path().join("media");
+    let config = bridge_config(
+        sim,
+        work.path(),
+        format!("file://{}", media.display()),
+        None,
+        settings,
+    )
+    .await?;
+    let meter = Meter::start();
+    let run = archive(http, sim, config, size).await?;
+    let alt = transfer_mb_s(files, size, &run);
+    Ok(meter.finish(
+        label("archive to disk", files, size),
+        "disk",
+        false,
+        files,
+        size,
+        run.seconds,
+        alt,
+        Some(run.known_after * 1000.0),
+    ))
+}
+
+async fn s3_baseline_phase(
+    settings: &Settings,
+    s3: &S3Target,
+    sim: &Sim,
+    http: &reqwest::Client,
+    token: &str,
+    size: u64,
+) -> anyhow::Result<Phase> {
+    let files = settings.files;
+    let prefix = format!("bench-media-{}-{}/baseline", std::process::id(), now_ms());
+    let store = s3.store()?;
+    let meter = Meter::start();
+    let seconds = baseline_s3(http, sim, token, store, &prefix, size, settings).await?;
+    let phase = meter.finish(
+        label("baseline: GET to S3 multipart", files, size),
+        "s3",
+        true,
+        files,
+        size,
+        seconds,
+        None,
+        None,
+    );
+    s3.clear(&prefix).await?;
+    Ok(phase)
+}
+
+async fn s3_archive_phase(
+    settings: &Settings,
+    s3: &S3Target,
+    sim: &Sim,
+    http: &reqwest::Client,
+    size: u64,
+) -> anyhow::Result<Phase> {
+    let files = settings.files;
+    let prefix = format!("bench-media-{}-{}/archive", std::process::id(), now_ms());
+    let work = tempfile::tempdir()?;
+    let config = bridge_config(
+        sim,
+        work.path(),
+        format!("s3://{}/{prefix}", s3.bucket),
+        Some(s3),
+        settings,
+    )
+    .await?;
+    let meter = Meter::start();
+    let run = archive(http, sim, config, size).await?;
+    let alt = transfer_mb_s(files, size, &run);
+    let phase = meter.finish(
+        label("archive to S3", files, size),
+        "s3",
+        false,
+        files,
+        size,
+        run.seconds,
+        alt,
+        Some(run.known_after * 1000.0),
+    );
+    s3.clear(&prefix).await?;
+    Ok(phase)
+}
+
+fn label(what: &str, files: usize, size: u64) -> String {
+    format!("{what}, {files} x {} MiB", size / MIB)
+}
+
+/// The phases a pass is made of; each runs in a process of its own.
+const KINDS: [&str; 6] = [
+    "reference",
+    "disk-baseline",
+    "disk-baseline-sha256",
+    "disk-archive",
+    "s3-baseline",
+    "s3-archive",
+];
+
+/// Runs one phase (in a child process): its own simulator, then the measurement.
+async fn run_phase(settings: &Settings, kind: &str, size: u64) -> anyhow::Result<Phase> {
     let files = settings.files;
     let sim = start_sim(files, size).await?;
     let http = reqwest::Client::new();
     let token = access_token(&http, &sim).await?;
-    let label = |what: &str| format!("{what}, {files} x {} MiB", size / MIB);
-
-    if settings.disk {
-        let work = tempfile::tempdir()?;
-        let meter = Meter::start();
-        let (copy, total) =
-            baseline_disk(&http, &sim, &token, work.path(), size, settings.concurrency).await?;
-        let note = format!(
-            "copy {:.0} MB/s before fsync",
-            (files as u64 * size) as f64 / 1e6 / copy
-        );
-        phases.push(meter.finish(
-            label("baseline: GET to file"),
-            "disk",
-            true,
-            files,
-            size,
-            total,
-            note,
-        ));
-        drop(work);
-
-        let work = tempfile::tempdir()?;
-        let media = work.path().join("media");
-        let config = bridge_config(
-            &sim,
-            work.path(),
-            format!("file://{}", media.display()),
-            None,
-            settings,
-        )
-        .await?;
-        let meter = Meter::start();
-        let run = archive(&http, &sim, config, size).await?;
-        let note = format!(
-            "{:.0} MB/s from first download; jobs known {:.0} ms after the webhooks",
-            (files as u64 * size) as f64 / 1e6 / run.transfer_seconds,
-            run.known_after * 1000.0
-        );
-        phases.push(meter.finish(
-            label("archive to disk"),
-            "disk",
-            false,
-            files,
-            size,
-            run.seconds,
-            note,
-        ));
-        drop(work);
-    }
-
-    if let Some(s3) = &settings.s3 {
-        let prefix = format!("bench-media-{}-{}", std::process::id(), now_ms());
-        let store = s3.store()?;
-        let meter = Meter::start();
-        let seconds = baseline_s3(
-            &http,
-            &sim,
-            &token,
-            store,
-            &format!("{prefix}/baseline"),
-            size,
-            settings,
-        )
-        .await?;
-        phases.push(meter.finish(
-            label("baseline: GET to S3 multipart"),
-            "s3",
-            true,
-            files,
-            size,
-            seconds,
-            String::new(),
-        ));
-        s3.clear(&format!("{prefix}/baseline")).await?;
-
-        let work = tempfile::tempdir()?;
-        let media = format!("s3://{}/{prefix}/archive", s3.bucket);
-        let config = bridge_config(&sim, work.path(), media, Some(s3), settings).await?;
-        let meter = Meter::start();
-        let run = archive(&http, &sim, config, size).await?;
-        let note = format!(
-            "{:.0} MB/s from first download; jobs known {:.0} ms after the webhooks",
-            (files as u64 * size) as f64 / 1e6 / run.transfer_seconds,
-            run.known_after * 1000.0
-        );
-        phases.push(meter.finish(
-            label("archive to S3"),
-            "s3",
-            false,
-            files,
-            size,
-            run.seconds,
-            note,
-        ));
-        s3.clear(&format!("{prefix}/archive")).await?;
-    }
+    let s3 = || settings.s3.as_ref().context("no S3 endpoint");
+    let phase = match kind {
+        "reference" => {
+            let meter = Meter::start();
+            let seconds =
+                reference_discard(&http, &sim, &token, size, settings.concurrency).await?;
+            meter.finish(
+                label("reference: GET and discard", files, size),
+                "reference",
+                false,
+                files,
+                size,
+                seconds,
+                None,
+                None,
+            )
+        }
+        "disk-baseline" => disk_baseline_phase(settings, &sim, &http, &token, size, false).await?,
+        "disk-baseline-sha256" => {
+            disk_baseline_phase(settings, &sim, &http, &token, size, true).await?
+        }
+        "disk-archive" => disk_archive_phase(settings, &sim, &http, size).await?,
+        "s3-baseline" => s3_baseline_phase(settings, s3()?, &sim, &http, &token, size).await?,
+        "s3-archive" => s3_archive_phase(settings, s3()?, &sim, &http, size).await?,
+        other => anyhow::bail!("unknown phase {other:?}"),
+    };
     sim.server.shutdown().await;
-    Ok(())
+    Ok(phase)
+}
+
+/// Runs one phase in a fresh process (this binary again), so that every phase's peak memory starts from the
+/// same clean process.
+fn run_phase_in_child(kind: &str, size: u64) -> anyhow::Result<Phase> {
+    let output = std::process::Command::new(std::env::current_exe()?)
+        .args(std::env::args().skip(1))
+        .env(CHILD_ENV, kind)
+        .env("ZCC_BENCH_MEDIA_SIZES_MIB", (size / MIB).to_string())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("running a benchmark phase")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    anyhow::ensure!(
+        output.status.success(),
+        "phase {kind} ({} MiB) failed: {}\n{stdout}",
+        size / MIB,
+        output.status
+    );
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(PHASE_LINE))
+        .context("the phase printed no result")?;
+    Ok(serde_json::from_str(line)?)
+}
+
+const CHILD_ENV: &str = "ZCC_BENCH_MEDIA_CHILD";
+const PHASE_LINE: &str = "@@phase ";
+
+/// Phases of the same name across rounds, summarised: mean time (MB/s from it), highest peak.
+struct Summary<'a> {
+    phases: Vec<&'a Phase>,
+}
+
+impl Summary<'_> {
+    fn first(&self) -> &Phase {
+        self.phases[0]
+    }
+    fn seconds(&self) -> f64 {
+        self.phases.iter().map(|p| p.seconds).sum::<f64>() / self.phases.len() as f64
+    }
+    fn mb_per_s(&self) -> f64 {
+        let p = self.first();
+        (p.files as u64 * p.size) as f64 / 1e6 / self.seconds()
+    }
+    fn rounds(&self) -> String {
+        self.phases
+            .iter()
+            .map(|p| format!("{:.0}", p.mb_per_s()))
+            .collect::<Vec<_>>()
+            .join(" / ")
+    }
+    fn peak(&self) -> &Phase {
+        self.phases
+            .iter()
+            .max_by_key(|p| p.peak_kib)
+            .copied()
+            .unwrap_or(self.phases[0])
+    }
+    fn growth_kib(&self) -> u64 {
+        self.phases
+            .iter()
+            .map(|p| p.peak_kib.saturating_sub(p.rss_before_kib))
+            .max()
+            .unwrap_or(0)
+    }
+    fn cpu(&self) -> f64 {
+        self.phases.iter().map(|p| p.cpu_seconds).sum::<f64>() / self.phases.len() as f64
+    }
+    fn busy(&self) -> f64 {
+        self.phases.iter().map(|p| p.machine_busy).sum::<f64>() / self.phases.len() as f64
+    }
 }
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
+    let child = var(CHILD_ENV);
     let defaults = MediaConfig::default();
     let targets = var("ZCC_BENCH_MEDIA_TARGETS").unwrap_or_else(|| "disk,s3".into());
     let wants = |t: &str| targets.split(',').any(|v| v.trim() == t);
@@ -729,9 +941,11 @@ async fn main() -> anyhow::Result<()> {
             bucket: var("ZCC_TEST_S3_BUCKET").unwrap_or_else(|| "zcc-test".into()),
         }),
         (true, None) => {
-            println!(
-                "S3 SKIPPED: ZCC_TEST_S3_ENDPOINT is not set (source scripts/object-stores.sh && objstores_start)"
-            );
+            if child.is_none() {
+                println!(
+                    "S3 SKIPPED: ZCC_TEST_S3_ENDPOINT is not set (source scripts/object-stores.sh && objstores_start)"
+                );
+            }
             None
         }
         (false, _) => None,
@@ -745,6 +959,8 @@ async fn main() -> anyhow::Result<()> {
             defaults.upload_concurrency,
         )
         .max(1),
+        rounds: env_or("ZCC_BENCH_MEDIA_ROUNDS", 2usize).max(1),
+        s3_baseline_copy: var("ZCC_BENCH_MEDIA_S3_BASELINE_COPY").is_some_and(|v| v == "1"),
         s3,
         disk: wants("disk"),
     };
@@ -752,12 +968,22 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|| "1024,64".into())
         .split(',')
         .filter_map(|v| v.trim().parse::<u64>().ok())
+        .filter(|&m| m > 0)
         .map(|m| m * MIB)
         .collect();
+    anyhow::ensure!(!sizes.is_empty(), "ZCC_BENCH_MEDIA_SIZES_MIB names no size");
+
+    if let Some(kind) = &child {
+        let phase = run_phase(&settings, kind, sizes[0]).await?;
+        println!("{PHASE_LINE}{}", serde_json::to_string(&phase)?);
+        return Ok(());
+    }
+
     println!(
-        "media archive benchmark: {} files per pass, sizes {:?} MiB, media.concurrency {}, part {} MiB, {} part(s) in flight{}; {} cores",
+        "media archive benchmark: {} files per pass, sizes {:?} MiB, {} round(s) (each phase in a fresh process), media.concurrency {}, part {} MiB, {} part(s) in flight{}; {} cores",
         settings.files,
         sizes.iter().map(|s| s / MIB).collect::<Vec<_>>(),
+        settings.rounds,
         settings.concurrency,
         settings.part_mib,
         settings.upload_concurrency,
@@ -774,42 +1000,127 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let mut phases = Vec::new();
     for &size in &sizes {
-        run_size(&settings, size, &mut phases).await?;
+        for round in 0..settings.rounds {
+            eprintln!(
+                "{} MiB files, round {} of {}:",
+                size / MIB,
+                round + 1,
+                settings.rounds
+            );
+            // Baseline and archive alternate in order between rounds.
+            let mut order: Vec<&str> = vec!["reference"];
+            for target in ["disk", "s3"] {
+                let wanted = match target {
+                    "disk" => settings.disk,
+                    _ => settings.s3.is_some(),
+                };
+                if !wanted {
+                    continue;
+                }
+                let (baseline, archive) = match target {
+                    "disk" => ("disk-baseline", "disk-archive"),
+                    _ => ("s3-baseline", "s3-archive"),
+                };
+                // On disk, a baseline that also hashes (between the two) shows what SHA-256 costs here.
+                let middle = (target == "disk").then_some("disk-baseline-sha256");
+                if round % 2 == 0 {
+                    order.push(baseline);
+                    order.extend(middle);
+                    order.push(archive);
+                } else {
+                    order.push(archive);
+                    order.extend(middle);
+                    order.push(baseline);
+                }
+            }
+            debug_assert!(order.iter().all(|k| KINDS.contains(k)));
+            for kind in order {
+                phases.push(run_phase_in_child(kind, size)?);
+            }
+        }
     }
 
-    println!();
-    println!("| phase | files | size MiB | seconds | MB/s | ratio to baseline | peak RSS MiB | RSS before MiB | peak - before MiB | CPU s | machine busy |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    // Phases of the same name, in first-seen order.
+    let mut names: Vec<&str> = Vec::new();
     for phase in &phases {
-        let baseline = phases.iter().find(|b| {
-            b.baseline && b.target == phase.target && b.size == phase.size && b.files == phase.files
+        if !names.contains(&phase.name.as_str()) {
+            names.push(&phase.name);
+        }
+    }
+    let summaries: Vec<Summary> = names
+        .iter()
+        .map(|name| Summary {
+            phases: phases.iter().filter(|p| p.name == *name).collect(),
+        })
+        .collect();
+    // Baselines first within each size and target, then the archive, then the reference.
+    println!();
+    println!("| phase | seconds | MB/s | per round | ratio to baseline | peak RSS MiB | peak - RSS before, MiB | CPU s | machine busy |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for s in &summaries {
+        let p = s.first();
+        let baseline = summaries.iter().find(|b| {
+            b.first().baseline && b.first().target == p.target && b.first().size == p.size
         });
-        let ratio = match (phase.baseline, baseline) {
-            (true, _) => "1.00x".to_string(),
-            (false, Some(b)) => format!("{:.2}x", phase.mb_per_s() / b.mb_per_s()),
-            (false, None) => "-".to_string(),
+        let ratio = match (p.baseline, baseline, p.target.as_str()) {
+            (true, _, _) => "1.00x".to_string(),
+            (false, _, "reference") => "-".to_string(),
+            (false, Some(b), _) => format!("{:.2}x", s.mb_per_s() / b.mb_per_s()),
+            (false, None, _) => "-".to_string(),
         };
         println!(
-            "| {} | {} | {} | {:.2} | {:.0} | {} | {:.0} | {:.0} | {:.0} | {:.1} | {:.0}% |",
-            phase.name,
-            phase.files,
-            phase.size / MIB,
-            phase.seconds,
-            phase.mb_per_s(),
+            "| {} | {:.2} | {:.0} | {} | {} | {:.0} | {:.0} | {:.1} | {:.0}% |",
+            p.name,
+            s.seconds(),
+            s.mb_per_s(),
+            s.rounds(),
             ratio,
-            mib(phase.peak_kib),
-            mib(phase.rss_before_kib),
-            mib(phase.peak_kib.saturating_sub(phase.rss_before_kib)),
-            phase.cpu_seconds,
-            phase.machine_busy * 100.0
+            mib(s.peak().peak_kib),
+            mib(s.growth_kib()),
+            s.cpu(),
+            s.busy() * 100.0
         );
     }
     println!();
-    for phase in phases.iter().filter(|p| !p.note.is_empty()) {
-        println!("- {}: {}", phase.name, phase.note);
+    for s in &summaries {
+        let p = s.first();
+        let alts: Vec<f64> = s.phases.iter().filter_map(|p| p.alt_mb_s).collect();
+        if alts.is_empty() {
+            continue;
+        }
+        let per_round = alts
+            .iter()
+            .map(|v| format!("{v:.0}"))
+            .collect::<Vec<_>>()
+            .join(" / ");
+        let mean = alts.iter().sum::<f64>() / alts.len() as f64;
+        if p.name.starts_with("baseline") {
+            println!(
+                "- {}: {per_round} MB/s until the last byte was written (before the fsyncs)",
+                p.name
+            );
+            continue;
+        }
+        let baseline = summaries.iter().find(|b| {
+            b.first().baseline && b.first().target == p.target && b.first().size == p.size
+        });
+        let known: Vec<String> = s
+            .phases
+            .iter()
+            .filter_map(|p| p.known_after_ms)
+            .map(|v| format!("{v:.0}"))
+            .collect();
+        println!(
+            "- {}: from the first download request (without the archiver picking the jobs up) {per_round} MB/s{}; jobs created {} ms after the webhooks were posted",
+            p.name,
+            baseline
+                .map(|b| format!(", {:.2}x the baseline", mean / b.mb_per_s()))
+                .unwrap_or_default(),
+            known.join(" / ")
+        );
     }
     println!(
-        "MB = 10^6 bytes. Peak RSS: VmHWM of the whole process (simulator, bridge, clients), reset before each phase. Total {:.0} s.",
+        "MB = 10^6 bytes; seconds and MB/s: mean over rounds. Peak RSS: VmHWM of the whole process (simulator, bridge, clients), each phase in a fresh process; highest over rounds. Total {:.0} s.",
         started.elapsed().as_secs_f64()
     );
     Ok(())

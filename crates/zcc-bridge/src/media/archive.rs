@@ -376,7 +376,7 @@ impl ObjectWriter {
                         .await
                         .with_context(|| format!("starting the upload of {}", self.path))?;
                     let mut upload = WriteMultipart::new_with_chunk_size(upload, part_size);
-                    upload.write(&first);
+                    upload.put(Bytes::from(first));
                     self.inner = Sink::Multipart(Box::new(upload));
                 }
             }
@@ -385,7 +385,9 @@ impl ObjectWriter {
                     .wait_for_capacity(self.archive.upload_concurrency)
                     .await
                     .with_context(|| format!("uploading {}", self.path))?;
-                upload.put(chunk);
+                // Copied into the part rather than kept by reference: a chunk shares its allocation with the
+                // HTTP client's read buffer, which would otherwise stay alive until the part is uploaded.
+                upload.write(&chunk);
             }
         }
         Ok(())

@@ -137,6 +137,10 @@ impl Archiver {
                     tracing::warn!(error = %format!("{e:#}"), "cleaning partial files failed");
                 }
             }
+            // Listen before claiming, so jobs committed while we claim still wake us.
+            let queued = crate::store::media::jobs_queued_signal();
+            tokio::pin!(queued);
+            queued.as_mut().enable();
             let free = self.settings.concurrency.saturating_sub(running.len());
             let mut claimed = 0;
             if free > 0 {
@@ -164,6 +168,7 @@ impl Archiver {
             }
             tokio::select! {
                 Some(_) = running.join_next(), if !running.is_empty() => {}
+                _ = &mut queued, if free > claimed => {}
                 _ = tokio::time::sleep(self.settings.poll) => {}
                 _ = stop.changed() => {}
             }

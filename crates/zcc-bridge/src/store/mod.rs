@@ -563,12 +563,13 @@ pub(crate) fn fresh_outcomes(batch: &[Inbound], inserted: &HashMap<String, i64>)
         .collect()
 }
 
-/// The projector's transaction: merges observations into records and dequeues the projected events.
+/// The projector's transaction: merges observations into records and dequeues the projected events. Returns
+/// whether archive jobs were written (to wake the archiver once committed).
 pub(crate) async fn project_in<T: BatchTx>(
     tx: &mut T,
     items: &[ProjectionItem],
     event_ids: &[i64],
-) -> Result<()> {
+) -> Result<bool> {
     let mut deltas: BTreeMap<String, EngagementState> = BTreeMap::new();
     for item in items {
         let obs = &item.observation;
@@ -577,19 +578,22 @@ pub(crate) async fn project_in<T: BatchTx>(
             .or_insert_with(|| EngagementState::empty(obs.engagement_id.clone()))
             .apply(obs);
     }
-    merge_into_records(tx, deltas, now_ms()).await?;
+    let media_queued = merge_into_records(tx, deltas, now_ms()).await?;
     let mut ids = event_ids.to_vec();
     ids.sort_unstable();
     ids.dedup();
-    tx.dequeue_projection(&ids).await
+    tx.dequeue_projection(&ids).await?;
+    Ok(media_queued)
 }
 
-/// Merges per-engagement deltas into the stored records, a batch at a time.
+/// Merges per-engagement deltas into the stored records, a batch at a time. Returns whether archive jobs were
+/// written.
 async fn merge_into_records<T: BatchTx>(
     tx: &mut T,
     mut pending: BTreeMap<String, EngagementState>,
     now: i64,
-) -> Result<()> {
+) -> Result<bool> {
+    let mut media_queued = false;
     while !pending.is_empty() {
         let ids: Vec<&str> = pending.keys().map(String::as_str).collect();
         let existing = tx.lock_engagements(&ids).await?;
@@ -628,11 +632,12 @@ async fn merge_into_records<T: BatchTx>(
         tx.replace_index(&index).await?;
         if !media.is_empty() {
             tx.upsert_media(&media, now).await?;
+            media_queued = true;
         }
         // Records another transaction created meanwhile: lock them and merge again.
         pending.retain(|id, _| !existing.contains_key(id) && !created.contains(id));
     }
-    Ok(())
+    Ok(media_queued)
 }
 
 fn event_of(item: &Inbound) -> Option<&NewEvent> {

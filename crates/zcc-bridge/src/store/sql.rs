@@ -297,8 +297,11 @@ macro_rules! impl_sql_store {
                 event_ids: &[i64],
             ) -> $crate::store::Result<()> {
                 let mut tx = self.writer().begin().await?;
-                $crate::store::project_in(&mut $conn(&mut *tx), items, event_ids).await?;
+                let media_queued = $crate::store::project_in(&mut $conn(&mut *tx), items, event_ids).await?;
                 tx.commit().await?;
+                if media_queued {
+                    $crate::store::media::jobs_queued();
+                }
                 Ok(())
             }
 
