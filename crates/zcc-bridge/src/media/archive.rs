@@ -67,6 +67,9 @@ impl ArchiveUrl {
     }
 }
 
+/// Below this a file's buffer grows as needed; above it, the first part is allocated at its full size.
+const SMALL_FILE: usize = 1 << 20;
+
 /// Where local writes are staged before the rename (same filesystem as the archive, so the rename is atomic).
 const PARTIAL_DIR: &str = ".partial";
 
@@ -360,6 +363,10 @@ impl ObjectWriter {
                 .await
                 .with_context(|| format!("writing {}", tmp.display()))?,
             Sink::Buffered { buffer } => {
+                if buffer.len() + chunk.len() > SMALL_FILE {
+                    // Probably a large file: size the first part exactly once instead of letting it double.
+                    buffer.reserve_exact((part_size + chunk.len()).saturating_sub(buffer.len()));
+                }
                 buffer.extend_from_slice(&chunk);
                 if buffer.len() >= part_size {
                     let first = std::mem::take(buffer);
