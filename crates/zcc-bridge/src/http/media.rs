@@ -62,12 +62,8 @@ pub(crate) fn parse_range(header: Option<&str>, total: u64) -> RangeRequest {
     match (first.is_empty(), last.is_empty()) {
         // bytes=-N: the last N bytes.
         (true, false) => match parse(last) {
-            Some(0) => RangeRequest::Unsatisfiable,
-            Some(n) if total == 0 => {
-                let _ = n;
-                RangeRequest::Unsatisfiable
-            }
-            Some(n) => RangeRequest::Partial(total.saturating_sub(n)..total),
+            Some(n) if n > 0 && total > 0 => RangeRequest::Partial(total.saturating_sub(n)..total),
+            Some(_) => RangeRequest::Unsatisfiable,
             None => RangeRequest::Full,
         },
         // bytes=A-: from A to the end.
