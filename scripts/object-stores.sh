@@ -7,7 +7,9 @@
 # (npm) with `npm install --prefix`; later runs reuse them. Needs python3 and npm; reaches nothing but the
 # package registries, and only while installing.
 
-OBJSTORES_PIP_PKGS=("moto[server]==5.2.5" "azure-storage-blob==12.31.1")
+# The venv is the tests' Python toolbox: the S3 server, Azure's SDK (to create the container) and the Standard
+# Webhooks reference library (tests verify the HTTP sink's signatures with it; exported as ZCC_TEST_PYTHON).
+OBJSTORES_PIP_PKGS=("moto[server]==5.2.5" "azure-storage-blob==12.31.1" "standardwebhooks==1.1.0")
 OBJSTORES_AZURITE_PKG=azurite@3.37.0
 OBJSTORES_WAIT_SECS=${OBJSTORES_WAIT_SECS:-90}
 # Azurite's well-known development account (public, documented by Microsoft; not a secret).
@@ -163,6 +165,7 @@ PY
         return 1
     fi
 
+    export ZCC_TEST_PYTHON="$venv/bin/python"
     export ZCC_TEST_S3_ENDPOINT="http://127.0.0.1:$s3_port"
     export ZCC_TEST_S3_BUCKET=zcc-test
     export ZCC_TEST_AZURE_ENDPOINT="http://127.0.0.1:$az_port/$OBJSTORES_AZURE_ACCOUNT"

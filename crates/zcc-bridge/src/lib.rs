@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod core;
+pub mod delivery;
 pub mod demo;
 pub mod http;
 pub mod ingest;
