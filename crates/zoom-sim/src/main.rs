@@ -101,6 +101,12 @@ struct ServeArgs {
     /// Seed of the injected REST faults (defaults to --seed).
     #[arg(long)]
     fault_seed: Option<u64>,
+    /// Share of download requests answered 500/503.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    download_fault_5xx_rate: f64,
+    /// Share of download requests answered 429 with `Retry-After: 1`.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    download_fault_429_rate: f64,
 }
 
 #[derive(Debug, Args)]
@@ -338,6 +344,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         fault_5xx_rate: args.fault_5xx_rate,
         fault_429_rate: args.fault_429_rate,
         fault_seed: args.fault_seed.unwrap_or(generator.seed),
+        download_fault_5xx_rate: args.download_fault_5xx_rate,
+        download_fault_429_rate: args.download_fault_429_rate,
         ..SimServerConfig::default()
     };
     let server = bound.serve(config, &scenario);
