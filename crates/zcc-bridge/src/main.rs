@@ -157,7 +157,7 @@ async fn media_command(
             println!("{}", serde_json::to_string_pretty(&stats)?);
             let dead = store
                 .media_list(&store::MediaQuery {
-                    state: Some("dead".into()),
+                    state: Some(store::media::MEDIA_DEAD.into()),
                     limit: 1000,
                     ..Default::default()
                 })

@@ -45,16 +45,6 @@ impl MediaKind {
         Self::ALL.into_iter().find(|k| k.as_str() == value)
     }
 
-    pub fn is_transcript(self) -> bool {
-        matches!(
-            self,
-            MediaKind::RecordingTranscript
-                | MediaKind::MessagingTranscript
-                | MediaKind::EmailTranscript
-                | MediaKind::VoicemailTranscript
-        )
-    }
-
     /// The retention class (`media.retention_days.*`).
     pub fn retention_class(self) -> RetentionClass {
         match self {

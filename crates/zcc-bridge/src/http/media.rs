@@ -18,7 +18,7 @@ use super::{error, AppState};
 use crate::core::media::media_id;
 use crate::core::{EngagementRecord, MediaKind};
 use crate::media::links::LinkError;
-use crate::store::media::{MEDIA_ARCHIVED, MEDIA_EXPIRED};
+use crate::store::media::{MEDIA_ARCHIVED, MEDIA_EXPIRED, MEDIA_STATES};
 use crate::store::{now_ms, MediaQuery, StoreError};
 
 /// Fills in the records' `media` views (no-op when the archive is off).
@@ -227,7 +227,7 @@ pub(super) async fn list(
         return error(StatusCode::BAD_REQUEST, "limit: must be between 1 and 1000");
     }
     if let Some(state) = &p.state {
-        if !["pending", "archived", "dead", "expired"].contains(&state.as_str()) {
+        if !MEDIA_STATES.contains(&state.as_str()) {
             return error(
                 StatusCode::BAD_REQUEST,
                 "state: one of pending, archived, dead, expired",

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use anyhow::Context;
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 use serde::Serialize;
 
 use super::Archive;
@@ -77,7 +77,7 @@ pub async fn migrate(
     );
     let target = to.url().to_string();
     let done: HashSet<String> = store.media_copies(&target).await?.into_iter().collect();
-    let report = Arc::new(std::sync::Mutex::new(MigrateReport::default()));
+    let mut report = MigrateReport::default();
     let mut after: Option<String> = None;
     loop {
         let rows = store
@@ -90,58 +90,47 @@ pub async fn migrate(
             .await?;
         let Some(last) = rows.last() else { break };
         after = Some(last.media_id.clone());
+        let listed = rows.len();
         let todo: Vec<MediaRow> = rows
             .into_iter()
-            .filter(|r| {
-                let skip = done.contains(&r.media_id);
-                if skip {
-                    report.lock().map(|mut r| r.skipped += 1).ok();
-                }
-                !skip
-            })
+            .filter(|r| !done.contains(&r.media_id))
             .collect();
-        futures_util::stream::iter(todo)
+        report.skipped += (listed - todo.len()) as u64;
+        let mut copies = futures_util::stream::iter(todo)
             .map(|row| {
                 let (from, to, store, target) = (&from, &to, &store, &target);
                 async move {
                     let result = match copy_one(from, to, &row).await {
                         Ok(n) => store
-                            .record_media_copy(target, &row.media_id, row.sha256.as_deref().unwrap_or(""), now_ms())
+                            .record_media_copy(
+                                target,
+                                &row.media_id,
+                                row.sha256.as_deref().unwrap_or(""),
+                                now_ms(),
+                            )
                             .await
                             .map(|()| n)
                             .map_err(anyhow::Error::from),
                         Err(e) => Err(e),
                     };
-                    Ok::<_, anyhow::Error>((row, result))
+                    (row, result)
                 }
             })
-            .buffer_unordered(concurrency.max(1))
-            .try_for_each(|(row, result)| {
-                let report = &report;
-                let progress = &progress;
-                async move {
-                    if let Ok(mut r) = report.lock() {
-                        match result {
-                            Ok(n) => {
-                                r.copied += 1;
-                                r.copied_bytes += n;
-                            }
-                            Err(e) => {
-                                tracing::error!(media_id = %row.media_id, error = %format!("{e:#}"), "copy failed");
-                                r.failed += 1;
-                                r.failures.push(format!("{e:#}"));
-                            }
-                        }
-                        progress(&r);
-                    }
-                    Ok(())
+            .buffer_unordered(concurrency.max(1));
+        while let Some((row, result)) = copies.next().await {
+            match result {
+                Ok(n) => {
+                    report.copied += 1;
+                    report.copied_bytes += n;
                 }
-            })
-            .await?;
+                Err(e) => {
+                    tracing::error!(media_id = %row.media_id, error = %format!("{e:#}"), "copy failed");
+                    report.failed += 1;
+                    report.failures.push(format!("{e:#}"));
+                }
+            }
+            progress(&report);
+        }
     }
-    let report = report
-        .lock()
-        .map(|r| r.clone())
-        .map_err(|_| anyhow::anyhow!("report lock poisoned"))?;
     Ok(report)
 }

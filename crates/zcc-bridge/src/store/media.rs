@@ -58,6 +58,7 @@ pub const MEDIA_PENDING: &str = "pending";
 pub const MEDIA_ARCHIVED: &str = "archived";
 pub const MEDIA_DEAD: &str = "dead";
 pub const MEDIA_EXPIRED: &str = "expired";
+pub const MEDIA_STATES: [&str; 4] = [MEDIA_PENDING, MEDIA_ARCHIVED, MEDIA_DEAD, MEDIA_EXPIRED];
 
 /// Where and what an archived file is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -302,7 +303,7 @@ macro_rules! impl_media_repo {
                     .push(", not_ready_since = ")
                     .push_bind(setback.not_ready_since)
                     .push(", state = ")
-                    .push_bind(if setback.dead { "dead" } else { "pending" })
+                    .push_bind(if setback.dead { $crate::store::media::MEDIA_DEAD } else { $crate::store::media::MEDIA_PENDING })
                     .push(", updated_at = ")
                     .push_bind(now)
                     .push(" WHERE media_id = ")
