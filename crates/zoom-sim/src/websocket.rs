@@ -417,14 +417,22 @@ fn is_heartbeat(text: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// The closing handshake, as a real server does it: send Close, then read (and drop) until the client's reply or
+/// the end of the stream. Dropping the socket with the client's frames (heartbeats) unread would make the kernel
+/// answer with a TCP reset, and a reset discards what the client has received but not yet read.
 async fn close(mut socket: WebSocket, code: u16, reason: &'static str) {
     let frame = CloseFrame {
         code,
         reason: reason.into(),
     };
-    let _ = tokio::time::timeout(
-        Duration::from_secs(1),
-        socket.send(Message::Close(Some(frame))),
-    )
-    .await;
+    let closing = async {
+        socket.send(Message::Close(Some(frame))).await.ok()?;
+        while let Some(Ok(message)) = socket.recv().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+        Some(())
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), closing).await;
 }

@@ -239,6 +239,52 @@ async fn disconnect_reconnects_and_events_in_between_are_lost() {
 }
 
 #[tokio::test]
+async fn a_close_behind_a_backlog_loses_nothing_and_dates_the_gap_from_when_the_client_was_caught_up(
+) {
+    let (hub, server) = start_hub(HubConfig::default()).await;
+    let mut client = spawn_client(client_config(&server), TestTokens::default());
+    client.expect_connected().await;
+
+    // The receiver does not read: the subscriber's channel (64) fills and frames back up in the socket.
+    let published: Vec<Value> = envelopes(10).into_iter().cycle().take(300).collect();
+    let caught_up_until = now_ms();
+    for envelope in &published {
+        assert_eq!(hub.publish(envelope), 1);
+    }
+    // Heartbeats keep going meanwhile (every 100 ms), and the server's close lands behind the backlog.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(hub.disconnect_all(), 1);
+
+    for envelope in &published {
+        assert_eq!(&as_json(&client.expect_event().await), envelope);
+    }
+    match client.next().await {
+        WsItem::Disconnected { at_ms, reason } => {
+            assert!(reason.contains("closed by server"), "{reason}");
+            // Noticed only after the backlog, but dated from before it: a gap reconciliation covers the backlog.
+            assert!(
+                at_ms <= caught_up_until + 50,
+                "gap dated {} ms after the client was last caught up",
+                at_ms - caught_up_until
+            );
+        }
+        other => panic!("expected Disconnected, got {other:?}"),
+    }
+    assert_eq!(hub.stats().heartbeat_timeouts, 0);
+    client.stop().await;
+}
+
+fn now_ms() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis(),
+    )
+    .unwrap_or(i64::MAX)
+}
+
+#[tokio::test]
 async fn refused_token_is_renewed_then_the_client_connects() {
     let (hub, server) = start_hub(HubConfig::default()).await;
     let tokens = TestTokens::default();

@@ -32,7 +32,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use reqwest::Url;
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
@@ -113,7 +113,9 @@ pub enum WsItem {
         error: String,
         received_at_ms: i64,
     },
-    /// The connection ended (events may have been missed until the next `Connected`).
+    /// The connection ended (events may have been missed until the next `Connected`). `at_ms` is the last moment
+    /// the subscriber is known to have been caught up with the server: a close read behind a backlog of frames, or
+    /// after a silence, is noticed late, and events published since then may be lost.
     Disconnected { at_ms: i64, reason: String },
 }
 
@@ -268,12 +270,16 @@ pub async fn run<T: TokenSource>(
                 });
                 return Ok(());
             }
-            SessionEnd::Lost { reason, refused } => {
+            SessionEnd::Lost {
+                reason,
+                refused,
+                alive_until_ms,
+            } => {
                 let reason = scrub(&reason, &token);
                 tracing::warn!(%endpoint, reason = %reason, up_for = ?up_since.elapsed(), "Zoom WebSocket: disconnected");
                 if !emit(
                     WsItem::Disconnected {
-                        at_ms: now_ms(),
+                        at_ms: alive_until_ms,
                         reason,
                     },
                     &tx,
@@ -301,14 +307,35 @@ pub async fn run<T: TokenSource>(
 enum SessionEnd {
     /// Shutdown requested or the receiver is gone.
     Stop,
-    /// The connection died; `refused` when Zoom rejected it in-band (renew the token).
-    Lost { reason: String, refused: bool },
+    /// The connection died; `refused` when Zoom rejected it in-band (renew the token). `alive_until_ms`: see
+    /// [`WsItem::Disconnected`].
+    Lost {
+        reason: String,
+        refused: bool,
+        alive_until_ms: i64,
+    },
 }
 
-fn lost(reason: impl Into<String>) -> SessionEnd {
-    SessionEnd::Lost {
-        reason: reason.into(),
-        refused: false,
+/// When a session was last known to be current, for the disconnection gap: the later of the two clocks would
+/// understate the gap. `caught_up_ms`: the last time the socket had nothing more to read (everything the server sent
+/// until then was read); `last_frame_ms`: the last time a frame arrived (after it, a half-dead socket stays quiet).
+#[derive(Clone, Copy)]
+struct Liveness {
+    caught_up_ms: i64,
+    last_frame_ms: i64,
+}
+
+impl Liveness {
+    fn alive_until_ms(self) -> i64 {
+        self.caught_up_ms.min(self.last_frame_ms)
+    }
+
+    fn lost(self, reason: impl Into<String>) -> SessionEnd {
+        SessionEnd::Lost {
+            reason: reason.into(),
+            refused: false,
+            alive_until_ms: self.alive_until_ms(),
+        }
     }
 }
 
@@ -328,81 +355,119 @@ where
     );
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_frame = Instant::now();
+    let mut live = Liveness {
+        caught_up_ms: now_ms(),
+        last_frame_ms: now_ms(),
+    };
 
     loop {
-        let silence = async {
-            match config.silence_timeout {
-                Some(limit) => tokio::time::sleep_until(last_frame + limit).await,
-                None => std::future::pending().await,
+        // A frame already buffered is read without waiting (a backlog); only when none is does the session wait,
+        // and only then is it known to be caught up with the server.
+        let ready = ws.next().now_or_never();
+        let frame = match ready {
+            Some(frame) => {
+                if heartbeat.tick().now_or_never().is_some() {
+                    if let Err(reason) = send_heartbeat(&mut ws, config).await {
+                        return live.lost(reason);
+                    }
+                }
+                frame
+            }
+            None => {
+                live.caught_up_ms = now_ms();
+                let silence = async {
+                    match config.silence_timeout {
+                        Some(limit) => tokio::time::sleep_until(last_frame + limit).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    biased;
+                    () = stopped(shutdown, tx) => {
+                        close_quietly(ws).await;
+                        return SessionEnd::Stop;
+                    }
+                    _ = heartbeat.tick() => {
+                        if let Err(reason) = send_heartbeat(&mut ws, config).await {
+                            return live.lost(reason);
+                        }
+                        continue;
+                    }
+                    frame = ws.next() => frame,
+                    () = silence => {
+                        return live.lost(format!(
+                            "no frame received for {:?} (silence timeout)",
+                            config.silence_timeout.unwrap_or_default()
+                        ));
+                    }
+                }
             }
         };
-        tokio::select! {
-            biased;
-            () = stopped(shutdown, tx) => {
+        last_frame = Instant::now();
+        let item = match frame {
+            None => return live.lost("connection closed"),
+            Some(Err(e)) => return live.lost(format!("read failed: {e}")),
+            Some(Ok(Message::Close(frame))) => {
+                // Answer the close (tungstenite queued the reply) so the server can end the connection cleanly.
+                let end = live.lost(match frame {
+                    Some(f) => format!(
+                        "closed by server: {} {}",
+                        u16::from(f.code),
+                        f.reason.as_str()
+                    ),
+                    None => "closed by server".to_owned(),
+                });
                 close_quietly(ws).await;
-                return SessionEnd::Stop;
+                return end;
             }
-            _ = heartbeat.tick() => {
-                if let Err(reason) = send_heartbeat(&mut ws, config).await {
-                    return lost(reason);
+            Some(Ok(Message::Text(text))) => match classify(text.as_str()) {
+                Frame::Event(raw) => WsItem::Event {
+                    raw,
+                    received_at_ms: now_ms(),
+                },
+                Frame::Malformed(error) => malformed(text.as_bytes(), error),
+                Frame::Heartbeat => {
+                    tracing::trace!("Zoom WebSocket: heartbeat reply");
+                    live.last_frame_ms = now_ms();
+                    continue;
                 }
-            }
-            frame = ws.next() => {
-                last_frame = Instant::now();
-                let item = match frame {
-                    None => return lost("connection closed"),
-                    Some(Err(e)) => return lost(format!("read failed: {e}")),
-                    Some(Ok(Message::Close(frame))) => {
-                        return lost(match frame {
-                            Some(f) => format!("closed by server: {} {}", u16::from(f.code), f.reason.as_str()),
-                            None => "closed by server".to_owned(),
-                        });
-                    }
-                    Some(Ok(Message::Text(text))) => match classify(text.as_str()) {
-                        Frame::Event(raw) => WsItem::Event { raw, received_at_ms: now_ms() },
-                        Frame::Malformed(error) => malformed(text.as_bytes(), error),
-                        Frame::Heartbeat => {
-                            tracing::trace!("Zoom WebSocket: heartbeat reply");
-                            continue;
-                        }
-                        Frame::BuildConnection { success: true } => {
-                            tracing::debug!("Zoom WebSocket: build_connection");
-                            continue;
-                        }
-                        Frame::BuildConnection { success: false } => {
-                            close_quietly(ws).await;
-                            return SessionEnd::Lost {
-                                reason: format!("build_connection refused: {}", truncate(text.as_str(), 300)),
-                                refused: true,
-                            };
-                        }
-                        Frame::Other(module) => {
-                            tracing::info!(%module, "Zoom WebSocket: ignoring frame of unknown module");
-                            continue;
-                        }
-                    },
-                    Some(Ok(Message::Binary(bytes))) => malformed(&bytes, "binary frame".to_owned()),
-                    Some(Ok(_)) => continue, // ping / pong (pongs are answered by tungstenite)
-                };
-                if let WsItem::Malformed { error, raw, .. } = &item {
-                    tracing::warn!(%error, len = raw.len(), "Zoom WebSocket: malformed frame");
+                Frame::BuildConnection { success: true } => {
+                    tracing::debug!("Zoom WebSocket: build_connection");
+                    live.last_frame_ms = now_ms();
+                    continue;
                 }
-                match deliver(item, &mut ws, &mut heartbeat, config, tx, shutdown).await {
-                    Ok(()) => {}
-                    Err(end) => {
-                        if matches!(end, SessionEnd::Stop) {
-                            close_quietly(ws).await;
-                        }
-                        return end;
-                    }
+                Frame::BuildConnection { success: false } => {
+                    close_quietly(ws).await;
+                    return SessionEnd::Lost {
+                        reason: format!(
+                            "build_connection refused: {}",
+                            truncate(text.as_str(), 300)
+                        ),
+                        refused: true,
+                        alive_until_ms: live.alive_until_ms(),
+                    };
                 }
+                Frame::Other(module) => {
+                    tracing::info!(%module, "Zoom WebSocket: ignoring frame of unknown module");
+                    live.last_frame_ms = now_ms();
+                    continue;
+                }
+            },
+            Some(Ok(Message::Binary(bytes))) => malformed(&bytes, "binary frame".to_owned()),
+            Some(Ok(_)) => {
+                live.last_frame_ms = now_ms();
+                continue; // ping / pong (pongs are answered by tungstenite)
             }
-            () = silence => {
-                return lost(format!(
-                    "no frame received for {:?} (silence timeout)",
-                    config.silence_timeout.unwrap_or_default()
-                ));
+        };
+        live.last_frame_ms = now_ms();
+        if let WsItem::Malformed { error, raw, .. } = &item {
+            tracing::warn!(%error, len = raw.len(), "Zoom WebSocket: malformed frame");
+        }
+        if let Err(end) = deliver(item, &mut ws, &mut heartbeat, config, tx, shutdown, live).await {
+            if matches!(end, SessionEnd::Stop) {
+                close_quietly(ws).await;
             }
+            return end;
         }
     }
 }
@@ -415,6 +480,7 @@ async fn deliver<S>(
     config: &WsConfig,
     tx: &mpsc::Sender<WsItem>,
     shutdown: &mut watch::Receiver<bool>,
+    live: Liveness,
 ) -> Result<(), SessionEnd>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -432,7 +498,7 @@ where
                     Err(_) => Err(SessionEnd::Stop),
                 };
             }
-            _ = heartbeat.tick() => send_heartbeat(ws, config).await.map_err(lost)?,
+            _ = heartbeat.tick() => send_heartbeat(ws, config).await.map_err(|reason| live.lost(reason))?,
         }
     }
 }

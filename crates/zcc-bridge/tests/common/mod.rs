@@ -104,6 +104,7 @@ impl TestServer {
     }
 
     pub async fn start_with(backend: &Backend, tweak: impl FnOnce(&mut Config)) -> Self {
+        init_test_logging();
         let db = fresh_db(backend).await;
         let mut config = test_config(&db.url);
         config.storage.media = format!("file://{}", db._dir.path().join("media").display());
@@ -186,4 +187,18 @@ pub fn envelope(event: &str, event_ts: i64, object: Value) -> Vec<u8> {
         "payload": {"account_id": "acct", "object": object}
     }))
     .expect("serialise")
+}
+
+/// With `ZCC_TEST_LOG` set (an `EnvFilter` directive such as `zcc_bridge=debug,zoom=debug`), the servers a test
+/// starts log to stderr: run with `--nocapture` to read why a test failed.
+pub fn init_test_logging() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Ok(filter) = std::env::var("ZCC_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_writer(std::io::stderr)
+                .try_init();
+        }
+    });
 }
