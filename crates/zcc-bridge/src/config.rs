@@ -57,6 +57,9 @@ pub struct Config {
     pub media: MediaConfig,
     #[serde(default)]
     pub delivery: DeliveryConfig,
+    /// Delivery targets (`[[sinks]]`).
+    #[serde(default)]
+    pub sinks: Vec<SinkConfig>,
     #[serde(default)]
     pub log: LogConfig,
 }
@@ -408,16 +411,120 @@ impl ReconcileConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryConfig {
-    /// Wait after an engagement ends before delivering it as completed (used by the delivery engine).
+    /// Wait after an engagement ends before delivering it as completed, unless notes, dispositions and media are
+    /// all there sooner.
     pub settle_seconds: u64,
+    /// Changes to an engagement already delivered are gathered this long into one `engagement.updated`.
+    pub coalesce_ms: u64,
+    /// Waits between attempts (seconds; fractions allowed): one attempt now, then one after each wait, then the
+    /// delivery is dead-lettered. Each wait gets ±20% jitter. Default: the Standard Webhooks schedule.
+    pub retry_schedule_seconds: Vec<f64>,
+    /// Longest `Retry-After` honoured; a longer one is capped to this.
+    pub max_retry_after_seconds: u64,
+    /// A claimed delivery is someone else's to retry after this long (a replica that died mid-attempt); longer
+    /// than any sink's timeout.
+    pub lease_seconds: u64,
+    /// How often workers look for due deliveries written by other replicas or due for a retry.
+    pub poll_ms: u64,
+    /// Response bodies are kept in the attempt log up to this many bytes.
+    pub response_body_bytes: usize,
 }
 
 impl Default for DeliveryConfig {
     fn default() -> Self {
         Self {
             settle_seconds: 300,
+            coalesce_ms: 1000,
+            retry_schedule_seconds: vec![5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0],
+            max_retry_after_seconds: 3600,
+            lease_seconds: 120,
+            poll_ms: 1000,
+            response_body_bytes: 2048,
         }
     }
+}
+
+/// `kind` of a sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkKind {
+    Http,
+    Salesforce,
+    Hubspot,
+    Zendesk,
+}
+
+impl SinkKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SinkKind::Http => "http",
+            SinkKind::Salesforce => "salesforce",
+            SinkKind::Hubspot => "hubspot",
+            SinkKind::Zendesk => "zendesk",
+        }
+    }
+}
+
+/// One `[[sinks]]` entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkConfig {
+    /// Unique; names the sink in the API, the CLI, metrics and the outbox (renaming a sink orphans its queue).
+    pub name: String,
+    pub kind: SinkKind,
+    /// `http`: the endpoint. CRMs: the API base (`https://myorg.my.salesforce.com`, `https://api.hubapi.com`,
+    /// `https://acme.zendesk.com`).
+    pub url: String,
+    /// `http`: Standard Webhooks secrets (`whsec_...`); the first signs, all are sent (rotation).
+    #[serde(default)]
+    pub secrets: Vec<Secret>,
+    /// Message types: `engagement.completed`, `engagement.updated`, and Zoom event names delivered as they arrive.
+    #[serde(default = "default_deliver")]
+    pub deliver: Vec<String>,
+    /// Only engagements of these channels / queues (`cc_queue_id`) / directions (empty: all).
+    #[serde(default)]
+    pub channels: Vec<String>,
+    #[serde(default)]
+    pub queues: Vec<String>,
+    #[serde(default)]
+    pub directions: Vec<String>,
+    /// Deliveries in flight at once (per replica).
+    #[serde(default = "default_sink_concurrency")]
+    pub concurrency: usize,
+    /// Attempts started per second at most (per replica); none: unlimited.
+    #[serde(default)]
+    pub rate_per_second: Option<f64>,
+    /// Whole-attempt timeout.
+    #[serde(default = "default_sink_timeout")]
+    pub timeout_seconds: u64,
+    /// CRM credentials: OAuth client (Salesforce), API token (HubSpot private app, Zendesk API token) and the
+    /// user the token belongs to (Zendesk).
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub client_secret: Option<Secret>,
+    #[serde(default)]
+    pub token: Option<Secret>,
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Vendor-specific settings (see the README's sink table), e.g. Salesforce's `external_id_field`.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+fn default_deliver() -> Vec<String> {
+    vec![
+        "engagement.completed".to_string(),
+        "engagement.updated".to_string(),
+    ]
+}
+
+fn default_sink_concurrency() -> usize {
+    4
+}
+
+fn default_sink_timeout() -> u64 {
+    30
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -484,6 +591,7 @@ impl Config {
     /// Checks what types alone cannot.
     pub fn validate(&self) -> Result<(), InvalidValue> {
         self.database_kind()?;
+        self.validate_delivery()?;
         if let Err(problem) = crate::media::ArchiveUrl::parse(&self.storage.media) {
             return Err(InvalidValue {
                 key: "storage.media",
@@ -640,6 +748,74 @@ impl Config {
             );
         }
         Ok(toml::to_string_pretty(&value)?)
+    }
+}
+
+impl Config {
+    fn validate_delivery(&self) -> Result<(), InvalidValue> {
+        let d = &self.delivery;
+        if d.retry_schedule_seconds
+            .iter()
+            .any(|w| !w.is_finite() || *w < 0.0)
+        {
+            return Err(InvalidValue {
+                key: "delivery.retry_schedule_seconds",
+                problem: "waits must be finite and not negative".into(),
+            });
+        }
+        if d.lease_seconds == 0 || d.poll_ms == 0 {
+            return Err(InvalidValue {
+                key: "delivery",
+                problem: "lease_seconds and poll_ms must be greater than 0".into(),
+            });
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for sink in &self.sinks {
+            let problem = if sink.name.is_empty()
+                || !sink
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                Some(format!(
+                    "sink name {:?}: use letters, digits, '-' and '_'",
+                    sink.name
+                ))
+            } else if !names.insert(sink.name.as_str()) {
+                Some(format!("two sinks are named {:?}", sink.name))
+            } else if !(sink.url.starts_with("https://") || sink.url.starts_with("http://")) {
+                Some(format!("sink {:?}: url must be http(s)", sink.name))
+            } else if sink.deliver.is_empty() {
+                Some(format!("sink {:?}: deliver lists nothing", sink.name))
+            } else if sink.concurrency == 0 || sink.timeout_seconds == 0 {
+                Some(format!(
+                    "sink {:?}: concurrency and timeout_seconds must be greater than 0",
+                    sink.name
+                ))
+            } else if sink
+                .rate_per_second
+                .is_some_and(|r| !(r > 0.0 && r.is_finite()))
+            {
+                Some(format!(
+                    "sink {:?}: rate_per_second must be positive",
+                    sink.name
+                ))
+            } else if sink.timeout_seconds >= d.lease_seconds {
+                Some(format!(
+                    "sink {:?}: timeout_seconds must be shorter than delivery.lease_seconds ({})",
+                    sink.name, d.lease_seconds
+                ))
+            } else {
+                crate::delivery::sinks::check_config(sink).err()
+            };
+            if let Some(problem) = problem {
+                return Err(InvalidValue {
+                    key: "sinks",
+                    problem,
+                });
+            }
+        }
+        Ok(())
     }
 }
 

@@ -138,6 +138,10 @@ async fn commit(store: &dyn Store, mut batch: Vec<Pending>, projection: &Project
     metrics::histogram!("zcc_ingest_commit_seconds").record(started.elapsed().as_secs_f64());
     match result {
         Ok(outcomes) => {
+            // Real-time deliveries were queued by the statement that logged the events.
+            if crate::store::delivery::realtime() {
+                crate::store::delivery::deliveries_queued();
+            }
             // Hand the new events to the projector before acknowledging, so that a client that reads after
             // its acknowledgement waits for them (see `Projection::caught_up`).
             let fresh: Vec<ProjectionItem> = items

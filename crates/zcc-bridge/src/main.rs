@@ -41,6 +41,11 @@ enum Command {
         #[command(subcommand)]
         command: MediaCommand,
     },
+    /// The delivery outbox: list deliveries and attempts, replay, re-enable a sink disabled by 410 Gone.
+    Deliveries {
+        #[command(subcommand)]
+        command: DeliveriesCommand,
+    },
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -68,6 +73,40 @@ enum MediaCommand {
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
     },
+}
+
+#[derive(Subcommand)]
+enum DeliveriesCommand {
+    /// Counts per sink, and the newest deliveries (filtered).
+    List {
+        #[arg(long)]
+        sink: Option<String>,
+        /// pending, delivered or dead.
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        engagement: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// One delivery and every attempt.
+    Show { id: i64 },
+    /// Send again (same message id, fresh attempt count): one delivery (`--id`), every dead delivery of a sink
+    /// (`--sink S --dead`), or everything of a sink since a time (`--sink S --since 2026-11-20T00:00:00Z`).
+    /// A running server picks them up.
+    Replay {
+        #[arg(long, conflicts_with_all = ["sink", "dead", "since"])]
+        id: Option<i64>,
+        #[arg(long)]
+        sink: Option<String>,
+        #[arg(long, conflicts_with = "since")]
+        dead: bool,
+        /// RFC 3339 or yyyy-mm-dd.
+        #[arg(long)]
+        since: Option<String>,
+    },
+    /// Resume a sink disabled by 410 Gone.
+    Enable { sink: String },
 }
 
 #[derive(Subcommand)]
@@ -135,6 +174,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo(args) => demo::run(cli.config.as_deref(), args).await,
+        Command::Deliveries { command } => {
+            let config = Config::load(cli.config.as_deref())?;
+            telemetry::init_logging(&config.log);
+            let store = store::open(&config).await.context("opening storage")?;
+            let result = deliveries_command(store.clone(), command).await;
+            store.close().await;
+            result
+        }
         Command::Media { command } => {
             let config = Config::load(cli.config.as_deref())?;
             telemetry::init_logging(&config.log);
@@ -198,6 +245,111 @@ async fn media_command(
                 anyhow::bail!("{} file(s) could not be copied; run the migration again after fixing the cause", report.failed);
             }
             println!("done: set storage.media = {to:?}");
+            Ok(())
+        }
+    }
+}
+
+async fn deliveries_command(
+    store: std::sync::Arc<dyn store::Store>,
+    command: DeliveriesCommand,
+) -> anyhow::Result<()> {
+    use store::delivery::{DeliveryQuery, Replay};
+    let time = |ms: i64| zcc_bridge::core::record::format_ms(ms).unwrap_or_default();
+    match command {
+        DeliveriesCommand::List {
+            sink,
+            state,
+            engagement,
+            limit,
+        } => {
+            for c in store.delivery_counts().await? {
+                println!(
+                    "{}: {} pending, {} delivered, {} dead",
+                    c.sink, c.pending, c.delivered, c.dead
+                );
+            }
+            for d in store.disabled_sinks().await? {
+                println!(
+                    "{}: DISABLED since {} ({})",
+                    d.sink,
+                    time(d.disabled_at),
+                    d.reason
+                );
+            }
+            let rows = store
+                .deliveries(&DeliveryQuery {
+                    sink,
+                    state,
+                    engagement_id: engagement,
+                    event_type: None,
+                    before_id: None,
+                    limit,
+                })
+                .await?;
+            for r in rows {
+                println!(
+                    "{:>8}  {:<12} {:<10} {:<22} {:<24} attempts={} status={} {}",
+                    r.id,
+                    r.sink,
+                    r.state,
+                    r.event_type,
+                    r.engagement_id.unwrap_or_default(),
+                    r.attempts,
+                    r.last_status
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    r.last_error.unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        DeliveriesCommand::Show { id } => {
+            let Some(row) = store.delivery(id).await? else {
+                anyhow::bail!("no delivery {id}");
+            };
+            println!("{}", serde_json::to_string_pretty(&row)?);
+            for a in store.delivery_attempts(id).await? {
+                println!(
+                    "attempt {} at {}: {} status={} {} ms {}\n  {}",
+                    a.attempt,
+                    time(a.started_at),
+                    a.outcome,
+                    a.status
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    a.duration_ms,
+                    a.error.unwrap_or_default(),
+                    a.response.unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        DeliveriesCommand::Replay {
+            id,
+            sink,
+            dead,
+            since,
+        } => {
+            let replay = match (id, sink, dead, since) {
+                (Some(id), None, false, None) => Replay::One(id),
+                (None, Some(sink), true, None) => Replay::Dead { sink },
+                (None, Some(sink), false, Some(since)) => Replay::Since {
+                    sink,
+                    from: sync::parse_time(&since, false)?,
+                },
+                _ => anyhow::bail!("give --id N, or --sink S with --dead or --since T"),
+            };
+            let n = store.replay_deliveries(&replay, store::now_ms()).await?;
+            println!("{n} delivery(ies) queued again");
+            Ok(())
+        }
+        DeliveriesCommand::Enable { sink } => {
+            if store.enable_sink(&sink).await? {
+                println!("sink {sink} enabled");
+            } else {
+                println!("sink {sink} was not disabled");
+            }
             Ok(())
         }
     }

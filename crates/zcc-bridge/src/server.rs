@@ -171,6 +171,15 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     } else {
         None
     };
+    crate::delivery::spawn(
+        &config,
+        store.clone(),
+        media.clone(),
+        &mut background,
+        background_stopping.clone(),
+    )
+    .await
+    .context("starting delivery")?;
     let state = AppState {
         store: store.clone(),
         log,
@@ -183,6 +192,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         metrics: telemetry::metrics_handle(),
         reconciler,
         media,
+        sinks: Arc::new(config.sinks.clone()),
     };
     let app = http::router(state, config.server.max_body_bytes);
     let (stop_tx, stop_rx) = oneshot::channel::<()>();

@@ -35,6 +35,15 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/media", get(super::media::list))
         .route("/media/stats", get(super::media::stats))
         .route("/media/retry", post(super::media::retry))
+        .route("/deliveries", get(super::deliveries::list))
+        .route("/deliveries/replay", post(super::deliveries::replay_many))
+        .route("/deliveries/{id}", get(super::deliveries::show))
+        .route(
+            "/deliveries/{id}/replay",
+            post(super::deliveries::replay_one),
+        )
+        .route("/sinks", get(super::deliveries::sinks))
+        .route("/sinks/{name}/enable", post(super::deliveries::enable))
         .layer(middleware::from_fn_with_state(state, require_admin))
 }
 
@@ -98,7 +107,7 @@ struct ListParams {
 
 /// RFC 3339 or `yyyy-mm-dd` (midnight UTC) to epoch ms.
 #[allow(clippy::result_large_err)] // the error is the finished 400 response
-fn parse_bound(name: &str, value: &str) -> Result<i64, Response> {
+pub(super) fn parse_bound(name: &str, value: &str) -> Result<i64, Response> {
     if let Ok(t) = DateTime::parse_from_rfc3339(value) {
         return Ok(t.timestamp_millis());
     }

@@ -1,6 +1,7 @@
 //! The HTTP surface: Zoom webhooks, the admin read API, health and metrics.
 
 mod api;
+mod deliveries;
 mod media;
 mod webhooks;
 
@@ -32,6 +33,8 @@ pub struct AppState {
     pub reconciler: Option<crate::reconcile::Reconciler>,
     /// The media archive's links (absent when the archive is turned off).
     pub media: Option<crate::media::SharedLinks>,
+    /// The configured sinks (`/api/v1/sinks`).
+    pub sinks: Arc<Vec<crate::config::SinkConfig>>,
 }
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {

@@ -184,7 +184,7 @@ impl Archiver {
         let attempt = self.attempt(&row, stop).await;
         let now = now_ms();
         let kind = row.kind.as_str();
-        let result = match attempt {
+        let (result, settled) = match attempt {
             Attempt::Archived(object) => {
                 metrics::counter!("zcc_media_archived_total", "kind" => kind).increment(1);
                 metrics::counter!("zcc_media_archived_bytes_total").increment(object.bytes as u64);
@@ -192,7 +192,10 @@ impl Archiver {
                     .record(started.elapsed().as_secs_f64());
                 tracing::info!(media_id = %row.media_id, engagement_id = %row.engagement_id, key = %object.object_key,
                     bytes = object.bytes, seconds = started.elapsed().as_secs_f64(), "archived");
-                self.store.media_archived(&row.media_id, &object, now).await
+                (
+                    self.store.media_archived(&row.media_id, &object, now).await,
+                    true,
+                )
             }
             Attempt::Interrupted => {
                 let setback = MediaSetback {
@@ -202,7 +205,10 @@ impl Archiver {
                     not_ready_since: row.not_ready_since,
                     dead: false,
                 };
-                self.store.media_setback(&row.media_id, &setback, now).await
+                (
+                    self.store.media_setback(&row.media_id, &setback, now).await,
+                    false,
+                )
             }
             Attempt::NotReady(reason) => {
                 let since = row.not_ready_since.unwrap_or(now);
@@ -237,7 +243,10 @@ impl Archiver {
                     not_ready_since: Some(since),
                     dead,
                 };
-                self.store.media_setback(&row.media_id, &setback, now).await
+                (
+                    self.store.media_setback(&row.media_id, &setback, now).await,
+                    dead,
+                )
             }
             Attempt::Failed {
                 error,
@@ -267,12 +276,25 @@ impl Archiver {
                     not_ready_since: None,
                     dead,
                 };
-                self.store.media_setback(&row.media_id, &setback, now).await
+                (
+                    self.store.media_setback(&row.media_id, &setback, now).await,
+                    dead,
+                )
             }
         };
         if let Err(e) = result {
             // The lease runs out and the job is attempted again: at worst a file is archived twice, same key.
             tracing::error!(media_id = %row.media_id, error = %e, "recording the archive result failed");
+        } else if settled {
+            // The record now shows the file (or that it is gone for good): the delivery planner looks again.
+            if let Err(e) = self
+                .store
+                .touch_watch(std::slice::from_ref(&row.engagement_id), now)
+                .await
+            {
+                tracing::warn!(engagement_id = %row.engagement_id, error = %e,
+                    "marking the record for delivery failed; its next change delivers the file's link");
+            }
         }
     }
 

@@ -2,6 +2,7 @@
 //! replicas sharing one database). The commit algorithm is written once (`commit_batch`) over the small set of
 //! per-backend statements in `BatchTx`.
 
+pub mod delivery;
 pub mod media;
 mod postgres;
 pub(crate) mod sql;
@@ -20,6 +21,7 @@ use crate::config::{Config, DatabaseKind};
 use crate::core::record::Merge;
 use crate::core::{EngagementState, EventSource, MediaSource, Observation};
 
+pub use delivery::DeliveryRepo;
 pub use media::{ArchivedObject, MediaQuery, MediaRepo, MediaRow, MediaSetback, MediaStats};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -261,7 +263,7 @@ pub struct ProjectionItem {
 }
 
 #[async_trait]
-pub trait Store: MediaRepo + Send + Sync + 'static {
+pub trait Store: MediaRepo + DeliveryRepo + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// How many batches may commit concurrently (SQLite has one writer).
@@ -405,6 +407,8 @@ pub(crate) trait BatchTx: Send {
     async fn last_event_id(&mut self, engagement_id: &str) -> Result<Option<i64>>;
     /// Creates (or updates) the archive jobs of these files (see `media::upsert_media_sql`).
     async fn upsert_media(&mut self, sources: &[MediaSource], now: i64) -> Result<()>;
+    /// Marks changed records for the delivery planner (see `delivery::touch_watch_sql`).
+    async fn touch_watch(&mut self, engagement_ids: &[String], now: i64) -> Result<()>;
     /// Removes projected events from the projection queue.
     async fn dequeue_projection(&mut self, event_ids: &[i64]) -> Result<()>;
     async fn replace_index(
@@ -564,12 +568,13 @@ pub(crate) fn fresh_outcomes(batch: &[Inbound], inserted: &HashMap<String, i64>)
 }
 
 /// The projector's transaction: merges observations into records and dequeues the projected events. Returns
-/// whether archive jobs were written (to wake the archiver once committed).
+/// whether archive jobs were written (to wake the archiver once committed) and whether records were marked for
+/// the delivery planner.
 pub(crate) async fn project_in<T: BatchTx>(
     tx: &mut T,
     items: &[ProjectionItem],
     event_ids: &[i64],
-) -> Result<bool> {
+) -> Result<(bool, bool)> {
     let mut deltas: BTreeMap<String, EngagementState> = BTreeMap::new();
     for item in items {
         let obs = &item.observation;
@@ -578,12 +583,22 @@ pub(crate) async fn project_in<T: BatchTx>(
             .or_insert_with(|| EngagementState::empty(obs.engagement_id.clone()))
             .apply(obs);
     }
-    let media_queued = merge_into_records(tx, deltas, now_ms()).await?;
+    let now = now_ms();
+    let watched = delivery::watching() && !deltas.is_empty();
+    let changed: Vec<String> = if watched {
+        deltas.keys().cloned().collect()
+    } else {
+        Vec::new()
+    };
+    let media_queued = merge_into_records(tx, deltas, now).await?;
+    if watched {
+        tx.touch_watch(&changed, now).await?;
+    }
     let mut ids = event_ids.to_vec();
     ids.sort_unstable();
     ids.dedup();
     tx.dequeue_projection(&ids).await?;
-    Ok(media_queued)
+    Ok((media_queued, watched))
 }
 
 /// Merges per-engagement deltas into the stored records, a batch at a time. Returns whether archive jobs were

@@ -31,6 +31,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "media archive",
         include_str!("../../migrations/postgres/0004_media.sql"),
     ),
+    (
+        5,
+        "delivery",
+        include_str!("../../migrations/postgres/0005_delivery.sql"),
+    ),
 ];
 
 pub struct PgStore {
@@ -91,4 +96,5 @@ impl PgStore {
 }
 
 impl_sql_store!(PgStore, PgConn, Postgres, "postgres", " FOR UPDATE");
+super::delivery::impl_delivery_repo!(PgStore, Postgres, "postgres");
 super::media::impl_media_repo!(PgStore, Postgres, "postgres");

@@ -166,6 +166,11 @@ macro_rules! impl_sql_store {
                 Ok(qb.build_query_scalar().fetch_one(&mut *self.0).await?)
             }
 
+            async fn touch_watch(&mut self, engagement_ids: &[String], now: i64) -> $crate::store::Result<()> {
+                let due = now.saturating_add($crate::store::delivery::coalesce_ms());
+                $crate::store::delivery::touch_watch_sql!($db, self.0, engagement_ids, now, due)
+            }
+
             async fn dequeue_projection(&mut self, event_ids: &[i64]) -> $crate::store::Result<()> {
                 for chunk in event_ids.chunks($crate::store::sql::CHUNK) {
                     let mut qb = sqlx::QueryBuilder::<$db>::new("DELETE FROM projection_queue WHERE event_id IN (");
@@ -297,10 +302,14 @@ macro_rules! impl_sql_store {
                 event_ids: &[i64],
             ) -> $crate::store::Result<()> {
                 let mut tx = self.writer().begin().await?;
-                let media_queued = $crate::store::project_in(&mut $conn(&mut *tx), items, event_ids).await?;
+                let (media_queued, watched) =
+                    $crate::store::project_in(&mut $conn(&mut *tx), items, event_ids).await?;
                 tx.commit().await?;
                 if media_queued {
                     $crate::store::media::jobs_queued();
+                }
+                if watched {
+                    $crate::store::delivery::watch_touched();
                 }
                 Ok(())
             }

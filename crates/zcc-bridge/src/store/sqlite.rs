@@ -34,6 +34,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "media archive",
         include_str!("../../migrations/sqlite/0004_media.sql"),
     ),
+    (
+        5,
+        "delivery",
+        include_str!("../../migrations/sqlite/0005_delivery.sql"),
+    ),
 ];
 
 /// How often the WAL is copied back into the database file.
@@ -142,4 +147,5 @@ impl SqliteStore {
 }
 
 impl_sql_store!(SqliteStore, SqliteConn, Sqlite, "sqlite", "");
+super::delivery::impl_delivery_repo!(SqliteStore, Sqlite, "sqlite");
 super::media::impl_media_repo!(SqliteStore, Sqlite, "sqlite");

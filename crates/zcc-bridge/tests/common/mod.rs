@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod archives;
+pub mod fakes;
+pub mod receiver;
 pub mod sim;
 pub mod truth;
 

@@ -1,0 +1,437 @@
+//! The delivery workers: per sink, lease due deliveries (heads of their engagement's queue only, so an update
+//! never overtakes the create), attempt them with bounded concurrency and rate, record every attempt, and decide
+//! what comes next (delivered, retry at the schedule's next step or the receiver's `Retry-After`, dead letter,
+//! or the sink disabled by `410 Gone`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+use super::sink::{AttemptResult, Message, Outcome, Sink};
+use crate::config::{DeliveryConfig, SinkConfig};
+use crate::store::delivery::{
+    deliveries_queued_signal, DeliveryJob, FinishedAttempt, DELIVERY_DEAD, DELIVERY_DELIVERED,
+    DELIVERY_PENDING,
+};
+use crate::store::{now_ms, Store};
+
+/// Retry policy, from `[delivery]`.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Waits before the 2nd, 3rd, ... attempt.
+    pub schedule: Vec<Duration>,
+    pub max_retry_after: Duration,
+}
+
+impl RetryPolicy {
+    pub fn from_config(c: &DeliveryConfig) -> Self {
+        Self {
+            schedule: c
+                .retry_schedule_seconds
+                .iter()
+                .map(|s| Duration::from_secs_f64(s.max(0.0)))
+                .collect(),
+            max_retry_after: Duration::from_secs(c.max_retry_after_seconds),
+        }
+    }
+
+    /// The wait before the next attempt after `failed` failed attempts, or `None` when the schedule is spent.
+    /// The schedule's wait gets ±20% jitter; a `Retry-After` is honoured as is, capped at `max_retry_after`.
+    pub fn next_wait(&self, failed: usize, retry_after: Option<Duration>) -> Option<Duration> {
+        let scheduled = *self.schedule.get(failed.checked_sub(1)?)?;
+        Some(match retry_after {
+            Some(wait) => wait.min(self.max_retry_after),
+            None => jitter(scheduled),
+        })
+    }
+}
+
+fn jitter(wait: Duration) -> Duration {
+    if wait.is_zero() {
+        return wait;
+    }
+    let factor = rand::rng().random_range(0.8..=1.2);
+    wait.mul_f64(factor)
+}
+
+/// What a sink worker needs.
+pub struct SinkWorker {
+    pub name: String,
+    pub sink: Arc<dyn Sink>,
+    pub concurrency: usize,
+    pub rate_per_second: Option<f64>,
+    pub timeout: Duration,
+    pub body_limit: usize,
+}
+
+impl SinkWorker {
+    pub fn new(config: &SinkConfig, sink: Arc<dyn Sink>, body_limit: usize) -> Self {
+        Self {
+            name: config.name.clone(),
+            sink,
+            concurrency: config.concurrency,
+            rate_per_second: config.rate_per_second,
+            timeout: Duration::from_secs(config.timeout_seconds),
+            body_limit,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct EngineSettings {
+    pub retry: RetryPolicy,
+    pub lease: Duration,
+    pub poll: Duration,
+}
+
+impl EngineSettings {
+    pub fn from_config(c: &DeliveryConfig) -> Self {
+        Self {
+            retry: RetryPolicy::from_config(c),
+            lease: Duration::from_secs(c.lease_seconds),
+            poll: Duration::from_millis(c.poll_ms),
+        }
+    }
+}
+
+/// Runs one sink's deliveries until `shutdown`; attempts in flight finish (or time out) first.
+pub async fn run_sink(
+    worker: SinkWorker,
+    store: Arc<dyn Store>,
+    settings: EngineSettings,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let worker = Arc::new(worker);
+    let slots = Arc::new(Semaphore::new(worker.concurrency));
+    let mut in_flight: JoinSet<()> = JoinSet::new();
+    let mut pacer = Pacer::new(worker.rate_per_second);
+    let mut disabled_checked = Instant::now() - settings.poll;
+    let mut disabled = false;
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        // Armed before looking, so a delivery queued while we look still wakes us.
+        let queued = deliveries_queued_signal();
+        tokio::pin!(queued);
+        queued.as_mut().enable();
+
+        if disabled_checked.elapsed() >= settings.poll {
+            disabled_checked = Instant::now();
+            disabled = match store.disabled_sinks().await {
+                Ok(list) => list.iter().any(|d| d.sink == worker.name),
+                Err(e) => {
+                    tracing::warn!(sink = %worker.name, error = %e, "reading disabled sinks failed");
+                    disabled
+                }
+            };
+        }
+        let free = slots.available_permits();
+        let mut claimed = 0;
+        if free > 0 && !disabled {
+            let now = now_ms();
+            let lease_until =
+                now + i64::try_from(settings.lease.as_millis()).unwrap_or(i64::MAX / 2);
+            let token: i64 = rand::rng().random();
+            match store
+                .claim_deliveries(&worker.name, now, lease_until, token, free as u32)
+                .await
+            {
+                Ok(jobs) => {
+                    claimed = jobs.len();
+                    for job in jobs {
+                        let Ok(permit) = slots.clone().acquire_owned().await else {
+                            break;
+                        };
+                        pacer.wait().await;
+                        let worker = worker.clone();
+                        let store = store.clone();
+                        let settings = settings.clone();
+                        in_flight.spawn(async move {
+                            attempt(&worker, &*store, &settings, job, token).await;
+                            drop(permit);
+                        });
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(sink = %worker.name, error = %e, "claiming deliveries failed; retrying");
+                }
+            }
+        }
+        if claimed > 0 && claimed == free {
+            // Maybe more is due: wait for a free slot, then look again.
+            tokio::select! {
+                _ = in_flight.join_next(), if !in_flight.is_empty() => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        }
+        tokio::select! {
+            _ = &mut queued => {}
+            _ = tokio::time::sleep(settings.poll) => {}
+            // A finished attempt may unblock the next delivery of its engagement.
+            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+    while in_flight.join_next().await.is_some() {}
+}
+
+/// One attempt of one delivery, recorded.
+async fn attempt(
+    worker: &SinkWorker,
+    store: &dyn Store,
+    settings: &EngineSettings,
+    job: DeliveryJob,
+    token: i64,
+) {
+    let started_at = now_ms();
+    let clock = Instant::now();
+    let message = match message_of(&job) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            tracing::error!(sink = %worker.name, delivery = job.id, error = %e, "delivery cannot be built");
+            None
+        }
+    };
+    let result = match &message {
+        Some(message) => {
+            // The sink's client has this timeout too; this bounds a sink that makes several calls.
+            match tokio::time::timeout(
+                worker.timeout + Duration::from_secs(5),
+                worker.sink.deliver(message),
+            )
+            .await
+            {
+                Ok(result) => result,
+                Err(_) => AttemptResult::network(format!("no answer within {:?}", worker.timeout)),
+            }
+        }
+        None => AttemptResult::reject("the stored message cannot be read"),
+    };
+    let duration = clock.elapsed();
+    let finished_at = now_ms();
+    let failed = usize::try_from(job.attempts).unwrap_or(0) + 1;
+    let (state, next_attempt_at, counts) = match result.outcome {
+        Outcome::Delivered => (DELIVERY_DELIVERED, finished_at, true),
+        Outcome::Retry => match settings.retry.next_wait(failed, result.retry_after) {
+            Some(wait) => (
+                DELIVERY_PENDING,
+                finished_at + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2),
+                true,
+            ),
+            None => (DELIVERY_DEAD, finished_at, true),
+        },
+        Outcome::Reject => (DELIVERY_DEAD, finished_at, true),
+        Outcome::Gone => {
+            let reason = format!(
+                "410 Gone from delivery {} ({}) at {}",
+                job.id,
+                job.msg_id,
+                crate::core::record::format_ms(finished_at).unwrap_or_default()
+            );
+            tracing::error!(sink = %worker.name, %reason, "the sink answered 410 Gone: disabled until re-enabled");
+            if let Err(e) = store.disable_sink(&worker.name, &reason, finished_at).await {
+                tracing::error!(sink = %worker.name, error = %e, "recording the disabled sink failed");
+            }
+            (DELIVERY_PENDING, finished_at, false)
+        }
+    };
+    let outcome = result.outcome.as_str();
+    metrics::counter!("zcc_delivery_attempts_total", "sink" => worker.name.clone(), "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("zcc_delivery_attempt_seconds", "sink" => worker.name.clone())
+        .record(duration.as_secs_f64());
+    if state == DELIVERY_DELIVERED {
+        let latency = (finished_at - job.caused_at).max(0) as f64 / 1000.0;
+        metrics::histogram!("zcc_delivery_latency_seconds", "sink" => worker.name.clone())
+            .record(latency);
+    } else if state == DELIVERY_DEAD {
+        metrics::counter!("zcc_delivery_dead_letters_total", "sink" => worker.name.clone())
+            .increment(1);
+        tracing::warn!(sink = %worker.name, delivery = job.id, msg_id = %job.msg_id, status = ?result.status,
+            error = ?result.error, attempts = failed, "delivery dead-lettered (replayable)");
+    } else if outcome == "retry" {
+        tracing::info!(sink = %worker.name, delivery = job.id, status = ?result.status, error = ?result.error,
+            attempt = failed, "delivery attempt failed; retrying later");
+    }
+    let mut response = result.body;
+    truncate_at_char(&mut response, worker.body_limit);
+    let done = FinishedAttempt {
+        state,
+        next_attempt_at,
+        counts,
+        started_at,
+        duration_ms: i64::try_from(duration.as_millis()).unwrap_or(i64::MAX),
+        outcome,
+        status: result.status,
+        response,
+        error: result.error,
+        finished_at,
+    };
+    // Recording must not be lost to a transient database error: the receiver has (maybe) seen the message.
+    for round in 1..=5u64 {
+        match store.finish_delivery(job.id, token, &done).await {
+            Ok(true) => return,
+            Ok(false) => {
+                tracing::warn!(sink = %worker.name, delivery = job.id,
+                    "the delivery's lease passed to another worker during the attempt; its result is only logged");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(sink = %worker.name, delivery = job.id, error = %e, round, "recording an attempt failed");
+                tokio::time::sleep(Duration::from_millis(100 * round * round)).await;
+            }
+        }
+    }
+    tracing::error!(sink = %worker.name, delivery = job.id,
+        "the attempt could not be recorded; the delivery is attempted again when its lease ends");
+}
+
+/// The message of a leased delivery: the stored payload, or the logged event rendered.
+pub fn message_of(job: &DeliveryJob) -> Result<Message, String> {
+    let data = match (&job.payload, &job.event) {
+        (Some(payload), _) => payload.clone(),
+        (None, Some(event)) => render_event(job, event)?,
+        (None, None) => {
+            return Err(format!(
+                "message {} has no stored payload and no event",
+                job.msg_id
+            ))
+        }
+    };
+    Ok(Message {
+        id: job.msg_id.clone(),
+        event_type: job.event_type.clone(),
+        created_at: job.created_at,
+        engagement_id: job.engagement_id.clone(),
+        data,
+        attempt: u32::try_from(job.attempts + 1).unwrap_or(u32::MAX),
+    })
+}
+
+/// The `data` of a real-time message: where and when the event was received, and Zoom's `payload` as is.
+fn render_event(
+    job: &DeliveryJob,
+    event: &crate::store::delivery::JobEvent,
+) -> Result<String, String> {
+    let raw: serde_json::Value = serde_json::from_slice(&event.raw)
+        .map_err(|e| format!("logged event {} is not JSON: {e}", event.id))?;
+    let payload = raw.get("payload").cloned().unwrap_or(raw);
+    let data = serde_json::json!({
+        "event_id": event.id,
+        "event": job.event_type,
+        "event_ts": event.event_ts,
+        "engagement_id": job.engagement_id,
+        "source": event.source,
+        "received_at": crate::core::record::format_ms(event.received_at),
+        "payload": payload,
+    });
+    Ok(data.to_string())
+}
+
+fn truncate_at_char(s: &mut String, limit: usize) {
+    if s.len() > limit {
+        let mut cut = limit;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+}
+
+/// Spaces attempt starts to at most `rate` per second.
+struct Pacer {
+    interval: Option<Duration>,
+    next: tokio::time::Instant,
+}
+
+impl Pacer {
+    fn new(rate: Option<f64>) -> Self {
+        Self {
+            interval: rate
+                .filter(|r| *r > 0.0)
+                .map(|r| Duration::from_secs_f64(1.0 / r)),
+            next: tokio::time::Instant::now(),
+        }
+    }
+
+    async fn wait(&mut self) {
+        let Some(interval) = self.interval else {
+            return;
+        };
+        let now = tokio::time::Instant::now();
+        if self.next > now {
+            tokio::time::sleep_until(self.next).await;
+        }
+        self.next = self.next.max(now) + interval;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy::from_config(&DeliveryConfig::default())
+    }
+
+    #[test]
+    fn the_default_schedule_is_standard_webhooks_with_jitter() {
+        let p = policy();
+        let expected = [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0];
+        for (i, base) in expected.iter().enumerate() {
+            for _ in 0..50 {
+                let wait = p.next_wait(i + 1, None).expect("a retry").as_secs_f64();
+                assert!(
+                    wait >= base * 0.8 - 1e-9 && wait <= base * 1.2 + 1e-9,
+                    "{i}: {wait}"
+                );
+            }
+        }
+        // Eight attempts in all (one now, seven retries), then dead.
+        assert_eq!(p.next_wait(8, None), None);
+    }
+
+    #[test]
+    fn retry_after_is_honoured_within_bounds() {
+        let p = policy();
+        assert_eq!(
+            p.next_wait(1, Some(Duration::from_secs(42))),
+            Some(Duration::from_secs(42))
+        );
+        assert_eq!(
+            p.next_wait(1, Some(Duration::from_secs(86_400))),
+            Some(Duration::from_secs(3600))
+        );
+        // A spent schedule ends even if the receiver asks for more.
+        assert_eq!(p.next_wait(8, Some(Duration::from_secs(1))), None);
+    }
+
+    #[test]
+    fn truncation_keeps_utf8_whole() {
+        let mut s = "héllo".to_string();
+        truncate_at_char(&mut s, 2);
+        assert_eq!(s, "h");
+    }
+
+    #[tokio::test]
+    async fn the_pacer_spaces_attempts() {
+        let mut pacer = Pacer::new(Some(50.0));
+        let start = tokio::time::Instant::now();
+        for _ in 0..5 {
+            pacer.wait().await;
+        }
+        // The first goes at once, then one every 20 ms.
+        assert!(start.elapsed() >= Duration::from_millis(80));
+        let mut unpaced = Pacer::new(None);
+        let start = tokio::time::Instant::now();
+        for _ in 0..1000 {
+            unpaced.wait().await;
+        }
+        assert!(start.elapsed() < Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,725 @@
+//! The delivery outbox's tables (see the `0005_delivery` migration). `DeliveryRepo` is a supertrait of `Store`,
+//! implemented for both backends by `impl_delivery_repo!` (same SQL; Postgres adds `FOR UPDATE SKIP LOCKED`).
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use super::Result;
+
+/// Wakes this process's delivery workers when deliveries were queued (real-time routes at commit, the planner).
+static QUEUED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+/// Wakes the planner when the projector touched watched records.
+static WATCH_TOUCHED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+/// Whether the projector records changed engagements for the planner (some sink takes engagement messages).
+static WATCHING: AtomicBool = AtomicBool::new(false);
+/// Whether real-time routes exist (then committers wake the workers after each commit).
+static REALTIME: AtomicBool = AtomicBool::new(false);
+/// How long after a change the planner looks at the record (changes in between are gathered).
+static COALESCE_MS: AtomicI64 = AtomicI64::new(1000);
+
+pub fn deliveries_queued() {
+    QUEUED.notify_waiters();
+}
+
+pub fn deliveries_queued_signal() -> tokio::sync::futures::Notified<'static> {
+    QUEUED.notified()
+}
+
+pub(crate) fn watch_touched() {
+    WATCH_TOUCHED.notify_waiters();
+}
+
+pub fn watch_touched_signal() -> tokio::sync::futures::Notified<'static> {
+    WATCH_TOUCHED.notified()
+}
+
+/// Turns the projector's bookkeeping of changed engagements on (a sink takes engagement messages) or off.
+pub fn set_watching(on: bool, coalesce_ms: i64) {
+    WATCHING.store(on, Ordering::Relaxed);
+    COALESCE_MS.store(coalesce_ms, Ordering::Relaxed);
+}
+
+pub fn set_realtime(on: bool) {
+    REALTIME.store(on, Ordering::Relaxed);
+}
+
+pub fn realtime() -> bool {
+    REALTIME.load(Ordering::Relaxed)
+}
+
+pub(crate) fn coalesce_ms() -> i64 {
+    COALESCE_MS.load(Ordering::Relaxed)
+}
+
+pub(crate) fn watching() -> bool {
+    WATCHING.load(Ordering::Relaxed)
+}
+
+pub const DELIVERY_PENDING: &str = "pending";
+pub const DELIVERY_DELIVERED: &str = "delivered";
+pub const DELIVERY_DEAD: &str = "dead";
+pub const DELIVERY_STATES: [&str; 3] = [DELIVERY_PENDING, DELIVERY_DELIVERED, DELIVERY_DEAD];
+
+/// A leased delivery with what the sink needs to send it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryJob {
+    pub id: i64,
+    pub sink: String,
+    pub msg_id: String,
+    pub event_type: String,
+    pub ordering_key: String,
+    pub attempts: i64,
+    pub created_at: i64,
+    pub caused_at: i64,
+    pub engagement_id: Option<String>,
+    /// Engagement messages: the stored payload.
+    pub payload: Option<String>,
+    /// Real-time messages: the logged event.
+    pub event: Option<JobEvent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobEvent {
+    pub id: i64,
+    pub source: String,
+    pub event_ts: Option<i64>,
+    pub received_at: i64,
+    pub raw: Vec<u8>,
+}
+
+/// How an attempt ended, to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinishedAttempt {
+    /// New state: pending (retry at `next_attempt_at`), delivered or dead.
+    pub state: &'static str,
+    pub next_attempt_at: i64,
+    /// Whether the attempt counts (a sink disabled by 410 leaves the count as it was, to start afresh later).
+    pub counts: bool,
+    pub started_at: i64,
+    pub duration_ms: i64,
+    pub outcome: &'static str,
+    pub status: Option<u16>,
+    pub response: String,
+    pub error: Option<String>,
+    pub finished_at: i64,
+}
+
+/// A delivery as the API lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeliveryRow {
+    pub id: i64,
+    pub sink: String,
+    pub msg_id: String,
+    pub event_type: String,
+    pub engagement_id: Option<String>,
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub created_at: i64,
+    pub delivered_at: Option<i64>,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+pub(crate) const DELIVERY_COLUMNS: &str = "d.id, d.sink, d.msg_id, d.event_type, \
+    CASE WHEN d.ordering_key LIKE 'event:%' THEN NULL ELSE d.ordering_key END, d.state, CAST(d.attempts AS BIGINT), \
+    d.next_attempt_at, d.created_at, d.delivered_at, d.last_status, d.last_error";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttemptRow {
+    pub attempt: i64,
+    pub started_at: i64,
+    pub duration_ms: i64,
+    pub outcome: String,
+    pub status: Option<i64>,
+    pub response: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryQuery {
+    pub sink: Option<String>,
+    pub state: Option<String>,
+    pub engagement_id: Option<String>,
+    pub event_type: Option<String>,
+    /// Rows with a smaller id (newest first).
+    pub before_id: Option<i64>,
+    pub limit: u32,
+}
+
+/// What to replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replay {
+    One(i64),
+    /// Every dead delivery of a sink.
+    Dead {
+        sink: String,
+    },
+    /// Every delivery of a sink created at or after `from` (epoch ms), whatever its state.
+    Since {
+        sink: String,
+        from: i64,
+    },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SinkCounts {
+    pub sink: String,
+    pub pending: i64,
+    pub delivered: i64,
+    pub dead: i64,
+    /// Creation time of the oldest pending delivery.
+    pub oldest_pending_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DisabledSink {
+    pub sink: String,
+    pub disabled_at: i64,
+    pub reason: String,
+}
+
+/// An engagement the planner must look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchRow {
+    pub engagement_id: String,
+    pub changed_at: i64,
+    pub caused_at: i64,
+}
+
+/// What the planner recorded for an engagement so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlannedState {
+    pub completed_at: Option<i64>,
+    pub revision: i64,
+    pub content_hash: Option<String>,
+}
+
+/// A message to queue for some sinks, and what to remember about the engagement.
+#[derive(Debug, Clone)]
+pub struct PlannedMessage {
+    pub msg_id: String,
+    pub event_type: String,
+    pub engagement_id: String,
+    pub payload: String,
+    pub created_at: i64,
+    pub caused_at: i64,
+    pub sinks: Vec<String>,
+    pub state: PlannedState,
+}
+
+#[async_trait]
+pub trait DeliveryRepo: Send + Sync {
+    /// Replaces the real-time routes (event type → sink) the event-log trigger queues deliveries by.
+    async fn set_realtime_routes(&self, routes: &[(String, String)]) -> Result<()>;
+    /// Leases up to `limit` due deliveries of `sink` whose earlier deliveries (same ordering key) are all
+    /// delivered, oldest first.
+    async fn claim_deliveries(
+        &self,
+        sink: &str,
+        now: i64,
+        lease_until: i64,
+        token: i64,
+        limit: u32,
+    ) -> Result<Vec<DeliveryJob>>;
+    /// Records an attempt and the delivery's new state, if the lease (`token`) is still ours.
+    async fn finish_delivery(&self, id: i64, token: i64, done: &FinishedAttempt) -> Result<bool>;
+    /// Releases every lease (start-up of the only process of an embedded database).
+    async fn release_delivery_leases(&self) -> Result<u64>;
+    async fn deliveries(&self, query: &DeliveryQuery) -> Result<Vec<DeliveryRow>>;
+    async fn delivery(&self, id: i64) -> Result<Option<DeliveryRow>>;
+    async fn delivery_attempts(&self, id: i64) -> Result<Vec<AttemptRow>>;
+    /// Makes the selected deliveries due now with a fresh attempt count; returns how many.
+    async fn replay_deliveries(&self, replay: &Replay, now: i64) -> Result<u64>;
+    async fn delivery_counts(&self) -> Result<Vec<SinkCounts>>;
+    async fn disable_sink(&self, sink: &str, reason: &str, now: i64) -> Result<()>;
+    /// Returns whether the sink was disabled.
+    async fn enable_sink(&self, sink: &str) -> Result<bool>;
+    async fn disabled_sinks(&self) -> Result<Vec<DisabledSink>>;
+
+    // The planner.
+    /// Leases up to `limit` watched engagements that are due.
+    async fn claim_watch(&self, now: i64, lease_until: i64, limit: u32) -> Result<Vec<WatchRow>>;
+    async fn planned_state(&self, engagement_id: &str) -> Result<Option<PlannedState>>;
+    /// Queues `message` for its sinks, remembers its state and clears the watch (unless the record changed again
+    /// since `watch.changed_at`), atomically.
+    async fn plan_message(&self, watch: &WatchRow, message: &PlannedMessage) -> Result<()>;
+    /// Looks at the engagement again at `due_at` (no change since `changed_at`), or forgets it (`None`).
+    async fn settle_watch(&self, watch: &WatchRow, due_at: Option<i64>) -> Result<()>;
+    /// Watches `engagement_ids` now (an archived file changes what the record shows).
+    async fn touch_watch(&self, engagement_ids: &[String], now: i64) -> Result<()>;
+}
+
+/// `INSERT ... ON CONFLICT` into `delivery_watch` for changed records (the projector's transaction).
+macro_rules! touch_watch_sql {
+    ($db:ty, $conn:expr, $ids:expr, $now:expr, $due:expr) => {{
+        let mut ids: Vec<&str> = $ids.iter().map(|s| s.as_ref()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        for chunk in ids.chunks($crate::store::sql::CHUNK) {
+            let mut qb = sqlx::QueryBuilder::<$db>::new(
+                "INSERT INTO delivery_watch (engagement_id, changed_at, caused_at, due_at) ",
+            );
+            qb.push_values(chunk, |mut b, id| {
+                b.push_bind(*id).push_bind($now).push_bind($now).push_bind($due);
+            });
+            qb.push(
+                " ON CONFLICT (engagement_id) DO UPDATE SET changed_at = excluded.changed_at,
+                  due_at = CASE WHEN delivery_watch.due_at < excluded.due_at THEN delivery_watch.due_at ELSE excluded.due_at END",
+            );
+            qb.build().execute(&mut *$conn).await?;
+        }
+        Ok(())
+    }};
+}
+pub(crate) use touch_watch_sql;
+
+macro_rules! impl_delivery_repo {
+    ($store:ty, $db:ty, $backend:literal) => {
+        fn delivery_from_row(row: &<$db as sqlx::Database>::Row) -> $crate::store::Result<$crate::store::delivery::DeliveryRow> {
+            use sqlx::Row;
+            Ok($crate::store::delivery::DeliveryRow {
+                id: row.try_get(0)?,
+                sink: row.try_get(1)?,
+                msg_id: row.try_get(2)?,
+                event_type: row.try_get(3)?,
+                engagement_id: row.try_get(4)?,
+                state: row.try_get(5)?,
+                attempts: row.try_get(6)?,
+                next_attempt_at: row.try_get(7)?,
+                created_at: row.try_get(8)?,
+                delivered_at: row.try_get(9)?,
+                last_status: row.try_get(10)?,
+                last_error: row.try_get(11)?,
+            })
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::delivery::DeliveryRepo for $store {
+            async fn set_realtime_routes(&self, routes: &[(String, String)]) -> $crate::store::Result<()> {
+                let mut tx = self.writer().begin().await?;
+                sqlx::query("DELETE FROM realtime_routes").execute(&mut *tx).await?;
+                if !routes.is_empty() {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("INSERT INTO realtime_routes (event_type, sink) ");
+                    qb.push_values(routes, |mut b, (t, s)| {
+                        b.push_bind(t.as_str()).push_bind(s.as_str());
+                    });
+                    qb.push(" ON CONFLICT DO NOTHING");
+                    qb.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn claim_deliveries(
+                &self,
+                sink: &str,
+                now: i64,
+                lease_until: i64,
+                token: i64,
+                limit: u32,
+            ) -> $crate::store::Result<Vec<$crate::store::delivery::DeliveryJob>> {
+                use sqlx::Row;
+                let mut qb = sqlx::QueryBuilder::<$db>::new("UPDATE deliveries SET leased_until = ");
+                qb.push_bind(lease_until)
+                    .push(", lease_token = ")
+                    .push_bind(token)
+                    .push(" WHERE id IN (SELECT d.id FROM deliveries d WHERE d.sink = ")
+                    .push_bind(sink)
+                    .push(" AND d.state = 'pending' AND d.next_attempt_at <= ")
+                    .push_bind(now)
+                    .push(" AND d.leased_until <= ")
+                    .push_bind(now)
+                    .push(
+                        " AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.sink = d.sink AND p.ordering_key = d.ordering_key
+                            AND p.id < d.id AND p.state <> 'delivered') ORDER BY d.id LIMIT ",
+                    )
+                    .push_bind(i64::from(limit));
+                if $backend == "postgres" {
+                    qb.push(" FOR UPDATE SKIP LOCKED");
+                }
+                qb.push(") RETURNING id");
+                let ids: Vec<i64> = qb.build_query_scalar().fetch_all(self.writer()).await?;
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut qb = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT d.id, d.sink, d.msg_id, d.event_type, d.ordering_key, CAST(d.attempts AS BIGINT), d.created_at,
+                        d.caused_at, m.engagement_id, m.payload, e.id, e.source, e.event_ts, e.received_at, e.raw, e.engagement_id
+                     FROM deliveries d LEFT JOIN outbound_messages m ON m.msg_id = d.msg_id
+                     LEFT JOIN events e ON e.id = d.event_id WHERE d.id IN (",
+                );
+                let mut list = qb.separated(", ");
+                for id in &ids {
+                    list.push_bind(*id);
+                }
+                qb.push(") ORDER BY d.id");
+                let rows = qb.build().fetch_all(self.writer()).await?;
+                let mut jobs = Vec::with_capacity(rows.len());
+                for row in rows {
+                    let event_id: Option<i64> = row.try_get(10)?;
+                    let event = match event_id {
+                        Some(id) => Some($crate::store::delivery::JobEvent {
+                            id,
+                            source: row.try_get(11)?,
+                            event_ts: row.try_get(12)?,
+                            received_at: row.try_get(13)?,
+                            raw: row.try_get(14)?,
+                        }),
+                        None => None,
+                    };
+                    let message_engagement: Option<String> = row.try_get(8)?;
+                    let event_engagement: Option<String> = row.try_get(15)?;
+                    jobs.push($crate::store::delivery::DeliveryJob {
+                        id: row.try_get(0)?,
+                        sink: row.try_get(1)?,
+                        msg_id: row.try_get(2)?,
+                        event_type: row.try_get(3)?,
+                        ordering_key: row.try_get(4)?,
+                        attempts: row.try_get(5)?,
+                        created_at: row.try_get(6)?,
+                        caused_at: row.try_get(7)?,
+                        engagement_id: message_engagement.or(event_engagement),
+                        payload: row.try_get(9)?,
+                        event,
+                    });
+                }
+                Ok(jobs)
+            }
+
+            async fn finish_delivery(
+                &self,
+                id: i64,
+                token: i64,
+                done: &$crate::store::delivery::FinishedAttempt,
+            ) -> $crate::store::Result<bool> {
+                let mut tx = self.writer().begin().await?;
+                let mut qb = sqlx::QueryBuilder::<$db>::new("UPDATE deliveries SET state = ");
+                qb.push_bind(done.state)
+                    .push(", attempts = attempts + ")
+                    .push_bind(i64::from(done.counts))
+                    .push(", next_attempt_at = ")
+                    .push_bind(done.next_attempt_at)
+                    .push(", leased_until = 0, last_status = ")
+                    .push_bind(done.status.map(i64::from))
+                    .push(", last_error = ")
+                    .push_bind(done.error.as_deref())
+                    .push(", delivered_at = ")
+                    .push_bind((done.state == $crate::store::delivery::DELIVERY_DELIVERED).then_some(done.finished_at))
+                    .push(" WHERE id = ")
+                    .push_bind(id)
+                    .push(" AND lease_token = ")
+                    .push_bind(token)
+                    .push(" AND state = 'pending'");
+                let updated = qb.build().execute(&mut *tx).await?.rows_affected() == 1;
+                let mut qb = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, outcome, status, response, error) SELECT ",
+                );
+                qb.push_bind(id)
+                    .push(", CAST(COUNT(*) AS BIGINT) + 1, ")
+                    .push_bind(done.started_at)
+                    .push(", ")
+                    .push_bind(done.duration_ms)
+                    .push(", ")
+                    .push_bind(done.outcome)
+                    .push(", ")
+                    .push_bind(done.status.map(i64::from))
+                    .push(", ")
+                    .push_bind(done.response.as_str())
+                    .push(", ")
+                    .push_bind(done.error.as_deref())
+                    .push(" FROM delivery_attempts WHERE delivery_id = ")
+                    .push_bind(id);
+                qb.build().execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(updated)
+            }
+
+            async fn release_delivery_leases(&self) -> $crate::store::Result<u64> {
+                let done = sqlx::query("UPDATE deliveries SET leased_until = 0 WHERE state = 'pending' AND leased_until > 0")
+                    .execute(self.writer())
+                    .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn deliveries(
+                &self,
+                q: &$crate::store::delivery::DeliveryQuery,
+            ) -> $crate::store::Result<Vec<$crate::store::delivery::DeliveryRow>> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {} FROM deliveries d WHERE 1 = 1",
+                    $crate::store::delivery::DELIVERY_COLUMNS
+                ));
+                if let Some(sink) = &q.sink {
+                    qb.push(" AND d.sink = ").push_bind(sink.clone());
+                }
+                if let Some(state) = &q.state {
+                    qb.push(" AND d.state = ").push_bind(state.clone());
+                }
+                if let Some(id) = &q.engagement_id {
+                    qb.push(" AND d.ordering_key = ").push_bind(id.clone());
+                }
+                if let Some(t) = &q.event_type {
+                    qb.push(" AND d.event_type = ").push_bind(t.clone());
+                }
+                if let Some(before) = q.before_id {
+                    qb.push(" AND d.id < ").push_bind(before);
+                }
+                qb.push(" ORDER BY d.id DESC LIMIT ").push_bind(i64::from(q.limit));
+                let rows = qb.build().fetch_all(self.reader()).await?;
+                rows.iter().map(delivery_from_row).collect()
+            }
+
+            async fn delivery(&self, id: i64) -> $crate::store::Result<Option<$crate::store::delivery::DeliveryRow>> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {} FROM deliveries d WHERE d.id = ",
+                    $crate::store::delivery::DELIVERY_COLUMNS
+                ));
+                qb.push_bind(id);
+                let row = qb.build().fetch_optional(self.reader()).await?;
+                row.as_ref().map(delivery_from_row).transpose()
+            }
+
+            async fn delivery_attempts(&self, id: i64) -> $crate::store::Result<Vec<$crate::store::delivery::AttemptRow>> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT attempt, started_at, duration_ms, outcome, status, response, error FROM delivery_attempts WHERE delivery_id = ",
+                );
+                qb.push_bind(id).push(" ORDER BY id");
+                let rows: Vec<(i64, i64, i64, String, Option<i64>, Option<String>, Option<String>)> =
+                    qb.build_query_as().fetch_all(self.reader()).await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(attempt, started_at, duration_ms, outcome, status, response, error)| {
+                        $crate::store::delivery::AttemptRow { attempt, started_at, duration_ms, outcome, status, response, error }
+                    })
+                    .collect())
+            }
+
+            async fn replay_deliveries(
+                &self,
+                replay: &$crate::store::delivery::Replay,
+                now: i64,
+            ) -> $crate::store::Result<u64> {
+                use $crate::store::delivery::Replay;
+                let mut qb = sqlx::QueryBuilder::<$db>::new(
+                    "UPDATE deliveries SET state = 'pending', attempts = 0, leased_until = 0, next_attempt_at = ",
+                );
+                qb.push_bind(now).push(" WHERE ");
+                match replay {
+                    Replay::One(id) => {
+                        qb.push("id = ").push_bind(*id).push(" AND state <> 'pending'");
+                    }
+                    Replay::Dead { sink } => {
+                        qb.push("sink = ").push_bind(sink.clone()).push(" AND state = 'dead'");
+                    }
+                    Replay::Since { sink, from } => {
+                        qb.push("sink = ")
+                            .push_bind(sink.clone())
+                            .push(" AND created_at >= ")
+                            .push_bind(*from)
+                            .push(" AND state <> 'pending'");
+                    }
+                }
+                Ok(qb.build().execute(self.writer()).await?.rows_affected())
+            }
+
+            async fn delivery_counts(&self) -> $crate::store::Result<Vec<$crate::store::delivery::SinkCounts>> {
+                let rows: Vec<(String, i64, i64, i64, Option<i64>)> = sqlx::query_as(
+                    "SELECT sink,
+                        CAST(SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END) AS BIGINT),
+                        CAST(SUM(CASE WHEN state = 'delivered' THEN 1 ELSE 0 END) AS BIGINT),
+                        CAST(SUM(CASE WHEN state = 'dead' THEN 1 ELSE 0 END) AS BIGINT),
+                        MIN(CASE WHEN state = 'pending' THEN created_at END)
+                     FROM deliveries GROUP BY sink ORDER BY sink",
+                )
+                .fetch_all(self.reader())
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(sink, pending, delivered, dead, oldest_pending_at)| $crate::store::delivery::SinkCounts {
+                        sink,
+                        pending,
+                        delivered,
+                        dead,
+                        oldest_pending_at,
+                    })
+                    .collect())
+            }
+
+            async fn disable_sink(&self, sink: &str, reason: &str, now: i64) -> $crate::store::Result<()> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new("INSERT INTO sinks_disabled (sink, disabled_at, reason) ");
+                qb.push_values([()], |mut b, _| {
+                    b.push_bind(sink).push_bind(now).push_bind(reason);
+                });
+                qb.push(" ON CONFLICT (sink) DO NOTHING");
+                qb.build().execute(self.writer()).await?;
+                Ok(())
+            }
+
+            async fn enable_sink(&self, sink: &str) -> $crate::store::Result<bool> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new("DELETE FROM sinks_disabled WHERE sink = ");
+                qb.push_bind(sink);
+                Ok(qb.build().execute(self.writer()).await?.rows_affected() > 0)
+            }
+
+            async fn disabled_sinks(&self) -> $crate::store::Result<Vec<$crate::store::delivery::DisabledSink>> {
+                let rows: Vec<(String, i64, String)> =
+                    sqlx::query_as("SELECT sink, disabled_at, reason FROM sinks_disabled ORDER BY sink")
+                        .fetch_all(self.writer())
+                        .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(sink, disabled_at, reason)| $crate::store::delivery::DisabledSink { sink, disabled_at, reason })
+                    .collect())
+            }
+
+            async fn claim_watch(
+                &self,
+                now: i64,
+                lease_until: i64,
+                limit: u32,
+            ) -> $crate::store::Result<Vec<$crate::store::delivery::WatchRow>> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new("UPDATE delivery_watch SET leased_until = ");
+                qb.push_bind(lease_until)
+                    .push(" WHERE engagement_id IN (SELECT engagement_id FROM delivery_watch WHERE due_at <= ")
+                    .push_bind(now)
+                    .push(" AND leased_until <= ")
+                    .push_bind(now)
+                    .push(" ORDER BY due_at LIMIT ")
+                    .push_bind(i64::from(limit));
+                if $backend == "postgres" {
+                    qb.push(" FOR UPDATE SKIP LOCKED");
+                }
+                qb.push(") RETURNING engagement_id, changed_at, caused_at");
+                let rows: Vec<(String, i64, i64)> = qb.build_query_as().fetch_all(self.writer()).await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(engagement_id, changed_at, caused_at)| $crate::store::delivery::WatchRow {
+                        engagement_id,
+                        changed_at,
+                        caused_at,
+                    })
+                    .collect())
+            }
+
+            async fn planned_state(&self, engagement_id: &str) -> $crate::store::Result<Option<$crate::store::delivery::PlannedState>> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT completed_at, CAST(revision AS BIGINT), content_hash FROM delivery_state WHERE engagement_id = ",
+                );
+                qb.push_bind(engagement_id);
+                let row: Option<(Option<i64>, i64, Option<String>)> =
+                    qb.build_query_as().fetch_optional(self.writer()).await?;
+                Ok(row.map(|(completed_at, revision, content_hash)| $crate::store::delivery::PlannedState {
+                    completed_at,
+                    revision,
+                    content_hash,
+                }))
+            }
+
+            async fn plan_message(
+                &self,
+                watch: &$crate::store::delivery::WatchRow,
+                m: &$crate::store::delivery::PlannedMessage,
+            ) -> $crate::store::Result<()> {
+                let mut tx = self.writer().begin().await?;
+                let mut qb = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO outbound_messages (msg_id, event_type, engagement_id, payload, created_at, caused_at) ",
+                );
+                qb.push_values([m], |mut b, m| {
+                    b.push_bind(m.msg_id.as_str())
+                        .push_bind(m.event_type.as_str())
+                        .push_bind(m.engagement_id.as_str())
+                        .push_bind(m.payload.as_str())
+                        .push_bind(m.created_at)
+                        .push_bind(m.caused_at);
+                });
+                qb.push(" ON CONFLICT (msg_id) DO NOTHING");
+                qb.build().execute(&mut *tx).await?;
+                if !m.sinks.is_empty() {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO deliveries (sink, msg_id, event_type, ordering_key, next_attempt_at, created_at, caused_at) ",
+                    );
+                    qb.push_values(&m.sinks, |mut b, sink| {
+                        b.push_bind(sink.as_str())
+                            .push_bind(m.msg_id.as_str())
+                            .push_bind(m.event_type.as_str())
+                            .push_bind(m.engagement_id.as_str())
+                            .push_bind(0i64)
+                            .push_bind(m.created_at)
+                            .push_bind(m.caused_at);
+                    });
+                    qb.push(" ON CONFLICT (sink, msg_id) DO NOTHING");
+                    qb.build().execute(&mut *tx).await?;
+                }
+                let mut qb = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO delivery_state (engagement_id, completed_at, revision, content_hash) ",
+                );
+                qb.push_values([m], |mut b, m| {
+                    b.push_bind(m.engagement_id.as_str())
+                        .push_bind(m.state.completed_at)
+                        .push_bind(m.state.revision)
+                        .push_bind(m.state.content_hash.as_deref());
+                });
+                qb.push(
+                    " ON CONFLICT (engagement_id) DO UPDATE SET completed_at = excluded.completed_at,
+                      revision = excluded.revision, content_hash = excluded.content_hash",
+                );
+                qb.build().execute(&mut *tx).await?;
+                settle_watch_in(&mut *tx, watch, None).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn settle_watch(
+                &self,
+                watch: &$crate::store::delivery::WatchRow,
+                due_at: Option<i64>,
+            ) -> $crate::store::Result<()> {
+                let mut conn = self.writer().acquire().await?;
+                settle_watch_in(&mut *conn, watch, due_at).await
+            }
+
+            async fn touch_watch(&self, engagement_ids: &[String], now: i64) -> $crate::store::Result<()> {
+                if engagement_ids.is_empty() || !$crate::store::delivery::watching() {
+                    return Ok(());
+                }
+                let mut conn = self.writer().acquire().await?;
+                let due = now.saturating_add($crate::store::delivery::coalesce_ms());
+                let result: $crate::store::Result<()> =
+                    $crate::store::delivery::touch_watch_sql!($db, conn, engagement_ids, now, due);
+                result?;
+                $crate::store::delivery::watch_touched();
+                Ok(())
+            }
+        }
+
+        /// Forgets a watched engagement (`due_at` None) or looks again later, unless it changed since it was
+        /// claimed (then it is simply released for the next look).
+        async fn settle_watch_in(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            watch: &$crate::store::delivery::WatchRow,
+            due_at: Option<i64>,
+        ) -> $crate::store::Result<()> {
+            let mut qb = match due_at {
+                None => sqlx::QueryBuilder::<$db>::new("DELETE FROM delivery_watch"),
+                Some(due) => {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("UPDATE delivery_watch SET leased_until = 0, due_at = ");
+                    qb.push_bind(due);
+                    qb
+                }
+            };
+            qb.push(" WHERE engagement_id = ")
+                .push_bind(watch.engagement_id.as_str())
+                .push(" AND changed_at = ")
+                .push_bind(watch.changed_at);
+            qb.build().execute(&mut *conn).await?;
+            let mut qb = sqlx::QueryBuilder::<$db>::new("UPDATE delivery_watch SET leased_until = 0 WHERE engagement_id = ");
+            qb.push_bind(watch.engagement_id.as_str());
+            qb.build().execute(&mut *conn).await?;
+            Ok(())
+        }
+    };
+}
+pub(crate) use impl_delivery_repo;

@@ -1,0 +1,453 @@
+//! Delivery to an HTTP sink, black-box: a real server on port 0 against a real database, a Standard Webhooks
+//! receiver that verifies every signature, and the admin API to look at the outbox.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use common::receiver::{reserve_port, Receiver, WHSEC};
+use common::*;
+use serde_json::{json, Value};
+use zcc_bridge::config::{Config, Secret, SinkConfig, SinkKind};
+
+const STARTED: &str = "contact_center.engagement_started";
+const NOTE: &str = "contact_center.engagement_note_added";
+const ENDED: &str = "contact_center.engagement_ended";
+
+pub fn http_sink(name: &str, url: &str, deliver: &[&str]) -> SinkConfig {
+    SinkConfig {
+        name: name.into(),
+        kind: SinkKind::Http,
+        url: url.into(),
+        secrets: vec![Secret::new(WHSEC)],
+        deliver: deliver.iter().map(|s| s.to_string()).collect(),
+        channels: vec![],
+        queues: vec![],
+        directions: vec![],
+        concurrency: 4,
+        rate_per_second: None,
+        timeout_seconds: 5,
+        client_id: None,
+        client_secret: None,
+        token: None,
+        username: None,
+        options: BTreeMap::new(),
+    }
+}
+
+/// Fast retries and planning for tests (the schedule is long enough that nothing dies while a sink is down).
+fn fast_delivery(c: &mut Config) {
+    c.delivery.settle_seconds = 0;
+    c.delivery.coalesce_ms = 50;
+    c.delivery.poll_ms = 100;
+    c.delivery.lease_seconds = 30;
+    c.delivery.retry_schedule_seconds = vec![0.2; 40];
+}
+
+/// started, note, disposition, ended of engagement `E{n}` (times long past: they settle at once).
+fn engagement_events(n: usize) -> Vec<Vec<u8>> {
+    let id = format!("E{n}");
+    let t = 1_763_715_600_000 + n as i64 * 1000;
+    vec![
+        envelope(
+            STARTED,
+            t,
+            json!({"engagement_id": id, "channel": "voice", "direction": "inbound"}),
+        ),
+        envelope(
+            NOTE,
+            t + 1,
+            json!({"engagement_id": id, "note_id": format!("N{n}"), "note": "first"}),
+        ),
+        envelope(
+            "contact_center.engagement_disposition_added",
+            t + 2,
+            json!({"engagement_id": id, "disposition_id": "D1", "disposition_name": "Sale"}),
+        ),
+        envelope(ENDED, t + 3, json!({"engagement_id": id})),
+    ]
+}
+
+async fn post_all(server: &TestServer, bodies: &[Vec<u8>]) {
+    for body in bodies {
+        let r = server.post_webhook(body).await;
+        assert_eq!(r.status(), 200, "webhook accepted");
+    }
+}
+
+async fn admin_post(server: &TestServer, path: &str, body: Value) -> (u16, Value) {
+    let r = server
+        .client
+        .post(server.url(path))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Waits until the sink has nothing pending and `delivered` deliveries delivered.
+async fn until_delivered(server: &TestServer, sink: &str, delivered: i64) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..600 {
+        let sinks = server.get_json("/api/v1/sinks").await;
+        if let Some(s) = sinks["sinks"]
+            .as_array()
+            .and_then(|l| l.iter().find(|s| s["name"] == sink))
+        {
+            if s["pending"] == 0 && s["delivered"].as_i64() == Some(delivered) {
+                return s.clone();
+            }
+            last = s.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("sink {sink} did not deliver {delivered}: {last}");
+}
+
+async fn all_deliveries(server: &TestServer, query: &str) -> Vec<Value> {
+    let list = server
+        .get_json(&format!("/api/v1/deliveries?limit=1000{query}"))
+        .await;
+    let mut rows = list["deliveries"].as_array().cloned().unwrap_or_default();
+    rows.reverse(); // oldest first
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_down_then_failing_then_up_gets_everything_once_and_in_order() {
+    for backend in backends() {
+        let port = reserve_port();
+        let url = format!("http://{port}/hook");
+        let server = TestServer::start_with(&backend, |c| {
+            fast_delivery(c);
+            c.sinks = vec![http_sink(
+                "warehouse",
+                &url,
+                &[
+                    "engagement.completed",
+                    "engagement.updated",
+                    STARTED,
+                    NOTE,
+                    ENDED,
+                ],
+            )];
+        })
+        .await;
+        // Nothing listens: connections are refused while the engagements arrive and complete.
+        for n in 0..10 {
+            post_all(&server, &engagement_events(n)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // A later note on half of them: an update after the completion, and one more real-time event.
+        for n in 0..5 {
+            let body = envelope(
+                NOTE,
+                1_763_715_600_000 + n as i64 * 1000 + 10,
+                json!({"engagement_id": format!("E{n}"), "note_id": format!("N{n}b"), "note": "second"}),
+            );
+            post_all(&server, &[body]).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Up, but failing with 503 for a while.
+        let receiver = Receiver::start_on(port).await;
+        receiver.fail_next(8, 503);
+
+        // 10 × (started, note, ended) + 5 second notes real-time, 10 completed, 5 updated.
+        let sink = until_delivered(&server, "warehouse", 50).await;
+        assert_eq!(sink["dead"], 0, "{sink}");
+
+        let received = receiver.received();
+        assert!(
+            received.iter().all(|r| r.signature_ok),
+            "every request verifies"
+        );
+        assert!(received.iter().filter(|r| r.status == 503).count() == 8);
+        let accepted = receiver.accepted();
+        let ids: BTreeSet<&str> = accepted.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(
+            ids.len(),
+            accepted.len(),
+            "{backend:?}: each idempotency key accepted once"
+        );
+        let deliveries = all_deliveries(&server, "&sink=warehouse").await;
+        assert_eq!(deliveries.len(), 50);
+        let expected: BTreeSet<&str> = deliveries
+            .iter()
+            .filter_map(|d| d["msg_id"].as_str())
+            .collect();
+        assert_eq!(
+            ids, expected,
+            "the receiver got exactly the outbox's messages"
+        );
+
+        // Per engagement, the receiver saw the messages in outbox order: the completion after the real-time
+        // events before it, and the update after the completion.
+        for n in 0..10 {
+            let id = format!("E{n}");
+            let outbox: Vec<&str> = deliveries
+                .iter()
+                .filter(|d| d["engagement_id"] == id.as_str())
+                .filter_map(|d| d["msg_id"].as_str())
+                .collect();
+            let arrived: Vec<&str> = accepted
+                .iter()
+                .filter(|r| r.body["data"]["engagement_id"] == id.as_str())
+                .map(|r| r.id.as_str())
+                .collect();
+            assert_eq!(arrived, outbox, "{backend:?}: order of {id}");
+            let types: Vec<&str> = accepted
+                .iter()
+                .filter(|r| r.body["data"]["engagement_id"] == id.as_str())
+                .filter_map(|r| r.body["type"].as_str())
+                .collect();
+            let completed = types
+                .iter()
+                .position(|t| *t == "engagement.completed")
+                .expect("completed");
+            assert!(types[..completed].contains(&ENDED), "{types:?}");
+            if n < 5 {
+                let updated = types
+                    .iter()
+                    .position(|t| *t == "engagement.updated")
+                    .expect("updated");
+                assert!(updated > completed, "{types:?}");
+            } else {
+                assert!(!types.contains(&"engagement.updated"), "{types:?}");
+            }
+        }
+        // The completed message carries the record as the API shows it.
+        let completed = accepted
+            .iter()
+            .find(|r| {
+                r.body["type"] == "engagement.completed" && r.body["data"]["engagement_id"] == "E3"
+            })
+            .expect("E3 completed");
+        assert_eq!(completed.body["data"]["notes"][0]["note"], "first");
+        assert_eq!(
+            completed.body["data"]["dispositions"][0]["disposition_name"],
+            "Sale"
+        );
+        assert_eq!(completed.body["data"]["channel"], "voice");
+        assert!(completed.body["timestamp"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')));
+        let updated = accepted
+            .iter()
+            .find(|r| {
+                r.body["type"] == "engagement.updated" && r.body["data"]["engagement_id"] == "E3"
+            })
+            .expect("E3 updated");
+        assert_eq!(
+            updated.body["data"]["notes"].as_array().map(Vec::len),
+            Some(2)
+        );
+
+        // Attempts are recorded: refused connections, then 503s, then success.
+        let first = deliveries[0]["id"].as_i64().expect("id");
+        let detail = server
+            .get_json(&format!("/api/v1/deliveries/{first}"))
+            .await;
+        let log = detail["attempt_log"].as_array().expect("attempt log");
+        assert!(log.len() >= 2, "{detail}");
+        assert_eq!(log[0]["outcome"], "retry");
+        assert!(log[0]["status"].is_null(), "{detail}");
+        assert!(
+            log[0]["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("connection"),
+            "{detail}"
+        );
+        assert_eq!(log.last().expect("last")["outcome"], "delivered");
+        assert_eq!(detail["state"], "delivered");
+        let saw_503 = {
+            let mut found = false;
+            for d in &deliveries {
+                let detail = server
+                    .get_json(&format!("/api/v1/deliveries/{}", d["id"]))
+                    .await;
+                if detail["attempt_log"]
+                    .as_array()
+                    .is_some_and(|l| l.iter().any(|a| a["status"] == 503))
+                {
+                    found = true;
+                    break;
+                }
+            }
+            found
+        };
+        assert!(saw_503, "a 503 attempt is in some delivery's log");
+        let metrics = server.get("/metrics").await.text().await.expect("metrics");
+        assert!(
+            metrics.contains("zcc_delivery_attempts_total"),
+            "metrics exported"
+        );
+        assert!(
+            metrics.contains("zcc_delivery_latency_seconds"),
+            "latency histogram exported"
+        );
+        let mut server = server;
+        server.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_dead_lettered_and_replayed_and_410_disables_the_sink() {
+    for backend in backends() {
+        let receiver = Receiver::start().await;
+        let url = receiver.url();
+        let mut server = TestServer::start_with(&backend, |c| {
+            fast_delivery(c);
+            c.sinks = vec![http_sink("crm", &url, &["engagement.completed"])];
+        })
+        .await;
+        // A 400 is final: dead at the first attempt.
+        receiver.fail_next(1, 400);
+        post_all(&server, &engagement_events(0)).await;
+        let mut dead = Vec::new();
+        for _ in 0..100 {
+            dead = all_deliveries(&server, "&state=dead").await;
+            if !dead.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(dead.len(), 1, "{backend:?}: dead-lettered");
+        assert_eq!(dead[0]["attempts"], 1);
+        assert_eq!(dead[0]["last_status"], 400);
+        // A dead delivery holds back later ones of the same engagement (order is kept)...
+        post_all(
+            &server,
+            &[envelope(
+                NOTE,
+                1_763_715_600_100,
+                json!({"engagement_id": "E0", "note_id": "late", "note": "x"}),
+            )],
+        )
+        .await;
+        // ...and the replay of every dead letter of the sink delivers it.
+        let (status, body) = admin_post(
+            &server,
+            "/api/v1/deliveries/replay",
+            json!({"sink": "crm", "dead": true}),
+        )
+        .await;
+        assert_eq!((status, &body["replayed"]), (200, &json!(1)), "{body}");
+        until_delivered(&server, "crm", 1).await;
+        assert_eq!(receiver.accepted().len(), 1);
+        assert_eq!(receiver.received().len(), 2, "the 400 and the replay");
+        assert_eq!(
+            receiver.accepted()[0].id,
+            dead[0]["msg_id"].as_str().unwrap_or_default(),
+            "same id on replay"
+        );
+
+        // Replay one delivered message by id: sent again with the same id.
+        let id = dead[0]["id"].as_i64().expect("id");
+        let (status, _) = admin_post(
+            &server,
+            &format!("/api/v1/deliveries/{id}/replay"),
+            json!({}),
+        )
+        .await;
+        assert_eq!(status, 200);
+        until_delivered(&server, "crm", 1).await;
+        for _ in 0..50 {
+            if receiver.accepted().len() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let accepted = receiver.accepted();
+        assert_eq!(accepted.len(), 2);
+        assert_eq!(accepted[0].id, accepted[1].id);
+
+        // 410 Gone disables the sink: nothing more is attempted until it is enabled again.
+        receiver.fail_next(1, 410);
+        post_all(&server, &engagement_events(1)).await;
+        let mut disabled = Value::Null;
+        for _ in 0..100 {
+            let sinks = server.get_json("/api/v1/sinks").await;
+            disabled = sinks["sinks"][0]["disabled"].clone();
+            if !disabled.is_null() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            disabled["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("410"),
+            "{disabled}"
+        );
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let before = receiver.received().len();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(
+            receiver.received().len(),
+            before,
+            "a disabled sink gets nothing"
+        );
+        let (status, _) = admin_post(&server, "/api/v1/sinks/crm/enable", json!({})).await;
+        assert_eq!(status, 200);
+        until_delivered(&server, "crm", 2).await;
+        let sinks = server.get_json("/api/v1/sinks").await;
+        assert!(sinks["sinks"][0]["disabled"].is_null(), "{sinks}");
+        server.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engagement_waits_for_its_settle_window_unless_everything_is_there() {
+    for backend in backends() {
+        let receiver = Receiver::start().await;
+        let url = receiver.url();
+        let mut server = TestServer::start_with(&backend, |c| {
+            fast_delivery(c);
+            c.delivery.settle_seconds = 3;
+            c.sinks = vec![http_sink(
+                "crm",
+                &url,
+                &["engagement.completed", "engagement.updated"],
+            )];
+        })
+        .await;
+        let now = chrono::Utc::now().timestamp_millis();
+        // E1: ended now, no notes: waits for the window. E2: notes and disposition, no media expected to arrive
+        // in time either: also waits (media is part of "everything").
+        post_all(
+            &server,
+            &[
+                envelope(
+                    STARTED,
+                    now - 60_000,
+                    json!({"engagement_id": "E1", "channel": "chat"}),
+                ),
+                envelope(ENDED, now, json!({"engagement_id": "E1"})),
+            ],
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(
+            receiver.accepted().is_empty(),
+            "{backend:?}: nothing before the window ends"
+        );
+        until_delivered(&server, "crm", 1).await;
+        let completed = &receiver.accepted()[0];
+        assert_eq!(completed.body["type"], "engagement.completed");
+        // A duplicate of an event changes nothing a sink cares about: no update.
+        post_all(
+            &server,
+            &[envelope(ENDED, now, json!({"engagement_id": "E1"}))],
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert_eq!(receiver.accepted().len(), 1, "no update for a duplicate");
+        server.shutdown().await;
+    }
+}
