@@ -7,14 +7,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 
 use super::sink::{AttemptResult, Message, Outcome, Sink};
 use crate::config::{DeliveryConfig, SinkConfig};
 use crate::store::delivery::{
-    deliveries_queued_signal, DeliveryJob, FinishedAttempt, DELIVERY_DEAD, DELIVERY_DELIVERED,
-    DELIVERY_PENDING,
+    deliveries_queued_signal, DeliveryJob, FinishedAttempt, FinishedDelivery, DELIVERY_DEAD,
+    DELIVERY_DELIVERED, DELIVERY_PENDING,
 };
 use crate::store::{now_ms, Store};
 
@@ -97,6 +97,11 @@ impl EngineSettings {
     }
 }
 
+/// Deliveries claimed ahead per concurrency slot: a claim is a write, so each one should bring several.
+const CLAIM_AHEAD: usize = 8;
+/// Attempts recorded per transaction, at most.
+const RECORD_BATCH: usize = 256;
+
 /// Runs one sink's deliveries until `shutdown`; attempts in flight finish (or time out) first.
 pub async fn run_sink(
     worker: SinkWorker,
@@ -106,18 +111,31 @@ pub async fn run_sink(
 ) {
     let worker = Arc::new(worker);
     let slots = Arc::new(Semaphore::new(worker.concurrency));
+    let (done_tx, done_rx) = mpsc::channel::<FinishedDelivery>(1024);
+    let recorded = Arc::new(Notify::new());
+    let recorder = tokio::spawn(record(
+        store.clone(),
+        worker.name.clone(),
+        done_rx,
+        recorded.clone(),
+    ));
     let mut in_flight: JoinSet<()> = JoinSet::new();
     let mut pacer = Pacer::new(worker.rate_per_second);
     let mut disabled_checked = Instant::now() - settings.poll;
     let mut disabled = false;
+    let window = worker.concurrency * CLAIM_AHEAD;
     loop {
         if *shutdown.borrow() {
             break;
         }
-        // Armed before looking, so a delivery queued while we look still wakes us.
+        // Armed before looking, so work queued (or unblocked by a recorded attempt) while we look wakes us.
         let queued = deliveries_queued_signal();
         tokio::pin!(queued);
         queued.as_mut().enable();
+        let unblocked = recorded.notified();
+        tokio::pin!(unblocked);
+        unblocked.as_mut().enable();
+        while in_flight.try_join_next().is_some() {}
 
         if disabled_checked.elapsed() >= settings.poll {
             disabled_checked = Instant::now();
@@ -129,30 +147,35 @@ pub async fn run_sink(
                 }
             };
         }
-        let free = slots.available_permits();
+        let room = window.saturating_sub(in_flight.len());
         let mut claimed = 0;
-        if free > 0 && !disabled {
+        if room > 0 && !disabled {
             let now = now_ms();
             let lease_until =
                 now + i64::try_from(settings.lease.as_millis()).unwrap_or(i64::MAX / 2);
             let token: i64 = rand::rng().random();
             match store
-                .claim_deliveries(&worker.name, now, lease_until, token, free as u32)
+                .claim_deliveries(&worker.name, now, lease_until, token, room as u32)
                 .await
             {
                 Ok(jobs) => {
                     claimed = jobs.len();
                     for job in jobs {
-                        let Ok(permit) = slots.clone().acquire_owned().await else {
-                            break;
-                        };
                         pacer.wait().await;
-                        let worker = worker.clone();
-                        let store = store.clone();
-                        let settings = settings.clone();
+                        let (worker, store, settings, slots, done) = (
+                            worker.clone(),
+                            store.clone(),
+                            settings.clone(),
+                            slots.clone(),
+                            done_tx.clone(),
+                        );
                         in_flight.spawn(async move {
-                            attempt(&worker, &*store, &settings, job, token).await;
-                            drop(permit);
+                            let Ok(_permit) = slots.acquire_owned().await else {
+                                return;
+                            };
+                            let finished = attempt(&worker, &*store, &settings, job, token).await;
+                            // The recorder outlives every attempt (it stops when the last sender is gone).
+                            let _ = done.send(finished).await;
                         });
                     }
                 }
@@ -161,33 +184,75 @@ pub async fn run_sink(
                 }
             }
         }
-        if claimed > 0 && claimed == free {
-            // Maybe more is due: wait for a free slot, then look again.
+        if claimed > 0 && claimed == room {
+            // Maybe more is due: look again once some of the window is free.
             tokio::select! {
-                _ = in_flight.join_next(), if !in_flight.is_empty() => {}
+                _ = in_flight.join_next() => {}
                 _ = shutdown.changed() => {}
             }
             continue;
         }
         tokio::select! {
             _ = &mut queued => {}
+            // A recorded attempt may unblock the next delivery of its engagement.
+            _ = &mut unblocked => {}
             _ = tokio::time::sleep(settings.poll) => {}
-            // A finished attempt may unblock the next delivery of its engagement.
-            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
             _ = shutdown.changed() => {}
         }
     }
     while in_flight.join_next().await.is_some() {}
+    drop(done_tx);
+    let _ = recorder.await;
 }
 
-/// One attempt of one delivery, recorded.
+/// Writes finished attempts in batches (group commit), retrying transient database errors, and says when.
+async fn record(
+    store: Arc<dyn Store>,
+    sink: String,
+    mut rx: mpsc::Receiver<FinishedDelivery>,
+    recorded: Arc<Notify>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < RECORD_BATCH {
+            match rx.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let mut written = false;
+        for round in 1..=5u64 {
+            match store.finish_deliveries(&batch).await {
+                Ok(updated) => {
+                    if updated < batch.len() {
+                        tracing::warn!(%sink, lost = batch.len() - updated,
+                            "some deliveries' leases passed to another worker during their attempt; only their attempts are logged");
+                    }
+                    written = true;
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(%sink, error = %e, round, "recording attempts failed");
+                    tokio::time::sleep(Duration::from_millis(100 * round * round)).await;
+                }
+            }
+        }
+        if !written {
+            // The receiver has (maybe) seen them: they are attempted again when their leases end.
+            tracing::error!(%sink, attempts = batch.len(), "attempts could not be recorded; they are retried after their leases");
+        }
+        recorded.notify_waiters();
+    }
+}
+
+/// One attempt of one delivery, and what it leads to (recorded by the recorder).
 async fn attempt(
     worker: &SinkWorker,
     store: &dyn Store,
     settings: &EngineSettings,
     job: DeliveryJob,
     token: i64,
-) {
+) -> FinishedDelivery {
     let started_at = now_ms();
     let clock = Instant::now();
     let message = match message_of(&job) {
@@ -261,6 +326,7 @@ async fn attempt(
     let mut response = result.body;
     truncate_at_char(&mut response, worker.body_limit);
     let done = FinishedAttempt {
+        number: job.attempts + 1,
         state,
         next_attempt_at,
         counts,
@@ -272,23 +338,11 @@ async fn attempt(
         error: result.error,
         finished_at,
     };
-    // Recording must not be lost to a transient database error: the receiver has (maybe) seen the message.
-    for round in 1..=5u64 {
-        match store.finish_delivery(job.id, token, &done).await {
-            Ok(true) => return,
-            Ok(false) => {
-                tracing::warn!(sink = %worker.name, delivery = job.id,
-                    "the delivery's lease passed to another worker during the attempt; its result is only logged");
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(sink = %worker.name, delivery = job.id, error = %e, round, "recording an attempt failed");
-                tokio::time::sleep(Duration::from_millis(100 * round * round)).await;
-            }
-        }
+    FinishedDelivery {
+        id: job.id,
+        token,
+        attempt: done,
     }
-    tracing::error!(sink = %worker.name, delivery = job.id,
-        "the attempt could not be recorded; the delivery is attempted again when its lease ends");
 }
 
 /// The message of a leased delivery: the stored payload, or the logged event rendered.

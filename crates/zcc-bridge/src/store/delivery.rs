@@ -92,6 +92,8 @@ pub struct JobEvent {
 /// How an attempt ended, to record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FinishedAttempt {
+    /// 1 for the first attempt (numbering restarts with a replay, which resets the count).
+    pub number: i64,
     /// New state: pending (retry at `next_attempt_at`), delivered or dead.
     pub state: &'static str,
     pub next_attempt_at: i64,
@@ -104,6 +106,14 @@ pub struct FinishedAttempt {
     pub response: String,
     pub error: Option<String>,
     pub finished_at: i64,
+}
+
+/// One finished attempt of a leased delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinishedDelivery {
+    pub id: i64,
+    pub token: i64,
+    pub attempt: FinishedAttempt,
 }
 
 /// A delivery as the API lists it.
@@ -224,8 +234,10 @@ pub trait DeliveryRepo: Send + Sync {
         token: i64,
         limit: u32,
     ) -> Result<Vec<DeliveryJob>>;
-    /// Records an attempt and the delivery's new state, if the lease (`token`) is still ours.
-    async fn finish_delivery(&self, id: i64, token: i64, done: &FinishedAttempt) -> Result<bool>;
+    /// Records attempts and the deliveries' new states, in one transaction (a group commit: one fsync for many
+    /// attempts). A delivery whose lease (`token`) passed to another worker keeps its state; its attempt is still
+    /// logged. Returns how many deliveries were updated.
+    async fn finish_deliveries(&self, done: &[FinishedDelivery]) -> Result<usize>;
     /// Releases every lease (start-up of the only process of an embedded database).
     async fn release_delivery_leases(&self) -> Result<u64>;
     async fn deliveries(&self, query: &DeliveryQuery) -> Result<Vec<DeliveryRow>>;
@@ -389,50 +401,50 @@ macro_rules! impl_delivery_repo {
                 Ok(jobs)
             }
 
-            async fn finish_delivery(
+            async fn finish_deliveries(
                 &self,
-                id: i64,
-                token: i64,
-                done: &$crate::store::delivery::FinishedAttempt,
-            ) -> $crate::store::Result<bool> {
+                batch: &[$crate::store::delivery::FinishedDelivery],
+            ) -> $crate::store::Result<usize> {
                 let mut tx = self.writer().begin().await?;
-                let mut qb = sqlx::QueryBuilder::<$db>::new("UPDATE deliveries SET state = ");
-                qb.push_bind(done.state)
-                    .push(", attempts = attempts + ")
-                    .push_bind(i64::from(done.counts))
-                    .push(", next_attempt_at = ")
-                    .push_bind(done.next_attempt_at)
-                    .push(", leased_until = 0, last_status = ")
-                    .push_bind(done.status.map(i64::from))
-                    .push(", last_error = ")
-                    .push_bind(done.error.as_deref())
-                    .push(", delivered_at = ")
-                    .push_bind((done.state == $crate::store::delivery::DELIVERY_DELIVERED).then_some(done.finished_at))
-                    .push(" WHERE id = ")
-                    .push_bind(id)
-                    .push(" AND lease_token = ")
-                    .push_bind(token)
-                    .push(" AND state = 'pending'");
-                let updated = qb.build().execute(&mut *tx).await?.rows_affected() == 1;
-                let mut qb = sqlx::QueryBuilder::<$db>::new(
-                    "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, outcome, status, response, error) SELECT ",
-                );
-                qb.push_bind(id)
-                    .push(", CAST(COUNT(*) AS BIGINT) + 1, ")
-                    .push_bind(done.started_at)
-                    .push(", ")
-                    .push_bind(done.duration_ms)
-                    .push(", ")
-                    .push_bind(done.outcome)
-                    .push(", ")
-                    .push_bind(done.status.map(i64::from))
-                    .push(", ")
-                    .push_bind(done.response.as_str())
-                    .push(", ")
-                    .push_bind(done.error.as_deref())
-                    .push(" FROM delivery_attempts WHERE delivery_id = ")
-                    .push_bind(id);
-                qb.build().execute(&mut *tx).await?;
+                let mut updated = 0;
+                for f in batch {
+                    let (id, token, done) = (f.id, f.token, &f.attempt);
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("UPDATE deliveries SET state = ");
+                    qb.push_bind(done.state)
+                        .push(", attempts = attempts + ")
+                        .push_bind(i64::from(done.counts))
+                        .push(", next_attempt_at = ")
+                        .push_bind(done.next_attempt_at)
+                        .push(", leased_until = 0, last_status = ")
+                        .push_bind(done.status.map(i64::from))
+                        .push(", last_error = ")
+                        .push_bind(done.error.as_deref())
+                        .push(", delivered_at = ")
+                        .push_bind((done.state == $crate::store::delivery::DELIVERY_DELIVERED).then_some(done.finished_at))
+                        .push(" WHERE id = ")
+                        .push_bind(id)
+                        .push(" AND lease_token = ")
+                        .push_bind(token)
+                        .push(" AND state = 'pending'");
+                    updated += qb.build().execute(&mut *tx).await?.rows_affected() as usize;
+                }
+                // Every attempt is logged, in one statement per chunk.
+                for chunk in batch.chunks($crate::store::sql::CHUNK / 8) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, outcome, status, response, error) ",
+                    );
+                    qb.push_values(chunk, |mut b, f| {
+                        b.push_bind(f.id)
+                            .push_bind(f.attempt.number)
+                            .push_bind(f.attempt.started_at)
+                            .push_bind(f.attempt.duration_ms)
+                            .push_bind(f.attempt.outcome)
+                            .push_bind(f.attempt.status.map(i64::from))
+                            .push_bind(f.attempt.response.as_str())
+                            .push_bind(f.attempt.error.as_deref());
+                    });
+                    qb.build().execute(&mut *tx).await?;
+                }
                 tx.commit().await?;
                 Ok(updated)
             }
