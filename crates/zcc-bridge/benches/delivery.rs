@@ -186,22 +186,11 @@ fn config(db_url: &str, sink_url: &str) -> Config {
     c.media.enabled = false;
     c.delivery.poll_ms = 100;
     c.sinks = vec![SinkConfig {
-        name: "warehouse".into(),
-        kind: SinkKind::Http,
-        url: sink_url.into(),
         secrets: vec![Secret::new(WHSEC)],
         deliver: vec![EVENT.into()],
-        channels: vec![],
-        queues: vec![],
-        directions: vec![],
         concurrency: env_or("ZCC_BENCH_SINK_CONCURRENCY", 16),
-        rate_per_second: None,
         timeout_seconds: 10,
-        client_id: None,
-        client_secret: None,
-        token: None,
-        username: None,
-        options: Default::default(),
+        ..SinkConfig::new("warehouse", SinkKind::Http, sink_url)
     }];
     c
 }

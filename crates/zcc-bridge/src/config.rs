@@ -512,6 +512,30 @@ pub struct SinkConfig {
     pub options: BTreeMap<String, String>,
 }
 
+impl SinkConfig {
+    /// A sink with every optional setting at its default (what a `[[sinks]]` entry with only these keys gives).
+    pub fn new(name: impl Into<String>, kind: SinkKind, url: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            kind,
+            url: url.into(),
+            secrets: Vec::new(),
+            deliver: default_deliver(),
+            channels: Vec::new(),
+            queues: Vec::new(),
+            directions: Vec::new(),
+            concurrency: default_sink_concurrency(),
+            rate_per_second: None,
+            timeout_seconds: default_sink_timeout(),
+            client_id: None,
+            client_secret: None,
+            token: None,
+            username: None,
+            options: BTreeMap::new(),
+        }
+    }
+}
+
 fn default_deliver() -> Vec<String> {
     vec![
         "engagement.completed".to_string(),

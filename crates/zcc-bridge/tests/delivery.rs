@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::receiver::{reserve_port, Receiver, WHSEC};
@@ -17,22 +17,10 @@ const ENDED: &str = "contact_center.engagement_ended";
 
 pub fn http_sink(name: &str, url: &str, deliver: &[&str]) -> SinkConfig {
     SinkConfig {
-        name: name.into(),
-        kind: SinkKind::Http,
-        url: url.into(),
         secrets: vec![Secret::new(WHSEC)],
         deliver: deliver.iter().map(|s| s.to_string()).collect(),
-        channels: vec![],
-        queues: vec![],
-        directions: vec![],
-        concurrency: 4,
-        rate_per_second: None,
         timeout_seconds: 5,
-        client_id: None,
-        client_secret: None,
-        token: None,
-        username: None,
-        options: BTreeMap::new(),
+        ..SinkConfig::new(name, SinkKind::Http, url)
     }
 }
 

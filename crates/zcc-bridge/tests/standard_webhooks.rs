@@ -128,25 +128,18 @@ async fn the_reference_library_verifies_the_http_sinks_requests() {
     let (_, current) = Secret::generate();
     let (_, previous) = Secret::generate();
     let config = zcc_bridge::config::SinkConfig {
-        name: "warehouse".into(),
-        kind: zcc_bridge::config::SinkKind::Http,
-        url: format!("http://{addr}/hook"),
         secrets: vec![
             zcc_bridge::config::Secret::new(current.clone()),
             zcc_bridge::config::Secret::new(previous.clone()),
         ],
         deliver: vec!["engagement.completed".into()],
-        channels: vec![],
-        queues: vec![],
-        directions: vec![],
         concurrency: 1,
-        rate_per_second: None,
         timeout_seconds: 5,
-        client_id: None,
-        client_secret: None,
-        token: None,
-        username: None,
-        options: Default::default(),
+        ..zcc_bridge::config::SinkConfig::new(
+            "warehouse",
+            zcc_bridge::config::SinkKind::Http,
+            format!("http://{addr}/hook"),
+        )
     };
     let sink = zcc_bridge::delivery::sinks::build(&config, 1024).expect("sink");
     for i in 0..5 {
