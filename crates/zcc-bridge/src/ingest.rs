@@ -139,8 +139,9 @@ async fn commit(store: &dyn Store, mut batch: Vec<Pending>, projection: &Project
     match result {
         Ok(outcomes) => {
             // Real-time deliveries were queued by the statement that logged the events.
-            if crate::store::delivery::realtime() {
-                crate::store::delivery::deliveries_queued();
+            let signals = store.delivery_signals();
+            if signals.realtime() {
+                signals.deliveries_queued();
             }
             // Hand the new events to the projector before acknowledging, so that a client that reads after
             // its acknowledgement waits for them (see `Projection::caught_up`).

@@ -439,3 +439,155 @@ async fn an_engagement_waits_for_its_settle_window_unless_everything_is_there() 
         server.shutdown().await;
     }
 }
+
+/// Events of the same engagements posted concurrently (so, on PostgreSQL, logged by several committers at once,
+/// whose ids are not committed in order): each engagement's real-time deliveries reach the receiver exactly in
+/// the order of its queue, and that order never changes after the fact. A queue ordered by id alone fails this on
+/// PostgreSQL: a later id of an engagement can be committed, claimed and sent before an earlier one is visible.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_events_of_an_engagement_go_out_in_queue_order() {
+    const ENGAGEMENTS: usize = 12;
+    const PER_ENGAGEMENT: usize = 25;
+    for backend in backends() {
+        let receiver = Receiver::start().await;
+        let server = TestServer::start_with(&backend, |c| {
+            fast_delivery(c);
+            c.sinks = vec![http_sink("live", &receiver.url(), &[NOTE])];
+        })
+        .await;
+        // Every task posts a slice of every engagement, so an engagement's events are in flight together.
+        let mut posts = tokio::task::JoinSet::new();
+        for task in 0..10 {
+            let client = server.client.clone();
+            let url = server.url("/webhooks/zoom");
+            posts.spawn(async move {
+                for k in (task..PER_ENGAGEMENT).step_by(10) {
+                    for e in 0..ENGAGEMENTS {
+                        let body = envelope(
+                            NOTE,
+                            1_763_715_600_000 + k as i64,
+                            json!({"engagement_id": format!("C{e}"), "note_id": format!("C{e}-{k}"), "note": "n"}),
+                        );
+                        let ts = now_secs();
+                        let r = client
+                            .post(&url)
+                            .header("content-type", "application/json")
+                            .header("x-zm-request-timestamp", ts.to_string())
+                            .header("x-zm-signature", zoom::webhook::sign(SECRET.as_bytes(), ts, &body))
+                            .body(body)
+                            .send()
+                            .await
+                            .expect("post");
+                        assert_eq!(r.status(), 200);
+                    }
+                }
+            });
+        }
+        while let Some(done) = posts.join_next().await {
+            done.expect("poster");
+        }
+        let total = (ENGAGEMENTS * PER_ENGAGEMENT) as i64;
+        let sink = until_delivered(&server, "live", total).await;
+        assert_eq!(sink["dead"], 0, "{sink}");
+
+        let accepted = receiver.accepted();
+        let ids: BTreeSet<&str> = accepted.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids.len(), accepted.len(), "{backend:?}: each message once");
+        assert_eq!(accepted.len() as i64, total);
+
+        // The queue order as the store keeps it (migration 0006), read after the fact.
+        for e in 0..ENGAGEMENTS {
+            let key = format!("C{e}");
+            let queue = queue_order(&server.db.url, "live", &key).await;
+            let arrived: Vec<String> = accepted
+                .iter()
+                .filter(|r| r.body["data"]["engagement_id"] == key.as_str())
+                .map(|r| r.id.clone())
+                .collect();
+            assert_eq!(arrived, queue, "{backend:?}: order of {key}");
+        }
+    }
+}
+
+/// The messages of one engagement on one sink, in queue order.
+async fn queue_order(db_url: &str, sink: &str, key: &str) -> Vec<String> {
+    const SQL: &str =
+        "SELECT msg_id FROM deliveries WHERE sink = $1 AND ordering_key = $2 ORDER BY xid, id";
+    if db_url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(db_url).await.expect("connect");
+        sqlx::query_scalar(SQL)
+            .bind(sink)
+            .bind(key)
+            .fetch_all(&pool)
+            .await
+            .expect("queue")
+    } else {
+        let pool = sqlx::SqlitePool::connect(db_url).await.expect("connect");
+        sqlx::query_scalar(SQL)
+            .bind(sink)
+            .bind(key)
+            .fetch_all(&pool)
+            .await
+            .expect("queue")
+    }
+}
+
+/// PostgreSQL, deterministically: a delivery of an engagement queued by a transaction that is still open (the
+/// planner writing an `engagement.updated`, a slow committer, another replica) when a later event of the same
+/// engagement commits. The later one must not go first: it waits until the earlier transaction ends, then both go
+/// out in queue order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_event_waits_for_an_earlier_transaction_of_its_engagement() {
+    use sqlx::Connection;
+    for backend in backends() {
+        let Backend::Postgres(_) = backend else {
+            continue;
+        };
+        let receiver = Receiver::start().await;
+        let server = TestServer::start_with(&backend, |c| {
+            fast_delivery(c);
+            c.sinks = vec![http_sink("live", &receiver.url(), &[NOTE])];
+        })
+        .await;
+        let mut slow = sqlx::PgConnection::connect(&server.db.url)
+            .await
+            .expect("connect");
+        let mut held = slow.begin().await.expect("begin");
+        let now = chrono::Utc::now().timestamp_millis();
+        sqlx::query(
+            "INSERT INTO outbound_messages (msg_id, event_type, engagement_id, payload, created_at, caused_at)
+             VALUES ('msg_held', 'engagement.updated', 'H1', '{\"held\": true}', $1, $1)",
+        )
+        .bind(now)
+        .execute(&mut *held)
+        .await
+        .expect("insert the held message");
+        sqlx::query(
+            "INSERT INTO deliveries (sink, msg_id, event_type, ordering_key, next_attempt_at, created_at, caused_at)
+             VALUES ('live', 'msg_held', 'engagement.updated', 'H1', 0, $1, $1)",
+        )
+        .bind(now)
+        .execute(&mut *held)
+        .await
+        .expect("insert the held delivery");
+
+        let later = envelope(
+            NOTE,
+            1_763_715_600_001,
+            json!({"engagement_id": "H1", "note_id": "second", "note": "posted"}),
+        );
+        post_all(&server, &[later]).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(
+            receiver.accepted().is_empty(),
+            "nothing of H1 may go while an earlier transaction of it is open"
+        );
+
+        held.commit().await.expect("commit");
+        until_delivered(&server, "live", 2).await;
+        let ids: Vec<String> = receiver.accepted().iter().map(|r| r.id.clone()).collect();
+        assert_eq!(ids.len(), 2);
+        assert_eq!(ids[0], "msg_held", "{ids:?}");
+        assert!(ids[1].starts_with("msg_evt_"), "{ids:?}");
+    }
+}

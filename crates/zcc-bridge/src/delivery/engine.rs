@@ -3,18 +3,19 @@
 //! what comes next (delivered, retry at the schedule's next step or the receiver's `Retry-After`, dead letter,
 //! or the sink disabled by `410 Gone`).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use tokio::sync::{mpsc, watch, Notify, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 
 use super::sink::{AttemptResult, Message, Outcome, Sink};
 use crate::config::{DeliveryConfig, SinkConfig};
 use crate::store::delivery::{
-    deliveries_queued_signal, DeliveryJob, FinishedAttempt, FinishedDelivery, DELIVERY_DEAD,
-    DELIVERY_DELIVERED, DELIVERY_PENDING,
+    DeliveryJob, FinishedAttempt, FinishedDelivery, DELIVERY_DEAD, DELIVERY_DELIVERED,
+    DELIVERY_PENDING,
 };
 use crate::store::{now_ms, Store};
 
@@ -111,16 +112,17 @@ pub async fn run_sink(
 ) {
     let worker = Arc::new(worker);
     let slots = Arc::new(Semaphore::new(worker.concurrency));
-    let (done_tx, done_rx) = mpsc::channel::<FinishedDelivery>(1024);
+    let (done_tx, done_rx) = mpsc::channel::<Recorded>(1024);
     let recorded = Arc::new(Notify::new());
     let recorder = tokio::spawn(record(
         store.clone(),
         worker.name.clone(),
+        settings.lease,
         done_rx,
         recorded.clone(),
     ));
     let mut in_flight: JoinSet<()> = JoinSet::new();
-    let mut pacer = Pacer::new(worker.rate_per_second);
+    let pacer = Pacer::shared(worker.rate_per_second);
     let mut disabled_checked = Instant::now() - settings.poll;
     let mut disabled = false;
     let window = worker.concurrency * CLAIM_AHEAD;
@@ -129,7 +131,7 @@ pub async fn run_sink(
             break;
         }
         // Armed before looking, so work queued (or unblocked by a recorded attempt) while we look wakes us.
-        let queued = deliveries_queued_signal();
+        let queued = store.delivery_signals().queued();
         tokio::pin!(queued);
         queued.as_mut().enable();
         let unblocked = recorded.notified();
@@ -153,7 +155,8 @@ pub async fn run_sink(
             let now = now_ms();
             let lease_until =
                 now + i64::try_from(settings.lease.as_millis()).unwrap_or(i64::MAX / 2);
-            let token: i64 = rand::rng().random();
+            // Never 0, the column's default.
+            let token: i64 = rand::rng().random::<i64>() | 1;
             match store
                 .claim_deliveries(&worker.name, now, lease_until, token, room as u32)
                 .await
@@ -161,22 +164,17 @@ pub async fn run_sink(
                 Ok(jobs) => {
                     claimed = jobs.len();
                     for job in jobs {
-                        pacer.wait().await;
-                        let (worker, store, settings, slots, done) = (
-                            worker.clone(),
-                            store.clone(),
-                            settings.clone(),
-                            slots.clone(),
-                            done_tx.clone(),
-                        );
-                        in_flight.spawn(async move {
-                            let Ok(_permit) = slots.acquire_owned().await else {
-                                return;
-                            };
-                            let finished = attempt(&worker, &*store, &settings, job, token).await;
-                            // The recorder outlives every attempt (it stops when the last sender is gone).
-                            let _ = done.send(finished).await;
-                        });
+                        let lane = Lane {
+                            worker: worker.clone(),
+                            store: store.clone(),
+                            settings: settings.clone(),
+                            slots: slots.clone(),
+                            pacer: pacer.clone(),
+                            recorder: done_tx.clone(),
+                            shutdown: shutdown.clone(),
+                            token,
+                        };
+                        in_flight.spawn(lane.run(job));
                     }
                 }
                 Err(e) => {
@@ -205,11 +203,81 @@ pub async fn run_sink(
     let _ = recorder.await;
 }
 
-/// Writes finished attempts in batches (group commit), retrying transient database errors, and says when.
+/// Longest run of one engagement's deliveries a lane sends before it hands the rest back to the claim loop (so a
+/// long backlog of one engagement does not hold a window place for ever).
+const LANE_MAX: usize = 256;
+/// Deliveries a lane leases at a time when it goes on in its engagement's queue.
+const FOLLOW_RUN: u32 = 32;
+
+/// A finished attempt for the recorder, and where to send the deliveries leased to follow it (if asked).
+type Recorded = (FinishedDelivery, Option<oneshot::Sender<Vec<DeliveryJob>>>);
+
+/// One engagement's queue (ordering key) on one sink, from a claimed head. Each delivery is attempted in turn;
+/// when the lane has sent all it holds, the record of its last success also leases the run of deliveries that
+/// came next in the key (one transaction, shared with other lanes' records), so a burst of an engagement's events
+/// goes out back to back instead of one per record-then-claim round trip. A failure ends the lane: the recorded
+/// retry (or dead letter) holds the rest of the key back, and leases it held ahead are given up.
+struct Lane {
+    worker: Arc<SinkWorker>,
+    store: Arc<dyn Store>,
+    settings: EngineSettings,
+    slots: Arc<Semaphore>,
+    pacer: Option<Arc<tokio::sync::Mutex<Pacer>>>,
+    recorder: mpsc::Sender<Recorded>,
+    shutdown: watch::Receiver<bool>,
+    token: i64,
+}
+
+impl Lane {
+    async fn run(self, first: DeliveryJob) {
+        let mut queue = VecDeque::from([first]);
+        let mut sent = 0;
+        while let Some(job) = queue.pop_front() {
+            if let Some(pacer) = &self.pacer {
+                pacer.lock().await.wait().await;
+            }
+            let mut finished = {
+                let Ok(_permit) = self.slots.acquire().await else {
+                    return;
+                };
+                attempt(&self.worker, &*self.store, &self.settings, &job, self.token).await
+            };
+            sent += 1;
+            let delivered = finished.attempt.state == DELIVERY_DELIVERED;
+            let go_on = delivered && sent < LANE_MAX && !*self.shutdown.borrow();
+            if !go_on && !queue.is_empty() {
+                let ahead: Vec<i64> = queue.drain(..).map(|j| j.id).collect();
+                if let Err(e) = self.store.release_deliveries(&ahead, self.token).await {
+                    tracing::warn!(sink = %self.worker.name, error = %e,
+                        "giving back leased deliveries failed; they wait for their leases to end");
+                }
+            }
+            // The recorder outlives every lane (it stops when the last sender is gone).
+            if go_on && queue.is_empty() {
+                finished.follow = FOLLOW_RUN;
+                let (tx, rx) = oneshot::channel();
+                if self.recorder.send((finished, Some(tx))).await.is_err() {
+                    return;
+                }
+                match rx.await {
+                    Ok(next) => queue.extend(next),
+                    // Not recorded: the rest of the key waits for this delivery's lease to end.
+                    Err(_) => return,
+                }
+            } else if self.recorder.send((finished, None)).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Writes finished attempts in batches (group commit), retrying transient database errors, hands lanes the
+/// deliveries leased to follow theirs, and says when.
 async fn record(
     store: Arc<dyn Store>,
     sink: String,
-    mut rx: mpsc::Receiver<FinishedDelivery>,
+    lease: Duration,
+    mut rx: mpsc::Receiver<Recorded>,
     recorded: Arc<Notify>,
 ) {
     while let Some(first) = rx.recv().await {
@@ -220,15 +288,18 @@ async fn record(
                 Err(_) => break,
             }
         }
-        let mut written = false;
+        let (done, replies): (Vec<FinishedDelivery>, Vec<_>) = batch.into_iter().unzip();
+        let mut written = None;
         for round in 1..=5u64 {
-            match store.finish_deliveries(&batch).await {
-                Ok(updated) => {
-                    if updated < batch.len() {
-                        tracing::warn!(%sink, lost = batch.len() - updated,
+            let now = now_ms();
+            let lease_until = now + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
+            match store.finish_deliveries(&done, now, lease_until).await {
+                Ok(finished) => {
+                    if finished.updated < done.len() {
+                        tracing::warn!(%sink, lost = done.len() - finished.updated,
                             "some deliveries' leases passed to another worker during their attempt; only their attempts are logged");
                     }
-                    written = true;
+                    written = Some(finished);
                     break;
                 }
                 Err(e) => {
@@ -237,9 +308,23 @@ async fn record(
                 }
             }
         }
-        if !written {
-            // The receiver has (maybe) seen them: they are attempted again when their leases end.
-            tracing::error!(%sink, attempts = batch.len(), "attempts could not be recorded; they are retried after their leases");
+        match written {
+            Some(finished) => {
+                for ((reply, next), recorded) in replies.into_iter().zip(finished.next).zip(&done) {
+                    let Some(reply) = reply else { continue };
+                    if let Err(next) = reply.send(next) {
+                        // The lane is gone: give its leases back rather than leave them to run out.
+                        let ids: Vec<i64> = next.iter().map(|j| j.id).collect();
+                        if let Err(e) = store.release_deliveries(&ids, recorded.token).await {
+                            tracing::warn!(%sink, error = %e, "giving back leased deliveries failed");
+                        }
+                    }
+                }
+            }
+            None => {
+                // The receiver has (maybe) seen them: they are attempted again when their leases end.
+                tracing::error!(%sink, attempts = done.len(), "attempts could not be recorded; they are retried after their leases");
+            }
         }
         recorded.notify_waiters();
     }
@@ -250,12 +335,12 @@ async fn attempt(
     worker: &SinkWorker,
     store: &dyn Store,
     settings: &EngineSettings,
-    job: DeliveryJob,
+    job: &DeliveryJob,
     token: i64,
 ) -> FinishedDelivery {
     let started_at = now_ms();
     let clock = Instant::now();
-    let message = match message_of(&job) {
+    let message = match message_of(job) {
         Ok(m) => Some(m),
         Err(e) => {
             tracing::error!(sink = %worker.name, delivery = job.id, error = %e, "delivery cannot be built");
@@ -341,7 +426,10 @@ async fn attempt(
     FinishedDelivery {
         id: job.id,
         token,
+        sink: job.sink.clone(),
+        ordering_key: job.ordering_key.clone(),
         attempt: done,
+        follow: 0,
     }
 }
 
@@ -399,29 +487,28 @@ fn truncate_at_char(s: &mut String, limit: usize) {
 
 /// Spaces attempt starts to at most `rate` per second.
 struct Pacer {
-    interval: Option<Duration>,
+    interval: Duration,
     next: tokio::time::Instant,
 }
 
 impl Pacer {
-    fn new(rate: Option<f64>) -> Self {
-        Self {
-            interval: rate
-                .filter(|r| *r > 0.0)
-                .map(|r| Duration::from_secs_f64(1.0 / r)),
+    /// A pacer shared by a sink's lanes, or `None` without a rate limit.
+    fn shared(rate: Option<f64>) -> Option<Arc<tokio::sync::Mutex<Self>>> {
+        let interval = rate
+            .filter(|r| *r > 0.0)
+            .map(|r| Duration::from_secs_f64(1.0 / r))?;
+        Some(Arc::new(tokio::sync::Mutex::new(Self {
+            interval,
             next: tokio::time::Instant::now(),
-        }
+        })))
     }
 
     async fn wait(&mut self) {
-        let Some(interval) = self.interval else {
-            return;
-        };
         let now = tokio::time::Instant::now();
         if self.next > now {
             tokio::time::sleep_until(self.next).await;
         }
-        self.next = self.next.max(now) + interval;
+        self.next = self.next.max(now) + self.interval;
     }
 }
 
@@ -474,18 +561,14 @@ mod tests {
 
     #[tokio::test]
     async fn the_pacer_spaces_attempts() {
-        let mut pacer = Pacer::new(Some(50.0));
+        let pacer = Pacer::shared(Some(50.0)).expect("a rate");
         let start = tokio::time::Instant::now();
         for _ in 0..5 {
-            pacer.wait().await;
+            pacer.lock().await.wait().await;
         }
         // The first goes at once, then one every 20 ms.
         assert!(start.elapsed() >= Duration::from_millis(80));
-        let mut unpaced = Pacer::new(None);
-        let start = tokio::time::Instant::now();
-        for _ in 0..1000 {
-            unpaced.wait().await;
-        }
-        assert!(start.elapsed() < Duration::from_millis(50));
+        assert!(Pacer::shared(None).is_none());
+        assert!(Pacer::shared(Some(0.0)).is_none());
     }
 }

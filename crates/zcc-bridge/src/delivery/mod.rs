@@ -18,7 +18,6 @@ use tokio::task::JoinSet;
 
 use crate::config::Config;
 use crate::media::MediaLinks;
-use crate::store::delivery::{set_realtime, set_watching};
 use crate::store::Store;
 
 /// Starts the planner, one worker per sink and the queue gauges (nothing when no sink is configured).
@@ -31,7 +30,8 @@ pub async fn spawn(
 ) -> anyhow::Result<()> {
     let routes: Vec<sinks::Route> = config.sinks.iter().map(sinks::Route::new).collect();
     let watching = routes.iter().any(sinks::Route::wants_engagements);
-    set_watching(
+    let signals = store.delivery_signals();
+    signals.set_watching(
         watching,
         i64::try_from(config.delivery.coalesce_ms).unwrap_or(i64::MAX / 2),
     );
@@ -48,7 +48,7 @@ pub async fn spawn(
                 .map(|t| (t.clone(), s.name.clone()))
         })
         .collect();
-    set_realtime(!realtime.is_empty());
+    signals.set_realtime(!realtime.is_empty());
     store
         .set_realtime_routes(&realtime)
         .await

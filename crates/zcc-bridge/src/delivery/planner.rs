@@ -14,9 +14,7 @@ use super::sink::{ENGAGEMENT_COMPLETED, ENGAGEMENT_UPDATED};
 use super::sinks::{record_queues, Facets, Route};
 use crate::core::{EngagementRecord, EngagementState};
 use crate::media::MediaLinks;
-use crate::store::delivery::{
-    deliveries_queued, watch_touched_signal, PlannedMessage, PlannedState, WatchRow,
-};
+use crate::store::delivery::{PlannedMessage, PlannedState, WatchRow};
 use crate::store::media::{MEDIA_ARCHIVED, MEDIA_DEAD, MEDIA_EXPIRED};
 use crate::store::{now_ms, Store};
 
@@ -46,7 +44,7 @@ impl Planner {
             if *shutdown.borrow() {
                 return;
             }
-            let touched = watch_touched_signal();
+            let touched = self.store.delivery_signals().touched();
             tokio::pin!(touched);
             touched.as_mut().enable();
             let looked = match self.round().await {
@@ -86,7 +84,7 @@ impl Planner {
             }
         }
         if queued {
-            deliveries_queued();
+            self.store.delivery_signals().deliveries_queued();
         }
         Ok(due.len())
     }

@@ -8,53 +8,71 @@ use serde::Serialize;
 
 use super::Result;
 
-/// Wakes this process's delivery workers when deliveries were queued (real-time routes at commit, the planner).
-static QUEUED: tokio::sync::Notify = tokio::sync::Notify::const_new();
-/// Wakes the planner when the projector touched watched records.
-static WATCH_TOUCHED: tokio::sync::Notify = tokio::sync::Notify::const_new();
-/// Whether the projector records changed engagements for the planner (some sink takes engagement messages).
-static WATCHING: AtomicBool = AtomicBool::new(false);
-/// Whether real-time routes exist (then committers wake the workers after each commit).
-static REALTIME: AtomicBool = AtomicBool::new(false);
-/// How long after a change the planner looks at the record (changes in between are gathered).
-static COALESCE_MS: AtomicI64 = AtomicI64::new(1000);
-
-pub fn deliveries_queued() {
-    QUEUED.notify_waiters();
+/// The delivery switches and wake-ups of one store (one server): set from the configuration at start-up, read
+/// by the projector, the committers, the planner and the workers.
+#[derive(Debug)]
+pub struct DeliverySignals {
+    /// Wakes the delivery workers when deliveries were queued (real-time routes at commit, the planner, a replay).
+    queued: tokio::sync::Notify,
+    /// Wakes the planner when the projector or the archiver marked records.
+    watch_touched: tokio::sync::Notify,
+    /// Whether the projector marks changed engagements for the planner (some sink takes engagement messages).
+    watching: AtomicBool,
+    /// Whether real-time routes exist (then committers wake the workers after each commit).
+    realtime: AtomicBool,
+    /// How long after a change the planner looks at the record (changes in between are gathered).
+    coalesce_ms: AtomicI64,
 }
 
-pub fn deliveries_queued_signal() -> tokio::sync::futures::Notified<'static> {
-    QUEUED.notified()
+impl Default for DeliverySignals {
+    fn default() -> Self {
+        Self {
+            queued: tokio::sync::Notify::new(),
+            watch_touched: tokio::sync::Notify::new(),
+            watching: AtomicBool::new(false),
+            realtime: AtomicBool::new(false),
+            coalesce_ms: AtomicI64::new(1000),
+        }
+    }
 }
 
-pub(crate) fn watch_touched() {
-    WATCH_TOUCHED.notify_waiters();
-}
+impl DeliverySignals {
+    pub fn deliveries_queued(&self) {
+        self.queued.notify_waiters();
+    }
 
-pub fn watch_touched_signal() -> tokio::sync::futures::Notified<'static> {
-    WATCH_TOUCHED.notified()
-}
+    pub fn queued(&self) -> tokio::sync::futures::Notified<'_> {
+        self.queued.notified()
+    }
 
-/// Turns the projector's bookkeeping of changed engagements on (a sink takes engagement messages) or off.
-pub fn set_watching(on: bool, coalesce_ms: i64) {
-    WATCHING.store(on, Ordering::Relaxed);
-    COALESCE_MS.store(coalesce_ms, Ordering::Relaxed);
-}
+    pub fn watch_touched(&self) {
+        self.watch_touched.notify_waiters();
+    }
 
-pub fn set_realtime(on: bool) {
-    REALTIME.store(on, Ordering::Relaxed);
-}
+    pub fn touched(&self) -> tokio::sync::futures::Notified<'_> {
+        self.watch_touched.notified()
+    }
 
-pub fn realtime() -> bool {
-    REALTIME.load(Ordering::Relaxed)
-}
+    /// Turns the projector's marking of changed engagements on (a sink takes engagement messages) or off.
+    pub fn set_watching(&self, on: bool, coalesce_ms: i64) {
+        self.coalesce_ms.store(coalesce_ms, Ordering::Relaxed);
+        self.watching.store(on, Ordering::Relaxed);
+    }
 
-pub(crate) fn coalesce_ms() -> i64 {
-    COALESCE_MS.load(Ordering::Relaxed)
-}
+    pub fn set_realtime(&self, on: bool) {
+        self.realtime.store(on, Ordering::Relaxed);
+    }
 
-pub(crate) fn watching() -> bool {
-    WATCHING.load(Ordering::Relaxed)
+    pub fn realtime(&self) -> bool {
+        self.realtime.load(Ordering::Relaxed)
+    }
+
+    /// When a record marked now is due for the planner, if records are marked at all.
+    pub fn watch_due(&self, now: i64) -> Option<i64> {
+        self.watching
+            .load(Ordering::Relaxed)
+            .then(|| now.saturating_add(self.coalesce_ms.load(Ordering::Relaxed)))
+    }
 }
 
 pub const DELIVERY_PENDING: &str = "pending";
@@ -113,7 +131,20 @@ pub struct FinishedAttempt {
 pub struct FinishedDelivery {
     pub id: i64,
     pub token: i64,
+    pub sink: String,
+    pub ordering_key: String,
     pub attempt: FinishedAttempt,
+    /// If delivered: lease up to this many of the deliveries that follow in its ordering key (0: none).
+    pub follow: u32,
+}
+
+/// What recording a batch of attempts did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Finished {
+    /// Deliveries whose state was updated (the others' leases had passed to another worker).
+    pub updated: usize,
+    /// Per recorded delivery, in order: the following deliveries leased for it (empty unless `follow`).
+    pub next: Vec<Vec<DeliveryJob>>,
 }
 
 /// A delivery as the API lists it.
@@ -222,6 +253,8 @@ pub struct PlannedMessage {
 
 #[async_trait]
 pub trait DeliveryRepo: Send + Sync {
+    /// This store's delivery switches and wake-ups.
+    fn delivery_signals(&self) -> &DeliverySignals;
     /// Replaces the real-time routes (event type → sink) the event-log trigger queues deliveries by.
     async fn set_realtime_routes(&self, routes: &[(String, String)]) -> Result<()>;
     /// Leases up to `limit` due deliveries of `sink` whose earlier deliveries (same ordering key) are all
@@ -236,8 +269,17 @@ pub trait DeliveryRepo: Send + Sync {
     ) -> Result<Vec<DeliveryJob>>;
     /// Records attempts and the deliveries' new states, in one transaction (a group commit: one fsync for many
     /// attempts). A delivery whose lease (`token`) passed to another worker keeps its state; its attempt is still
-    /// logged. Returns how many deliveries were updated.
-    async fn finish_deliveries(&self, done: &[FinishedDelivery]) -> Result<usize>;
+    /// logged. A delivered one that asks to be `followed` also leases, in the same transaction and with its
+    /// token, the run of due deliveries that come next in its ordering key (so its worker goes on at once, with
+    /// no claim in between and no window in which another worker could take them).
+    async fn finish_deliveries(
+        &self,
+        done: &[FinishedDelivery],
+        now: i64,
+        lease_until: i64,
+    ) -> Result<Finished>;
+    /// Gives up leases taken but not attempted (a worker that stops before reaching them).
+    async fn release_deliveries(&self, ids: &[i64], token: i64) -> Result<u64>;
     /// Releases every lease (start-up of the only process of an embedded database).
     async fn release_delivery_leases(&self) -> Result<u64>;
     async fn deliveries(&self, query: &DeliveryQuery) -> Result<Vec<DeliveryRow>>;
@@ -308,8 +350,72 @@ macro_rules! impl_delivery_repo {
             })
         }
 
+        /// Condition on `d`: its inserting transaction, and every older one, has ended, so nothing can still appear
+        /// in front of it in its key's queue (migration 0006). One writer (SQLite) commits in order.
+        fn settled_tx() -> &'static str {
+            if $backend == "postgres" {
+                " AND d.xid < pg_snapshot_xmin(pg_current_snapshot())"
+            } else {
+                ""
+            }
+        }
+
+        /// The leased deliveries `ids` with what their sinks need (message payload or logged event), by id.
+        async fn load_delivery_jobs<'e, E: sqlx::Executor<'e, Database = $db>>(
+            executor: E,
+            ids: &[i64],
+        ) -> $crate::store::Result<Vec<$crate::store::delivery::DeliveryJob>> {
+            use sqlx::Row;
+            let mut qb = sqlx::QueryBuilder::<$db>::new(
+                "SELECT d.id, d.sink, d.msg_id, d.event_type, d.ordering_key, CAST(d.attempts AS BIGINT), d.created_at,
+                    d.caused_at, m.engagement_id, m.payload, e.id, e.source, e.event_ts, e.received_at, e.raw, e.engagement_id
+                 FROM deliveries d LEFT JOIN outbound_messages m ON m.msg_id = d.msg_id
+                 LEFT JOIN events e ON e.id = d.event_id WHERE d.id IN (",
+            );
+            let mut list = qb.separated(", ");
+            for id in ids {
+                list.push_bind(*id);
+            }
+            qb.push(") ORDER BY d.id");
+            let rows = qb.build().fetch_all(executor).await?;
+            let mut jobs = Vec::with_capacity(rows.len());
+            for row in rows {
+                let event_id: Option<i64> = row.try_get(10)?;
+                let event = match event_id {
+                    Some(id) => Some($crate::store::delivery::JobEvent {
+                        id,
+                        source: row.try_get(11)?,
+                        event_ts: row.try_get(12)?,
+                        received_at: row.try_get(13)?,
+                        raw: row.try_get(14)?,
+                    }),
+                    None => None,
+                };
+                let message_engagement: Option<String> = row.try_get(8)?;
+                let event_engagement: Option<String> = row.try_get(15)?;
+                jobs.push($crate::store::delivery::DeliveryJob {
+                    id: row.try_get(0)?,
+                    sink: row.try_get(1)?,
+                    msg_id: row.try_get(2)?,
+                    event_type: row.try_get(3)?,
+                    ordering_key: row.try_get(4)?,
+                    attempts: row.try_get(5)?,
+                    created_at: row.try_get(6)?,
+                    caused_at: row.try_get(7)?,
+                    engagement_id: message_engagement.or(event_engagement),
+                    payload: row.try_get(9)?,
+                    event,
+                });
+            }
+            Ok(jobs)
+        }
+
         #[async_trait::async_trait]
         impl $crate::store::delivery::DeliveryRepo for $store {
+            fn delivery_signals(&self) -> &$crate::store::delivery::DeliverySignals {
+                &self.delivery_signals
+            }
+
             async fn set_realtime_routes(&self, routes: &[(String, String)]) -> $crate::store::Result<()> {
                 let mut tx = self.writer().begin().await?;
                 sqlx::query("DELETE FROM realtime_routes").execute(&mut *tx).await?;
@@ -333,7 +439,6 @@ macro_rules! impl_delivery_repo {
                 token: i64,
                 limit: u32,
             ) -> $crate::store::Result<Vec<$crate::store::delivery::DeliveryJob>> {
-                use sqlx::Row;
                 let mut qb = sqlx::QueryBuilder::<$db>::new("UPDATE deliveries SET leased_until = ");
                 qb.push_bind(lease_until)
                     .push(", lease_token = ")
@@ -344,9 +449,10 @@ macro_rules! impl_delivery_repo {
                     .push_bind(now)
                     .push(" AND d.leased_until <= ")
                     .push_bind(now)
+                    .push(settled_tx())
                     .push(
                         " AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.sink = d.sink AND p.ordering_key = d.ordering_key
-                            AND p.id < d.id AND p.state <> 'delivered') ORDER BY d.id LIMIT ",
+                            AND (p.xid, p.id) < (d.xid, d.id) AND p.state <> 'delivered') ORDER BY d.id LIMIT ",
                     )
                     .push_bind(i64::from(limit));
                 if $backend == "postgres" {
@@ -357,78 +463,45 @@ macro_rules! impl_delivery_repo {
                 if ids.is_empty() {
                     return Ok(Vec::new());
                 }
-                let mut qb = sqlx::QueryBuilder::<$db>::new(
-                    "SELECT d.id, d.sink, d.msg_id, d.event_type, d.ordering_key, CAST(d.attempts AS BIGINT), d.created_at,
-                        d.caused_at, m.engagement_id, m.payload, e.id, e.source, e.event_ts, e.received_at, e.raw, e.engagement_id
-                     FROM deliveries d LEFT JOIN outbound_messages m ON m.msg_id = d.msg_id
-                     LEFT JOIN events e ON e.id = d.event_id WHERE d.id IN (",
-                );
-                let mut list = qb.separated(", ");
-                for id in &ids {
-                    list.push_bind(*id);
-                }
-                qb.push(") ORDER BY d.id");
-                let rows = qb.build().fetch_all(self.writer()).await?;
-                let mut jobs = Vec::with_capacity(rows.len());
-                for row in rows {
-                    let event_id: Option<i64> = row.try_get(10)?;
-                    let event = match event_id {
-                        Some(id) => Some($crate::store::delivery::JobEvent {
-                            id,
-                            source: row.try_get(11)?,
-                            event_ts: row.try_get(12)?,
-                            received_at: row.try_get(13)?,
-                            raw: row.try_get(14)?,
-                        }),
-                        None => None,
-                    };
-                    let message_engagement: Option<String> = row.try_get(8)?;
-                    let event_engagement: Option<String> = row.try_get(15)?;
-                    jobs.push($crate::store::delivery::DeliveryJob {
-                        id: row.try_get(0)?,
-                        sink: row.try_get(1)?,
-                        msg_id: row.try_get(2)?,
-                        event_type: row.try_get(3)?,
-                        ordering_key: row.try_get(4)?,
-                        attempts: row.try_get(5)?,
-                        created_at: row.try_get(6)?,
-                        caused_at: row.try_get(7)?,
-                        engagement_id: message_engagement.or(event_engagement),
-                        payload: row.try_get(9)?,
-                        event,
-                    });
-                }
-                Ok(jobs)
+                load_delivery_jobs(self.writer(), &ids).await
             }
 
             async fn finish_deliveries(
                 &self,
                 batch: &[$crate::store::delivery::FinishedDelivery],
-            ) -> $crate::store::Result<usize> {
+                now: i64,
+                lease_until: i64,
+            ) -> $crate::store::Result<$crate::store::delivery::Finished> {
+                use sqlx::Row;
+                use $crate::store::delivery::DELIVERY_DELIVERED;
                 let mut tx = self.writer().begin().await?;
-                let mut updated = 0;
-                for f in batch {
-                    let (id, token, done) = (f.id, f.token, &f.attempt);
-                    let mut qb = sqlx::QueryBuilder::<$db>::new("UPDATE deliveries SET state = ");
-                    qb.push_bind(done.state)
-                        .push(", attempts = attempts + ")
-                        .push_bind(i64::from(done.counts))
-                        .push(", next_attempt_at = ")
-                        .push_bind(done.next_attempt_at)
-                        .push(", leased_until = 0, last_status = ")
-                        .push_bind(done.status.map(i64::from))
-                        .push(", last_error = ")
-                        .push_bind(done.error.as_deref())
-                        .push(", delivered_at = ")
-                        .push_bind((done.state == $crate::store::delivery::DELIVERY_DELIVERED).then_some(done.finished_at))
-                        .push(" WHERE id = ")
-                        .push_bind(id)
-                        .push(" AND lease_token = ")
-                        .push_bind(token)
-                        .push(" AND state = 'pending'");
-                    updated += qb.build().execute(&mut *tx).await?.rows_affected() as usize;
+                // New states, a statement per chunk; a delivery whose lease passed to another worker is left alone.
+                let mut updated: std::collections::HashSet<i64> = std::collections::HashSet::new();
+                for chunk in batch.chunks($crate::store::sql::CHUNK / 8) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "WITH v (vid, vtoken, vstate, vcounts, vnext, vstatus, verror, vdelivered) AS (",
+                    );
+                    qb.push_values(chunk, |mut b, f| {
+                        let done = &f.attempt;
+                        b.push_bind(f.id)
+                            .push_bind(f.token)
+                            .push_bind(done.state)
+                            .push_bind(i64::from(done.counts))
+                            .push_bind(done.next_attempt_at)
+                            .push_bind(done.status.map(i64::from))
+                            .push_bind(done.error.as_deref())
+                            .push_bind((done.state == DELIVERY_DELIVERED).then_some(done.finished_at));
+                    });
+                    qb.push(
+                        ") UPDATE deliveries SET state = v.vstate, attempts = attempts + v.vcounts,
+                            next_attempt_at = v.vnext, leased_until = 0, last_status = v.vstatus,
+                            last_error = v.verror, delivered_at = v.vdelivered
+                         FROM v WHERE id = v.vid AND lease_token = v.vtoken AND state = 'pending' RETURNING id",
+                    );
+                    let ids: Vec<i64> = qb.build_query_scalar().fetch_all(&mut *tx).await?;
+                    updated.extend(ids);
                 }
-                // Every attempt is logged, in one statement per chunk.
+                // Every attempt is logged.
                 for chunk in batch.chunks($crate::store::sql::CHUNK / 8) {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, outcome, status, response, error) ",
@@ -445,8 +518,143 @@ macro_rules! impl_delivery_repo {
                     });
                     qb.build().execute(&mut *tx).await?;
                 }
+
+                // Lanes going on: per (sink, key) asked, the undelivered deliveries of the key, oldest first. The
+                // run is the due, unleased ones from the start, all after the one just delivered (anything older
+                // still undelivered, a dead letter say, holds the key).
+                let follows: Vec<&$crate::store::delivery::FinishedDelivery> = batch
+                    .iter()
+                    .filter(|f| f.follow > 0 && f.attempt.state == DELIVERY_DELIVERED && updated.contains(&f.id))
+                    .collect();
+                let mut runs: std::collections::HashMap<i64, Vec<i64>> = std::collections::HashMap::new();
+                let mut by_sink: std::collections::BTreeMap<&str, Vec<&$crate::store::delivery::FinishedDelivery>> =
+                    std::collections::BTreeMap::new();
+                for f in &follows {
+                    by_sink.entry(f.sink.as_str()).or_default().push(f);
+                }
+                for (sink, asks) in by_sink {
+                    let limit = asks.iter().map(|f| f.follow).max().unwrap_or(0);
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT ordering_key, id, state, next_attempt_at, leased_until, settled FROM (
+                            SELECT d.ordering_key, d.id, d.state, d.next_attempt_at, d.leased_until,
+                                   CASE WHEN 1 = 1",
+                    );
+                    qb.push(settled_tx())
+                        .push(
+                            " THEN 1 ELSE 0 END AS settled,
+                                   ROW_NUMBER() OVER (PARTITION BY d.ordering_key ORDER BY d.xid, d.id) AS n
+                            FROM deliveries d WHERE d.sink = ",
+                        )
+                        .push_bind(sink)
+                        .push(" AND d.state <> 'delivered' AND d.ordering_key IN (");
+                    let mut list = qb.separated(", ");
+                    for f in &asks {
+                        list.push_bind(f.ordering_key.as_str());
+                    }
+                    qb.push(")) u WHERE n <= ")
+                        .push_bind(i64::from(limit))
+                        .push(" ORDER BY ordering_key, n");
+                    let mut undelivered: std::collections::HashMap<String, Vec<(i64, String, i64, i64, i32)>> =
+                        std::collections::HashMap::new();
+                    for row in qb.build().fetch_all(&mut *tx).await? {
+                        undelivered.entry(row.try_get(0)?).or_default().push((
+                            row.try_get(1)?,
+                            row.try_get(2)?,
+                            row.try_get(3)?,
+                            row.try_get(4)?,
+                            row.try_get(5)?,
+                        ));
+                    }
+                    for f in asks {
+                        // One lane per key: a key asked for twice (which the claim should rule out) goes to the first.
+                        let Some(rows) = undelivered.remove(&f.ordering_key) else {
+                            continue;
+                        };
+                        // What is left of the key's queue, in order: the run is its due, unleased, settled start
+                        // (whatever comes first otherwise, a dead letter or a retry not yet due, holds the key).
+                        let run: Vec<i64> = rows
+                            .iter()
+                            .take(f.follow as usize)
+                            .take_while(|(_, state, due, leased, settled)| {
+                                state == $crate::store::delivery::DELIVERY_PENDING && *due <= now && *leased <= now && *settled == 1
+                            })
+                            .map(|r| r.0)
+                            .collect();
+                        if !run.is_empty() {
+                            runs.insert(f.id, run);
+                        }
+                    }
+                }
+                let wanted: Vec<(i64, i64)> = follows
+                    .iter()
+                    .flat_map(|f| runs.get(&f.id).into_iter().flatten().map(|id| (*id, f.token)))
+                    .collect();
+                let mut leased: std::collections::HashSet<i64> = std::collections::HashSet::new();
+                for chunk in wanted.chunks($crate::store::sql::CHUNK / 2) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("WITH v (vid, vtoken) AS (");
+                    qb.push_values(chunk, |mut b, (id, token)| {
+                        b.push_bind(*id).push_bind(*token);
+                    });
+                    qb.push(") UPDATE deliveries SET leased_until = ")
+                        .push_bind(lease_until)
+                        .push(", lease_token = v.vtoken FROM v WHERE id = v.vid AND state = 'pending' AND leased_until <= ")
+                        .push_bind(now)
+                        .push(" RETURNING id");
+                    let ids: Vec<i64> = qb.build_query_scalar().fetch_all(&mut *tx).await?;
+                    leased.extend(ids);
+                }
+                // Only an unbroken run may go: a lease lost to a race in the middle gives back the rest.
+                let mut give_back: Vec<(i64, i64)> = Vec::new();
+                for f in &follows {
+                    if let Some(run) = runs.get_mut(&f.id) {
+                        let whole = run.iter().take_while(|id| leased.contains(id)).count();
+                        give_back.extend(run[whole..].iter().filter(|id| leased.contains(id)).map(|id| (*id, f.token)));
+                        run.truncate(whole);
+                    }
+                }
+                for (id, token) in give_back {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("UPDATE deliveries SET leased_until = 0 WHERE id = ");
+                    qb.push_bind(id).push(" AND lease_token = ").push_bind(token);
+                    qb.build().execute(&mut *tx).await?;
+                }
+                let all: Vec<i64> = runs.values().flatten().copied().collect();
+                let jobs = if all.is_empty() {
+                    Vec::new()
+                } else {
+                    load_delivery_jobs(&mut *tx, &all).await?
+                };
                 tx.commit().await?;
-                Ok(updated)
+                let mut by_id: std::collections::HashMap<i64, $crate::store::delivery::DeliveryJob> =
+                    jobs.into_iter().map(|j| (j.id, j)).collect();
+                Ok($crate::store::delivery::Finished {
+                    updated: batch.iter().filter(|f| updated.contains(&f.id)).count(),
+                    next: batch
+                        .iter()
+                        .map(|f| {
+                            runs.get(&f.id)
+                                .into_iter()
+                                .flatten()
+                                .filter_map(|id| by_id.remove(id))
+                                .collect()
+                        })
+                        .collect(),
+                })
+            }
+
+            async fn release_deliveries(&self, ids: &[i64], token: i64) -> $crate::store::Result<u64> {
+                if ids.is_empty() {
+                    return Ok(0);
+                }
+                let mut qb = sqlx::QueryBuilder::<$db>::new(
+                    "UPDATE deliveries SET leased_until = 0 WHERE state = 'pending' AND lease_token = ",
+                );
+                qb.push_bind(token).push(" AND id IN (");
+                let mut list = qb.separated(", ");
+                for id in ids {
+                    list.push_bind(*id);
+                }
+                qb.push(")");
+                Ok(qb.build().execute(self.writer()).await?.rows_affected())
             }
 
             async fn release_delivery_leases(&self) -> $crate::store::Result<u64> {
@@ -694,15 +902,17 @@ macro_rules! impl_delivery_repo {
             }
 
             async fn touch_watch(&self, engagement_ids: &[String], now: i64) -> $crate::store::Result<()> {
-                if engagement_ids.is_empty() || !$crate::store::delivery::watching() {
+                let Some(due) = self.delivery_signals.watch_due(now) else {
+                    return Ok(());
+                };
+                if engagement_ids.is_empty() {
                     return Ok(());
                 }
                 let mut conn = self.writer().acquire().await?;
-                let due = now.saturating_add($crate::store::delivery::coalesce_ms());
                 let result: $crate::store::Result<()> =
                     $crate::store::delivery::touch_watch_sql!($db, conn, engagement_ids, now, due);
                 result?;
-                $crate::store::delivery::watch_touched();
+                self.delivery_signals.watch_touched();
                 Ok(())
             }
         }

@@ -408,7 +408,7 @@ pub(crate) trait BatchTx: Send {
     /// Creates (or updates) the archive jobs of these files (see `media::upsert_media_sql`).
     async fn upsert_media(&mut self, sources: &[MediaSource], now: i64) -> Result<()>;
     /// Marks changed records for the delivery planner (see `delivery::touch_watch_sql`).
-    async fn touch_watch(&mut self, engagement_ids: &[String], now: i64) -> Result<()>;
+    async fn touch_watch(&mut self, engagement_ids: &[String], now: i64, due: i64) -> Result<()>;
     /// Removes projected events from the projection queue.
     async fn dequeue_projection(&mut self, event_ids: &[i64]) -> Result<()>;
     async fn replace_index(
@@ -574,6 +574,7 @@ pub(crate) async fn project_in<T: BatchTx>(
     tx: &mut T,
     items: &[ProjectionItem],
     event_ids: &[i64],
+    signals: &delivery::DeliverySignals,
 ) -> Result<(bool, bool)> {
     let mut deltas: BTreeMap<String, EngagementState> = BTreeMap::new();
     for item in items {
@@ -584,16 +585,17 @@ pub(crate) async fn project_in<T: BatchTx>(
             .apply(obs);
     }
     let now = now_ms();
-    let watched = delivery::watching() && !deltas.is_empty();
-    let changed: Vec<String> = if watched {
+    let watch_due = signals.watch_due(now).filter(|_| !deltas.is_empty());
+    let changed: Vec<String> = if watch_due.is_some() {
         deltas.keys().cloned().collect()
     } else {
         Vec::new()
     };
     let media_queued = merge_into_records(tx, deltas, now).await?;
-    if watched {
-        tx.touch_watch(&changed, now).await?;
+    if let Some(due) = watch_due {
+        tx.touch_watch(&changed, now, due).await?;
     }
+    let watched = watch_due.is_some();
     let mut ids = event_ids.to_vec();
     ids.sort_unstable();
     ids.dedup();

@@ -166,8 +166,7 @@ macro_rules! impl_sql_store {
                 Ok(qb.build_query_scalar().fetch_one(&mut *self.0).await?)
             }
 
-            async fn touch_watch(&mut self, engagement_ids: &[String], now: i64) -> $crate::store::Result<()> {
-                let due = now.saturating_add($crate::store::delivery::coalesce_ms());
+            async fn touch_watch(&mut self, engagement_ids: &[String], now: i64, due: i64) -> $crate::store::Result<()> {
                 $crate::store::delivery::touch_watch_sql!($db, self.0, engagement_ids, now, due)
             }
 
@@ -303,13 +302,13 @@ macro_rules! impl_sql_store {
             ) -> $crate::store::Result<()> {
                 let mut tx = self.writer().begin().await?;
                 let (media_queued, watched) =
-                    $crate::store::project_in(&mut $conn(&mut *tx), items, event_ids).await?;
+                    $crate::store::project_in(&mut $conn(&mut *tx), items, event_ids, &self.delivery_signals).await?;
                 tx.commit().await?;
                 if media_queued {
                     $crate::store::media::jobs_queued();
                 }
                 if watched {
-                    $crate::store::delivery::watch_touched();
+                    self.delivery_signals.watch_touched();
                 }
                 Ok(())
             }

@@ -39,6 +39,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "delivery",
         include_str!("../../migrations/sqlite/0005_delivery.sql"),
     ),
+    (
+        6,
+        "delivery queue order",
+        include_str!("../../migrations/sqlite/0006_delivery_order.sql"),
+    ),
 ];
 
 /// How often the WAL is copied back into the database file.
@@ -49,6 +54,7 @@ pub struct SqliteStore {
     readers: SqlitePool,
     migrator: Migrator,
     checkpointer: Mutex<Option<JoinHandle<()>>>,
+    delivery_signals: delivery::DeliverySignals,
 }
 
 impl SqliteStore {
@@ -106,6 +112,7 @@ impl SqliteStore {
             readers,
             migrator,
             checkpointer: Mutex::new(Some(checkpointer)),
+            delivery_signals: delivery::DeliverySignals::default(),
         })
     }
 
