@@ -4,47 +4,28 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::process::{send_signed, spawn_serve};
 use common::*;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 async fn spawn_server(db_url: &str) -> (Child, String) {
     spawn_server_with(db_url, &[("ZCC_BRIDGE_MEDIA__ENABLED", "false".into())]).await
 }
 
 async fn spawn_server_with(db_url: &str, env: &[(&str, String)]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_zcc-bridge"))
-        .arg("serve")
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .env("ZCC_BRIDGE_SERVER__LISTEN", "127.0.0.1:0")
-        .env("ZCC_BRIDGE_STORAGE__DATABASE", db_url)
-        .env("ZCC_BRIDGE_ZOOM__WEBHOOK_SECRET_TOKEN", SECRET)
-        .env("ZCC_BRIDGE_ADMIN__TOKEN", ADMIN_TOKEN)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn zcc-bridge");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let base = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(line) = lines.next_line().await.expect("read stdout") {
-            if let Some(url) = line.strip_prefix("zcc-bridge listening on ") {
-                return url.trim().to_string();
-            }
-        }
-        panic!("server exited before listening");
-    })
-    .await
-    .expect("server listens within 60 s");
-    (child, base)
+    let mut env = env.to_vec();
+    env.extend([
+        ("ZCC_BRIDGE_SERVER__LISTEN", "127.0.0.1:0".to_string()),
+        ("ZCC_BRIDGE_STORAGE__DATABASE", db_url.to_string()),
+        ("ZCC_BRIDGE_ZOOM__WEBHOOK_SECRET_TOKEN", SECRET.to_string()),
+        ("ZCC_BRIDGE_ADMIN__TOKEN", ADMIN_TOKEN.to_string()),
+    ]);
+    spawn_serve(&[], &env).await
 }
 
 fn event_body(i: usize) -> Vec<u8> {
@@ -74,20 +55,7 @@ fn event_body(i: usize) -> Vec<u8> {
 }
 
 async fn send(client: &reqwest::Client, base: &str, body: &[u8]) -> Option<reqwest::StatusCode> {
-    let ts = now_secs();
-    client
-        .post(format!("{base}/webhooks/zoom"))
-        .header("x-zm-request-timestamp", ts.to_string())
-        .header(
-            "x-zm-signature",
-            zoom::webhook::sign(SECRET.as_bytes(), ts, body),
-        )
-        .body(body.to_vec())
-        .timeout(Duration::from_secs(5))
-        .send()
-        .await
-        .ok()
-        .map(|r| r.status())
+    send_signed(client, base, body).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

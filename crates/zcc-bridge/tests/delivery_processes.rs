@@ -4,14 +4,13 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
 use std::time::Duration;
 
+use common::process::{send_signed, spawn_serve};
 use common::receiver::{Receiver, WHSEC};
 use common::*;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 const TYPES: [&str; 4] = [
     "contact_center.engagement_started",
@@ -63,29 +62,7 @@ timeout_seconds = 5
 }
 
 async fn spawn_server(config: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_zcc-bridge"))
-        .arg("serve")
-        .arg("--config")
-        .arg(config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn zcc-bridge");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let base = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(line) = lines.next_line().await.expect("read stdout") {
-            if let Some(url) = line.strip_prefix("zcc-bridge listening on ") {
-                return url.trim().to_string();
-            }
-        }
-        panic!("server exited before listening");
-    })
-    .await
-    .expect("server listens within 60 s");
-    (child, base)
+    spawn_serve(&["--config".as_ref(), config.as_os_str()], &[]).await
 }
 
 fn bodies(engagements: usize) -> Vec<Vec<u8>> {
@@ -114,19 +91,11 @@ fn bodies(engagements: usize) -> Vec<Vec<u8>> {
 }
 
 async fn send(client: &reqwest::Client, base: &str, body: &[u8]) {
-    let ts = now_secs();
-    let r = client
-        .post(format!("{base}/webhooks/zoom"))
-        .header("x-zm-request-timestamp", ts.to_string())
-        .header(
-            "x-zm-signature",
-            zoom::webhook::sign(SECRET.as_bytes(), ts, body),
-        )
-        .body(body.to_vec())
-        .send()
-        .await
-        .expect("webhook sent");
-    assert_eq!(r.status(), 200);
+    assert_eq!(
+        send_signed(client, base, body).await,
+        Some(reqwest::StatusCode::OK),
+        "webhook accepted"
+    );
 }
 
 async fn sink_counts(client: &reqwest::Client, base: &str) -> Value {
