@@ -26,25 +26,13 @@ const CONTACTS_SEARCH: &str = "/crm/v3/objects/contacts/search";
 
 fn config(url: &str, token: &str, options: &[(&str, &str)]) -> SinkConfig {
     SinkConfig {
-        name: "hubspot".into(),
-        kind: SinkKind::Hubspot,
-        url: url.into(),
-        secrets: vec![],
-        deliver: vec![ENGAGEMENT_COMPLETED.into(), ENGAGEMENT_UPDATED.into()],
-        channels: vec![],
-        queues: vec![],
-        directions: vec![],
-        concurrency: 4,
-        rate_per_second: None,
         timeout_seconds: 10,
-        client_id: None,
-        client_secret: None,
         token: Some(Secret::new(token)),
-        username: None,
         options: options
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        ..SinkConfig::new("hubspot", SinkKind::Hubspot, url)
     }
 }
 

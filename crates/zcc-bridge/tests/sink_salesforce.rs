@@ -59,25 +59,14 @@ async fn org() -> FakeSalesforce {
 
 fn config(fake: &FakeSalesforce, options: &[(&str, &str)]) -> SinkConfig {
     SinkConfig {
-        name: "salesforce".into(),
-        kind: SinkKind::Salesforce,
-        url: fake.url.clone(),
-        secrets: Vec::new(),
-        deliver: vec![ENGAGEMENT_COMPLETED.into(), ENGAGEMENT_UPDATED.into()],
-        channels: Vec::new(),
-        queues: Vec::new(),
-        directions: Vec::new(),
-        concurrency: 4,
-        rate_per_second: None,
         timeout_seconds: 10,
         client_id: Some(CLIENT_ID.into()),
         client_secret: Some(Secret::new(CLIENT_SECRET)),
-        token: None,
-        username: None,
         options: options
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect::<BTreeMap<_, _>>(),
+        ..SinkConfig::new("salesforce", SinkKind::Salesforce, fake.url.clone())
     }
 }
 

@@ -22,25 +22,14 @@ const CALLER: &str = "+14155550100";
 
 fn config(fake: &FakeZendesk, options: &[(&str, &str)]) -> SinkConfig {
     SinkConfig {
-        name: "zendesk".into(),
-        kind: SinkKind::Zendesk,
-        url: fake.url.clone(),
-        secrets: vec![],
-        deliver: vec![ENGAGEMENT_COMPLETED.into(), ENGAGEMENT_UPDATED.into()],
-        channels: vec![],
-        queues: vec![],
-        directions: vec![],
-        concurrency: 4,
-        rate_per_second: None,
         timeout_seconds: 10,
-        client_id: None,
-        client_secret: None,
         token: Some(Secret::new(zendesk::API_TOKEN)),
         username: Some(zendesk::EMAIL.into()),
         options: options
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect::<BTreeMap<_, _>>(),
+        ..SinkConfig::new("zendesk", SinkKind::Zendesk, fake.url.clone())
     }
 }
 
@@ -647,22 +636,10 @@ async fn messages_without_an_engagement_record_are_rejected() {
 #[test]
 fn the_configuration_is_checked() {
     let mut bad = SinkConfig {
-        name: "zd".into(),
-        kind: SinkKind::Zendesk,
-        url: "https://acme.zendesk.com".into(),
-        secrets: vec![],
         deliver: vec![ENGAGEMENT_COMPLETED.into()],
-        channels: vec![],
-        queues: vec![],
-        directions: vec![],
-        concurrency: 4,
-        rate_per_second: None,
         timeout_seconds: 10,
-        client_id: None,
-        client_secret: None,
-        token: None,
         username: Some(zendesk::EMAIL.into()),
-        options: BTreeMap::new(),
+        ..SinkConfig::new("zd", SinkKind::Zendesk, "https://acme.zendesk.com")
     };
     assert!(zcc_bridge::delivery::sinks::check_config(&bad).is_err());
     bad.token = Some(Secret::new("t"));

@@ -743,25 +743,14 @@ mod tests {
 
     fn config(options: &[(&str, &str)]) -> SinkConfig {
         SinkConfig {
-            name: "crm".into(),
-            kind: SinkKind::Hubspot,
-            url: String::new(),
-            secrets: vec![],
             deliver: vec!["engagement.completed".into()],
-            channels: vec![],
-            queues: vec![],
-            directions: vec![],
-            concurrency: 4,
-            rate_per_second: None,
             timeout_seconds: 10,
-            client_id: None,
-            client_secret: None,
             token: Some(Secret::new("pat-na1-test")),
-            username: None,
             options: options
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect::<BTreeMap<_, _>>(),
+            ..SinkConfig::new("crm", SinkKind::Hubspot, "")
         }
     }
 

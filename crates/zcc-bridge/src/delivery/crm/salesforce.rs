@@ -849,25 +849,15 @@ mod tests {
 
     fn config(options: &[(&str, &str)]) -> SinkConfig {
         SinkConfig {
-            name: "sf".into(),
-            kind: SinkKind::Salesforce,
-            url: "https://acme.my.salesforce.com".into(),
-            secrets: Vec::new(),
             deliver: vec!["engagement.completed".into()],
-            channels: Vec::new(),
-            queues: Vec::new(),
-            directions: Vec::new(),
-            concurrency: 4,
-            rate_per_second: None,
             timeout_seconds: 10,
             client_id: Some("id".into()),
             client_secret: Some(Secret::new("secret")),
-            token: None,
-            username: None,
             options: options
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect::<BTreeMap<_, _>>(),
+            ..SinkConfig::new("sf", SinkKind::Salesforce, "https://acme.my.salesforce.com")
         }
     }
 

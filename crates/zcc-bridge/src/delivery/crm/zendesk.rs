@@ -798,25 +798,16 @@ mod tests {
 
     fn config(options: &[(&str, &str)]) -> SinkConfig {
         SinkConfig {
-            name: "zd".into(),
-            kind: SinkKind::Zendesk,
-            url: "https://acme.zendesk.com".into(),
-            secrets: vec![],
             deliver: vec!["engagement.completed".into()],
-            channels: vec![],
-            queues: vec![],
-            directions: vec![],
             concurrency: 1,
-            rate_per_second: None,
             timeout_seconds: 10,
-            client_id: None,
-            client_secret: None,
             token: Some(Secret::new("tok-123")),
             username: Some("bridge@acme.com".into()),
             options: options
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            ..SinkConfig::new("zd", SinkKind::Zendesk, "https://acme.zendesk.com")
         }
     }
 
