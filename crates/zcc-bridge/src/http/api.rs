@@ -88,6 +88,25 @@ pub(super) fn store_error(e: StoreError) -> Response {
     error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
 }
 
+/// The page size of a list endpoint (default 100, at most 1,000) and its `state` filter, checked against `states`;
+/// the error is the 400's message.
+pub(super) fn list_limit_and_state(
+    limit: Option<u32>,
+    state: Option<&str>,
+    states: &[&str],
+) -> Result<u32, String> {
+    let limit = limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err("limit: must be between 1 and 1000".into());
+    }
+    match state {
+        Some(state) if !states.contains(&state) => {
+            Err(format!("state: one of {}", states.join(", ")))
+        }
+        _ => Ok(limit),
+    }
+}
+
 pub(super) fn bad_query(rejection: QueryRejection) -> Response {
     error(StatusCode::BAD_REQUEST, rejection.body_text())
 }

@@ -53,18 +53,11 @@ pub(super) async fn list(
         Ok(p) => p,
         Err(r) => return bad_query(r),
     };
-    let limit = p.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return error(StatusCode::BAD_REQUEST, "limit: must be between 1 and 1000");
-    }
-    if let Some(state) = &p.state {
-        if !DELIVERY_STATES.contains(&state.as_str()) {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "state: one of pending, delivered, dead",
-            );
-        }
-    }
+    let limit =
+        match super::api::list_limit_and_state(p.limit, p.state.as_deref(), &DELIVERY_STATES) {
+            Ok(limit) => limit,
+            Err(message) => return error(StatusCode::BAD_REQUEST, message),
+        };
     let query = DeliveryQuery {
         sink: p.sink,
         state: p.state,

@@ -222,18 +222,10 @@ pub(super) async fn list(
         Ok(p) => p,
         Err(r) => return bad_query(r),
     };
-    let limit = p.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return error(StatusCode::BAD_REQUEST, "limit: must be between 1 and 1000");
-    }
-    if let Some(state) = &p.state {
-        if !MEDIA_STATES.contains(&state.as_str()) {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "state: one of pending, archived, dead, expired",
-            );
-        }
-    }
+    let limit = match super::api::list_limit_and_state(p.limit, p.state.as_deref(), &MEDIA_STATES) {
+        Ok(limit) => limit,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
     let kind = match p.kind.as_deref().map(MediaKind::parse) {
         Some(None) => return error(StatusCode::BAD_REQUEST, "kind: unknown media kind"),
         Some(k) => k,
