@@ -148,7 +148,8 @@ async fn main() -> anyhow::Result<()> {
         dir.path().join("bench.db").display()
     ));
     let store = zcc_bridge::store::open(&config).await?;
-    let (feed, projection, projector) = zcc_bridge::projection::Projector::start(store.clone());
+    let (feed, projection, projector) =
+        zcc_bridge::projection::Projector::start(store.clone(), Default::default());
     let (log, committers) = zcc_bridge::ingest::EventLog::start(store.clone(), 256, feed);
     let reconciler = Reconciler::new(
         Arc::new(ZoomClient::new(client_config)?),

@@ -62,6 +62,42 @@ pub struct Config {
     pub sinks: Vec<SinkConfig>,
     #[serde(default)]
     pub log: LogConfig,
+    /// Flow event script sources (`[flow.sources.<name>]`).
+    #[serde(default)]
+    pub flow: FlowConfig,
+    /// Customer lookup for the live stream.
+    #[serde(default)]
+    pub contacts: ContactsConfig,
+    #[serde(default)]
+    pub stream: StreamConfig,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowConfig {
+    #[serde(default)]
+    pub sources: BTreeMap<String, crate::sources::flow::FlowSourceConfig>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactsConfig {
+    /// A CSV file (header row; a `phone` column) or a JSON array of objects, matched on the consumer number.
+    #[serde(default)]
+    pub file: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamConfig {
+    /// How often the live stream looks for events other replicas logged (local events wake it at once).
+    pub poll_ms: u64,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        Self { poll_ms: 100 }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -591,6 +627,13 @@ pub enum DatabaseKind {
 }
 
 impl Config {
+    /// Reads logged events back with this configuration's Flow sources.
+    pub fn decoder(&self) -> crate::sources::Decoder {
+        crate::sources::Decoder::new(std::sync::Arc::new(crate::sources::flow::FlowSources::new(
+            self.flow.sources.clone(),
+        )))
+    }
+
     /// Loads defaults, then `file` (if any), then the environment.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
         Self::load_from(file, Env::prefixed(ENV_PREFIX).split("__"))
@@ -615,6 +658,18 @@ impl Config {
     /// Checks what types alone cannot.
     pub fn validate(&self) -> Result<(), InvalidValue> {
         self.database_kind()?;
+        for (name, source) in &self.flow.sources {
+            crate::sources::flow::check_config(name, source).map_err(|problem| InvalidValue {
+                key: "flow.sources",
+                problem,
+            })?;
+        }
+        if self.stream.poll_ms == 0 {
+            return Err(InvalidValue {
+                key: "stream.poll_ms",
+                problem: "must be greater than 0".into(),
+            });
+        }
         self.validate_delivery()?;
         if let Err(problem) = crate::media::ArchiveUrl::parse(&self.storage.media) {
             return Err(InvalidValue {
@@ -859,6 +914,7 @@ struct DefaultsView {
     delivery: DeliveryConfig,
     log: LogConfig,
     admin: BTreeMap<String, String>,
+    stream: StreamConfig,
 }
 
 #[derive(Serialize)]

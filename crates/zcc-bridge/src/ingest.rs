@@ -152,13 +152,19 @@ async fn commit(store: &dyn Store, mut batch: Vec<Pending>, projection: &Project
                     (
                         Inbound::Event(event) | Inbound::Replay { event, .. },
                         Outcome::Stored { event_id },
-                    ) => event.observation.map(|observation| ProjectionItem {
-                        event_id: *event_id,
-                        observation,
-                    }),
+                    ) if event.observation.is_some() || event.activity.is_some() => {
+                        Some(ProjectionItem {
+                            event_id: *event_id,
+                            observation: event.observation,
+                            activity: event.activity,
+                        })
+                    }
                     _ => None,
                 })
                 .collect();
+            if outcomes.iter().any(|o| matches!(o, Outcome::Stored { .. })) {
+                store.log_signals().events_logged();
+            }
             projection.submit(fresh).await;
             let mut outcomes = outcomes.into_iter();
             for (pending, count) in batch.into_iter().zip(counts) {

@@ -1,9 +1,12 @@
 //! zcc-bridge: a self-hosted integration server for Zoom Contact Center.
 //!
 //! Layers, outside in: `http` (routes) → `ingest` (group commit into the event log) → `store` (SQLite or
-//! Postgres) ; `sources` turn vendor payloads into `core` observations ; `core` merges them into records.
+//! Postgres) ; `sources` turn vendor payloads into `core` observations and activity ; `core` merges them into
+//! records and folds activity into agents' days ; `stream` pushes live activity to SSE clients.
 
+pub mod activity;
 pub mod config;
+pub mod contacts;
 pub mod core;
 pub mod delivery;
 pub mod demo;
@@ -16,6 +19,7 @@ pub mod reconcile;
 pub mod server;
 pub mod sources;
 pub mod store;
+pub mod stream;
 pub mod sync;
 pub mod telemetry;
 

@@ -154,7 +154,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = Config::load(cli.config.as_deref())?;
             telemetry::init_logging(&config.log);
             let store = store::open(&config).await.context("opening storage")?;
-            let report = rebuild::rebuild(&*store).await?;
+            let report = rebuild::rebuild(&*store, &config.decoder()).await?;
             store.close().await;
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())

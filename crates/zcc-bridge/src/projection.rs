@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch, Mutex};
 use tokio::task::JoinHandle;
 
-use crate::sources::observation_of;
+use crate::sources::Decoder;
 use crate::store::{now_ms, ProjectionItem, Store, StoreError};
 
 /// Events merged per transaction, at most.
@@ -102,7 +102,10 @@ pub struct Projector {
 }
 
 impl Projector {
-    pub fn start(store: Arc<dyn Store>) -> (ProjectionFeed, Projection, Projector) {
+    pub fn start(
+        store: Arc<dyn Store>,
+        decoder: Decoder,
+    ) -> (ProjectionFeed, Projection, Projector) {
         let (tx, rx) = mpsc::channel::<Handoff>(64);
         let (progress_tx, progress_rx) = watch::channel(Progress::default());
         let committed = Arc::new(AtomicU64::new(0));
@@ -114,7 +117,7 @@ impl Projector {
             committed,
             progress: progress_rx,
         };
-        let task = tokio::spawn(run(store, rx, progress_tx));
+        let task = tokio::spawn(run(store, decoder, rx, progress_tx));
         (feed, projection, Projector { task })
     }
 
@@ -127,6 +130,7 @@ impl Projector {
 
 async fn run(
     store: Arc<dyn Store>,
+    decoder: Decoder,
     mut rx: mpsc::Receiver<Handoff>,
     progress: watch::Sender<Progress>,
 ) {
@@ -139,7 +143,7 @@ async fn run(
     loop {
         if let Some(after) = recovery {
             // One chunk at a time, interleaved with fresh handoffs so ingest is never held up behind a backlog.
-            match sweep_chunk(&*store, after, Some(started_at)).await {
+            match sweep_chunk(&*store, &decoder, after, Some(started_at)).await {
                 Ok(Some(last)) => recovery = Some(last),
                 Ok(None) => {
                     recovery = None;
@@ -162,7 +166,7 @@ async fn run(
             tokio::select! {
                 h = rx.recv() => h,
                 _ = sweep.tick() => {
-                    sweep_all(&*store, now_ms() - SWEEP_MIN_AGE_MS).await;
+                    sweep_all(&*store, &decoder, now_ms() - SWEEP_MIN_AGE_MS).await;
                     continue;
                 }
             }
@@ -226,10 +230,10 @@ async fn merge(store: &dyn Store, items: &[ProjectionItem]) {
 }
 
 /// Merges queued events older than `received_before` (periodic safety net).
-async fn sweep_all(store: &dyn Store, received_before: i64) {
+async fn sweep_all(store: &dyn Store, decoder: &Decoder, received_before: i64) {
     let mut after = 0;
     loop {
-        match sweep_chunk(store, after, Some(received_before)).await {
+        match sweep_chunk(store, decoder, after, Some(received_before)).await {
             Ok(Some(last)) => after = last,
             Ok(None) => return,
             Err(e) => {
@@ -244,6 +248,7 @@ async fn sweep_all(store: &dyn Store, received_before: i64) {
 /// holds nothing more.
 async fn sweep_chunk(
     store: &dyn Store,
+    decoder: &Decoder,
     after: i64,
     received_before: Option<i64>,
 ) -> Result<Option<i64>, StoreError> {
@@ -255,12 +260,14 @@ async fn sweep_chunk(
     };
     let mut items = Vec::with_capacity(events.len());
     for event in &events {
-        match observation_of(&event.source, &event.raw) {
-            Ok(Some(observation)) => items.push(ProjectionItem {
-                event_id: event.id,
-                observation,
-            }),
-            Ok(None) => {}
+        match decoder.decode(&event.source, &event.raw, event.event_ts) {
+            Ok(decoded) if decoded.observation.is_some() || decoded.activity.is_some() => items
+                .push(ProjectionItem {
+                    event_id: event.id,
+                    observation: decoded.observation,
+                    activity: decoded.activity,
+                }),
+            Ok(_) => {}
             Err(e) => {
                 // Logged but no longer parseable (a parser change): it stays in the log, `rebuild` reports it.
                 tracing::warn!(event_id = event.id, error = %e, "queued event no longer parses; dequeued");

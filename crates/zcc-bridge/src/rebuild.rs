@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::core::EngagementState;
-use crate::sources::observation_of;
+use crate::sources::Decoder;
 use crate::store::{EventQuery, Store, StoreError};
 
 #[derive(Debug, Default, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -20,7 +20,7 @@ pub struct RebuildReport {
 
 /// Recomputes records one engagement at a time (bounded memory). Safe while the server runs: a record that
 /// receives new events during its recomputation is recomputed again.
-pub async fn rebuild(store: &dyn Store) -> Result<RebuildReport, StoreError> {
+pub async fn rebuild(store: &dyn Store, decoder: &Decoder) -> Result<RebuildReport, StoreError> {
     let mut report = RebuildReport::default();
     let mut after: Option<String> = None;
     loop {
@@ -31,7 +31,7 @@ pub async fn rebuild(store: &dyn Store) -> Result<RebuildReport, StoreError> {
         for engagement_id in ids {
             loop {
                 let (state, last_event_id, events, unparseable) =
-                    recompute(store, &engagement_id).await?;
+                    recompute(store, decoder, &engagement_id).await?;
                 let changed = store.engagement(&engagement_id).await?.as_ref() != Some(&state);
                 if !changed || store.replace_engagement(&state, last_event_id).await? {
                     report.engagements += 1;
@@ -50,6 +50,7 @@ pub async fn rebuild(store: &dyn Store) -> Result<RebuildReport, StoreError> {
 
 async fn recompute(
     store: &dyn Store,
+    decoder: &Decoder,
     engagement_id: &str,
 ) -> Result<(EngagementState, i64, u64, u64), StoreError> {
     let mut state = EngagementState::empty(engagement_id);
@@ -68,9 +69,12 @@ async fn recompute(
         last_id = last.id;
         for event in &page {
             events += 1;
-            match observation_of(&event.source, &event.raw) {
-                Ok(Some(obs)) => state.apply(&obs),
-                Ok(None) => {}
+            match decoder.decode(&event.source, &event.raw, event.event_ts) {
+                Ok(decoded) => {
+                    if let Some(obs) = decoded.observation {
+                        state.apply(&obs);
+                    }
+                }
                 Err(e) => {
                     unparseable += 1;
                     tracing::warn!(event_id = event.id, error = %e, "logged event no longer parses");

@@ -70,7 +70,14 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             "no zoom.webhook_secret_token configured: every webhook will be refused with 401"
         );
     }
-    let (feed, projection, projector) = Projector::start(store.clone());
+    let decoder = config.decoder();
+    let contacts = match &config.contacts.file {
+        Some(path) => Some(Arc::new(
+            crate::contacts::Contacts::load(path).context("loading contacts")?,
+        )),
+        None => None,
+    };
+    let (feed, projection, projector) = Projector::start(store.clone(), decoder.clone());
     let (log, committers) = EventLog::start(store.clone(), config.ingest.max_batch, feed);
     let (stop_background, background_stopping) = tokio::sync::watch::channel(false);
     let client = match config.zoom.client_config() {
@@ -180,8 +187,25 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     )
     .await
     .context("starting delivery")?;
+    let (live, stream_task) = crate::stream::Stream::start(
+        store.clone(),
+        crate::stream::Builder::new(decoder.clone(), contacts),
+        Duration::from_millis(config.stream.poll_ms),
+        background_stopping.clone(),
+    )
+    .await
+    .context("starting the live stream")?;
+    background.spawn(async move {
+        let _ = stream_task.await;
+    });
+    background.spawn(
+        crate::activity::Agents::new(store.clone())
+            .run_gauges(Duration::from_secs(15), background_stopping.clone()),
+    );
     let state = AppState {
         store: store.clone(),
+        decoder,
+        stream: Some(live),
         log,
         projection,
         verifier: Arc::new(WebhookVerifier::new(

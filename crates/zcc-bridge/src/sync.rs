@@ -39,7 +39,7 @@ pub async fn run(config: Config, from: &str, to: &str) -> anyhow::Result<RunRepo
     )?;
     let client = Arc::new(zoom::api::ZoomClient::new(client_config)?);
     let store = store::open(&config).await.context("opening storage")?;
-    let (feed, projection, projector) = Projector::start(store.clone());
+    let (feed, projection, projector) = Projector::start(store.clone(), config.decoder());
     let (log, committers) = EventLog::start(store.clone(), config.ingest.max_batch, feed);
     let reconciler = Reconciler::new(
         client,

@@ -78,7 +78,7 @@ async fn simulated_day_with_duplicates_and_reordering_matches_ground_truth() {
 
         // The log alone reproduces every record exactly.
         let store = server.server.as_ref().expect("running").store();
-        let rebuilt = zcc_bridge::rebuild::rebuild(&*store)
+        let rebuilt = zcc_bridge::rebuild::rebuild(&*store, &Default::default())
             .await
             .expect("rebuild");
         assert_eq!(rebuilt.changed, 0, "{backend:?}: {rebuilt:?}");

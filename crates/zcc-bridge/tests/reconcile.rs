@@ -109,7 +109,7 @@ async fn lost_duplicated_and_reordered_webhooks_are_made_whole_by_reconciliation
 
         // The log alone still reproduces every record.
         let store = server.server.as_ref().expect("running").store();
-        let rebuilt = zcc_bridge::rebuild::rebuild(&*store)
+        let rebuilt = zcc_bridge::rebuild::rebuild(&*store, &Default::default())
             .await
             .expect("rebuild");
         assert_eq!(rebuilt.changed, 0, "{backend:?}: {rebuilt:?}");

@@ -159,6 +159,17 @@ pub struct ObjectFields {
     #[serde(default)]
     pub playback_url: Option<String>,
 
+    // Agent status (`user_status_changed`, `user_login`, `user_logout`); names from a community integration
+    // (reference §2.4), unconfirmed.
+    #[serde(default)]
+    pub current_status_name: Option<String>,
+    #[serde(default)]
+    pub current_sub_status_name: Option<String>,
+    #[serde(default)]
+    pub previous_status_name: Option<String>,
+    #[serde(default)]
+    pub previous_sub_status_name: Option<String>,
+
     // Inbox (voicemail) messages.
     #[serde(default)]
     pub message_id: Option<String>,

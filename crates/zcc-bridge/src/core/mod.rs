@@ -1,5 +1,6 @@
 //! The vendor-neutral core: what an engagement observation is, and the engagement record built from them.
 
+pub mod activity;
 pub mod media;
 pub mod observation;
 pub mod record;

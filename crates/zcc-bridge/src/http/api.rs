@@ -24,6 +24,13 @@ pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/engagements", get(list_engagements))
         .route("/engagements/{engagement_id}", get(get_engagement))
+        .route(
+            "/engagements/{engagement_id}/activity",
+            get(super::live::engagement_activity),
+        )
+        .route("/agents", get(super::live::agents))
+        .route("/agents/{id}", get(super::live::agent))
+        .route("/stream", get(super::live::stream))
         .route("/events", get(list_events))
         .route("/quarantine", get(list_quarantine))
         .route("/quarantine/{id}", get(get_quarantine))
@@ -75,7 +82,7 @@ async fn require_admin(State(app): State<AppState>, request: Request, next: Next
 
 /// Records are merged moments after the acknowledgement; a read waits until everything acknowledged before it
 /// is merged, so a client always reads its own writes. Under extreme lag it serves what is there.
-async fn wait_for_projection(app: &AppState) {
+pub(super) async fn wait_for_projection(app: &AppState) {
     if !app.projection.caught_up(PROJECTION_WAIT).await {
         tracing::warn!(wait = ?PROJECTION_WAIT, "records lag behind the event log; serving them as they are");
     }
@@ -351,6 +358,9 @@ async fn replay_quarantine(State(app): State<AppState>, Path(id): Path<i64>) -> 
             format!("already replayed as event {event_id}"),
         );
     }
+    if let Some(name) = item.source.strip_prefix("flow:").map(str::to_string) {
+        return replay_flow(&app, id, &name, item).await;
+    }
     let source = EventSource::parse(&item.source).unwrap_or(EventSource::Webhook);
     let parsed = match zoom_webhook::parse(&item.raw, source) {
         Ok(ParsedWebhook::Event(parsed)) => parsed,
@@ -377,7 +387,52 @@ async fn replay_quarantine(State(app): State<AppState>, Path(id): Path<i64>) -> 
         request_id: item.request_id.clone(),
         raw: item.raw.into(),
         observation: parsed.observation,
+        activity: parsed.activity,
+        source_label: None,
     };
+    append_replay(&app, id, event).await
+}
+
+/// A quarantined Flow post, parsed again with its source's current mapping (fix the mapping, then replay).
+async fn replay_flow(
+    app: &AppState,
+    id: i64,
+    name: &str,
+    item: crate::store::QuarantineItem,
+) -> Response {
+    let Some(config) = app.decoder.flows().get(name) else {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("flow source {name:?} is not configured any more"),
+        );
+    };
+    let received_at = now_ms();
+    let parsed = match crate::sources::flow::parse(name, config, &item.raw, item.received_at) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("still unusable: {e}"),
+            )
+        }
+    };
+    let event = NewEvent {
+        source: EventSource::Flow,
+        dedup_key: parsed.dedup_key,
+        event_type: parsed.event_type,
+        engagement_id: Some(parsed.engagement_id),
+        event_ts: Some(parsed.event_ts),
+        received_at,
+        request_id: item.request_id.clone(),
+        raw: item.raw.into(),
+        observation: Some(parsed.observation),
+        activity: parsed.activity,
+        source_label: Some(crate::sources::flow_source_column(name)),
+    };
+    append_replay(app, id, event).await
+}
+
+async fn append_replay(app: &AppState, id: i64, event: NewEvent) -> Response {
     match app
         .log
         .append_one(Inbound::Replay {

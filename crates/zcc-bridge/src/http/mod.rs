@@ -2,6 +2,8 @@
 
 mod api;
 mod deliveries;
+mod flow;
+mod live;
 mod media;
 mod webhooks;
 
@@ -24,6 +26,10 @@ use crate::store::Store;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// Reads logged events back; holds the Flow sources.
+    pub decoder: crate::sources::Decoder,
+    /// The live stream (`/api/v1/stream`).
+    pub stream: Option<crate::stream::Stream>,
     pub log: EventLog,
     pub projection: Projection,
     pub verifier: Arc<WebhookVerifier>,
@@ -41,6 +47,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let api = api::router(state.clone());
     Router::new()
         .route("/webhooks/zoom", post(webhooks::zoom))
+        .route("/webhooks/flow/{source}", post(flow::post))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .nest("/api/v1", api)
         .route("/media/{kind}/{item_id}", get(media::serve))

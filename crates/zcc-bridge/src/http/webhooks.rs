@@ -103,6 +103,8 @@ pub async fn zoom(
                 request_id: request_id.clone(),
                 raw: body,
                 observation: parsed.observation,
+                activity: parsed.activity,
+                source_label: None,
             };
             let result = app.log.append_one(Inbound::Event(event)).await;
             metrics::histogram!("zcc_webhook_ingest_seconds")
@@ -134,6 +136,7 @@ pub async fn zoom(
             tracing::warn!(request_id, %reason, bytes = body.len(), "authenticated webhook could not be parsed; quarantining");
             let item = NewQuarantine {
                 source: EventSource::Webhook,
+                source_label: None,
                 received_at,
                 request_id,
                 reason: reason.clone(),

@@ -1,24 +1,86 @@
-//! Vendor adapters: turn what a source received into the core's event-log entries and observations.
+//! Vendor adapters: turn what a source received into the core's event-log entries, observations and activity.
 
+pub mod flow;
 pub mod zoom_rest;
 pub mod zoom_webhook;
 pub mod zoom_websocket;
 
+use std::sync::Arc;
+
+use crate::core::activity::Activity;
 use crate::core::{EventSource, Observation};
 
-/// Reads a logged event's raw bytes back into its observation (projector recovery and `rebuild`). `Ok(None)`:
-/// the event says nothing about an engagement.
-pub fn observation_of(
-    source: &str,
-    raw: &[u8],
-) -> Result<Option<Observation>, zoom_webhook::ParseError> {
-    // Polled REST resources are logged as such; every other source logs Zoom event envelopes.
-    let source = EventSource::parse(source).unwrap_or(EventSource::Webhook);
-    if source == EventSource::Poll {
-        return zoom_rest::parse(raw);
+/// What a logged event says, read back from its raw bytes.
+#[derive(Debug, Clone, Default)]
+pub struct Decoded {
+    /// About an engagement's record.
+    pub observation: Option<Observation>,
+    /// About agents and engagements in real time.
+    pub activity: Option<Activity>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error(transparent)]
+    Zoom(#[from] zoom_webhook::ParseError),
+    #[error(transparent)]
+    Flow(#[from] flow::FlowError),
+}
+
+/// The log's `source` column of a Flow event script post: `flow:<source name>`.
+pub fn flow_source_column(name: &str) -> String {
+    format!("flow:{name}")
+}
+
+/// Reads logged events back (projector recovery, `rebuild`, the live stream). Flow posts are read with their
+/// source's current field mapping, so a corrected mapping applies to a rebuild.
+#[derive(Debug, Clone, Default)]
+pub struct Decoder {
+    flows: Arc<flow::FlowSources>,
+}
+
+impl Decoder {
+    pub fn new(flows: Arc<flow::FlowSources>) -> Self {
+        Self { flows }
     }
-    match zoom_webhook::parse(raw, source)? {
-        zoom_webhook::ParsedWebhook::Event(parsed) => Ok(parsed.observation),
-        zoom_webhook::ParsedWebhook::UrlValidation { .. } => Ok(None),
+
+    pub fn flows(&self) -> &flow::FlowSources {
+        &self.flows
+    }
+
+    /// `event_ts`: the time logged with the event (a Flow post without a time of its own was logged with its
+    /// receive time).
+    pub fn decode(
+        &self,
+        source: &str,
+        raw: &[u8],
+        event_ts: Option<i64>,
+    ) -> Result<Decoded, DecodeError> {
+        if let Some(name) = source.strip_prefix("flow:") {
+            let config = self
+                .flows
+                .get(name)
+                .ok_or_else(|| flow::FlowError::UnknownSource(name.to_string()))?;
+            let event = flow::parse(name, config, raw, event_ts.unwrap_or(0))?;
+            return Ok(Decoded {
+                observation: Some(event.observation),
+                activity: event.activity,
+            });
+        }
+        // Polled REST resources are logged as such; every other source logs Zoom event envelopes.
+        let source = EventSource::parse(source).unwrap_or(EventSource::Webhook);
+        if source == EventSource::Poll {
+            return Ok(Decoded {
+                observation: zoom_rest::parse(raw)?,
+                activity: None,
+            });
+        }
+        match zoom_webhook::parse(raw, source)? {
+            zoom_webhook::ParsedWebhook::Event(parsed) => Ok(Decoded {
+                observation: parsed.observation,
+                activity: parsed.activity,
+            }),
+            zoom_webhook::ParsedWebhook::UrlValidation { .. } => Ok(Decoded::default()),
+        }
     }
 }

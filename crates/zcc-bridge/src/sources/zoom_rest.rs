@@ -80,6 +80,8 @@ impl Polled {
             received_at,
             request_id: None,
             observation: Some(self.observation()),
+            activity: None,
+            source_label: None,
             raw: Bytes::from(raw),
         })
     }

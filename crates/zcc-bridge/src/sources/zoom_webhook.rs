@@ -5,6 +5,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use zoom::events::{ObjectFields, WebhookEnvelope};
 
+use crate::core::activity::{Activity, ActivityKind, AgentIdent};
 use crate::core::observation::*;
 
 /// What a verified webhook body turned out to be.
@@ -28,6 +29,8 @@ pub struct ParsedEvent {
     /// last pages of the dedup index instead of one random page per event.
     pub dedup_key: String,
     pub observation: Option<Observation>,
+    /// What it says about agents in real time (stream, agent state).
+    pub activity: Option<Activity>,
 }
 
 /// Why an authenticated body could not be used. The body is quarantined, not dropped.
@@ -82,13 +85,84 @@ pub fn from_envelope(
     let observation = engagement_id
         .as_ref()
         .map(|id| observe(id, &envelope.event, envelope.event_ts, object, source));
+    let activity = activity(
+        &envelope.event,
+        envelope.event_ts,
+        engagement_id.as_deref(),
+        object,
+    );
     ParsedEvent {
         event_type: envelope.event.clone(),
         event_ts: envelope.event_ts,
         engagement_id,
         dedup_key,
         observation,
+        activity,
     }
+}
+
+/// The activity kind of a `contact_center.*` event, if it is one the real-time views follow.
+pub fn activity_kind(event: &str) -> Option<ActivityKind> {
+    let name = event.strip_prefix(zoom::events::CONTACT_CENTER_PREFIX)?;
+    Some(match name {
+        "engagement_started" => ActivityKind::Started,
+        "task_reservation_created" => ActivityKind::Offered,
+        "engagement_user_answered" => ActivityKind::Accepted,
+        "engagement_user_hold" => ActivityKind::Held,
+        "engagement_user_unhold" => ActivityKind::Resumed,
+        "engagement_user_muted" => ActivityKind::Muted,
+        "engagement_user_unmuted" => ActivityKind::Unmuted,
+        "engagement_transfer_initiated" => ActivityKind::TransferInitiated,
+        "engagement_transfer_accepted" => ActivityKind::Transferred,
+        "engagement_user_ended" => ActivityKind::Left,
+        "engagement_ended" => ActivityKind::Ended,
+        "engagement_wrap_up_started" => ActivityKind::WrapUpStarted,
+        "engagement_wrap_up_ended" => ActivityKind::WrapUpEnded,
+        "engagement_disposition_added" => ActivityKind::DispositionSaved,
+        "engagement_note_added" => ActivityKind::NoteAdded,
+        "user_login" => ActivityKind::AgentLogin,
+        "user_logout" => ActivityKind::AgentLogout,
+        "user_status_changed" => ActivityKind::AgentStatusChanged,
+        "user_opt_in" => ActivityKind::QueueOptIn,
+        "user_opt_out" => ActivityKind::QueueOptOut,
+        _ => return None,
+    })
+}
+
+fn activity(
+    event: &str,
+    event_ts: i64,
+    engagement_id: Option<&str>,
+    o: &ObjectFields,
+) -> Option<Activity> {
+    let kind = activity_kind(event)?;
+    if !kind.is_agent_only() && engagement_id.is_none() {
+        return None;
+    }
+    let mut a = Activity::new(kind, event_ts);
+    a.engagement_id = engagement_id.map(str::to_string);
+    let agent = AgentIdent {
+        user_id: nonempty(&o.user_id),
+        email: nonempty(&o.user_email),
+        display_name: nonempty(&o.display_name),
+    };
+    if agent.key().is_some() {
+        a.agent = Some(agent);
+    } else if kind.is_agent_only() {
+        // An agent event that names no agent tells nothing.
+        return None;
+    }
+    a.queue = nonempty(&o.cc_queue_id).map(|id| QueueRef {
+        cc_queue_id: id,
+        queue_name: nonempty(&o.queue_name),
+    });
+    a.channel = nonempty(&o.channel);
+    a.direction = nonempty(&o.direction);
+    a.consumer_number = nonempty(&o.consumer_number);
+    a.status = nonempty(&o.current_status_name);
+    a.sub_status = nonempty(&o.current_sub_status_name);
+    a.disposition = nonempty(&o.disposition_name).or_else(|| nonempty(&o.disposition_id));
+    Some(a)
 }
 
 pub(crate) fn parse_time(value: Option<&str>) -> Option<i64> {

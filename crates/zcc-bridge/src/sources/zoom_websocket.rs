@@ -133,6 +133,8 @@ async fn log_frame(log: &EventLog, raw: Bytes, received_at: i64, malformed: Opti
                 request_id: None,
                 raw,
                 observation: parsed.observation,
+                activity: parsed.activity,
+                source_label: None,
             }),
             Ok(ParsedWebhook::UrlValidation { .. }) => {
                 tracing::warn!("URL validation request over the WebSocket ignored");
@@ -167,6 +169,7 @@ async fn log_frame(log: &EventLog, raw: Bytes, received_at: i64, malformed: Opti
 fn quarantine(raw: Bytes, received_at: i64, reason: String) -> Inbound {
     Inbound::Quarantine(NewQuarantine {
         source: EventSource::Websocket,
+        source_label: None,
         received_at,
         request_id: None,
         reason,

@@ -2,6 +2,7 @@
 //! replicas sharing one database). The commit algorithm is written once (`commit_batch`) over the small set of
 //! per-backend statements in `BatchTx`.
 
+pub mod activity;
 pub mod delivery;
 pub mod media;
 mod postgres;
@@ -18,9 +19,11 @@ use serde::Serialize;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 use crate::config::{Config, DatabaseKind};
+use crate::core::activity::Activity;
 use crate::core::record::Merge;
 use crate::core::{EngagementState, EventSource, MediaSource, Observation};
 
+pub use activity::ActivityRepo;
 pub use delivery::DeliveryRepo;
 pub use media::{ArchivedObject, MediaQuery, MediaRepo, MediaRow, MediaSetback, MediaStats};
 pub use postgres::PgStore;
@@ -67,12 +70,25 @@ pub struct NewEvent {
     pub request_id: Option<String>,
     pub raw: Bytes,
     pub observation: Option<Observation>,
+    pub activity: Option<Activity>,
+    /// The log's `source` column when it says more than `source` (`flow:<source name>`).
+    pub source_label: Option<String>,
+}
+
+impl NewEvent {
+    pub fn source_column(&self) -> String {
+        self.source_label
+            .clone()
+            .unwrap_or_else(|| self.source.as_str().to_string())
+    }
 }
 
 /// Authenticated input that could not be parsed.
 #[derive(Debug, Clone)]
 pub struct NewQuarantine {
     pub source: EventSource,
+    /// As `NewEvent::source_label`.
+    pub source_label: Option<String>,
     pub received_at: i64,
     pub request_id: Option<String>,
     pub reason: String,
@@ -255,15 +271,16 @@ pub(crate) fn lock_key(name: &str) -> i64 {
     i64::from_be_bytes(bytes)
 }
 
-/// An event merged by the projector: its log id and what it says about its engagement.
+/// An event merged by the projector: its log id and what it says about its engagement and about agents.
 #[derive(Debug, Clone)]
 pub struct ProjectionItem {
     pub event_id: i64,
-    pub observation: Observation,
+    pub observation: Option<Observation>,
+    pub activity: Option<Activity>,
 }
 
 #[async_trait]
-pub trait Store: MediaRepo + DeliveryRepo + Send + Sync + 'static {
+pub trait Store: MediaRepo + DeliveryRepo + ActivityRepo + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// How many batches may commit concurrently (SQLite has one writer).
@@ -409,6 +426,12 @@ pub(crate) trait BatchTx: Send {
     async fn upsert_media(&mut self, sources: &[MediaSource], now: i64) -> Result<()>;
     /// Marks changed records for the delivery planner (see `delivery::touch_watch_sql`).
     async fn touch_watch(&mut self, engagement_ids: &[String], now: i64, due: i64) -> Result<()>;
+    /// Records activity (see `activity::record_activity_sql`): the event ids newly recorded and the status spans
+    /// the new events closed.
+    async fn record_activity(
+        &mut self,
+        rows: &[activity::ActivityRow],
+    ) -> Result<(Vec<i64>, Vec<(String, i64)>)>;
     /// Removes projected events from the projection queue.
     async fn dequeue_projection(&mut self, event_ids: &[i64]) -> Result<()>;
     async fn replace_index(
@@ -567,18 +590,29 @@ pub(crate) fn fresh_outcomes(batch: &[Inbound], inserted: &HashMap<String, i64>)
         .collect()
 }
 
-/// The projector's transaction: merges observations into records and dequeues the projected events. Returns
-/// whether archive jobs were written (to wake the archiver once committed) and whether records were marked for
-/// the delivery planner.
+/// What a projection transaction did, for the work to do once it is committed.
+#[derive(Debug, Default)]
+pub(crate) struct Projected {
+    /// Archive jobs were written (wake the archiver).
+    pub media_queued: bool,
+    /// Records were marked for the delivery planner.
+    pub watched: bool,
+    /// Activity recorded for the first time, with the engagement's first queue (for metrics).
+    pub new_activity: Vec<(Activity, Option<String>)>,
+    /// Status spans closed by new status events (label, ms).
+    pub closed_spans: Vec<(String, i64)>,
+}
+
+/// The projector's transaction: merges observations into records, records activity and dequeues the projected
+/// events.
 pub(crate) async fn project_in<T: BatchTx>(
     tx: &mut T,
     items: &[ProjectionItem],
     event_ids: &[i64],
     signals: &delivery::DeliverySignals,
-) -> Result<(bool, bool)> {
+) -> Result<Projected> {
     let mut deltas: BTreeMap<String, EngagementState> = BTreeMap::new();
-    for item in items {
-        let obs = &item.observation;
+    for obs in items.iter().filter_map(|i| i.observation.as_ref()) {
         deltas
             .entry(obs.engagement_id.clone())
             .or_insert_with(|| EngagementState::empty(obs.engagement_id.clone()))
@@ -591,26 +625,62 @@ pub(crate) async fn project_in<T: BatchTx>(
     } else {
         Vec::new()
     };
-    let media_queued = merge_into_records(tx, deltas, now).await?;
+    let (media_queued, queues) = merge_into_records(tx, deltas, now).await?;
     if let Some(due) = watch_due {
         tx.touch_watch(&changed, now, due).await?;
     }
     let watched = watch_due.is_some();
+    let mut rows: Vec<activity::ActivityRow> = items
+        .iter()
+        .filter_map(|i| {
+            i.activity.clone().map(|activity| activity::ActivityRow {
+                event_id: i.event_id,
+                activity,
+            })
+        })
+        .collect();
+    rows.sort_by_key(|r| r.event_id);
+    rows.dedup_by_key(|r| r.event_id);
+    let mut new_activity = Vec::new();
+    let mut closed_spans = Vec::new();
+    if !rows.is_empty() {
+        let (inserted, closed) = tx.record_activity(&rows).await?;
+        closed_spans = closed;
+        let inserted: HashSet<i64> = inserted.into_iter().collect();
+        for row in rows.into_iter().filter(|r| inserted.contains(&r.event_id)) {
+            let queue = row
+                .activity
+                .queue
+                .as_ref()
+                .map(|q| q.cc_queue_id.clone())
+                .or_else(|| {
+                    let id = row.activity.engagement_id.as_ref()?;
+                    queues.get(id).cloned()
+                });
+            new_activity.push((row.activity, queue));
+        }
+    }
     let mut ids = event_ids.to_vec();
     ids.sort_unstable();
     ids.dedup();
     tx.dequeue_projection(&ids).await?;
-    Ok((media_queued, watched))
+    Ok(Projected {
+        media_queued,
+        watched,
+        new_activity,
+        closed_spans,
+    })
 }
 
 /// Merges per-engagement deltas into the stored records, a batch at a time. Returns whether archive jobs were
-/// written.
+/// written, and each merged record's first queue.
 async fn merge_into_records<T: BatchTx>(
     tx: &mut T,
     mut pending: BTreeMap<String, EngagementState>,
     now: i64,
-) -> Result<bool> {
+) -> Result<(bool, HashMap<String, String>)> {
     let mut media_queued = false;
+    let mut queues = HashMap::new();
     while !pending.is_empty() {
         let ids: Vec<&str> = pending.keys().map(String::as_str).collect();
         let existing = tx.lock_engagements(&ids).await?;
@@ -633,9 +703,23 @@ async fn merge_into_records<T: BatchTx>(
                             .into_iter()
                             .filter(|s| !before.contains(s)),
                     );
+                    if let Some(q) = crate::delivery::sinks::record_queues(&state)
+                        .into_iter()
+                        .next()
+                    {
+                        queues.insert(id.clone(), q);
+                    }
                     updates.push(EngagementRow::new(&state, now)?);
                 }
-                None => inserts.push(EngagementRow::new(delta, now)?),
+                None => {
+                    if let Some(q) = crate::delivery::sinks::record_queues(delta)
+                        .into_iter()
+                        .next()
+                    {
+                        queues.insert(id.clone(), q);
+                    }
+                    inserts.push(EngagementRow::new(delta, now)?)
+                }
             }
         }
         tx.update_engagements(&updates).await?;
@@ -654,7 +738,7 @@ async fn merge_into_records<T: BatchTx>(
         // Records another transaction created meanwhile: lock them and merge again.
         pending.retain(|id, _| !existing.contains_key(id) && !created.contains(id));
     }
-    Ok(media_queued)
+    Ok((media_queued, queues))
 }
 
 fn event_of(item: &Inbound) -> Option<&NewEvent> {

@@ -41,6 +41,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "delivery queue order",
         include_str!("../../migrations/postgres/0006_delivery_order.sql"),
     ),
+    (
+        7,
+        "agent activity and the live stream",
+        include_str!("../../migrations/postgres/0007_activity.sql"),
+    ),
 ];
 
 pub struct PgStore {
@@ -48,6 +53,7 @@ pub struct PgStore {
     migrator: Migrator,
     committers: usize,
     delivery_signals: delivery::DeliverySignals,
+    log_signals: activity::LogSignals,
 }
 
 impl PgStore {
@@ -71,6 +77,7 @@ impl PgStore {
             // Leave a connection for the projector and one for reads.
             committers: committers.clamp(1, max_connections.saturating_sub(2).max(1) as usize),
             delivery_signals: delivery::DeliverySignals::default(),
+            log_signals: activity::LogSignals::default(),
         })
     }
 
@@ -109,3 +116,4 @@ impl PgStore {
 impl_sql_store!(PgStore, PgConn, Postgres, "postgres", " FOR UPDATE");
 super::delivery::impl_delivery_repo!(PgStore, Postgres, "postgres");
 super::media::impl_media_repo!(PgStore, Postgres, "postgres");
+super::activity::impl_activity_repo!(PgStore, Postgres, "postgres");

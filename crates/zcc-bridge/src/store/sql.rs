@@ -25,7 +25,7 @@ macro_rules! impl_sql_store {
                     );
                     qb.push_values(chunk, |mut b, e| {
                         b.push_bind(e.dedup_key.as_str())
-                            .push_bind(e.source.as_str())
+                            .push_bind(e.source_column())
                             .push_bind(e.event_type.as_str())
                             .push_bind(e.engagement_id.as_deref())
                             .push_bind(e.event_ts)
@@ -63,7 +63,7 @@ macro_rules! impl_sql_store {
                     );
                     qb.push_values(chunk, |mut b, e| {
                         b.push_bind(ids.get(&e.dedup_key).copied().unwrap_or_default())
-                            .push_bind(e.source.as_str())
+                            .push_bind(e.source_column())
                             .push_bind(e.received_at)
                             .push_bind(e.request_id.as_deref());
                     });
@@ -76,7 +76,7 @@ macro_rules! impl_sql_store {
                 let mut qb =
                     sqlx::QueryBuilder::<$db>::new("INSERT INTO quarantine (source, received_at, request_id, reason, raw) ");
                 qb.push_values([q], |mut b, q| {
-                    b.push_bind(q.source.as_str())
+                    b.push_bind(q.source_label.clone().unwrap_or_else(|| q.source.as_str().to_string()))
                         .push_bind(q.received_at)
                         .push_bind(q.request_id.as_deref())
                         .push_bind(q.reason.as_str())
@@ -168,6 +168,13 @@ macro_rules! impl_sql_store {
 
             async fn touch_watch(&mut self, engagement_ids: &[String], now: i64, due: i64) -> $crate::store::Result<()> {
                 $crate::store::delivery::touch_watch_sql!($db, self.0, engagement_ids, now, due)
+            }
+
+            async fn record_activity(
+                &mut self,
+                rows: &[$crate::store::activity::ActivityRow],
+            ) -> $crate::store::Result<(Vec<i64>, Vec<(String, i64)>)> {
+                $crate::store::activity::record_activity_sql!($db, self.0, rows)
             }
 
             async fn dequeue_projection(&mut self, event_ids: &[i64]) -> $crate::store::Result<()> {
@@ -301,15 +308,16 @@ macro_rules! impl_sql_store {
                 event_ids: &[i64],
             ) -> $crate::store::Result<()> {
                 let mut tx = self.writer().begin().await?;
-                let (media_queued, watched) =
+                let projected =
                     $crate::store::project_in(&mut $conn(&mut *tx), items, event_ids, &self.delivery_signals).await?;
                 tx.commit().await?;
-                if media_queued {
+                if projected.media_queued {
                     $crate::store::media::jobs_queued();
                 }
-                if watched {
+                if projected.watched {
                     self.delivery_signals.watch_touched();
                 }
+                $crate::activity::count_new_activity(&projected.new_activity, &projected.closed_spans);
                 Ok(())
             }
 

@@ -44,6 +44,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "delivery queue order",
         include_str!("../../migrations/sqlite/0006_delivery_order.sql"),
     ),
+    (
+        7,
+        "agent activity and the live stream",
+        include_str!("../../migrations/sqlite/0007_activity.sql"),
+    ),
 ];
 
 /// How often the WAL is copied back into the database file.
@@ -55,6 +60,7 @@ pub struct SqliteStore {
     migrator: Migrator,
     checkpointer: Mutex<Option<JoinHandle<()>>>,
     delivery_signals: delivery::DeliverySignals,
+    log_signals: activity::LogSignals,
 }
 
 impl SqliteStore {
@@ -113,6 +119,7 @@ impl SqliteStore {
             migrator,
             checkpointer: Mutex::new(Some(checkpointer)),
             delivery_signals: delivery::DeliverySignals::default(),
+            log_signals: activity::LogSignals::default(),
         })
     }
 
@@ -156,3 +163,4 @@ impl SqliteStore {
 impl_sql_store!(SqliteStore, SqliteConn, Sqlite, "sqlite", "");
 super::delivery::impl_delivery_repo!(SqliteStore, Sqlite, "sqlite");
 super::media::impl_media_repo!(SqliteStore, Sqlite, "sqlite");
+super::activity::impl_activity_repo!(SqliteStore, Sqlite, "sqlite");

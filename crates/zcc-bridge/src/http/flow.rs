@@ -1,0 +1,116 @@
+//! `POST /webhooks/flow/{source}`: Flow event script posts. Authenticate (bearer token or body signature), make
+//! the event durable, then acknowledge; an authenticated post that cannot be used is quarantined.
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use serde_json::json;
+
+use super::{error, AppState};
+use crate::core::EventSource;
+use crate::sources::flow::{self, SIGNATURE_HEADER};
+use crate::sources::flow_source_column;
+use crate::store::{now_ms, Inbound, NewEvent, NewQuarantine, Outcome};
+
+fn rejected(source: &str, reason: &'static str) {
+    metrics::counter!("zcc_flow_rejected_total", "source" => source.to_string(), "reason" => reason)
+        .increment(1);
+}
+
+pub async fn post(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let received_at = now_ms();
+    let Some(config) = app.decoder.flows().get(&name).cloned() else {
+        rejected("unknown", "unknown_source");
+        tracing::warn!(source = %name, "flow post for a source that is not configured");
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no flow source {name:?} is configured"),
+        );
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            rejected(&name, "unreadable_body");
+            tracing::warn!(source = %name, "flow post body refused: {}", rejection.body_text());
+            return error(rejection.status(), rejection.body_text());
+        }
+    };
+    let text = |h: &str| headers.get(h).and_then(|v| v.to_str().ok());
+    if let Err(e) = flow::authenticate(
+        &config,
+        text(header::AUTHORIZATION.as_str()),
+        text(SIGNATURE_HEADER),
+        &body,
+    ) {
+        rejected(&name, "auth");
+        tracing::warn!(source = %name, bytes = body.len(), "flow post refused: {e}");
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            Json(json!({"error": e.to_string()})),
+        )
+            .into_response();
+    }
+    let label = Some(flow_source_column(&name));
+    let mut quarantine_reason = None;
+    let item = match flow::parse(&name, &config, &body, received_at) {
+        Ok(parsed) => Inbound::Event(NewEvent {
+            source: EventSource::Flow,
+            dedup_key: parsed.dedup_key,
+            event_type: parsed.event_type,
+            engagement_id: Some(parsed.engagement_id),
+            event_ts: Some(parsed.event_ts),
+            received_at,
+            request_id: None,
+            raw: body,
+            observation: Some(parsed.observation),
+            activity: parsed.activity,
+            source_label: label,
+        }),
+        Err(e) => {
+            tracing::warn!(source = %name, reason = %e, bytes = body.len(), "authenticated flow post could not be used; quarantining");
+            quarantine_reason = Some(e.to_string());
+            Inbound::Quarantine(NewQuarantine {
+                source: EventSource::Flow,
+                source_label: label,
+                received_at,
+                request_id: None,
+                reason: e.to_string(),
+                raw: body,
+            })
+        }
+    };
+    match app.log.append_one(item).await {
+        Ok(Outcome::Quarantined { quarantine_id }) => {
+            metrics::counter!("zcc_flow_events_total", "source" => name, "outcome" => "quarantined")
+                .increment(1);
+            let reason = quarantine_reason.unwrap_or_default();
+            (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": reason, "quarantine_id": quarantine_id})),
+            )
+                .into_response()
+        }
+        Ok(outcome) => {
+            let label = match outcome {
+                Outcome::Duplicate { .. } => "duplicate",
+                _ => "stored",
+            };
+            metrics::counter!("zcc_flow_events_total", "source" => name, "outcome" => label)
+                .increment(1);
+            Json(outcome).into_response()
+        }
+        Err(e) => {
+            tracing::error!(source = %name, error = %e, "flow post not acknowledged");
+            error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+        }
+    }
+}

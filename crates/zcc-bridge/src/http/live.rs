@@ -1,0 +1,288 @@
+//! `GET /api/v1/stream` (Server-Sent Events), `GET /api/v1/agents`, `GET /api/v1/agents/{user_id or email}`,
+//! `GET /api/v1/engagements/{id}/activity`.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::api::{bad_query, parse_bound, store_error, wait_for_projection};
+use super::{error, AppState};
+use crate::activity::utc_day;
+use crate::core::activity::ActivityKind;
+use crate::store::activity::StreamPosition;
+use crate::store::now_ms;
+use crate::stream::{Filter, Published, Stream};
+
+#[derive(Debug, Deserialize)]
+pub(super) struct StreamParams {
+    /// Comma-separated user ids or e-mail addresses.
+    agent: Option<String>,
+    /// Comma-separated `cc_queue_id`s.
+    queue: Option<String>,
+    /// Comma-separated kinds (`accepted,ended`).
+    kinds: Option<String>,
+    engagement_id: Option<String>,
+    /// For clients that cannot set the `Last-Event-ID` header.
+    last_event_id: Option<String>,
+}
+
+fn list(value: &Option<String>, lower: bool) -> Vec<String> {
+    value
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            if lower {
+                s.to_ascii_lowercase()
+            } else {
+                s.to_string()
+            }
+        })
+        .collect()
+}
+
+pub(super) async fn stream(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    params: Result<Query<StreamParams>, QueryRejection>,
+) -> Response {
+    let Query(params) = match params {
+        Ok(p) => p,
+        Err(rejection) => return bad_query(rejection),
+    };
+    let Some(stream) = app.stream.clone() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the live stream is not running",
+        );
+    };
+    let last_event_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or(params.last_event_id.clone());
+    let resume = match last_event_id.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(value) => match StreamPosition::decode(value) {
+            Some(p) => Some(p),
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("Last-Event-ID: {value:?} is not an id this stream sent"),
+                )
+            }
+        },
+    };
+    // Agents match on user id or e-mail; ids keep their case, addresses compare in lower case.
+    let mut agents = list(&params.agent, false);
+    agents.extend(
+        agents
+            .iter()
+            .filter(|a| a.contains('@'))
+            .map(|a| a.to_ascii_lowercase())
+            .collect::<Vec<_>>(),
+    );
+    let filter = Filter {
+        agents,
+        queues: list(&params.queue, false),
+        kinds: list(&params.kinds, true),
+        engagements: list(&params.engagement_id, false),
+    };
+    if let Some(bad) = filter
+        .kinds
+        .iter()
+        .find(|k| ActivityKind::parse(k).is_none())
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "kinds: {bad:?} is not one of {}",
+                ActivityKind::ALL.map(ActivityKind::as_str).join(", ")
+            ),
+        );
+    }
+    // Where to start: after the resumed id, or at the hub's position now (the replay covers events published
+    // between reading it and subscribing).
+    let start = match resume {
+        Some(p) => p,
+        None => stream.position(),
+    };
+    let rx = stream.subscribe();
+    let client = Client {
+        guard: stream.client(),
+        stream,
+        rx,
+        filter,
+        last: start,
+        replay_from: Some(start),
+        pending: VecDeque::new(),
+    };
+    let events = futures_util::stream::unfold(client, |mut client| async move {
+        client
+            .next()
+            .await
+            .map(|event| (Ok::<_, Infallible>(event), client))
+    });
+    Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}
+
+struct Client {
+    #[allow(dead_code)] // counts the client while it is connected
+    guard: crate::stream::ClientGuard,
+    stream: Stream,
+    rx: tokio::sync::broadcast::Receiver<Arc<Published>>,
+    filter: Filter,
+    /// The last position handled (sent or filtered out): nothing at or before it is sent again.
+    last: StreamPosition,
+    /// Catching up from here (resume, start, or after falling behind the broadcast).
+    replay_from: Option<StreamPosition>,
+    pending: VecDeque<Arc<Published>>,
+}
+
+impl Client {
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            if let Some(e) = self.pending.pop_front() {
+                if e.position <= self.last {
+                    continue;
+                }
+                self.last = e.position;
+                if self.filter.matches(&e) {
+                    return Some(
+                        Event::default()
+                            .id(e.position.encode())
+                            .event(e.kind)
+                            .data(e.json.as_str()),
+                    );
+                }
+                continue;
+            }
+            if let Some(from) = self.replay_from {
+                match self.stream.replay(from).await {
+                    Ok(events) => match events.last() {
+                        Some(last) => {
+                            self.replay_from = Some(last.position);
+                            self.pending.extend(events);
+                        }
+                        None => self.replay_from = None,
+                    },
+                    Err(e) => {
+                        tracing::warn!(error = %e, "live stream client could not catch up; closing it (it resumes on reconnect)");
+                        return None;
+                    }
+                }
+                continue;
+            }
+            match self.rx.recv().await {
+                Ok(e) => self.pending.push_back(e),
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::debug!(
+                        missed,
+                        "live stream client fell behind; catching up from the log"
+                    );
+                    metrics::counter!("zcc_stream_client_catch_ups_total").increment(1);
+                    self.replay_from = Some(self.last);
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+pub(super) async fn agents(State(app): State<AppState>) -> Response {
+    wait_for_projection(&app).await;
+    match crate::activity::Agents::new(app.store.clone())
+        .list(now_ms())
+        .await
+    {
+        Ok(agents) => Json(json!({ "agents": agents })).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct DayParams {
+    /// `yyyy-mm-dd` (UTC day) or an RFC 3339 time; default: today.
+    date: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+pub(super) async fn agent(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    params: Result<Query<DayParams>, QueryRejection>,
+) -> Response {
+    let Query(params) = match params {
+        Ok(p) => p,
+        Err(rejection) => return bad_query(rejection),
+    };
+    let now = now_ms();
+    let mut window = utc_day(now);
+    if let Some(date) = &params.date {
+        match parse_bound("date", date) {
+            Ok(t) => window = utc_day(t),
+            Err(response) => return response,
+        }
+    }
+    if let Some(from) = &params.from {
+        match parse_bound("from", from) {
+            Ok(t) => window.0 = t,
+            Err(response) => return response,
+        }
+    }
+    if let Some(to) = &params.to {
+        match parse_bound("to", to) {
+            Ok(t) => window.1 = t,
+            Err(response) => return response,
+        }
+    }
+    if window.1 <= window.0 {
+        return error(StatusCode::BAD_REQUEST, "the window is empty: to <= from");
+    }
+    wait_for_projection(&app).await;
+    match crate::activity::Agents::new(app.store.clone())
+        .day(&id, window, now)
+        .await
+    {
+        Ok(Some(day)) => Json(day).into_response(),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            format!("no event names an agent {id:?}"),
+        ),
+        Err(e) => store_error(e),
+    }
+}
+
+pub(super) async fn engagement_activity(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Response {
+    wait_for_projection(&app).await;
+    match crate::activity::Agents::new(app.store.clone())
+        .engagement(&id, now_ms())
+        .await
+    {
+        Ok(Some(activity)) => Json(activity).into_response(),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            format!("no activity is known for engagement {id:?}"),
+        ),
+        Err(e) => store_error(e),
+    }
+}
