@@ -202,7 +202,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         crate::activity::Agents::new(store.clone())
             .run_gauges(Duration::from_secs(15), background_stopping.clone()),
     );
+    let (http_stopping_tx, http_stopping) = tokio::sync::watch::channel(false);
     let state = AppState {
+        stopping: http_stopping,
         store: store.clone(),
         decoder,
         stream: Some(live),
@@ -226,6 +228,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         let (stopping_tx, stopping_rx) = oneshot::channel::<()>();
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = stop_rx.await;
+            let _ = http_stopping_tx.send(true);
             let _ = stopping_tx.send(());
         });
         let mut serve = Box::pin(serve.into_future());

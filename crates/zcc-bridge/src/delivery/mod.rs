@@ -41,10 +41,7 @@ pub async fn spawn(
         .flat_map(|s| {
             s.deliver
                 .iter()
-                .filter(|t| {
-                    t.as_str() != sink::ENGAGEMENT_COMPLETED
-                        && t.as_str() != sink::ENGAGEMENT_UPDATED
-                })
+                .filter(|t| !sink::is_planned_type(t))
                 .map(|t| (t.clone(), s.name.clone()))
         })
         .collect();

@@ -10,11 +10,11 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
-use super::sink::{ENGAGEMENT_COMPLETED, ENGAGEMENT_UPDATED};
+use super::sink::{CALL_LOGGED, ENGAGEMENT_COMPLETED, ENGAGEMENT_UPDATED};
 use super::sinks::{record_queues, Facets, Route};
 use crate::core::{EngagementRecord, EngagementState};
 use crate::media::MediaLinks;
-use crate::store::delivery::{PlannedMessage, PlannedState, WatchRow};
+use crate::store::delivery::{ExtraMessage, PlannedMessage, PlannedState, WatchRow};
 use crate::store::media::{MEDIA_ARCHIVED, MEDIA_DEAD, MEDIA_EXPIRED};
 use crate::store::{now_ms, Store};
 
@@ -133,7 +133,13 @@ impl Planner {
         let payload = serde_json::to_string(&record).map_err(|e| {
             crate::store::StoreError::Invalid(format!("record does not serialise: {e}"))
         })?;
+        let extra = self
+            .call_log(&record, &state, now)
+            .await?
+            .into_iter()
+            .collect();
         let message = PlannedMessage {
+            extra,
             msg_id: message_id(&watch.engagement_id, event_type, revision),
             event_type: event_type.to_string(),
             engagement_id: watch.engagement_id.clone(),
@@ -151,6 +157,30 @@ impl Planner {
         tracing::debug!(engagement_id = %watch.engagement_id, event_type, revision, sinks = message.sinks.len(),
             "engagement message queued");
         Ok(!message.sinks.is_empty())
+    }
+
+    /// The call log of a completed engagement with a disposition, for the sinks that take call logs. Its id is
+    /// the same at every planning, so it is queued once.
+    async fn call_log(
+        &self,
+        record: &EngagementRecord,
+        state: &EngagementState,
+        now: i64,
+    ) -> crate::store::Result<Option<ExtraMessage>> {
+        let sinks = self.sinks_for(CALL_LOGGED, state);
+        if sinks.is_empty() || record.dispositions.is_empty() {
+            return Ok(None);
+        }
+        let activity = crate::activity::Agents::new(self.store.clone())
+            .engagement(&record.engagement_id, now)
+            .await?;
+        let payload = call_log_payload(record, activity.as_ref()).to_string();
+        Ok(Some(ExtraMessage {
+            msg_id: message_id(&record.engagement_id, CALL_LOGGED, 1),
+            event_type: CALL_LOGGED.to_string(),
+            payload,
+            sinks,
+        }))
     }
 
     /// Settled early: notes, dispositions and media are all there.
@@ -197,6 +227,35 @@ impl Planner {
             .map(|r| r.sink.clone())
             .collect()
     }
+}
+
+/// A call log: who, when, how long, the outcome, and the engagement's activity counters.
+pub fn call_log_payload(
+    record: &EngagementRecord,
+    activity: Option<&crate::core::activity::EngagementActivity>,
+) -> serde_json::Value {
+    let seconds = |ms: Option<i64>| ms.map(|ms| ms as f64 / 1000.0);
+    serde_json::json!({
+        "engagement_id": record.engagement_id,
+        "channel": record.channel,
+        "direction": record.direction,
+        "start_time": record.start_time,
+        "end_time": record.end_time,
+        "duration_seconds": record.duration,
+        "queue": record.queues.first(),
+        "agents": record.agents,
+        "consumer": record.consumers.first(),
+        "disposition": record.dispositions.last(),
+        "dispositions": record.dispositions,
+        "notes": record.notes,
+        "recordings": record.recordings,
+        "time_to_answer_seconds": seconds(activity.and_then(|a| a.time_to_answer_ms)),
+        "hold_count": activity.map(|a| a.hold_count),
+        "hold_seconds": seconds(activity.map(|a| a.hold_ms)),
+        "mute_count": activity.map(|a| a.mute_count),
+        "transfer_count": activity.map(|a| a.transfer_count),
+        "wrap_up_seconds": seconds(activity.map(|a| a.wrap_up_ms)),
+    })
 }
 
 /// A stable id per (engagement, type, revision): re-planning after a crash yields the same message.

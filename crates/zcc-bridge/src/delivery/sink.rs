@@ -10,6 +10,13 @@ use crate::core::EngagementRecord;
 /// `engagement.completed`: the record once settled. `engagement.updated`: a later change.
 pub const ENGAGEMENT_COMPLETED: &str = "engagement.completed";
 pub const ENGAGEMENT_UPDATED: &str = "engagement.updated";
+/// `call.logged`: a completed engagement with a disposition, as a call log (once per engagement).
+pub const CALL_LOGGED: &str = "call.logged";
+
+/// Message types the planner makes from records (every other configured type is a real-time event name).
+pub fn is_planned_type(event_type: &str) -> bool {
+    [ENGAGEMENT_COMPLETED, ENGAGEMENT_UPDATED, CALL_LOGGED].contains(&event_type)
+}
 
 /// One message to deliver, the same on every attempt.
 #[derive(Debug, Clone)]

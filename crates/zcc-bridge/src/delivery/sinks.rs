@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::crm::{hubspot::HubspotSink, salesforce::SalesforceSink, zendesk::ZendeskSink};
 use super::http_sink::HttpSink;
-use super::sink::{Sink, ENGAGEMENT_COMPLETED, ENGAGEMENT_UPDATED};
+use super::sink::{is_planned_type, Sink, CALL_LOGGED, ENGAGEMENT_COMPLETED, ENGAGEMENT_UPDATED};
 use crate::config::{SinkConfig, SinkKind};
 use crate::core::EngagementState;
 
@@ -87,16 +87,16 @@ impl Route {
         self.types.iter().any(|t| t == event_type)
     }
 
-    /// Whether any engagement message type is wanted (the projector then watches records for this sink).
+    /// Whether any message planned from records is wanted (the projector then watches records for this sink).
     pub fn wants_engagements(&self) -> bool {
-        self.wants_type(ENGAGEMENT_COMPLETED) || self.wants_type(ENGAGEMENT_UPDATED)
+        self.wants_type(ENGAGEMENT_COMPLETED)
+            || self.wants_type(ENGAGEMENT_UPDATED)
+            || self.wants_type(CALL_LOGGED)
     }
 
     /// Whether some real-time (non-engagement) type is wanted.
     pub fn wants_events(&self) -> bool {
-        self.types
-            .iter()
-            .any(|t| t != ENGAGEMENT_COMPLETED && t != ENGAGEMENT_UPDATED)
+        self.types.iter().any(|t| !is_planned_type(t))
     }
 
     /// A filter that names a value the engagement does not (yet) have excludes it.

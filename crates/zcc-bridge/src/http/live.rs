@@ -122,6 +122,7 @@ pub(super) async fn stream(
     };
     let rx = stream.subscribe();
     let client = Client {
+        stopping: app.stopping.clone(),
         guard: stream.client(),
         stream,
         rx,
@@ -142,6 +143,7 @@ pub(super) async fn stream(
 }
 
 struct Client {
+    stopping: tokio::sync::watch::Receiver<bool>,
     #[allow(dead_code)] // counts the client while it is connected
     guard: crate::stream::ClientGuard,
     stream: Stream,
@@ -156,6 +158,14 @@ struct Client {
 
 impl Client {
     async fn next(&mut self) -> Option<Event> {
+        let mut stopping = self.stopping.clone();
+        tokio::select! {
+            event = self.next_event() => event,
+            _ = stopping.wait_for(|s| *s) => None,
+        }
+    }
+
+    async fn next_event(&mut self) -> Option<Event> {
         loop {
             if let Some(e) = self.pending.pop_front() {
                 if e.position <= self.last {

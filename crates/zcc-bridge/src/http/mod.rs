@@ -30,6 +30,8 @@ pub struct AppState {
     pub decoder: crate::sources::Decoder,
     /// The live stream (`/api/v1/stream`).
     pub stream: Option<crate::stream::Stream>,
+    /// Turns true when the server starts shutting down (open streams end so that the shutdown is not held up).
+    pub stopping: tokio::sync::watch::Receiver<bool>,
     pub log: EventLog,
     pub projection: Projection,
     pub verifier: Arc<WebhookVerifier>,

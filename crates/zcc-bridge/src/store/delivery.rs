@@ -249,6 +249,17 @@ pub struct PlannedMessage {
     pub caused_at: i64,
     pub sinks: Vec<String>,
     pub state: PlannedState,
+    /// Further messages of the same engagement queued with it, after it (a call log); a message already queued
+    /// (same id) is left as it is.
+    pub extra: Vec<ExtraMessage>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExtraMessage {
+    pub msg_id: String,
+    pub event_type: String,
+    pub payload: String,
+    pub sinks: Vec<String>,
 }
 
 #[async_trait]
@@ -844,34 +855,38 @@ macro_rules! impl_delivery_repo {
                 m: &$crate::store::delivery::PlannedMessage,
             ) -> $crate::store::Result<()> {
                 let mut tx = self.writer().begin().await?;
-                let mut qb = sqlx::QueryBuilder::<$db>::new(
-                    "INSERT INTO outbound_messages (msg_id, event_type, engagement_id, payload, created_at, caused_at) ",
-                );
-                qb.push_values([m], |mut b, m| {
-                    b.push_bind(m.msg_id.as_str())
-                        .push_bind(m.event_type.as_str())
-                        .push_bind(m.engagement_id.as_str())
-                        .push_bind(m.payload.as_str())
-                        .push_bind(m.created_at)
-                        .push_bind(m.caused_at);
-                });
-                qb.push(" ON CONFLICT (msg_id) DO NOTHING");
-                qb.build().execute(&mut *tx).await?;
-                if !m.sinks.is_empty() {
+                let messages = std::iter::once((&m.msg_id, &m.event_type, &m.payload, &m.sinks))
+                    .chain(m.extra.iter().map(|x| (&x.msg_id, &x.event_type, &x.payload, &x.sinks)));
+                for (msg_id, event_type, payload, sinks) in messages {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO deliveries (sink, msg_id, event_type, ordering_key, next_attempt_at, created_at, caused_at) ",
+                        "INSERT INTO outbound_messages (msg_id, event_type, engagement_id, payload, created_at, caused_at) ",
                     );
-                    qb.push_values(&m.sinks, |mut b, sink| {
-                        b.push_bind(sink.as_str())
-                            .push_bind(m.msg_id.as_str())
-                            .push_bind(m.event_type.as_str())
+                    qb.push_values([m], |mut b, m| {
+                        b.push_bind(msg_id.as_str())
+                            .push_bind(event_type.as_str())
                             .push_bind(m.engagement_id.as_str())
-                            .push_bind(0i64)
+                            .push_bind(payload.as_str())
                             .push_bind(m.created_at)
                             .push_bind(m.caused_at);
                     });
-                    qb.push(" ON CONFLICT (sink, msg_id) DO NOTHING");
+                    qb.push(" ON CONFLICT (msg_id) DO NOTHING");
                     qb.build().execute(&mut *tx).await?;
+                    if !sinks.is_empty() {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(
+                            "INSERT INTO deliveries (sink, msg_id, event_type, ordering_key, next_attempt_at, created_at, caused_at) ",
+                        );
+                        qb.push_values(sinks, |mut b, sink| {
+                            b.push_bind(sink.as_str())
+                                .push_bind(msg_id.as_str())
+                                .push_bind(event_type.as_str())
+                                .push_bind(m.engagement_id.as_str())
+                                .push_bind(0i64)
+                                .push_bind(m.created_at)
+                                .push_bind(m.caused_at);
+                        });
+                        qb.push(" ON CONFLICT (sink, msg_id) DO NOTHING");
+                        qb.build().execute(&mut *tx).await?;
+                    }
                 }
                 let mut qb = sqlx::QueryBuilder::<$db>::new(
                     "INSERT INTO delivery_state (engagement_id, completed_at, revision, content_hash) ",
