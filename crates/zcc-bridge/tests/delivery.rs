@@ -591,3 +591,119 @@ async fn a_later_event_waits_for_an_earlier_transaction_of_its_engagement() {
         assert!(ids[1].starts_with("msg_evt_"), "{ids:?}");
     }
 }
+
+/// A completed engagement with a disposition goes to a `call.logged` sink once, as a call log with the
+/// engagement's activity counters, after its `engagement.completed` (same queue, same order); one without a
+/// disposition is logged when the disposition arrives.
+#[tokio::test]
+async fn a_completed_engagement_with_a_disposition_is_delivered_as_a_call_log() {
+    for backend in backends() {
+        let receiver = Receiver::start().await;
+        let url = receiver.url();
+        let mut server = TestServer::start_with(&backend, |c| {
+            fast_delivery(c);
+            c.sinks = vec![http_sink(
+                "log",
+                &url,
+                &["engagement.completed", "engagement.updated", "call.logged"],
+            )];
+        })
+        .await;
+        let mut events = engagement_events(1);
+        let t = 1_763_715_600_000;
+        events.extend([
+            envelope(
+                "contact_center.engagement_user_answered",
+                t + 10,
+                json!({"engagement_id": "E1", "user_id": "ua"}),
+            ),
+            envelope(
+                "contact_center.engagement_user_hold",
+                t + 20,
+                json!({"engagement_id": "E1", "user_id": "ua"}),
+            ),
+            envelope(
+                "contact_center.engagement_user_unhold",
+                t + 1020,
+                json!({"engagement_id": "E1", "user_id": "ua"}),
+            ),
+        ]);
+        // The end comes last (and later), so the record and its activity are complete when it is planned.
+        events.remove(3);
+        events.push(envelope(ENDED, t + 2000, json!({"engagement_id": "E1"})));
+        post_all(&server, &events).await;
+        until_delivered(&server, "log", 2).await;
+        let accepted = receiver.accepted();
+        let types: Vec<&str> = accepted
+            .iter()
+            .map(|r| r.body["type"].as_str().expect("type"))
+            .collect();
+        assert_eq!(
+            types,
+            vec!["engagement.completed", "call.logged"],
+            "{backend:?}"
+        );
+        let log = &accepted[1].body["data"];
+        assert_eq!(log["engagement_id"], "E1");
+        assert_eq!(log["disposition"]["disposition_name"], "Sale");
+        assert_eq!(log["hold_count"], 1);
+        assert_eq!(log["hold_seconds"], 1.0);
+        assert_eq!(log["direction"], "inbound");
+
+        // No disposition yet: the completed record goes out, the call log waits for the disposition.
+        let t2 = t + 10_000;
+        post_all(
+            &server,
+            &[
+                envelope(
+                    STARTED,
+                    t2,
+                    json!({"engagement_id": "E2", "channel": "voice"}),
+                ),
+                envelope(ENDED, t2 + 5, json!({"engagement_id": "E2"})),
+            ],
+        )
+        .await;
+        until_delivered(&server, "log", 3).await;
+        post_all(
+            &server,
+            &[envelope(
+                "contact_center.engagement_disposition_added",
+                t2 + 9,
+                json!({"engagement_id": "E2", "disposition_id": "D2", "disposition_name": "No sale"}),
+            )],
+        )
+        .await;
+        until_delivered(&server, "log", 5).await;
+        let accepted = receiver.accepted();
+        let e2: Vec<&str> = accepted
+            .iter()
+            .filter(|r| r.body["data"]["engagement_id"] == "E2")
+            .map(|r| r.body["type"].as_str().expect("type"))
+            .collect();
+        assert_eq!(
+            e2,
+            vec!["engagement.completed", "engagement.updated", "call.logged"],
+            "{backend:?}"
+        );
+        // Later changes never log the call again.
+        post_all(
+            &server,
+            &[envelope(
+                NOTE,
+                t2 + 20,
+                json!({"engagement_id": "E2", "note_id": "N9", "note": "later"}),
+            )],
+        )
+        .await;
+        until_delivered(&server, "log", 6).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let logs = receiver
+            .accepted()
+            .iter()
+            .filter(|r| r.body["type"] == "call.logged")
+            .count();
+        assert_eq!(logs, 2, "{backend:?}");
+        server.shutdown().await;
+    }
+}
