@@ -93,6 +93,8 @@ pub async fn run(config_file: Option<&Path>, args: DemoArgs) -> anyhow::Result<(
     println!(
         "  simulated Zoom:    {sim_base}/v2 (REST), {sim_base}/sim/truth (what really happened)"
     );
+    println!("  agents:            curl -H 'Authorization: Bearer {token}' {base}/api/v1/agents");
+    println!("  live stream:       curl -N -H 'Authorization: Bearer {token}' {base}/api/v1/stream  (screen-pop events as they happen)");
     println!("  metrics:           {base}/metrics");
     println!("  health:            {base}/healthz  {base}/readyz");
 
