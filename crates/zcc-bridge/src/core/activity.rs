@@ -581,6 +581,10 @@ pub struct AgentDay {
     pub engagements: Vec<EngagementActivity>,
 }
 
+fn session_open(day: &AgentDay) -> bool {
+    day.sessions.last().is_some_and(|s| s.logout.is_none())
+}
+
 /// Folds an agent's events into their day. `before`: the agent's last status-setting event before the window
 /// (where the day starts from); `own`: the agent's events in the window; `engagement_events`: every event of the
 /// engagements the agent took part in (for counters and for whether they still hold them). `now` closes what is
@@ -638,7 +642,7 @@ pub fn agent_day(
         let t = a.event_ts;
         match a.kind {
             ActivityKind::AgentLogin => {
-                if !day.sessions.last().is_some_and(|s| s.logout.is_none()) {
+                if !session_open(&day) {
                     day.sessions.push(Session {
                         login: Some(t),
                         logout: None,
@@ -685,7 +689,7 @@ pub fn agent_day(
                     last.to = Some(t);
                 }
                 // A status set by a logged-in agent implies a session even if the login event was lost.
-                if status != "Offline" && !day.sessions.last().is_some_and(|s| s.logout.is_none()) {
+                if status != "Offline" && !session_open(&day) {
                     day.sessions.push(Session {
                         login: None,
                         logout: None,
