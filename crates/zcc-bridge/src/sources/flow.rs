@@ -162,10 +162,12 @@ pub fn authenticate(
     signature: Option<&str>,
     body: &[u8],
 ) -> Result<(), AuthError> {
-    if let (Some(token), Some(presented)) = (
-        &config.token,
-        authorization.and_then(|v| v.strip_prefix("Bearer ")),
-    ) {
+    // The scheme name is case-insensitive (RFC 9110 §11.1).
+    let bearer = authorization.and_then(|v| {
+        let (scheme, token) = v.trim().split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then_some(token)
+    });
+    if let (Some(token), Some(presented)) = (&config.token, bearer) {
         if bool::from(presented.trim().as_bytes().ct_eq(token.expose().as_bytes())) {
             return Ok(());
         }
@@ -356,8 +358,10 @@ fn known_kind(normalised: &str) -> Option<ActivityKind> {
     let name = normalised.strip_prefix("engagement_").unwrap_or(normalised);
     Some(match name {
         "started" | "created" => ActivityKind::Started,
-        "offered" | "assigned" | "reserved" | "ringing" => ActivityKind::Offered,
-        "accepted" | "answered" => ActivityKind::Accepted,
+        "offered" | "reserved" | "ringing" => ActivityKind::Offered,
+        // "Engagement Assigned" fires when an agent accepts an SMS or chat engagement (KB0059147, Japanese
+        // edition; unconfirmed in English): the messaging form of accepted.
+        "accepted" | "answered" | "assigned" => ActivityKind::Accepted,
         "held" | "hold" => ActivityKind::Held,
         "resumed" | "unhold" | "unheld" => ActivityKind::Resumed,
         "muted" => ActivityKind::Muted,
@@ -433,6 +437,7 @@ mod tests {
             ("EngagementAccepted", ActivityKind::Accepted),
             ("Disposition Saved", ActivityKind::DispositionSaved),
             ("engagement_closed", ActivityKind::Ended),
+            ("Engagement Assigned", ActivityKind::Accepted),
         ] {
             assert_eq!(known_kind(&normalise(name)), Some(kind), "{name}");
         }
@@ -444,7 +449,9 @@ mod tests {
         let s = source();
         let body = br#"{"a":1}"#;
         assert!(authenticate(&s, Some("Bearer flow-token-0123456789"), None, body).is_ok());
+        assert!(authenticate(&s, Some("bearer flow-token-0123456789"), None, body).is_ok());
         assert!(authenticate(&s, Some("Bearer nope"), None, body).is_err());
+        assert!(authenticate(&s, Some("Basic flow-token-0123456789"), None, body).is_err());
         let sig = format!("sha256={}", sign("flow-hmac-0123456789", body));
         assert!(authenticate(&s, None, Some(&sig), body).is_ok());
         assert!(authenticate(&s, None, Some(&sig), br#"{"a":2}"#).is_err());
