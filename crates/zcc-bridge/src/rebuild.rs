@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::core::EngagementState;
 use crate::sources::Decoder;
-use crate::store::{EventQuery, Store, StoreError};
+use crate::store::{EventQuery, ProjectionItem, Store, StoreError};
 
 #[derive(Debug, Default, Clone, Copy, Serialize, PartialEq, Eq)]
 pub struct RebuildReport {
@@ -16,6 +16,8 @@ pub struct RebuildReport {
     pub orphans_deleted: u64,
     /// Logged events that no longer parse (left in the log; see the logs).
     pub unparseable: u64,
+    /// Activity events recorded again (agents' days and engagement counters).
+    pub activity_events: u64,
 }
 
 /// Recomputes records one engagement at a time (bounded memory). Safe while the server runs: a record that
@@ -45,7 +47,49 @@ pub async fn rebuild(store: &dyn Store, decoder: &Decoder) -> Result<RebuildRepo
         after = Some(last);
     }
     report.orphans_deleted = store.delete_orphan_engagements().await?;
+    report.activity_events = rebuild_activity(store, decoder).await?;
     Ok(report)
+}
+
+/// Records every logged event's activity again, read with the current parsers and flow mappings. Agents' views
+/// are empty for the moment between the clear and the first page; events arriving meanwhile are recorded by the
+/// projector as usual (recording an event twice is harmless).
+async fn rebuild_activity(store: &dyn Store, decoder: &Decoder) -> Result<u64, StoreError> {
+    store.clear_activity().await?;
+    let mut after = 0;
+    let mut recorded = 0;
+    loop {
+        let page = store
+            .events(&EventQuery {
+                engagement_id: None,
+                after_id: Some(after),
+                limit: 1000,
+                with_raw: true,
+            })
+            .await?;
+        let Some(last) = page.last().map(|e| e.id) else {
+            return Ok(recorded);
+        };
+        after = last;
+        let items: Vec<ProjectionItem> = page
+            .iter()
+            .filter_map(|e| {
+                let activity = decoder
+                    .decode(&e.source, &e.raw, e.event_ts)
+                    .ok()?
+                    .activity?;
+                Some(ProjectionItem {
+                    event_id: e.id,
+                    observation: None,
+                    activity: Some(activity),
+                })
+            })
+            .collect();
+        recorded += items.len() as u64;
+        if !items.is_empty() {
+            store.project(&items, &[]).await?;
+        }
+    }
 }
 
 async fn recompute(

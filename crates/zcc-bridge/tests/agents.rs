@@ -348,6 +348,17 @@ async fn a_scrambled_shift_gives_exact_timelines_and_counters() {
             metrics.contains("zcc_engagement_holds_total{queue=\"Q1\"}"),
             "{backend:?}"
         );
+
+        // `rebuild` records the activity again from the log: the same days come out.
+        let store = server.server.as_ref().expect("running").store();
+        let report = zcc_bridge::rebuild::rebuild(&*store, &Default::default())
+            .await
+            .expect("rebuild");
+        assert!(report.activity_events >= 36, "{report:?}");
+        let again = server
+            .get_json(&format!("/api/v1/agents/ann@example.com?{}", window()))
+            .await;
+        assert_eq!(again, ann, "{backend:?}");
         server.shutdown().await;
     }
 }

@@ -94,6 +94,8 @@ pub struct ActivityRow {
 #[async_trait]
 pub trait ActivityRepo: Send + Sync {
     fn log_signals(&self) -> &LogSignals;
+    /// Forgets all recorded activity and agents (`rebuild` records them again from the log).
+    async fn clear_activity(&self) -> Result<()>;
     /// Everyone events named.
     async fn agent_rows(&self) -> Result<Vec<AgentRow>>;
     /// Activity of agents filed under `keys` with `from <= event_ts < to`.
@@ -287,6 +289,14 @@ macro_rules! impl_activity_repo {
         impl $crate::store::activity::ActivityRepo for $store {
             fn log_signals(&self) -> &$crate::store::activity::LogSignals {
                 &self.log_signals
+            }
+
+            async fn clear_activity(&self) -> $crate::store::Result<()> {
+                let mut tx = self.writer().begin().await?;
+                sqlx::query("DELETE FROM activity").execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM agents").execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(())
             }
 
             async fn agent_rows(&self) -> $crate::store::Result<Vec<$crate::store::activity::AgentRow>> {
