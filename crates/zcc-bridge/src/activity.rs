@@ -13,7 +13,7 @@ use crate::core::activity::{
     EngagementActivity, LoggedActivity,
 };
 use crate::store::activity::AgentRow;
-use crate::store::{now_ms, Store};
+use crate::store::Store;
 
 const DAY_MS: i64 = 86_400_000;
 /// How far back the list looks for engagements an agent may still hold.
@@ -74,6 +74,19 @@ impl Agents {
 
     /// Every agent events named, with their current status and the engagements they hold.
     pub async fn list(&self, now: i64) -> crate::store::Result<Vec<AgentSummary>> {
+        let (directory, mut people) = self.statuses().await?;
+        for (engagement, agent) in self.held_engagements(&directory, now).await? {
+            if let Some(p) = people.get_mut(&agent) {
+                p.active_engagements.push(engagement);
+            }
+        }
+        Ok(people.into_values().collect())
+    }
+
+    /// Every agent with their current status (no engagements: cheap), by canonical key.
+    async fn statuses(
+        &self,
+    ) -> crate::store::Result<(AgentDirectory, BTreeMap<String, AgentSummary>)> {
         let (directory, rows) = self.directory().await?;
         let mut people: BTreeMap<String, AgentSummary> = BTreeMap::new();
         for row in &rows {
@@ -99,12 +112,7 @@ impl Agents {
                 entry.logged_in = row.status.as_deref() != Some("Offline");
             }
         }
-        for (engagement, agent) in self.held_engagements(&directory, now).await? {
-            if let Some(p) = people.get_mut(&agent) {
-                p.active_engagements.push(engagement);
-            }
-        }
-        Ok(people.into_values().collect())
+        Ok((directory, people))
     }
 
     /// Engagements of the last day that an agent holds now: (engagement, canonical agent key).
@@ -113,9 +121,16 @@ impl Agents {
         directory: &AgentDirectory,
         now: i64,
     ) -> crate::store::Result<Vec<(String, String)>> {
+        // Who holds an engagement depends on these alone.
+        let kinds = [
+            ActivityKind::Accepted,
+            ActivityKind::Transferred,
+            ActivityKind::Left,
+            ActivityKind::Ended,
+        ];
         let recent = self
             .store
-            .activity_between(now - ACTIVE_LOOKBACK_MS, i64::MAX)
+            .activity_between(now - ACTIVE_LOOKBACK_MS, i64::MAX, Some(&kinds))
             .await?;
         let mut by_engagement: BTreeMap<&str, Vec<&LoggedActivity>> = BTreeMap::new();
         for e in &recent {
@@ -198,10 +213,10 @@ impl Agents {
     pub async fn run_gauges(self, every: Duration, mut shutdown: watch::Receiver<bool>) {
         let mut shown: HashMap<String, ()> = HashMap::new();
         loop {
-            match self.list(now_ms()).await {
-                Ok(agents) => {
+            match self.statuses().await {
+                Ok((_, agents)) => {
                     let mut counts: HashMap<String, f64> = HashMap::new();
-                    for a in &agents {
+                    for a in agents.values() {
                         let status = a.status.clone().unwrap_or_else(|| "Unknown".into());
                         *counts.entry(status).or_default() += 1.0;
                     }

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use super::Result;
-use crate::core::activity::{Activity, AgentIdent, LoggedActivity};
+use crate::core::activity::{Activity, ActivityKind, AgentIdent, LoggedActivity};
 
 /// Wakes the live stream when events were logged (one reader per process, so a stored permit is enough).
 #[derive(Debug, Default)]
@@ -114,8 +114,13 @@ pub trait ActivityRepo: Send + Sync {
     ) -> Result<Vec<LoggedActivity>>;
     /// Every activity event of these engagements.
     async fn engagement_activity(&self, engagement_ids: &[String]) -> Result<Vec<LoggedActivity>>;
-    /// Every activity event with `from <= event_ts < to`.
-    async fn activity_between(&self, from: i64, to: i64) -> Result<Vec<LoggedActivity>>;
+    /// Activity events with `from <= event_ts < to`, of these kinds only if given.
+    async fn activity_between(
+        &self,
+        from: i64,
+        to: i64,
+        kinds: Option<&[ActivityKind]>,
+    ) -> Result<Vec<LoggedActivity>>;
     /// The newest position every reader can see for good (nothing can appear before it any more).
     async fn stream_head(&self) -> Result<StreamPosition>;
     /// Logged events after `after`, in stream order, up to the settled horizon.
@@ -384,9 +389,21 @@ macro_rules! impl_activity_repo {
                 &self,
                 from: i64,
                 to: i64,
+                kinds: Option<&[$crate::core::activity::ActivityKind]>,
             ) -> $crate::store::Result<Vec<$crate::core::activity::LoggedActivity>> {
                 let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT event_id, detail FROM activity WHERE event_ts >= ");
                 qb.push_bind(from).push(" AND event_ts < ").push_bind(to);
+                if let Some(kinds) = kinds {
+                    if kinds.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    qb.push(" AND kind IN (");
+                    let mut list = qb.separated(", ");
+                    for k in kinds {
+                        list.push_bind(k.as_str());
+                    }
+                    qb.push(")");
+                }
                 activity_rows(qb.build_query_as().fetch_all(self.reader()).await?)
             }
 
