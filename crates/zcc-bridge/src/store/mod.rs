@@ -692,6 +692,9 @@ async fn merge_into_records<T: BatchTx>(
                     let mut state = stored.clone();
                     state.join(delta);
                     let entries = state.index_entries();
+                    if let Some((_, q)) = entries.iter().find(|(kind, _)| *kind == "queue") {
+                        queues.insert(id.clone(), q.clone());
+                    }
                     if entries != stored.index_entries() {
                         index.push((id.clone(), entries));
                     }
@@ -703,12 +706,6 @@ async fn merge_into_records<T: BatchTx>(
                             .into_iter()
                             .filter(|s| !before.contains(s)),
                     );
-                    if let Some(q) = crate::delivery::sinks::record_queues(&state)
-                        .into_iter()
-                        .next()
-                    {
-                        queues.insert(id.clone(), q);
-                    }
                     updates.push(EngagementRow::new(&state, now)?);
                 }
                 None => {
