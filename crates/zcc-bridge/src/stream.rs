@@ -1,8 +1,10 @@
 //! The live stream (`GET /api/v1/stream`): normalised activity events pushed to Server-Sent Events clients.
 //!
 //! One reader per process (the hub) follows the event log in stream order (`ActivityRepo::stream_after`): woken
-//! by every local commit, and polling for what other replicas logged. It turns each row into a `LiveEvent` once
-//! (JSON serialised once, shared by every client), keeps the most recent ones in memory, and broadcasts them.
+//! by every local commit (at most every `PUBLISH_EVERY`, so a burst goes out as one batch), and polling for what
+//! other replicas logged. It renders each row's SSE frame once (shared by every client), keeps the most recent ones
+//! in memory, and broadcasts them a batch at a time: a client without filters writes a whole batch with one
+//! shared buffer, so the cost per client is one write per batch, not one per event.
 //! A client that sends `Last-Event-ID` first subscribes, then replays what it missed (from memory, or from the
 //! log when it is older), then follows the broadcast, skipping what it already sent: every event exactly once,
 //! in order. A client too slow for the broadcast catches up from the log the same way.
@@ -10,6 +12,8 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
 
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
@@ -25,8 +29,10 @@ use crate::store::{now_ms, Store};
 const PAGE: u32 = 1000;
 /// Events kept in memory for clients resuming.
 const RECENT: usize = 20_000;
-/// Broadcast buffer per client; a client further behind catches up from the log.
-const CHANNEL: usize = 8192;
+/// Broadcast buffer (batches); a client further behind catches up from the log.
+const CHANNEL: usize = 1024;
+/// Shortest time between two reads of the log after a wake-up: events committed meanwhile go out together.
+const PUBLISH_EVERY: Duration = Duration::from_millis(4);
 /// After a wake-up that found nothing, Postgres rows may still be waiting for an older transaction to end: look
 /// again after these pauses.
 const SETTLE_RETRIES_MS: [u64; 5] = [1, 2, 4, 8, 16];
@@ -66,7 +72,7 @@ pub struct LiveEvent {
     pub variables: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
-/// A live event ready to send: its position, the fields filters look at, and its JSON.
+/// A live event ready to send: its position, the fields filters look at, and its SSE frame.
 #[derive(Debug)]
 pub struct Published {
     pub position: StreamPosition,
@@ -74,9 +80,30 @@ pub struct Published {
     pub agent: Option<AgentIdent>,
     pub queue_id: Option<String>,
     pub engagement_id: Option<String>,
-    pub json: String,
-    /// When the hub published it (for the fan-out latency metric).
+    /// `id: …\nevent: …\ndata: {json}\n\n`.
+    pub frame: Bytes,
+    /// When the event was received (for the publish-delay metric).
     pub received_at: i64,
+}
+
+/// What one read of the log published: its events in order, and all their frames in one buffer.
+#[derive(Debug)]
+pub struct Batch {
+    pub events: Vec<Arc<Published>>,
+    pub frames: Bytes,
+}
+
+impl Batch {
+    fn new(events: Vec<Arc<Published>>) -> Self {
+        let mut frames = BytesMut::with_capacity(events.iter().map(|e| e.frame.len()).sum());
+        for e in &events {
+            frames.extend_from_slice(&e.frame);
+        }
+        Self {
+            events,
+            frames: frames.freeze(),
+        }
+    }
 }
 
 /// What a client asked for.
@@ -122,7 +149,7 @@ pub struct Stream {
     store: Arc<dyn Store>,
     builder: Arc<Builder>,
     shared: Arc<Mutex<Shared>>,
-    tx: broadcast::Sender<Arc<Published>>,
+    tx: broadcast::Sender<Arc<Batch>>,
     clients: Arc<std::sync::atomic::AtomicI64>,
 }
 
@@ -173,13 +200,15 @@ impl Builder {
             variables: a.variables,
         };
         let json = serde_json::to_string(&event).unwrap_or_else(|_| "{}".to_string());
+        // Compact JSON has no line breaks, so it is one `data:` line.
+        let frame = format!("id: {}\nevent: {}\ndata: {json}\n\n", event.id, event.kind);
         Published {
             position: row.position,
             kind: event.kind,
             agent: a.agent,
             queue_id: a.queue.map(|q| q.cc_queue_id),
             engagement_id: a.engagement_id,
-            json,
+            frame: Bytes::from(frame),
             received_at: row.received_at,
         }
     }
@@ -211,12 +240,15 @@ impl Stream {
 
     async fn follow(self, poll: Duration, mut shutdown: watch::Receiver<bool>) {
         let postgres = self.store.backend() == "postgres";
+        let mut last_read = tokio::time::Instant::now();
         loop {
             let woken = tokio::select! {
                 _ = self.store.log_signals().wait_logged() => true,
                 _ = tokio::time::sleep(poll) => false,
                 _ = shutdown.changed() => return,
             };
+            tokio::time::sleep_until(last_read + PUBLISH_EVERY).await;
+            last_read = tokio::time::Instant::now();
             let mut found = self.read_all().await;
             if woken && postgres && found == 0 {
                 for pause in SETTLE_RETRIES_MS {
@@ -262,11 +294,13 @@ impl Stream {
                 shared.cursor = last;
             }
             let now = now_ms();
-            for p in published {
+            for p in &published {
                 metrics::histogram!("zcc_stream_publish_delay_seconds")
                     .record((now - p.received_at).max(0) as f64 / 1000.0);
+            }
+            if !published.is_empty() {
                 // No receivers is fine: nobody is listening.
-                let _ = self.tx.send(p);
+                let _ = self.tx.send(Arc::new(Batch::new(published)));
             }
             if rows.len() < PAGE as usize {
                 return total;
@@ -283,7 +317,7 @@ impl Stream {
         self.lock().cursor
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Published>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Batch>> {
         self.tx.subscribe()
     }
 

@@ -1,17 +1,17 @@
 //! `GET /api/v1/stream` (Server-Sent Events), `GET /api/v1/agents`, `GET /api/v1/agents/{user_id or email}`,
 //! `GET /api/v1/engagements/{id}/activity`.
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::http::{header, HeaderMap, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
@@ -22,7 +22,7 @@ use crate::activity::utc_day;
 use crate::core::activity::ActivityKind;
 use crate::store::activity::StreamPosition;
 use crate::store::now_ms;
-use crate::stream::{Filter, Published, Stream};
+use crate::stream::{Batch, Filter, Published, Stream};
 
 #[derive(Debug, Deserialize)]
 pub(super) struct StreamParams {
@@ -129,65 +129,57 @@ pub(super) async fn stream(
         filter,
         last: start,
         replay_from: Some(start),
-        pending: VecDeque::new(),
     };
-    let events = futures_util::stream::unfold(client, |mut client| async move {
+    let chunks = futures_util::stream::unfold(client, |mut client| async move {
         client
-            .next()
+            .next_chunk()
             .await
-            .map(|event| (Ok::<_, Infallible>(event), client))
+            .map(|chunk| (Ok::<_, Infallible>(chunk), client))
     });
-    Sse::new(events)
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+            // Reverse proxies (nginx) pass events on at once instead of buffering them.
+            (HeaderName::from_static("x-accel-buffering"), "no"),
+        ],
+        Body::from_stream(chunks),
+    )
         .into_response()
 }
 
+/// A comment line every `KEEP_ALIVE` without events keeps proxies and clients from timing out.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// One connected client. Each chunk it yields is whatever it has to send at that moment: a whole broadcast
+/// batch (one shared buffer when nothing is filtered out), the frames a catch-up found, or a keep-alive.
 struct Client {
     stopping: tokio::sync::watch::Receiver<bool>,
     #[allow(dead_code)] // counts the client while it is connected
     guard: crate::stream::ClientGuard,
     stream: Stream,
-    rx: tokio::sync::broadcast::Receiver<Arc<Published>>,
+    rx: tokio::sync::broadcast::Receiver<Arc<Batch>>,
     filter: Filter,
     /// The last position handled (sent or filtered out): nothing at or before it is sent again.
     last: StreamPosition,
     /// Catching up from here (resume, start, or after falling behind the broadcast).
     replay_from: Option<StreamPosition>,
-    pending: VecDeque<Arc<Published>>,
 }
 
 impl Client {
-    async fn next(&mut self) -> Option<Event> {
-        let mut stopping = self.stopping.clone();
-        tokio::select! {
-            event = self.next_event() => event,
-            _ = stopping.wait_for(|s| *s) => None,
-        }
-    }
-
-    async fn next_event(&mut self) -> Option<Event> {
+    async fn next_chunk(&mut self) -> Option<Bytes> {
         loop {
-            if let Some(e) = self.pending.pop_front() {
-                if e.position <= self.last {
-                    continue;
-                }
-                self.last = e.position;
-                if self.filter.matches(&e) {
-                    return Some(
-                        Event::default()
-                            .id(e.position.encode())
-                            .event(e.kind)
-                            .data(e.json.as_str()),
-                    );
-                }
-                continue;
+            if *self.stopping.borrow() {
+                return None;
             }
             if let Some(from) = self.replay_from {
                 match self.stream.replay(from).await {
                     Ok(events) => match events.last() {
                         Some(last) => {
                             self.replay_from = Some(last.position);
-                            self.pending.extend(events);
+                            if let Some(chunk) = self.select(&events, None) {
+                                return Some(chunk);
+                            }
                         }
                         None => self.replay_from = None,
                     },
@@ -198,9 +190,17 @@ impl Client {
                 }
                 continue;
             }
-            match self.rx.recv().await {
-                Ok(e) => self.pending.push_back(e),
-                Err(RecvError::Lagged(missed)) => {
+            let received = tokio::select! {
+                r = tokio::time::timeout(KEEP_ALIVE, self.rx.recv()) => r,
+                _ = self.stopping.changed() => return None,
+            };
+            match received {
+                Ok(Ok(batch)) => {
+                    if let Some(chunk) = self.select(&batch.events, Some(&batch.frames)) {
+                        return Some(chunk);
+                    }
+                }
+                Ok(Err(RecvError::Lagged(missed))) => {
                     tracing::debug!(
                         missed,
                         "live stream client fell behind; catching up from the log"
@@ -208,9 +208,31 @@ impl Client {
                     metrics::counter!("zcc_stream_client_catch_ups_total").increment(1);
                     self.replay_from = Some(self.last);
                 }
-                Err(RecvError::Closed) => return None,
+                Ok(Err(RecvError::Closed)) => return None,
+                Err(_) => return Some(Bytes::from_static(b": keep-alive\n\n")),
             }
         }
+    }
+
+    /// The frames of `events` this client has not had and wants, as one chunk (`all`: every frame of `events`
+    /// in one buffer, sent as it is when nothing is left out). Advances `last` past all of `events`.
+    fn select(&mut self, events: &[Arc<Published>], all: Option<&Bytes>) -> Option<Bytes> {
+        let fresh = events.partition_point(|e| e.position <= self.last);
+        let events = &events[fresh..];
+        let last = events.last()?.position;
+        let wanted = |e: &&Arc<Published>| self.filter.matches(e);
+        let chunk = match all {
+            Some(all) if fresh == 0 && events.iter().all(|e| wanted(&e)) => all.clone(),
+            _ => {
+                let mut out = BytesMut::new();
+                for e in events.iter().filter(wanted) {
+                    out.extend_from_slice(&e.frame);
+                }
+                out.freeze()
+            }
+        };
+        self.last = last;
+        (!chunk.is_empty()).then_some(chunk)
     }
 }
 
