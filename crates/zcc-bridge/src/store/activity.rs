@@ -290,6 +290,17 @@ macro_rules! impl_activity_repo {
                 .collect()
         }
 
+        /// `SELECT event_id, detail FROM activity WHERE agent_key IN (keys)`; the caller adds the rest.
+        fn of_agents(keys: &[String]) -> sqlx::QueryBuilder<'_, $db> {
+            let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT event_id, detail FROM activity WHERE agent_key IN (");
+            let mut list = qb.separated(", ");
+            for k in keys {
+                list.push_bind(k.as_str());
+            }
+            qb.push(")");
+            qb
+        }
+
         #[async_trait::async_trait]
         impl $crate::store::activity::ActivityRepo for $store {
             fn log_signals(&self) -> &$crate::store::activity::LogSignals {
@@ -336,12 +347,8 @@ macro_rules! impl_activity_repo {
                 if keys.is_empty() {
                     return Ok(Vec::new());
                 }
-                let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT event_id, detail FROM activity WHERE agent_key IN (");
-                let mut list = qb.separated(", ");
-                for k in keys {
-                    list.push_bind(k.clone());
-                }
-                qb.push(") AND event_ts >= ").push_bind(from).push(" AND event_ts < ").push_bind(to);
+                let mut qb = of_agents(keys);
+                qb.push(" AND event_ts >= ").push_bind(from).push(" AND event_ts < ").push_bind(to);
                 activity_rows(qb.build_query_as().fetch_all(self.reader()).await?)
             }
 
@@ -354,12 +361,8 @@ macro_rules! impl_activity_repo {
                 if keys.is_empty() {
                     return Ok(Vec::new());
                 }
-                let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT event_id, detail FROM activity WHERE agent_key IN (");
-                let mut list = qb.separated(", ");
-                for k in keys {
-                    list.push_bind(k.clone());
-                }
-                qb.push(") AND event_ts < ")
+                let mut qb = of_agents(keys);
+                qb.push(" AND event_ts < ")
                     .push_bind(before)
                     .push(" AND kind IN ('agent_status_changed', 'agent_logout', 'agent_login') ORDER BY event_ts DESC, event_id DESC LIMIT ")
                     .push_bind(i64::from(limit));
