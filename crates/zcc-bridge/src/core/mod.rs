@@ -3,6 +3,7 @@
 pub mod activity;
 pub mod media;
 pub mod observation;
+pub mod presence;
 pub mod record;
 
 pub use media::{MediaKind, MediaSource, MediaView};

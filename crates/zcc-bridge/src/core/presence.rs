@@ -1,0 +1,478 @@
+//! Presence sync, the pure part: which contact-center interactions a user has, what their Zoom presence should
+//! be, and what to do about it next.
+//!
+//! Interaction events arrive duplicated, out of order and in parallel (Genesys says all three happen), so a user's
+//! state is a set of sessions keyed by (source, interaction) in which an end always wins: an end that arrives
+//! before its start leaves a tombstone that the start cannot undo, and a repeated start or end changes nothing.
+//! The user is busy while any session counts (connected, or ringing when the rule says so) and released only
+//! when the last one ends. Writes to Zoom are decided when they are due (Zoom takes one update per user per
+//! minute), from the state at that moment, so bursts coalesce and the final state always converges.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Where an interaction is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Offered to the user, ringing.
+    Ringing,
+    /// The user is connected (answered).
+    Connected,
+    Ended,
+}
+
+/// One event about one of a user's interactions, already mapped to the Zoom user and filtered by the rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InteractionEvent {
+    /// `genesys:<name>`, `zcc`.
+    pub source: String,
+    /// The interaction (a Genesys conversation's session, a ZCC engagement).
+    pub interaction_id: String,
+    pub phase: Phase,
+    pub event_ts: i64,
+    /// The Zoom status to show while this interaction counts (from the source's rule).
+    pub busy_status: String,
+    /// Whether ringing already counts as busy (the source's rule).
+    pub ringing_counts: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub phase: Phase,
+    pub since: i64,
+    pub busy_status: String,
+    pub ringing_counts: bool,
+}
+
+impl Session {
+    fn counts(&self) -> bool {
+        match self.phase {
+            Phase::Connected => true,
+            Phase::Ringing => self.ringing_counts,
+            Phase::Ended => false,
+        }
+    }
+}
+
+/// Why the last write failed, as far as retrying goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Failure {
+    /// 429: try again after the interval.
+    RateLimited,
+    /// 5301: the user is not logged in to the Zoom client; try again later, slowly.
+    NotLoggedIn,
+    /// 1001: no such Zoom user; do not retry until something changes.
+    UnknownUser,
+    /// Network, 5xx, token: retry with backoff.
+    Transient,
+}
+
+/// A user's presence-sync state (stored as JSON, one row per user).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserPresence {
+    /// Zoom user id or e-mail.
+    pub user: String,
+    /// Open sessions by `source/interaction`.
+    #[serde(default)]
+    pub sessions: BTreeMap<String, Session>,
+    /// Ended sessions (end time) by `source/interaction`: a late start of one of them changes nothing.
+    #[serde(default)]
+    pub ended: BTreeMap<String, i64>,
+    /// The status the user had before we changed it (restored on release).
+    #[serde(default)]
+    pub saved_status: Option<String>,
+    /// The status we last wrote, while we hold the user busy.
+    #[serde(default)]
+    pub written_status: Option<String>,
+    /// The last status read from or written to Zoom.
+    #[serde(default)]
+    pub actual_status: Option<String>,
+    /// No write before this (Zoom's one-per-minute rule, or a backoff), epoch ms.
+    #[serde(default)]
+    pub next_write_at: i64,
+    #[serde(default)]
+    pub last_write_at: Option<i64>,
+    #[serde(default)]
+    pub failure: Option<Failure>,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    #[serde(default)]
+    pub consecutive_failures: u32,
+}
+
+/// What the user's Zoom presence should be now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", content = "status", rename_all = "snake_case")]
+pub enum Desired {
+    /// Busy with this status.
+    Busy(String),
+    /// Not busy: whatever the user had (restored if we changed it).
+    Free,
+}
+
+/// The next call to make for a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Nothing to do.
+    Idle,
+    /// Read the current status first (before the first change, to restore it later; before a release, to see
+    /// whether the user changed it meanwhile).
+    Read,
+    /// Write this status.
+    Write(String),
+}
+
+/// Statuses Zoom may report back for one we wrote (its webhook vocabulary differs from the PUT's).
+pub fn same_status(written: &str, seen: &str) -> bool {
+    let norm = |s: &str| -> String {
+        match s.to_ascii_lowercase().replace(['_', ' '], "").as_str() {
+            "onacall" | "onphonecall" | "inacall" => "onacall".into(),
+            "inazoommeeting" | "inmeeting" | "inameeting" => "inmeeting".into(),
+            "incalendarevent" | "inacalendarevent" => "incalendarevent".into(),
+            "donotdisturb" | "donodisturb" => "dnd".into(),
+            other => other.to_string(),
+        }
+    };
+    norm(written) == norm(seen)
+}
+
+impl UserPresence {
+    pub fn new(user: impl Into<String>) -> Self {
+        Self {
+            user: user.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Applies an event. Returns whether anything changed.
+    pub fn apply(&mut self, e: &InteractionEvent) -> bool {
+        let key = format!("{}/{}", e.source, e.interaction_id);
+        if self.ended.contains_key(&key) {
+            return false;
+        }
+        match e.phase {
+            Phase::Ended => {
+                self.sessions.remove(&key);
+                self.ended.insert(key, e.event_ts);
+                true
+            }
+            phase => match self.sessions.get_mut(&key) {
+                None => {
+                    self.sessions.insert(
+                        key,
+                        Session {
+                            phase,
+                            since: e.event_ts,
+                            busy_status: e.busy_status.clone(),
+                            ringing_counts: e.ringing_counts,
+                        },
+                    );
+                    true
+                }
+                Some(session) => {
+                    let before = session.clone();
+                    // A connection is never undone by a late "ringing".
+                    session.phase = session.phase.max(phase);
+                    session.since = session.since.min(e.event_ts);
+                    *session != before
+                }
+            },
+        }
+    }
+
+    /// Ends sessions open since before `cutoff` (their end never came) and forgets tombstones older than
+    /// `forget_before`. Returns the sessions ended.
+    pub fn expire(&mut self, cutoff: i64, forget_before: i64) -> Vec<String> {
+        let stale: Vec<String> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.since < cutoff)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in &stale {
+            self.sessions.remove(key);
+            self.ended.insert(key.clone(), cutoff);
+        }
+        self.ended.retain(|_, at| *at >= forget_before);
+        stale
+    }
+
+    pub fn desired(&self) -> Desired {
+        // The status of the oldest counting session wins (stable while others come and go).
+        self.sessions
+            .values()
+            .filter(|s| s.counts())
+            .min_by(|a, b| (a.since, &a.busy_status).cmp(&(b.since, &b.busy_status)))
+            .map_or(Desired::Free, |s| Desired::Busy(s.busy_status.clone()))
+    }
+
+    /// What to do next, given what we know. `known`: whether `actual_status` was read (or written) since the
+    /// last decision that needs it.
+    pub fn next_action(&self, known: bool) -> Action {
+        if self.failure == Some(Failure::UnknownUser) {
+            return Action::Idle;
+        }
+        match self.desired() {
+            Desired::Busy(status) => {
+                if self.written_status.as_deref() == Some(status.as_str())
+                    && self
+                        .actual_status
+                        .as_deref()
+                        .is_some_and(|a| same_status(&status, a))
+                {
+                    Action::Idle
+                } else if self.written_status.is_none() && !known {
+                    // Remember what to restore.
+                    Action::Read
+                } else {
+                    Action::Write(status)
+                }
+            }
+            Desired::Free => match &self.written_status {
+                None => Action::Idle,
+                Some(_) if !known => Action::Read,
+                Some(written) => {
+                    let user_changed = self
+                        .actual_status
+                        .as_deref()
+                        .is_some_and(|a| !same_status(written, a));
+                    if user_changed {
+                        Action::Idle
+                    } else {
+                        Action::Write(
+                            self.saved_status
+                                .clone()
+                                .unwrap_or_else(|| "Available".to_string()),
+                        )
+                    }
+                }
+            },
+        }
+    }
+
+    /// Records a read of the current status. Before the first change it is what to restore later; when
+    /// releasing, a status other than ours means the user changed it: we leave it and stop holding them.
+    pub fn read(&mut self, status: &str) {
+        self.actual_status = Some(status.to_string());
+        match (&self.written_status, self.desired()) {
+            (None, Desired::Busy(_)) => {
+                // Never restore to a status we would set ourselves (a crash between write and record).
+                if !same_status("On_A_Call", status) {
+                    self.saved_status = Some(status.to_string());
+                }
+            }
+            (Some(written), Desired::Free) if !same_status(written, status) => {
+                self.written_status = None;
+                self.saved_status = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// Records a successful write at `now`; the next one may come after `interval_ms`.
+    pub fn wrote(&mut self, status: &str, now: i64, interval_ms: i64) {
+        self.actual_status = Some(status.to_string());
+        self.last_write_at = Some(now);
+        self.next_write_at = now + interval_ms;
+        self.failure = None;
+        self.last_error = None;
+        self.consecutive_failures = 0;
+        match self.desired() {
+            Desired::Busy(_) => self.written_status = Some(status.to_string()),
+            Desired::Free => {
+                self.written_status = None;
+                self.saved_status = None;
+            }
+        }
+    }
+
+    /// Records a failed call; returns when to try again (None: not until an event changes something).
+    pub fn failed(
+        &mut self,
+        failure: Failure,
+        error: String,
+        now: i64,
+        interval_ms: i64,
+    ) -> Option<i64> {
+        self.failure = Some(failure);
+        self.last_error = Some(error);
+        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+        let backoff = |base: i64, cap: i64| {
+            let shift = self.consecutive_failures.saturating_sub(1).min(10);
+            (base << shift).min(cap)
+        };
+        let retry = match failure {
+            Failure::RateLimited => Some(now + interval_ms),
+            Failure::NotLoggedIn => Some(now + backoff(interval_ms, 30 * 60_000)),
+            Failure::Transient => Some(now + backoff(2_000, 5 * 60_000)),
+            Failure::UnknownUser => None,
+        };
+        self.next_write_at = retry.unwrap_or(i64::MAX);
+        retry
+    }
+
+    /// An event changed the user's sessions: a user given up on (unknown, not logged in) is tried again, as
+    /// soon as Zoom's interval since our last write allows.
+    pub fn touched(&mut self, now: i64, interval_ms: i64) {
+        if matches!(
+            self.failure,
+            Some(Failure::UnknownUser) | Some(Failure::NotLoggedIn)
+        ) {
+            self.failure = None;
+            self.next_write_at = self
+                .last_write_at
+                .map_or(now, |w| (w + interval_ms).max(now));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(id: &str, phase: Phase, ts: i64) -> InteractionEvent {
+        InteractionEvent {
+            source: "zcc".into(),
+            interaction_id: id.into(),
+            phase,
+            event_ts: ts,
+            busy_status: "On_A_Call".into(),
+            ringing_counts: false,
+        }
+    }
+
+    fn busy() -> Desired {
+        Desired::Busy("On_A_Call".into())
+    }
+
+    #[test]
+    fn released_only_when_the_last_session_ends() {
+        let mut u = UserPresence::new("u");
+        u.apply(&ev("a", Phase::Connected, 1));
+        u.apply(&ev("b", Phase::Connected, 2));
+        assert_eq!(u.desired(), busy());
+        u.apply(&ev("a", Phase::Ended, 3));
+        assert_eq!(u.desired(), busy());
+        u.apply(&ev("b", Phase::Ended, 4));
+        assert_eq!(u.desired(), Desired::Free);
+    }
+
+    #[test]
+    fn an_end_before_its_start_never_leaves_the_user_busy() {
+        let mut u = UserPresence::new("u");
+        u.apply(&ev("a", Phase::Ended, 5));
+        u.apply(&ev("a", Phase::Connected, 1));
+        u.apply(&ev("a", Phase::Ringing, 0));
+        assert_eq!(u.desired(), Desired::Free);
+    }
+
+    #[test]
+    fn ringing_counts_only_when_the_rule_says_so() {
+        let mut u = UserPresence::new("u");
+        u.apply(&ev("a", Phase::Ringing, 1));
+        assert_eq!(u.desired(), Desired::Free);
+        let mut e = ev("b", Phase::Ringing, 1);
+        e.ringing_counts = true;
+        u.apply(&e);
+        assert_eq!(u.desired(), busy());
+        // A late "ringing" never undoes a connection.
+        u.apply(&ev("a", Phase::Connected, 2));
+        u.apply(&ev("a", Phase::Ringing, 1));
+        assert_eq!(u.sessions["zcc/a"].phase, Phase::Connected);
+    }
+
+    #[test]
+    fn any_order_and_repetition_gives_the_same_desire() {
+        let events = [
+            ev("a", Phase::Ringing, 1),
+            ev("a", Phase::Connected, 2),
+            ev("b", Phase::Connected, 3),
+            ev("a", Phase::Ended, 4),
+            ev("b", Phase::Ended, 9),
+            ev("c", Phase::Connected, 10),
+        ];
+        // Every rotation, reversed or not, each event twice.
+        for rot in 0..events.len() {
+            for rev in [false, true] {
+                let mut order: Vec<&InteractionEvent> =
+                    events.iter().cycle().skip(rot).take(events.len()).collect();
+                if rev {
+                    order.reverse();
+                }
+                let mut u = UserPresence::new("u");
+                for e in order.iter().chain(order.iter()) {
+                    u.apply(e);
+                }
+                assert_eq!(u.desired(), busy(), "rotation {rot} reversed {rev}");
+                assert_eq!(u.sessions.keys().collect::<Vec<_>>(), vec!["zcc/c"]);
+            }
+        }
+    }
+
+    #[test]
+    fn read_then_write_then_restore_unless_the_user_changed_it() {
+        let mut u = UserPresence::new("u");
+        u.apply(&ev("a", Phase::Connected, 1));
+        assert_eq!(u.next_action(false), Action::Read);
+        u.read("Away");
+        assert_eq!(u.next_action(true), Action::Write("On_A_Call".into()));
+        u.wrote("On_A_Call", 100, 60_000);
+        assert_eq!(u.next_action(true), Action::Idle);
+        u.apply(&ev("a", Phase::Ended, 2));
+        assert_eq!(u.next_action(false), Action::Read);
+        // Zoom reports our status in its own words: still ours.
+        u.read("On_Phone_Call");
+        assert_eq!(u.next_action(true), Action::Write("Away".into()));
+        u.wrote("Away", 200_000, 60_000);
+        assert_eq!(u.written_status, None);
+        assert_eq!(u.next_action(true), Action::Idle);
+
+        // The user sets DND during the call: on release we leave it alone.
+        u.apply(&ev("b", Phase::Connected, 3));
+        u.read("Available");
+        u.wrote("On_A_Call", 300_000, 60_000);
+        u.apply(&ev("b", Phase::Ended, 4));
+        u.read("Do_Not_Disturb");
+        assert_eq!(u.next_action(true), Action::Idle);
+        assert_eq!(u.written_status, None);
+    }
+
+    #[test]
+    fn failures_back_off_and_an_unknown_user_waits_for_news() {
+        let mut u = UserPresence::new("u");
+        assert_eq!(
+            u.failed(Failure::RateLimited, "429".into(), 0, 60_000),
+            Some(60_000)
+        );
+        assert_eq!(
+            u.failed(Failure::NotLoggedIn, "5301".into(), 0, 60_000),
+            Some(120_000)
+        );
+        assert_eq!(
+            u.failed(Failure::UnknownUser, "1001".into(), 0, 60_000),
+            None
+        );
+        u.apply(&ev("a", Phase::Connected, 1));
+        assert_eq!(u.next_action(true), Action::Idle);
+        u.touched(5, 60_000);
+        assert_eq!(u.failure, None);
+        assert!(u.next_write_at <= 5);
+    }
+
+    #[test]
+    fn stale_sessions_expire() {
+        let mut u = UserPresence::new("u");
+        u.apply(&ev("a", Phase::Connected, 1));
+        u.apply(&ev("b", Phase::Connected, 100));
+        assert_eq!(u.expire(50, 0), vec!["zcc/a".to_string()]);
+        assert_eq!(u.desired(), busy());
+        u.apply(&ev("a", Phase::Connected, 1));
+        assert!(
+            !u.sessions.contains_key("zcc/a"),
+            "an expired session stays ended"
+        );
+    }
+}
