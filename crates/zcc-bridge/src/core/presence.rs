@@ -475,4 +475,71 @@ mod tests {
             "an expired session stays ended"
         );
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn event() -> impl Strategy<Value = InteractionEvent> {
+            (0..4u8, 0..3u8, 0..50i64, any::<bool>()).prop_map(|(id, phase, ts, ringing)| {
+                InteractionEvent {
+                    source: "zcc".into(),
+                    interaction_id: format!("i{id}"),
+                    phase: [Phase::Ringing, Phase::Connected, Phase::Ended][phase as usize],
+                    event_ts: ts,
+                    busy_status: "On_A_Call".into(),
+                    // The rule is per source; vary it per interaction, not per event.
+                    ringing_counts: ringing && id % 2 == 0,
+                }
+            })
+        }
+
+        fn fold(events: &[InteractionEvent]) -> (Desired, Vec<String>) {
+            let mut u = UserPresence::new("u");
+            for e in events {
+                u.apply(e);
+            }
+            (u.desired(), u.sessions.keys().cloned().collect())
+        }
+
+        proptest! {
+            /// The user's sessions and desired status depend on the set of events only: not on their order,
+            /// nor on repeats. (The busy status and ringing rule are the same for all events of an interaction
+            /// in real use; the strategy keeps the rule stable per interaction id.)
+            #[test]
+            fn order_and_repeats_do_not_matter(
+                events in proptest::collection::vec(event(), 0..24),
+                seed in any::<u64>(),
+            ) {
+                let mut events = events;
+                for e in &mut events {
+                    e.ringing_counts = e.interaction_id == "i0" || e.interaction_id == "i2";
+                }
+                let expected = fold(&events);
+                let mut shuffled: Vec<InteractionEvent> = events.iter().chain(events.iter()).cloned().collect();
+                // A deterministic shuffle from the seed.
+                let mut x = seed | 1;
+                for i in (1..shuffled.len()).rev() {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    shuffled.swap(i, (x % (i as u64 + 1)) as usize);
+                }
+                prop_assert_eq!(fold(&shuffled), expected);
+            }
+
+            /// An interaction with an end among its events never keeps the user busy.
+            #[test]
+            fn an_ended_interaction_never_counts(events in proptest::collection::vec(event(), 0..24)) {
+                let mut u = UserPresence::new("u");
+                for e in &events {
+                    u.apply(e);
+                }
+                for e in events.iter().filter(|e| e.phase == Phase::Ended) {
+                    let key = format!("zcc/{}", e.interaction_id);
+                    prop_assert!(!u.sessions.contains_key(&key));
+                }
+            }
+        }
+    }
 }

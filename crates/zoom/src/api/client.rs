@@ -13,7 +13,8 @@ use super::budget::{Budget, RateLabel};
 use super::error::{ApiError, CODE_INVALID_TOKEN};
 use super::models::{
     Engagement, EngagementPage, EngagementQuery, InboxMessage, InboxMessagePage, InboxMessageQuery,
-    Note, NotePage, Page, Recording, RecordingPage, RecordingQuery, TokenResponse,
+    Note, NotePage, Page, PresenceStatus, PresenceUpdate, Recording, RecordingPage, RecordingQuery,
+    TokenResponse,
 };
 
 /// Connection and budget settings. `Debug` never shows the secret.
@@ -322,6 +323,83 @@ impl ZoomClient {
                 renewed_token = true;
                 self.invalidate(&token).await;
                 attempt -= 1;
+                continue;
+            }
+            return Err(ApiError::Api {
+                status: status.as_u16(),
+                code,
+                message,
+            });
+        }
+    }
+
+    /// `GET /users/{userId}/presence_status` (Medium). `user_id`: a Zoom user id or an e-mail address.
+    pub async fn presence_status(&self, user_id: &str) -> Result<PresenceStatus, ApiError> {
+        let path = format!("users/{}/presence_status", path_segment(user_id));
+        let response = self
+            .send_once(RateLabel::Medium, Method::GET, &path, None)
+            .await?;
+        let bytes = response.bytes().await?;
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::Decode {
+            what: path,
+            detail: e.to_string(),
+        })
+    }
+
+    /// `PUT /users/{userId}/presence_status` (Medium), one attempt: Zoom takes one update per user per minute, so
+    /// a 429 here is about this user and is the caller's to schedule (the label is not paused), as are 5301
+    /// (not logged in to the client) and 1001 (no such user).
+    pub async fn update_presence_status(
+        &self,
+        user_id: &str,
+        update: &PresenceUpdate,
+    ) -> Result<(), ApiError> {
+        let path = format!("users/{}/presence_status", path_segment(user_id));
+        let body = serde_json::to_value(update).map_err(|e| ApiError::Config(e.to_string()))?;
+        self.send_once(RateLabel::Medium, Method::PUT, &path, Some(body))
+            .await
+            .map(|_| ())
+    }
+
+    /// One request under `label`'s budget (a refused token is renewed once); any other failure is returned as
+    /// it is, without retrying.
+    pub async fn send_once(
+        &self,
+        label: RateLabel,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<Response, ApiError> {
+        let url = format!(
+            "{}/{}",
+            self.config.api_base.trim_end_matches('/'),
+            path.trim_start_matches('/')
+        );
+        let mut renewed_token = false;
+        loop {
+            let token = self.access_token().await?;
+            self.budget(label).acquire().await;
+            let mut request = self.http.request(method.clone(), &url).bearer_auth(&token);
+            if let Some(body) = &body {
+                request = request.json(body);
+            }
+            let response = request.send().await?;
+            let status = response.status();
+            if status.is_success() {
+                return Ok(response);
+            }
+            let text = response.text().await.unwrap_or_default();
+            let parsed: Option<ErrorBody> = serde_json::from_str(&text).ok();
+            let code = parsed.as_ref().and_then(|b| b.code);
+            let message = parsed
+                .and_then(|b| b.message)
+                .unwrap_or_else(|| truncate(&text, 300));
+            if status == StatusCode::UNAUTHORIZED
+                && !renewed_token
+                && code.is_none_or(|c| c == CODE_INVALID_TOKEN)
+            {
+                renewed_token = true;
+                self.invalidate(&token).await;
                 continue;
             }
             return Err(ApiError::Api {

@@ -40,6 +40,12 @@ pub const CODE_INVALID_TOKEN: i64 = 124;
 pub const CODE_ENGAGEMENT_NOT_FOUND: i64 = 2901;
 /// Recording (or other resource) does not exist.
 pub const CODE_RESOURCE_NOT_FOUND: i64 = 3001;
+/// User does not exist.
+pub const CODE_USER_NOT_FOUND: i64 = 1001;
+/// "Request to update the presence status of this user failed": the user is not logged in to the Zoom client.
+pub const CODE_PRESENCE_UPDATE_FAILED: i64 = 5301;
+/// No permission to update the presence status.
+pub const CODE_PRESENCE_NOT_PERMITTED: i64 = 5411;
 
 impl ApiError {
     pub fn code(&self) -> Option<i64> {

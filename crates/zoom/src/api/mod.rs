@@ -12,5 +12,7 @@ pub mod models;
 pub use budget::{Budget, RateLabel};
 pub use client::{ClientConfig, ZoomClient};
 pub use download::{Download, DownloadError};
-pub use error::ApiError;
+pub use error::{
+    ApiError, CODE_PRESENCE_NOT_PERMITTED, CODE_PRESENCE_UPDATE_FAILED, CODE_USER_NOT_FOUND,
+};
 pub use models::*;

@@ -399,3 +399,23 @@ pub(crate) struct TokenResponse {
     #[serde(default)]
     pub scope: Option<String>,
 }
+
+/// `GET /users/{userId}/presence_status`. Some integrations read `presence_status` instead of `status` (which key
+/// the live API uses is unconfirmed): both are accepted.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PresenceStatus {
+    #[serde(alias = "presence_status")]
+    pub status: Option<String>,
+    /// Do_Not_Disturb only.
+    pub end_time: Option<String>,
+    pub remaining_time: Option<i64>,
+}
+
+/// `PUT /users/{userId}/presence_status` body. `duration` (minutes) applies to Do_Not_Disturb only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PresenceUpdate {
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration: Option<u32>,
+}
