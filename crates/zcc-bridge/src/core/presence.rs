@@ -258,11 +258,9 @@ impl UserPresence {
     pub fn read(&mut self, status: &str) {
         self.actual_status = Some(status.to_string());
         match (&self.written_status, self.desired()) {
-            (None, Desired::Busy(_)) => {
-                // Never restore to a status we would set ourselves (a crash between write and record).
-                if !same_status("On_A_Call", status) {
-                    self.saved_status = Some(status.to_string());
-                }
+            // Never restore to the status we set ourselves (a crash between a write and its record).
+            (None, Desired::Busy(busy)) if !same_status(&busy, status) => {
+                self.saved_status = Some(status.to_string());
             }
             (Some(written), Desired::Free) if !same_status(written, status) => {
                 self.written_status = None;
