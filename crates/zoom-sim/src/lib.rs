@@ -6,7 +6,9 @@
 //!   schedule) and injects delivery faults (drops, duplicates, reordering, delays) on request.
 //! - [`server`] serves a scenario over HTTP as Zoom's Server-to-Server OAuth and ZCC REST API (engagements,
 //!   recordings, voicemails, notes and their file downloads), with Zoom's pagination, token expiry and rate limits
-//!   plus injectable faults, for the bridge's OAuth client, reconciler and archiver.
+//!   plus injectable faults, for the bridge's OAuth client, reconciler and archiver; and Zoom Workplace's user
+//!   presence API (`/v2/users/{userId}/presence_status`, one update per user per minute) for presence sync
+//!   ([`server::presence`]).
 //! - [`websocket`] is Zoom's WebSocket event subscription endpoint (`GET /ws`): it pushes events to connected
 //!   subscribers as Zoom does (no backfill), answers heartbeats and can disconnect or go silent on request.
 
@@ -18,6 +20,10 @@ pub mod websocket;
 pub use emitter::{EmitReport, Emitter, EmitterConfig, Faults};
 pub use generator::{
     generate, Directory, GeneratorConfig, GroundTruth, Scenario, SimEvent, TruthEngagement,
+};
+pub use server::presence::{
+    NewPresenceUser, PresenceChange, PresenceError, PresenceOutcome, PresenceUpdate, PresenceUser,
+    PresenceVia, PresenceWebhook,
 };
 pub use server::{BoundSim, RateLabel, SimServer, SimServerConfig, SimStats};
 

@@ -10,8 +10,8 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use zoom_sim::generator::{DEFAULT_ACCOUNT_ID, DEFAULT_API_BASE};
 use zoom_sim::{
-    generate, now_ms, Emitter, EmitterConfig, Faults, GeneratorConfig, RateLabel, SimServer,
-    SimServerConfig,
+    generate, now_ms, Emitter, EmitterConfig, Faults, GeneratorConfig, PresenceWebhook, RateLabel,
+    SimServer, SimServerConfig,
 };
 
 #[derive(Debug, Parser)]
@@ -30,7 +30,8 @@ enum Command {
     /// Print a scenario's webhook bodies as NDJSON, in event_ts order.
     Events(ScenarioArgs),
     /// Serve a scenario as Zoom's S2S OAuth (`/oauth/token`) and ZCC REST API (`/v2`: engagements, recordings,
-    /// inbox messages, notes, file downloads; `/sim/truth`: the ground truth) until Ctrl-C; prints the base URL.
+    /// inbox messages, notes, file downloads, user presence; `/sim/truth`: the ground truth; `/sim/presence`: the
+    /// presence users and their histories) until Ctrl-C; prints the base URL.
     Serve(ServeArgs),
 }
 
@@ -107,6 +108,21 @@ struct ServeArgs {
     /// Share of download requests answered 429 with `Retry-After: 1`.
     #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
     download_fault_429_rate: f64,
+    /// Shortest time in milliseconds between two successful presence updates of one user (Zoom: one minute).
+    #[arg(long, default_value_t = 60_000)]
+    presence_min_interval_ms: u64,
+    /// Put `Retry-After: <seconds>` on the presence 429 (Zoom's header is unconfirmed).
+    #[arg(long)]
+    presence_retry_after: bool,
+    /// Send `user.presence_status_updated` webhooks to this URL (they always go to the WebSocket subscription).
+    #[arg(long, requires = "presence_webhook_secret")]
+    presence_webhook_target: Option<String>,
+    /// Secret token the presence webhooks are signed with.
+    #[arg(long, env = "ZOOM_SIM_PRESENCE_SECRET", hide_env_values = true)]
+    presence_webhook_secret: Option<String>,
+    /// Fire `user.presence_status_updated` for API updates too, not only for the user's own changes.
+    #[arg(long)]
+    presence_echo_api_updates: bool,
 }
 
 #[derive(Debug, Args)]
@@ -346,6 +362,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         fault_seed: args.fault_seed.unwrap_or(generator.seed),
         download_fault_5xx_rate: args.download_fault_5xx_rate,
         download_fault_429_rate: args.download_fault_429_rate,
+        presence_min_interval: Duration::from_millis(args.presence_min_interval_ms),
+        presence_retry_after: args.presence_retry_after,
+        presence_webhook: args
+            .presence_webhook_target
+            .zip(args.presence_webhook_secret)
+            .map(|(target, secret)| PresenceWebhook::new(target, secret)),
+        presence_echo_api_updates: args.presence_echo_api_updates,
         ..SimServerConfig::default()
     };
     let server = bound.serve(config, &scenario);

@@ -8,6 +8,8 @@
 //!   `/v2/contact_center/engagements/{id}/recordings` [MEDIUM], `/v2/contact_center/engagements/{id}/notes` [MEDIUM],
 //!   `/v2/contact_center/engagements/notes` [MEDIUM], `/v2/contact_center/recordings` [MEDIUM],
 //!   `/v2/contact_center/inboxes/messages` [MEDIUM].
+//! - `GET` and `PUT /v2/users/{userId}/presence_status` [MEDIUM]: Zoom Workplace user presence with its
+//!   one-update-per-minute rule, and `/sim/presence...`, its control and truth routes ([`presence`]).
 //! - The download, playback and transcript URLs the generator puts in payloads (Bearer token, not rate limited), and
 //!   `/v2/_files/{link}`, the unauthenticated CDN-style link they redirect to when `download_redirect` is on.
 //! - `/sim/truth`: the scenario's ground truth (no auth; not a Zoom API).
@@ -17,12 +19,13 @@
 mod downloads;
 mod lists;
 mod paging;
+pub mod presence;
 mod view;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -44,6 +47,7 @@ use tokio::task::JoinHandle;
 use crate::generator::{Scenario, DEFAULT_ACCOUNT_ID};
 use crate::websocket::EventHub;
 use crate::{iso_time, opaque_id};
+use presence::{NewPresenceUser, PresenceChange, PresenceError, PresenceUser, PresenceWebhook};
 
 pub use downloads::{FILE_LINK_INVALID_CODE, FILE_NOT_FOUND_CODE, VOICEMAIL_CONTENT_TYPE};
 pub use lists::{ENGAGEMENT_NOT_FOUND_CODE, ENGAGEMENT_RECORDINGS_NOT_FOUND_CODE};
@@ -118,6 +122,17 @@ pub struct SimServerConfig {
     pub download_fault_5xx_rate: f64,
     /// Share of download requests answered 429 with `Retry-After: 1`. ❓ Zoom documents no limit for files.
     pub download_fault_429_rate: f64,
+    /// Shortest time between two successful `PUT /v2/users/{userId}/presence_status` of one user; an update
+    /// sooner is answered 429. Zoom: one minute.
+    pub presence_min_interval: Duration,
+    /// Put `Retry-After: <seconds until the window ends>` on the presence 429. ❓ Zoom's header is unconfirmed, so
+    /// off by default.
+    pub presence_retry_after: bool,
+    /// Send `user.presence_status_updated` webhooks here (they always go to the WebSocket subscription).
+    pub presence_webhook: Option<PresenceWebhook>,
+    /// Fire `user.presence_status_updated` for API updates too, not only for the user's own changes. ❓ Whether
+    /// Zoom does is unconfirmed.
+    pub presence_echo_api_updates: bool,
 }
 
 impl Default for SimServerConfig {
@@ -147,6 +162,10 @@ impl Default for SimServerConfig {
             fault_seed: 0,
             download_fault_5xx_rate: 0.0,
             download_fault_429_rate: 0.0,
+            presence_min_interval: Duration::from_secs(60),
+            presence_retry_after: false,
+            presence_webhook: None,
+            presence_echo_api_updates: false,
         }
     }
 }
@@ -194,6 +213,17 @@ pub struct SimStats {
     pub injected_5xx: u64,
     /// 429 answers injected by `fault_429_rate` (also counted in `rate_limited`).
     pub injected_429: u64,
+    /// `PUT /v2/users/{userId}/presence_status`.
+    pub presence_updates: u64,
+    /// `GET /v2/users/{userId}/presence_status`.
+    pub presence_reads: u64,
+    /// Presence updates refused by the per-user minimum interval (not counted in `rate_limited`).
+    pub presence_rate_limited: u64,
+    /// `user.presence_status_updated` events fired.
+    pub presence_events: u64,
+    /// Presence webhooks acknowledged by the target, and given up on.
+    pub presence_webhooks_acked: u64,
+    pub presence_webhooks_failed: u64,
 }
 
 /// A running simulator; dropping it stops the server too, [`SimServer::shutdown`] also waits for it.
@@ -243,6 +273,8 @@ impl BoundSim {
                 })
             }),
         );
+        // Presence events are published to the subscription too.
+        let _ = shared.hub.set(hub.clone());
         let app = router(shared.clone()).merge(crate::websocket::router(hub.clone()));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -336,6 +368,62 @@ impl SimServer {
         }
     }
 
+    /// Every presence user with their history, in the order they were added (the directory's agents first): what
+    /// `GET /sim/presence` serves.
+    pub fn presence(&self) -> Vec<PresenceUser> {
+        self.shared.presence_users()
+    }
+
+    /// One presence user, by id or e-mail.
+    pub fn presence_user(&self, user: &str) -> Option<PresenceUser> {
+        self.shared.presence_user(user)
+    }
+
+    /// Adds a presence user, or replaces the one with the same id (history included): `POST /sim/presence/users`.
+    pub fn add_presence_user(&self, user: NewPresenceUser) -> Result<PresenceUser, PresenceError> {
+        self.shared.add_presence_user(user)
+    }
+
+    /// The user (by id or e-mail) changes their own status in the Zoom client, or signs in or out:
+    /// `POST /sim/presence/{userId}`. Not subject to the API's per-minute rule; fires `user.presence_status_updated`.
+    pub fn change_presence(
+        &self,
+        user: &str,
+        change: PresenceChange,
+    ) -> Result<PresenceUser, PresenceError> {
+        self.shared.change_presence(user, change)
+    }
+
+    /// Shorthand for [`SimServer::change_presence`] with a status only.
+    pub fn user_sets_presence(
+        &self,
+        user: &str,
+        status: &str,
+    ) -> Result<PresenceUser, PresenceError> {
+        self.change_presence(
+            user,
+            PresenceChange {
+                status: Some(status.to_owned()),
+                ..PresenceChange::default()
+            },
+        )
+    }
+
+    /// Shorthand for [`SimServer::change_presence`]: signs the user in (`Available`) or out (`Offline`).
+    pub fn set_logged_in(
+        &self,
+        user: &str,
+        logged_in: bool,
+    ) -> Result<PresenceUser, PresenceError> {
+        self.change_presence(
+            user,
+            PresenceChange {
+                logged_in: Some(logged_in),
+                ..PresenceChange::default()
+            },
+        )
+    }
+
     /// Stops accepting connections and waits (at most 5 s) for requests in flight.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
@@ -380,6 +468,11 @@ struct Shared {
     /// How many fault draws were made (the index of the next one).
     fault_draws: AtomicU64,
     counters: Counters,
+    /// Presence users and their histories.
+    presence: Mutex<presence::Presence>,
+    /// The WebSocket subscription (set once serving), where presence events are published.
+    hub: OnceLock<EventHub>,
+    presence_sink: presence::PresenceSink,
 }
 
 impl Shared {
@@ -387,6 +480,9 @@ impl Shared {
         // Serializing plain strings, numbers and sets cannot fail; an empty body would only hide a bug in a test.
         let truth_json = serde_json::to_vec(&scenario.truth).unwrap_or_default();
         Shared {
+            presence: Mutex::new(presence::Presence::from_directory(&scenario.directory)),
+            hub: OnceLock::new(),
+            presence_sink: presence::PresenceSink::new(&config),
             base_url,
             started: Instant::now(),
             view: view::View::build(scenario),
@@ -425,6 +521,12 @@ struct Counters {
     rate_limited: AtomicU64,
     injected_5xx: AtomicU64,
     injected_429: AtomicU64,
+    presence_updates: AtomicU64,
+    presence_reads: AtomicU64,
+    presence_rate_limited: AtomicU64,
+    presence_events: AtomicU64,
+    presence_webhooks_acked: AtomicU64,
+    presence_webhooks_failed: AtomicU64,
 }
 
 impl Counters {
@@ -445,6 +547,8 @@ impl Counters {
             Endpoint::InboxMessages => &self.list_inbox_messages,
             Endpoint::EngagementNotes => &self.engagement_notes,
             Endpoint::Notes => &self.list_notes,
+            Endpoint::UpdatePresenceStatus => &self.presence_updates,
+            Endpoint::GetPresenceStatus => &self.presence_reads,
         }
     }
 
@@ -471,6 +575,12 @@ impl Counters {
             rate_limited: get(&self.rate_limited),
             injected_5xx: get(&self.injected_5xx),
             injected_429: get(&self.injected_429),
+            presence_updates: get(&self.presence_updates),
+            presence_reads: get(&self.presence_reads),
+            presence_rate_limited: get(&self.presence_rate_limited),
+            presence_events: get(&self.presence_events),
+            presence_webhooks_acked: get(&self.presence_webhooks_acked),
+            presence_webhooks_failed: get(&self.presence_webhooks_failed),
         }
     }
 }
@@ -485,10 +595,15 @@ enum Endpoint {
     InboxMessages,
     EngagementNotes,
     Notes,
+    /// `PUT /v2/users/{user_id}/presence_status`.
+    UpdatePresenceStatus,
+    /// `GET /v2/users/{user_id}/presence_status` (same route as the `PUT`).
+    GetPresenceStatus,
 }
 
 impl Endpoint {
-    /// The axum route template, also the key of [`SimServerConfig::label_overrides`].
+    /// The axum route template, also the key of [`SimServerConfig::label_overrides`] (shared by the `GET` and `PUT`
+    /// of presence).
     fn route(self) -> &'static str {
         match self {
             Endpoint::ListEngagements => "/v2/contact_center/engagements",
@@ -500,10 +615,14 @@ impl Endpoint {
             Endpoint::InboxMessages => "/v2/contact_center/inboxes/messages",
             Endpoint::EngagementNotes => "/v2/contact_center/engagements/{engagement_id}/notes",
             Endpoint::Notes => "/v2/contact_center/engagements/notes",
+            Endpoint::UpdatePresenceStatus | Endpoint::GetPresenceStatus => {
+                "/v2/users/{user_id}/presence_status"
+            }
         }
     }
 
     /// Reference §6.1: lists of engagements, recordings, inbox messages and notes are MEDIUM; get engagement LIGHT.
+    /// §7.1: both presence endpoints are MEDIUM.
     fn label(self) -> RateLabel {
         match self {
             Endpoint::GetEngagement => RateLabel::Light,
@@ -578,6 +697,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/sim/truth", get(truth));
     router = lists::routes(router);
     router = downloads::routes(router);
+    router = presence::routes(router);
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -909,7 +1029,13 @@ mod tests {
 
     #[test]
     fn every_endpoint_route_is_distinct() {
+        // The presence GET and PUT share one route (and so one label override).
+        assert_eq!(
+            Endpoint::GetPresenceStatus.route(),
+            Endpoint::UpdatePresenceStatus.route()
+        );
         let all = [
+            Endpoint::UpdatePresenceStatus,
             Endpoint::ListEngagements,
             Endpoint::GetEngagement,
             Endpoint::ListRecordings,
