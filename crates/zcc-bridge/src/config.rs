@@ -70,6 +70,78 @@ pub struct Config {
     pub contacts: ContactsConfig,
     #[serde(default)]
     pub stream: StreamConfig,
+    /// Presence sync: contact-center interactions drive Zoom presence.
+    #[serde(default)]
+    pub presence: PresenceConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PresenceConfig {
+    /// Off by default: it writes users' Zoom presence (needs the S2S app with `user:write:admin`).
+    pub enabled: bool,
+    /// Zoom takes one presence update per user per minute.
+    pub min_interval_seconds: u64,
+    /// A session whose end never came is released after this long.
+    pub session_timeout_minutes: u64,
+    /// Engagements of ZCC itself.
+    pub zcc: PresenceRule,
+    /// Contact-center user (id or e-mail) → Zoom user (id or e-mail), where they differ.
+    pub users: BTreeMap<String, String>,
+}
+
+impl Default for PresenceConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            min_interval_seconds: 60,
+            session_timeout_minutes: 240,
+            zcc: PresenceRule::default(),
+            users: BTreeMap::new(),
+        }
+    }
+}
+
+/// Which interactions of a source count, and what they set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PresenceRule {
+    pub enabled: bool,
+    /// The Zoom status while busy.
+    pub busy_status: String,
+    /// Only these channels / media types, directions and queues (empty: all).
+    pub channels: Vec<String>,
+    pub directions: Vec<String>,
+    pub queues: Vec<String>,
+}
+
+impl Default for PresenceRule {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            busy_status: "On_A_Call".into(),
+            channels: Vec::new(),
+            directions: Vec::new(),
+            queues: Vec::new(),
+        }
+    }
+}
+
+impl PresenceRule {
+    /// Whether an interaction with these facets counts (values compared case-insensitively; an unknown value
+    /// passes a filter only when the filter is empty).
+    pub fn matches(
+        &self,
+        channel: Option<&str>,
+        direction: Option<&str>,
+        queue: Option<&str>,
+    ) -> bool {
+        let one = |allowed: &[String], value: Option<&str>| {
+            allowed.is_empty()
+                || value.is_some_and(|v| allowed.iter().any(|a| a.eq_ignore_ascii_case(v)))
+        };
+        one(&self.channels, channel) && one(&self.directions, direction) && one(&self.queues, queue)
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -663,6 +735,30 @@ impl Config {
                 key: "flow.sources",
                 problem,
             })?;
+        }
+        if self.presence.min_interval_seconds == 0 || self.presence.session_timeout_minutes == 0 {
+            return Err(InvalidValue {
+                key: "presence",
+                problem: "min_interval_seconds and session_timeout_minutes must be greater than 0"
+                    .into(),
+            });
+        }
+        const STATUSES: [&str; 9] = [
+            "Away",
+            "Available",
+            "In_Calendar_Event",
+            "Presenting",
+            "In_A_Zoom_Meeting",
+            "On_A_Call",
+            "Out_of_Office",
+            "Busy",
+            "Do_Not_Disturb",
+        ];
+        if !STATUSES.contains(&self.presence.zcc.busy_status.as_str()) {
+            return Err(InvalidValue {
+                key: "presence.zcc.busy_status",
+                problem: format!("one of {}", STATUSES.join(", ")),
+            });
         }
         if self.stream.poll_ms == 0 {
             return Err(InvalidValue {

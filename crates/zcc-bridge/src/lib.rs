@@ -13,6 +13,7 @@ pub mod demo;
 pub mod http;
 pub mod ingest;
 pub mod media;
+pub mod presence;
 pub mod projection;
 pub mod rebuild;
 pub mod reconcile;

@@ -77,6 +77,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         )),
         None => None,
     };
+    // Before the projector starts: engagements it merges at start-up are marked for presence sync too.
+    store
+        .log_signals()
+        .set_presence(config.presence.enabled && config.zoom.client_config().is_some());
     let (feed, projection, projector) = Projector::start(store.clone(), decoder.clone());
     let (log, committers) = EventLog::start(store.clone(), config.ingest.max_batch, feed);
     let (stop_background, background_stopping) = tokio::sync::watch::channel(false);
@@ -143,6 +147,23 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         ));
     } else if config.zoom.websocket_url.is_some() {
         tracing::warn!("zoom.websocket_url is set but the subscription id or the S2S app is missing: no WebSocket source");
+    }
+    if config.presence.enabled {
+        match &client {
+            Some(client) => {
+                background.spawn(
+                    crate::presence::PresenceSync::new(
+                        store.clone(),
+                        client.clone(),
+                        config.presence.clone(),
+                    )
+                    .run(background_stopping.clone()),
+                );
+            }
+            None => tracing::warn!(
+                "presence.enabled is set but no Zoom S2S app is configured: presence sync is off"
+            ),
+        }
     }
     let media = if config.media.enabled {
         let links = crate::media::MediaLinks::open(&config, &*store, addr)

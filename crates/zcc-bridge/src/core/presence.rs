@@ -84,6 +84,9 @@ pub struct UserPresence {
     /// The status the user had before we changed it (restored on release).
     #[serde(default)]
     pub saved_status: Option<String>,
+    /// The status before the busy spell was read (`saved_status` is what it was, if not ours).
+    #[serde(default)]
+    pub captured: bool,
     /// The status we last wrote, while we hold the user busy.
     #[serde(default)]
     pub written_status: Option<String>,
@@ -224,7 +227,7 @@ impl UserPresence {
                         .is_some_and(|a| same_status(&status, a))
                 {
                     Action::Idle
-                } else if self.written_status.is_none() && !known {
+                } else if self.written_status.is_none() && !self.captured && !known {
                     // Remember what to restore.
                     Action::Read
                 } else {
@@ -258,13 +261,17 @@ impl UserPresence {
     pub fn read(&mut self, status: &str) {
         self.actual_status = Some(status.to_string());
         match (&self.written_status, self.desired()) {
-            // Never restore to the status we set ourselves (a crash between a write and its record).
-            (None, Desired::Busy(busy)) if !same_status(&busy, status) => {
-                self.saved_status = Some(status.to_string());
+            (None, Desired::Busy(busy)) if !self.captured => {
+                self.captured = true;
+                // Never restore to the status we set ourselves (a crash between a write and its record).
+                if !same_status(&busy, status) {
+                    self.saved_status = Some(status.to_string());
+                }
             }
             (Some(written), Desired::Free) if !same_status(written, status) => {
                 self.written_status = None;
                 self.saved_status = None;
+                self.captured = false;
             }
             _ => {}
         }
@@ -283,6 +290,7 @@ impl UserPresence {
             Desired::Free => {
                 self.written_status = None;
                 self.saved_status = None;
+                self.captured = false;
             }
         }
     }
@@ -310,6 +318,20 @@ impl UserPresence {
         };
         self.next_write_at = retry.unwrap_or(i64::MAX);
         retry
+    }
+
+    /// Takes what the worker learnt from and did at Zoom (`outcome`), keeping this state's sessions (events may
+    /// have changed them while the worker was calling Zoom).
+    pub fn take_zoom_side(&mut self, outcome: &UserPresence) {
+        self.saved_status.clone_from(&outcome.saved_status);
+        self.captured = outcome.captured;
+        self.written_status.clone_from(&outcome.written_status);
+        self.actual_status.clone_from(&outcome.actual_status);
+        self.next_write_at = outcome.next_write_at;
+        self.last_write_at = outcome.last_write_at;
+        self.failure = outcome.failure;
+        self.last_error.clone_from(&outcome.last_error);
+        self.consecutive_failures = outcome.consecutive_failures;
     }
 
     /// An event changed the user's sessions: a user given up on (unknown, not logged in) is tried again, as

@@ -31,6 +31,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/agents", get(super::live::agents))
         .route("/agents/{id}", get(super::live::agent))
         .route("/stream", get(super::live::stream))
+        .route("/presence", get(presence))
         .route("/events", get(list_events))
         .route("/quarantine", get(list_quarantine))
         .route("/quarantine/{id}", get(get_quarantine))
@@ -446,6 +447,16 @@ async fn append_replay(app: &AppState, id: i64, event: NewEvent) -> Response {
             Json(outcome).into_response()
         }
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+/// Presence sync per user: desired vs. actual status, what we hold and will restore, the next call, the last
+/// error, and the latest audit lines.
+async fn presence(State(app): State<AppState>) -> Response {
+    wait_for_projection(&app).await;
+    match crate::presence::view(&*app.store, 20).await {
+        Ok(users) => Json(json!({ "users": users })).into_response(),
+        Err(e) => store_error(e),
     }
 }
 

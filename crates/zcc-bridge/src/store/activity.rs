@@ -7,13 +7,34 @@ use serde::Serialize;
 use super::Result;
 use crate::core::activity::{Activity, ActivityKind, AgentIdent, LoggedActivity};
 
-/// Wakes the live stream when events were logged (one reader per process, so a stored permit is enough).
+/// Wakes the live stream when events were logged (one reader per process, so a stored permit is enough), and
+/// the presence worker when the projector marked engagements for it.
 #[derive(Debug, Default)]
 pub struct LogSignals {
     logged: tokio::sync::Notify,
+    /// Whether the projector marks engagements for presence sync (set at start-up when it is on).
+    presence: std::sync::atomic::AtomicBool,
+    presence_watch: tokio::sync::Notify,
 }
 
 impl LogSignals {
+    pub fn set_presence(&self, on: bool) {
+        self.presence
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn presence(&self) -> bool {
+        self.presence.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn presence_touched(&self) {
+        self.presence_watch.notify_one();
+    }
+
+    pub async fn wait_presence(&self) {
+        self.presence_watch.notified().await
+    }
+
     pub fn events_logged(&self) {
         self.logged.notify_one();
     }

@@ -6,6 +6,7 @@ pub mod activity;
 pub mod delivery;
 pub mod media;
 mod postgres;
+pub mod presence;
 pub(crate) mod sql;
 mod sqlite;
 
@@ -280,7 +281,9 @@ pub struct ProjectionItem {
 }
 
 #[async_trait]
-pub trait Store: MediaRepo + DeliveryRepo + ActivityRepo + Send + Sync + 'static {
+pub trait Store:
+    MediaRepo + DeliveryRepo + ActivityRepo + presence::PresenceRepo + Send + Sync + 'static
+{
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// How many batches may commit concurrently (SQLite has one writer).
@@ -432,6 +435,8 @@ pub(crate) trait BatchTx: Send {
         &mut self,
         rows: &[activity::ActivityRow],
     ) -> Result<(Vec<i64>, Vec<(String, i64)>)>;
+    /// Marks engagements for the presence worker (`presence_watch`).
+    async fn touch_presence(&mut self, engagement_ids: &[String], now: i64) -> Result<()>;
     /// Removes projected events from the projection queue.
     async fn dequeue_projection(&mut self, event_ids: &[i64]) -> Result<()>;
     async fn replace_index(
@@ -601,6 +606,8 @@ pub(crate) struct Projected {
     pub new_activity: Vec<(Activity, Option<String>)>,
     /// Status spans closed by new status events (label, ms).
     pub closed_spans: Vec<(String, i64)>,
+    /// Engagements were marked for the presence worker.
+    pub presence_touched: bool,
 }
 
 /// The projector's transaction: merges observations into records, records activity and dequeues the projected
@@ -610,6 +617,7 @@ pub(crate) async fn project_in<T: BatchTx>(
     items: &[ProjectionItem],
     event_ids: &[i64],
     signals: &delivery::DeliverySignals,
+    presence: bool,
 ) -> Result<Projected> {
     let mut deltas: BTreeMap<String, EngagementState> = BTreeMap::new();
     for obs in items.iter().filter_map(|i| i.observation.as_ref()) {
@@ -660,6 +668,21 @@ pub(crate) async fn project_in<T: BatchTx>(
             new_activity.push((row.activity, queue));
         }
     }
+    // Engagements whose agents' interactions changed, for presence sync.
+    let mut presence_ids: Vec<String> = if presence {
+        new_activity
+            .iter()
+            .filter(|(a, _)| crate::presence::drives_presence(a.kind))
+            .filter_map(|(a, _)| a.engagement_id.clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    presence_ids.sort();
+    presence_ids.dedup();
+    if !presence_ids.is_empty() {
+        tx.touch_presence(&presence_ids, now).await?;
+    }
     let mut ids = event_ids.to_vec();
     ids.sort_unstable();
     ids.dedup();
@@ -669,6 +692,7 @@ pub(crate) async fn project_in<T: BatchTx>(
         watched,
         new_activity,
         closed_spans,
+        presence_touched: !presence_ids.is_empty(),
     })
 }
 

@@ -46,6 +46,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "agent activity and the live stream",
         include_str!("../../migrations/postgres/0007_activity.sql"),
     ),
+    (
+        8,
+        "presence sync",
+        include_str!("../../migrations/postgres/0008_presence.sql"),
+    ),
 ];
 
 pub struct PgStore {
@@ -117,3 +122,4 @@ impl_sql_store!(PgStore, PgConn, Postgres, "postgres", " FOR UPDATE");
 super::delivery::impl_delivery_repo!(PgStore, Postgres, "postgres");
 super::media::impl_media_repo!(PgStore, Postgres, "postgres");
 super::activity::impl_activity_repo!(PgStore, Postgres, "postgres");
+super::presence::impl_presence_repo!(PgStore, Postgres, "postgres");

@@ -177,6 +177,23 @@ macro_rules! impl_sql_store {
                 $crate::store::activity::record_activity_sql!($db, self.0, rows)
             }
 
+            async fn touch_presence(&mut self, engagement_ids: &[String], now: i64) -> $crate::store::Result<()> {
+                for chunk in engagement_ids.chunks($crate::store::sql::CHUNK) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("INSERT INTO presence_watch (engagement_id, changed_at) ");
+                    qb.push_values(chunk, |mut b, id| {
+                        b.push_bind(id.as_str()).push_bind(now);
+                    });
+                    // Strictly increasing per engagement, so the worker's "unchanged since I read it" test is exact.
+                    qb.push(
+                        " ON CONFLICT (engagement_id) DO UPDATE SET changed_at = CASE
+                          WHEN excluded.changed_at > presence_watch.changed_at THEN excluded.changed_at
+                          ELSE presence_watch.changed_at + 1 END",
+                    );
+                    qb.build().execute(&mut *self.0).await?;
+                }
+                Ok(())
+            }
+
             async fn dequeue_projection(&mut self, event_ids: &[i64]) -> $crate::store::Result<()> {
                 for chunk in event_ids.chunks($crate::store::sql::CHUNK) {
                     let mut qb = sqlx::QueryBuilder::<$db>::new("DELETE FROM projection_queue WHERE event_id IN (");
@@ -309,7 +326,14 @@ macro_rules! impl_sql_store {
             ) -> $crate::store::Result<()> {
                 let mut tx = self.writer().begin().await?;
                 let projected =
-                    $crate::store::project_in(&mut $conn(&mut *tx), items, event_ids, &self.delivery_signals).await?;
+                    $crate::store::project_in(
+                        &mut $conn(&mut *tx),
+                        items,
+                        event_ids,
+                        &self.delivery_signals,
+                        self.log_signals.presence(),
+                    )
+                    .await?;
                 tx.commit().await?;
                 if projected.media_queued {
                     $crate::store::media::jobs_queued();
@@ -318,6 +342,9 @@ macro_rules! impl_sql_store {
                     self.delivery_signals.watch_touched();
                 }
                 $crate::activity::count_new_activity(&projected.new_activity, &projected.closed_spans);
+                if projected.presence_touched {
+                    self.log_signals.presence_touched();
+                }
                 Ok(())
             }
 

@@ -49,6 +49,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "agent activity and the live stream",
         include_str!("../../migrations/sqlite/0007_activity.sql"),
     ),
+    (
+        8,
+        "presence sync",
+        include_str!("../../migrations/sqlite/0008_presence.sql"),
+    ),
 ];
 
 /// How often the WAL is copied back into the database file.
@@ -164,3 +169,4 @@ impl_sql_store!(SqliteStore, SqliteConn, Sqlite, "sqlite", "");
 super::delivery::impl_delivery_repo!(SqliteStore, Sqlite, "sqlite");
 super::media::impl_media_repo!(SqliteStore, Sqlite, "sqlite");
 super::activity::impl_activity_repo!(SqliteStore, Sqlite, "sqlite");
+super::presence::impl_presence_repo!(SqliteStore, Sqlite, "sqlite");

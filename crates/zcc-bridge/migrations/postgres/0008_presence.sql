@@ -1,0 +1,27 @@
+-- Presence sync (see core::presence). Engagements whose agents' interactions changed are marked by the projector
+-- in the transaction that records the activity (`presence_watch`); the presence worker turns them into
+-- per-user session changes (`presence_users`, one JSON state per Zoom user) and writes Zoom presences when due.
+CREATE TABLE presence_watch (
+    engagement_id TEXT PRIMARY KEY,
+    changed_at BIGINT NOT NULL
+);
+
+CREATE TABLE presence_users (
+    user_key TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    -- When the worker should act for this user (a far-future value: nothing to do).
+    due_at BIGINT NOT NULL,
+    leased_until BIGINT NOT NULL DEFAULT 0,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX presence_users_due ON presence_users (due_at);
+
+-- Every decision and Zoom call, per user.
+CREATE TABLE presence_audit (
+    id BIGSERIAL PRIMARY KEY,
+    user_key TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX presence_audit_user ON presence_audit (user_key, id);

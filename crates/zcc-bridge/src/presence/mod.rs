@@ -1,0 +1,438 @@
+//! Presence sync, the worker: turns engagements the projector marked into session changes per Zoom user, and
+//! writes each user's Zoom presence when it is due (decisions in `core::presence`).
+//!
+//! Durable end to end: the projector marks an engagement in the transaction that records its activity; the
+//! worker applies the session changes and clears the mark in one transaction; a user's state (sessions, what we
+//! wrote, what to restore, when the next write may happen) lives in the database, so a restart resumes where it
+//! was. Every event applied, read, write and failure is in the audit log (`GET /api/v1/presence`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::{self, StreamExt};
+use serde::Serialize;
+use tokio::sync::watch;
+use zoom::api::{ApiError, PresenceUpdate, ZoomClient};
+
+use crate::config::{PresenceConfig, PresenceRule};
+use crate::core::activity::{engagement_activity, ActivityKind, AgentDirectory, LoggedActivity};
+use crate::core::presence::{Action, Desired, Failure, InteractionEvent, Phase, UserPresence};
+use crate::store::activity::AgentRow;
+use crate::store::presence::{AuditEntry, NEVER};
+use crate::store::{now_ms, Store};
+
+/// Engagements looked at per round.
+const WATCH_BATCH: u32 = 200;
+/// Users acted for per round, and at once.
+const DUE_BATCH: u32 = 100;
+const CONCURRENCY: usize = 8;
+/// How often the worker looks for due users when nothing wakes it.
+const TICK: Duration = Duration::from_millis(250);
+/// A claimed user is someone else's after this long (a replica that died mid-call).
+const LEASE_MS: i64 = 60_000;
+/// Ended sessions are remembered this long (a start that arrives later still changes nothing).
+const TOMBSTONE_MS: i64 = 24 * 3_600_000;
+
+/// Activity kinds that change who is on an engagement.
+pub fn drives_presence(kind: ActivityKind) -> bool {
+    matches!(
+        kind,
+        ActivityKind::Accepted
+            | ActivityKind::Transferred
+            | ActivityKind::Left
+            | ActivityKind::Ended
+            | ActivityKind::WrapUpStarted
+    )
+}
+
+#[derive(Clone)]
+pub struct PresenceSync {
+    store: Arc<dyn Store>,
+    client: Arc<ZoomClient>,
+    config: Arc<PresenceConfig>,
+}
+
+impl PresenceSync {
+    pub fn new(store: Arc<dyn Store>, client: Arc<ZoomClient>, config: PresenceConfig) -> Self {
+        Self {
+            store,
+            client,
+            config: Arc::new(config),
+        }
+    }
+
+    fn interval_ms(&self) -> i64 {
+        i64::try_from(self.config.min_interval_seconds.saturating_mul(1000)).unwrap_or(60_000)
+    }
+
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut last_expiry = 0;
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            if let Err(e) = self.apply_marked().await {
+                tracing::warn!(error = %e, "presence sync: applying engagement changes failed; retrying");
+            }
+            let now = now_ms();
+            if now - last_expiry >= 60_000 {
+                last_expiry = now;
+                if let Err(e) = self.expire(now).await {
+                    tracing::warn!(error = %e, "presence sync: expiring stale sessions failed");
+                }
+            }
+            if let Err(e) = self.act_on_due().await {
+                tracing::warn!(error = %e, "presence sync: acting on due users failed; retrying");
+            }
+            tokio::select! {
+                _ = self.store.log_signals().wait_presence() => {}
+                _ = tokio::time::sleep(TICK) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    /// Marked engagements → each agent's session on it: connected while they hold it, ended otherwise.
+    async fn apply_marked(&self) -> crate::store::Result<()> {
+        loop {
+            let marks = self.store.presence_watch(WATCH_BATCH).await?;
+            if marks.is_empty() {
+                return Ok(());
+            }
+            let rows = self.store.agent_rows().await?;
+            let idents: Vec<_> = rows.iter().map(AgentRow::ident).collect();
+            let directory = AgentDirectory::build(idents.iter());
+            let ids: Vec<String> = marks.iter().map(|(id, _)| id.clone()).collect();
+            let activity = self.store.engagement_activity(&ids).await?;
+            let mut by_engagement: BTreeMap<&str, Vec<&LoggedActivity>> = BTreeMap::new();
+            for a in &activity {
+                if let Some(id) = a.activity.engagement_id.as_deref() {
+                    by_engagement.entry(id).or_default().push(a);
+                }
+            }
+            let now = now_ms();
+            let mut changes: BTreeMap<String, Vec<InteractionEvent>> = BTreeMap::new();
+            for (engagement, events) in by_engagement {
+                for (user, event) in self.zcc_sessions(engagement, &events, &directory, now) {
+                    changes.entry(user).or_default().push(event);
+                }
+            }
+            let changes: Vec<(String, Vec<InteractionEvent>)> = changes.into_iter().collect();
+            let interval = self.interval_ms();
+            self.store
+                .apply_presence(&changes, &marks, now, &move |state, now| {
+                    state.touched(now, interval);
+                    due_at(state, now)
+                })
+                .await?;
+            if marks.len() < WATCH_BATCH as usize {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The sessions an engagement gives its agents, from all its activity (so the order in which the activity
+    /// arrived does not matter).
+    fn zcc_sessions(
+        &self,
+        engagement: &str,
+        events: &[&LoggedActivity],
+        directory: &AgentDirectory,
+        now: i64,
+    ) -> Vec<(String, InteractionEvent)> {
+        let rule: &PresenceRule = &self.config.zcc;
+        if !rule.enabled {
+            return Vec::new();
+        }
+        let folded = engagement_activity(engagement, events, directory, now);
+        let queue = folded.queue.as_ref().map(|q| q.cc_queue_id.as_str());
+        if !rule.matches(
+            folded.channel.as_deref(),
+            folded.direction.as_deref(),
+            queue,
+        ) {
+            return Vec::new();
+        }
+        // Wrap-up releases the agent: the engagement itself is over for them.
+        let wrapping: Vec<String> = events
+            .iter()
+            .filter(|e| e.activity.kind == ActivityKind::WrapUpStarted)
+            .filter_map(|e| e.activity.agent_key())
+            .map(|k| directory.canonical(&k))
+            .collect();
+        folded
+            .agents
+            .iter()
+            .map(|agent| {
+                let holding = folded.ended_at.is_none()
+                    && folded.current_agent.as_deref() == Some(agent.as_str())
+                    && !wrapping.contains(agent);
+                let phase = if holding {
+                    Phase::Connected
+                } else {
+                    Phase::Ended
+                };
+                let at = if holding {
+                    folded.answered_at.unwrap_or(now)
+                } else {
+                    folded.ended_at.unwrap_or(now)
+                };
+                let user = self.zoom_user(agent, directory);
+                (
+                    user,
+                    InteractionEvent {
+                        source: "zcc".into(),
+                        interaction_id: engagement.to_string(),
+                        phase,
+                        event_ts: at,
+                        busy_status: rule.busy_status.clone(),
+                        ringing_counts: false,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// The Zoom user of a contact-center agent: the mapping table (by user id or e-mail), else the agent's Zoom
+    /// user id (ZCC agents are Zoom users).
+    fn zoom_user(&self, agent: &str, directory: &AgentDirectory) -> String {
+        let person = directory.person(agent);
+        let by_email = person.email.as_ref().and_then(|e| {
+            self.config
+                .users
+                .get(&e.to_ascii_lowercase())
+                .or(self.config.users.get(e))
+        });
+        self.config
+            .users
+            .get(agent)
+            .or(by_email)
+            .cloned()
+            .unwrap_or_else(|| agent.to_string())
+    }
+
+    /// Releases sessions whose end never came.
+    async fn expire(&self, now: i64) -> crate::store::Result<()> {
+        let timeout = i64::try_from(self.config.session_timeout_minutes.saturating_mul(60_000))
+            .unwrap_or(i64::MAX / 4);
+        let mut changes = Vec::new();
+        for row in self.store.presence_rows().await? {
+            let mut probe = row.state.clone();
+            let stale = probe.expire(now - timeout, now - TOMBSTONE_MS);
+            if stale.is_empty() {
+                continue;
+            }
+            let events: Vec<InteractionEvent> = stale
+                .iter()
+                .filter_map(|key| {
+                    let (source, id) = key.split_once('/')?;
+                    tracing::warn!(user = %row.state.user, session = %key, "presence sync: no end after the session timeout; releasing");
+                    Some(InteractionEvent {
+                        source: source.to_string(),
+                        interaction_id: id.to_string(),
+                        phase: Phase::Ended,
+                        event_ts: now,
+                        busy_status: String::new(),
+                        ringing_counts: false,
+                    })
+                })
+                .collect();
+            changes.push((row.state.user.clone(), events));
+        }
+        if changes.is_empty() {
+            return Ok(());
+        }
+        metrics::counter!("zcc_presence_sessions_expired_total").increment(changes.len() as u64);
+        self.store
+            .apply_presence(&changes, &[], now, &|state, now| due_at(state, now))
+            .await
+    }
+
+    async fn act_on_due(&self) -> crate::store::Result<()> {
+        loop {
+            let now = now_ms();
+            let users = self
+                .store
+                .claim_presence(now, now + LEASE_MS, DUE_BATCH)
+                .await?;
+            let n = users.len();
+            let results: Vec<crate::store::Result<()>> = stream::iter(users)
+                .map(|user| self.act(user))
+                .buffer_unordered(CONCURRENCY)
+                .collect()
+                .await;
+            for r in results {
+                r?;
+            }
+            if n < DUE_BATCH as usize {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Reads and writes what one user needs now, then stores the outcome.
+    async fn act(&self, mut user: UserPresence) -> crate::store::Result<()> {
+        let started = now_ms();
+        let interval = self.interval_ms();
+        let mut audit = Vec::new();
+        let mut known = false;
+        for _ in 0..3 {
+            let now = now_ms();
+            match user.next_action(known) {
+                Action::Idle => break,
+                Action::Read => match self.client.presence_status(&user.user).await {
+                    Ok(status) => {
+                        let status = status.status.unwrap_or_else(|| "Unknown".into());
+                        audit.push(entry(now, "read", format!("Zoom says {status}")));
+                        let held = user.written_status.is_some();
+                        user.read(&status);
+                        if held && user.written_status.is_none() {
+                            audit.push(entry(
+                                now,
+                                "left_alone",
+                                format!("the user changed their status to {status} meanwhile: not restored"),
+                            ));
+                        }
+                        known = true;
+                    }
+                    Err(e) => {
+                        self.failed(&mut user, &e, now, &mut audit);
+                        break;
+                    }
+                },
+                Action::Write(status) => {
+                    if now < user.next_write_at {
+                        // Zoom's minute since our last write has not passed: come back then.
+                        break;
+                    }
+                    let update = PresenceUpdate {
+                        status: status.clone(),
+                        duration: None,
+                    };
+                    match self
+                        .client
+                        .update_presence_status(&user.user, &update)
+                        .await
+                    {
+                        Ok(()) => {
+                            let kind = match user.desired() {
+                                Desired::Busy(_) => "write_busy",
+                                Desired::Free => "write_restore",
+                            };
+                            audit.push(entry(now, kind, format!("set {status}")));
+                            metrics::counter!("zcc_presence_writes_total", "outcome" => "ok")
+                                .increment(1);
+                            metrics::histogram!("zcc_presence_decision_seconds")
+                                .record((now_ms() - started).max(0) as f64 / 1000.0);
+                            user.wrote(&status, now_ms(), interval);
+                        }
+                        Err(e) => {
+                            self.failed(&mut user, &e, now, &mut audit);
+                        }
+                    }
+                    break;
+                }
+            }
+        }
+        self.store
+            .finish_presence(&user, &audit, now_ms(), &|state, now| due_at(state, now))
+            .await
+    }
+
+    fn failed(&self, user: &mut UserPresence, e: &ApiError, now: i64, audit: &mut Vec<AuditEntry>) {
+        let failure = classify(e);
+        let label = match failure {
+            Failure::RateLimited => "rate_limited",
+            Failure::NotLoggedIn => "not_logged_in",
+            Failure::UnknownUser => "unknown_user",
+            Failure::Transient => "error",
+        };
+        metrics::counter!("zcc_presence_writes_total", "outcome" => label).increment(1);
+        let retry = user.failed(failure, e.to_string(), now, self.interval_ms());
+        tracing::warn!(user = %user.user, error = %e, ?retry, "presence sync: Zoom call failed");
+        audit.push(entry(now, "failed", format!("{label}: {e}")));
+    }
+}
+
+fn entry(at: i64, kind: &str, detail: String) -> AuditEntry {
+    AuditEntry {
+        at,
+        kind: kind.to_string(),
+        detail,
+    }
+}
+
+/// When the worker should next act for a user: now (or when Zoom allows the next write) if there is something
+/// to do, otherwise never.
+pub fn due_at(state: &mut UserPresence, now: i64) -> i64 {
+    let write_allowed = state.next_write_at.max(now);
+    match state.next_action(false) {
+        Action::Idle => NEVER,
+        // Reading before a restore, or after a failure, waits for the write it prepares.
+        Action::Read if state.written_status.is_some() || state.failure.is_some() => write_allowed,
+        Action::Read => now,
+        Action::Write(_) => write_allowed,
+    }
+}
+
+/// Zoom's answer, as far as retrying goes.
+pub fn classify(e: &ApiError) -> Failure {
+    match e {
+        ApiError::Api { status: 429, .. } | ApiError::RateLimited { .. } => Failure::RateLimited,
+        ApiError::Api {
+            code: Some(zoom::api::CODE_PRESENCE_UPDATE_FAILED),
+            ..
+        } => Failure::NotLoggedIn,
+        ApiError::Api {
+            code: Some(zoom::api::CODE_USER_NOT_FOUND),
+            ..
+        }
+        | ApiError::Api { status: 404, .. } => Failure::UnknownUser,
+        // No permission, a bad status: retrying will not help until the configuration changes.
+        ApiError::Api {
+            status: 400..=499, ..
+        } => Failure::UnknownUser,
+        _ => Failure::Transient,
+    }
+}
+
+/// A user as `GET /api/v1/presence` shows them.
+#[derive(Debug, Serialize)]
+pub struct PresenceView {
+    pub user: String,
+    pub desired: Desired,
+    pub actual_status: Option<String>,
+    /// What we set and hold (none when we do not hold the user).
+    pub written_status: Option<String>,
+    /// What the user had before, restored on release.
+    pub saved_status: Option<String>,
+    pub sessions: Vec<String>,
+    /// The next call to Zoom (none: nothing pending), epoch ms.
+    pub pending_at: Option<i64>,
+    pub last_write_at: Option<i64>,
+    pub last_error: Option<String>,
+    pub failure: Option<Failure>,
+    pub audit: Vec<AuditEntry>,
+}
+
+pub async fn view(store: &dyn Store, audit_lines: u32) -> crate::store::Result<Vec<PresenceView>> {
+    let mut out = Vec::new();
+    for row in store.presence_rows().await? {
+        let s = row.state;
+        out.push(PresenceView {
+            desired: s.desired(),
+            audit: store.presence_audit(&s.user, audit_lines).await?,
+            user: s.user,
+            actual_status: s.actual_status,
+            written_status: s.written_status,
+            saved_status: s.saved_status,
+            sessions: s.sessions.keys().cloned().collect(),
+            pending_at: (row.due_at < NEVER).then_some(row.due_at),
+            last_write_at: s.last_write_at,
+            last_error: s.last_error,
+            failure: s.failure,
+        });
+    }
+    Ok(out)
+}

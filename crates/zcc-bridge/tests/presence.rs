@@ -1,0 +1,272 @@
+//! Presence sync, black-box: ZCC engagements drive agents' Zoom presence in the simulator, which enforces Zoom's
+//! one-update-per-user-per-minute rule (shortened to one second here, and the bridge's interval with it). The
+//! final presence of every user is right, and no update ever broke the rule.
+
+mod common;
+
+use std::time::Duration;
+
+use common::sim::use_simulator;
+use common::{backends, envelope, now_secs, TestServer};
+use serde_json::{json, Value};
+use zoom_sim::{NewPresenceUser, SimServer, SimServerConfig};
+
+const INTERVAL: Duration = Duration::from_secs(1);
+
+async fn simulator() -> (SimServer, SimServerConfig) {
+    let config = SimServerConfig {
+        presence_min_interval: INTERVAL,
+        ..Default::default()
+    };
+    let bound = SimServer::bind(([127, 0, 0, 1], 0).into())
+        .await
+        .expect("bind the simulator");
+    let scenario = zoom_sim::generator::generate(&zoom_sim::generator::GeneratorConfig {
+        seed: 7,
+        engagements: 0,
+        api_base: format!("{}/v2", bound.base_url()),
+        ..Default::default()
+    });
+    (bound.serve(config.clone(), &scenario), config)
+}
+
+async fn bridge(
+    backend: &common::Backend,
+    sim: &SimServer,
+    sim_config: &SimServerConfig,
+) -> TestServer {
+    TestServer::start_with(backend, |c| {
+        use_simulator(c, sim, sim_config);
+        c.presence.enabled = true;
+        c.presence.min_interval_seconds = INTERVAL.as_secs();
+    })
+    .await
+}
+
+fn user(sim: &SimServer, id: &str, status: &str, logged_in: bool) {
+    let mut new = NewPresenceUser::new(id, format!("{id}@example.com"));
+    new.status = Some(status.to_string());
+    new.logged_in = logged_in;
+    if !logged_in {
+        new.status = None;
+    }
+    sim.add_presence_user(new).expect("add user");
+}
+
+fn answered(engagement: &str, user: &str, ts: i64) -> Vec<u8> {
+    envelope(
+        "contact_center.engagement_user_answered",
+        ts,
+        json!({"engagement_id": engagement, "user_id": user, "channel": "voice"}),
+    )
+}
+
+fn ended(engagement: &str, ts: i64) -> Vec<u8> {
+    envelope(
+        "contact_center.engagement_ended",
+        ts,
+        json!({"engagement_id": engagement}),
+    )
+}
+
+async fn post(server: &TestServer, body: &[u8]) {
+    assert_eq!(server.post_webhook(body).await.status(), 200);
+}
+
+fn status(sim: &SimServer, user: &str) -> String {
+    sim.presence_user(user).expect("user").status
+}
+
+/// Waits until the user's Zoom status is `expected` (at most 15 s).
+async fn until_status(sim: &SimServer, user: &str, expected: &str) {
+    for _ in 0..150 {
+        if status(sim, user) == expected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "{user} never reached {expected}: {:?}",
+        sim.presence_user(user)
+    );
+}
+
+/// The applied API statuses of a user, and that no two came closer than the interval.
+fn applied(sim: &SimServer, user: &str) -> Vec<String> {
+    let u = sim.presence_user(user).expect("user");
+    if let Some(gap) = u.min_api_update_gap_ms() {
+        assert!(
+            gap >= INTERVAL.as_millis() as i64,
+            "{user}: two updates {gap} ms apart"
+        );
+    }
+    u.applied_api_updates().map(|x| x.status.clone()).collect()
+}
+
+async fn presence_of(server: &TestServer, user: &str) -> Value {
+    let all = server.get_json("/api/v1/presence").await;
+    all["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .find(|u| u["user"] == user)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engagements_drive_presence_and_it_converges() {
+    for backend in backends() {
+        let (sim, sim_config) = simulator().await;
+        for (id, s) in [
+            ("short", "Away"),
+            ("overlap", "Available"),
+            ("reversed", "Available"),
+            ("changer", "Available"),
+            ("burst", "Available"),
+        ] {
+            user(&sim, id, s, true);
+        }
+        user(&sim, "offline", "Available", false);
+        let mut server = bridge(&backend, &sim, &sim_config).await;
+        let t = now_secs() * 1000;
+
+        // A call shorter than Zoom's interval: busy, then back to what the user had (Away), never too fast.
+        post(&server, &answered("E-short", "short", t)).await;
+        until_status(&sim, "short", "On_A_Call").await;
+        post(&server, &ended("E-short", t + 200)).await;
+        until_status(&sim, "short", "Away").await;
+        assert_eq!(
+            applied(&sim, "short"),
+            vec!["On_A_Call", "Away"],
+            "{backend:?}"
+        );
+
+        // Two engagements at once: released only when the last one ends.
+        post(&server, &answered("E-o1", "overlap", t)).await;
+        post(&server, &answered("E-o2", "overlap", t + 10)).await;
+        until_status(&sim, "overlap", "On_A_Call").await;
+        post(&server, &ended("E-o1", t + 20)).await;
+        tokio::time::sleep(INTERVAL * 2).await;
+        assert_eq!(
+            status(&sim, "overlap"),
+            "On_A_Call",
+            "{backend:?}: one still open"
+        );
+        post(&server, &ended("E-o2", t + 30)).await;
+        until_status(&sim, "overlap", "Available").await;
+
+        // The end arrives before the start (and the start twice): never busy.
+        post(&server, &ended("E-r", t + 50)).await;
+        post(&server, &answered("E-r", "reversed", t + 5)).await;
+        post(&server, &answered("E-r", "reversed", t + 5)).await;
+        tokio::time::sleep(INTERVAL * 2).await;
+        assert_eq!(status(&sim, "reversed"), "Available");
+        assert!(
+            applied(&sim, "reversed").is_empty(),
+            "{backend:?}: nothing to write"
+        );
+
+        // The user changes their status during the call: it is left alone at the end.
+        post(&server, &answered("E-c", "changer", t)).await;
+        until_status(&sim, "changer", "On_A_Call").await;
+        sim.user_sets_presence("changer", "Do_Not_Disturb")
+            .expect("user changes");
+        post(&server, &ended("E-c", t + 100)).await;
+        tokio::time::sleep(INTERVAL * 3).await;
+        assert_eq!(status(&sim, "changer"), "Do_Not_Disturb", "{backend:?}");
+        assert_eq!(applied(&sim, "changer"), vec!["On_A_Call"]);
+
+        // A burst of calls of a few hundred milliseconds each, shorter than Zoom's interval: the updates
+        // coalesce (at most one per interval) and the user ends Available.
+        for i in 0..6 {
+            let id = format!("E-b{i}");
+            post(&server, &answered(&id, "burst", t + i * 400)).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            post(&server, &ended(&id, t + i * 400 + 200)).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        tokio::time::sleep(INTERVAL * 3).await;
+        assert_eq!(status(&sim, "burst"), "Available", "{backend:?}");
+        let burst = applied(&sim, "burst");
+        assert!(!burst.is_empty(), "{backend:?}: the first call is shown");
+        assert!(
+            burst.len() <= 6,
+            "{backend:?}: 12 changes coalesced, got {burst:?}"
+        );
+        assert_eq!(burst.last().map(String::as_str), Some("Available"));
+
+        // Not logged in to Zoom: reported, not retried in a storm.
+        post(&server, &answered("E-off", "offline", t)).await;
+        tokio::time::sleep(INTERVAL * 3).await;
+        let offline = presence_of(&server, "offline").await;
+        assert_eq!(
+            offline["failure"], "not_logged_in",
+            "{backend:?}: {offline}"
+        );
+        assert!(offline["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("5301")));
+        let attempts = sim.presence_user("offline").expect("user").updates.len();
+        assert!(attempts <= 3, "{backend:?}: {attempts} attempts in 3 s");
+
+        // The API shows desired vs actual and the audit.
+        let short = presence_of(&server, "short").await;
+        assert_eq!(short["desired"]["state"], "free");
+        assert_eq!(short["actual_status"], "Away");
+        assert!(short["audit"].as_array().is_some_and(|a| !a.is_empty()));
+        server.shutdown().await;
+    }
+}
+
+/// The server stops in the middle of a call; the end arrives while it is down; after the restart the user is
+/// released (the state is in the database).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_survives_a_restart() {
+    for backend in backends() {
+        let (sim, sim_config) = simulator().await;
+        user(&sim, "r1", "Away", true);
+        let mut server = bridge(&backend, &sim, &sim_config).await;
+        let t = now_secs() * 1000;
+        post(&server, &answered("E-restart", "r1", t)).await;
+        until_status(&sim, "r1", "On_A_Call").await;
+        server.shutdown().await;
+
+        // Same database, a new server process (in-process here): the end of the call arrives.
+        let db_url = server.db.url.clone();
+        let restarted = zcc_bridge::start({
+            let mut c = common::test_config(&db_url);
+            c.storage.media = format!("file://{}", server.db.dir().join("media").display());
+            use_simulator(&mut c, &sim, &sim_config);
+            c.presence.enabled = true;
+            c.presence.min_interval_seconds = INTERVAL.as_secs();
+            c
+        })
+        .await
+        .expect("restart");
+        let base = format!("http://{}", restarted.addr());
+        let body = ended("E-restart", t + 500);
+        let ts = now_secs();
+        let response = server
+            .client
+            .post(format!("{base}/webhooks/zoom"))
+            .header("content-type", "application/json")
+            .header("x-zm-request-timestamp", ts.to_string())
+            .header(
+                "x-zm-signature",
+                zoom::webhook::sign(common::SECRET.as_bytes(), ts, &body),
+            )
+            .body(body)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(response.status(), 200);
+        until_status(&sim, "r1", "Away").await;
+        assert_eq!(
+            applied(&sim, "r1"),
+            vec!["On_A_Call", "Away"],
+            "{backend:?}"
+        );
+        restarted.shutdown().await.expect("shutdown");
+    }
+}
