@@ -86,8 +86,53 @@ pub struct PresenceConfig {
     pub session_timeout_minutes: u64,
     /// Engagements of ZCC itself.
     pub zcc: PresenceRule,
-    /// Contact-center user (id or e-mail) → Zoom user (id or e-mail), where they differ.
+    /// Contact-center user (ZCC user id or e-mail, Genesys user id) → Zoom user (id or e-mail), where they
+    /// differ. Genesys users must be mapped (or they are reported as unmapped).
     pub users: BTreeMap<String, String>,
+    /// Genesys Cloud push sources (`POST /webhooks/genesys/<name>`).
+    pub genesys: BTreeMap<String, GenesysPushSource>,
+}
+
+/// `[presence.genesys.<name>]`: credentials of the endpoint and the rule of its interactions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GenesysPushSource {
+    /// Bearer token the data action sends, and/or a secret it signs the body with (`x-flow-signature`).
+    pub token: Option<Secret>,
+    pub hmac_secret: Option<Secret>,
+    pub busy_status: String,
+    /// Whether a ringing (offered) interaction already counts; otherwise only one the workflow reports connected.
+    pub ringing: bool,
+    /// Media types (`voice`, `chat`, ...), directions (`inbound`, `outbound`) and queue ids that count (empty: all).
+    pub media_types: Vec<String>,
+    pub directions: Vec<String>,
+    pub queues: Vec<String>,
+}
+
+impl Default for GenesysPushSource {
+    fn default() -> Self {
+        Self {
+            token: None,
+            hmac_secret: None,
+            busy_status: "On_A_Call".into(),
+            ringing: false,
+            media_types: Vec::new(),
+            directions: Vec::new(),
+            queues: Vec::new(),
+        }
+    }
+}
+
+impl GenesysPushSource {
+    pub fn rule(&self) -> PresenceRule {
+        PresenceRule {
+            enabled: true,
+            busy_status: self.busy_status.clone(),
+            channels: self.media_types.clone(),
+            directions: self.directions.clone(),
+            queues: self.queues.clone(),
+        }
+    }
 }
 
 impl Default for PresenceConfig {
@@ -98,6 +143,7 @@ impl Default for PresenceConfig {
             session_timeout_minutes: 240,
             zcc: PresenceRule::default(),
             users: BTreeMap::new(),
+            genesys: BTreeMap::new(),
         }
     }
 }
@@ -754,11 +800,31 @@ impl Config {
             "Busy",
             "Do_Not_Disturb",
         ];
-        if !STATUSES.contains(&self.presence.zcc.busy_status.as_str()) {
-            return Err(InvalidValue {
-                key: "presence.zcc.busy_status",
-                problem: format!("one of {}", STATUSES.join(", ")),
-            });
+        let busy_statuses = std::iter::once(&self.presence.zcc.busy_status)
+            .chain(self.presence.genesys.values().map(|g| &g.busy_status));
+        for status in busy_statuses {
+            if !STATUSES.contains(&status.as_str()) {
+                return Err(InvalidValue {
+                    key: "presence.*.busy_status",
+                    problem: format!("{status:?} is not one of {}", STATUSES.join(", ")),
+                });
+            }
+        }
+        for (name, source) in &self.presence.genesys {
+            let secrets = [&source.token, &source.hmac_secret];
+            if secrets.iter().all(|s| s.is_none())
+                || secrets
+                    .iter()
+                    .flat_map(|s| s.iter())
+                    .any(|s| s.expose().len() < 16)
+            {
+                return Err(InvalidValue {
+                    key: "presence.genesys",
+                    problem: format!(
+                        "source {name:?}: set token or hmac_secret (at least 16 characters)"
+                    ),
+                });
+            }
         }
         if self.stream.poll_ms == 0 {
             return Err(InvalidValue {

@@ -226,6 +226,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let (http_stopping_tx, http_stopping) = tokio::sync::watch::channel(false);
     let state = AppState {
         stopping: http_stopping,
+        genesys: Arc::new(config.presence.genesys.clone()),
         store: store.clone(),
         decoder,
         stream: Some(live),

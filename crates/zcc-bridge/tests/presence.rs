@@ -270,3 +270,120 @@ async fn state_survives_a_restart() {
         restarted.shutdown().await.expect("shutdown");
     }
 }
+
+const GENESYS_TOKEN: &str = "genesys-token-0123456789";
+
+async fn genesys_post(server: &TestServer, token: &str, body: Value) -> reqwest::Response {
+    server
+        .client
+        .post(server.url("/webhooks/genesys/gc"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("post")
+}
+
+/// Genesys Cloud push: a data action posts `user.start` / `user.end` (top-level fields or `jsonData`); mapped users
+/// follow, ringing alone does not count by default, unmapped users change nothing, bad credentials are refused
+/// and unusable bodies quarantined.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn genesys_conversation_events_drive_presence() {
+    for backend in backends() {
+        let (sim, sim_config) = simulator().await;
+        user(&sim, "gz1", "Away", true);
+        user(&sim, "gz2", "Available", true);
+        let mut server = TestServer::start_with(&backend, |c| {
+            use_simulator(c, &sim, &sim_config);
+            c.presence.enabled = true;
+            c.presence.min_interval_seconds = INTERVAL.as_secs();
+            c.presence.users.insert("g-user-1".into(), "gz1".into());
+            c.presence.users.insert("g-user-2".into(), "gz2".into());
+            c.presence.genesys.insert(
+                "gc".into(),
+                zcc_bridge::config::GenesysPushSource {
+                    token: Some(zcc_bridge::config::Secret::new(GENESYS_TOKEN)),
+                    media_types: vec!["voice".into()],
+                    ..Default::default()
+                },
+            );
+        })
+        .await;
+        let t = now_secs() * 1000;
+        let start = |user: &str, conversation: &str, connected: bool, media: &str| {
+            json!({"topicName": "v2.detail.events.conversation.{id}.user.start", "eventTime": t,
+                   "conversationId": conversation, "sessionId": "s1", "userId": user,
+                   "mediaType": media, "direction": "INBOUND", "connected": connected})
+        };
+
+        // Ringing only: not busy (the default rule counts connected interactions).
+        let r = genesys_post(
+            &server,
+            GENESYS_TOKEN,
+            start("g-user-1", "c1", false, "VOICE"),
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+        tokio::time::sleep(INTERVAL * 2).await;
+        assert_eq!(status(&sim, "gz1"), "Away", "{backend:?}");
+        // Connected: busy.
+        genesys_post(
+            &server,
+            GENESYS_TOKEN,
+            start("g-user-1", "c1", true, "VOICE"),
+        )
+        .await;
+        until_status(&sim, "gz1", "On_A_Call").await;
+        // A chat does not count for this source.
+        genesys_post(
+            &server,
+            GENESYS_TOKEN,
+            start("g-user-2", "c2", true, "CHAT"),
+        )
+        .await;
+        // The end, as the whole event in jsonData (no topic: recognised by its end-only fields).
+        let end = json!({"jsonData": {"eventTime": t + 900, "conversationId": "c1", "sessionId": "s1",
+                         "userId": "g-user-1", "mediaType": "VOICE", "direction": "INBOUND",
+                         "disconnectType": "CLIENT", "interactingDurationMs": 900}});
+        assert_eq!(
+            genesys_post(&server, GENESYS_TOKEN, end).await.status(),
+            200
+        );
+        until_status(&sim, "gz1", "Away").await;
+        tokio::time::sleep(INTERVAL).await;
+        assert_eq!(status(&sim, "gz2"), "Available", "{backend:?}");
+        assert!(applied(&sim, "gz2").is_empty());
+        // An unmapped user changes nothing and fails nothing.
+        assert_eq!(
+            genesys_post(
+                &server,
+                GENESYS_TOKEN,
+                start("g-stranger", "c3", true, "VOICE")
+            )
+            .await
+            .status(),
+            200
+        );
+        // Wrong token: 401; an unusable body: quarantined.
+        assert_eq!(
+            genesys_post(
+                &server,
+                "wrong-token-0123456789",
+                start("g-user-1", "c4", true, "VOICE")
+            )
+            .await
+            .status(),
+            401
+        );
+        let bad = genesys_post(&server, GENESYS_TOKEN, json!({"conversationId": "c5"})).await;
+        assert_eq!(bad.status(), 400);
+        let bad: Value = bad.json().await.expect("json");
+        assert!(bad["quarantine_id"].is_i64(), "{bad}");
+        assert_eq!(
+            applied(&sim, "gz1"),
+            vec!["On_A_Call", "Away"],
+            "{backend:?}"
+        );
+        server.shutdown().await;
+    }
+}

@@ -25,3 +25,16 @@ CREATE TABLE presence_audit (
     detail TEXT NOT NULL
 );
 CREATE INDEX presence_audit_user ON presence_audit (user_key, id);
+
+-- Genesys Cloud conversation events carry no engagement id; queue them for the projector (which records their
+-- activity) too.
+CREATE OR REPLACE FUNCTION queue_projection() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO projection_queue (event_id) SELECT id FROM inserted
+    WHERE engagement_id IS NOT NULL
+       OR event_type IN ('contact_center.user_login', 'contact_center.user_logout', 'contact_center.user_status_changed',
+                         'contact_center.user_opt_in', 'contact_center.user_opt_out')
+       OR event_type LIKE 'genesys.%';
+    RETURN NULL;
+END
+$$;

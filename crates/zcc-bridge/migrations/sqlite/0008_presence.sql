@@ -25,3 +25,14 @@ CREATE TABLE presence_audit (
     detail TEXT NOT NULL
 );
 CREATE INDEX presence_audit_user ON presence_audit (user_key, id);
+
+-- Genesys Cloud conversation events carry no engagement id; queue them for the projector too.
+DROP TRIGGER events_queue_projection;
+CREATE TRIGGER events_queue_projection AFTER INSERT ON events
+WHEN NEW.engagement_id IS NOT NULL
+  OR NEW.event_type IN ('contact_center.user_login', 'contact_center.user_logout', 'contact_center.user_status_changed',
+                        'contact_center.user_opt_in', 'contact_center.user_opt_out')
+  OR NEW.event_type LIKE 'genesys.%'
+BEGIN
+    INSERT INTO projection_queue (event_id) VALUES (NEW.id);
+END;

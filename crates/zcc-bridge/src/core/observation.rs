@@ -13,6 +13,7 @@ pub enum EventSource {
     Websocket,
     Poll,
     Flow,
+    Genesys,
 }
 
 impl EventSource {
@@ -22,6 +23,7 @@ impl EventSource {
             EventSource::Websocket => "websocket",
             EventSource::Poll => "poll",
             EventSource::Flow => "flow",
+            EventSource::Genesys => "genesys",
         }
     }
 
@@ -31,6 +33,7 @@ impl EventSource {
             "websocket" => EventSource::Websocket,
             "poll" => EventSource::Poll,
             "flow" => EventSource::Flow,
+            "genesys" => EventSource::Genesys,
             _ => return None,
         })
     }
@@ -39,7 +42,10 @@ impl EventSource {
     pub fn rank(self) -> u8 {
         match self {
             EventSource::Poll => 2,
-            EventSource::Webhook | EventSource::Websocket | EventSource::Flow => 1,
+            EventSource::Webhook
+            | EventSource::Websocket
+            | EventSource::Flow
+            | EventSource::Genesys => 1,
         }
     }
 }

@@ -88,9 +88,28 @@ pub async fn post(
             })
         }
     };
+    append_and_answer(
+        &app,
+        "zcc_flow_events_total",
+        &name,
+        item,
+        quarantine_reason,
+    )
+    .await
+}
+
+/// Logs an authenticated post (an event, or a quarantine entry with `quarantine_reason`) and answers: the
+/// outcome once durable, 400 with the quarantine id, or 503 (the sender retries). Counts it in `metric`.
+pub(super) async fn append_and_answer(
+    app: &AppState,
+    metric: &'static str,
+    source: &str,
+    item: Inbound,
+    quarantine_reason: Option<String>,
+) -> Response {
     match app.log.append_one(item).await {
         Ok(Outcome::Quarantined { quarantine_id }) => {
-            metrics::counter!("zcc_flow_events_total", "source" => name, "outcome" => "quarantined")
+            metrics::counter!(metric, "source" => source.to_string(), "outcome" => "quarantined")
                 .increment(1);
             let reason = quarantine_reason.unwrap_or_default();
             (
@@ -104,12 +123,12 @@ pub async fn post(
                 Outcome::Duplicate { .. } => "duplicate",
                 _ => "stored",
             };
-            metrics::counter!("zcc_flow_events_total", "source" => name, "outcome" => label)
+            metrics::counter!(metric, "source" => source.to_string(), "outcome" => label)
                 .increment(1);
             Json(outcome).into_response()
         }
         Err(e) => {
-            tracing::error!(source = %name, error = %e, "flow post not acknowledged");
+            tracing::error!(source, error = %e, "post not acknowledged");
             error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
         }
     }

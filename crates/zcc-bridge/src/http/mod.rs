@@ -3,6 +3,7 @@
 mod api;
 mod deliveries;
 mod flow;
+mod genesys;
 mod live;
 mod media;
 mod webhooks;
@@ -30,6 +31,8 @@ pub struct AppState {
     pub decoder: crate::sources::Decoder,
     /// The live stream (`/api/v1/stream`).
     pub stream: Option<crate::stream::Stream>,
+    /// Genesys push sources (`POST /webhooks/genesys/{source}`).
+    pub genesys: Arc<std::collections::BTreeMap<String, crate::config::GenesysPushSource>>,
     /// Turns true when the server starts shutting down (open streams end so that the shutdown is not held up).
     pub stopping: tokio::sync::watch::Receiver<bool>,
     pub log: EventLog,
@@ -50,6 +53,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/webhooks/zoom", post(webhooks::zoom))
         .route("/webhooks/flow/{source}", post(flow::post))
+        .route("/webhooks/genesys/{source}", post(genesys::post))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .nest("/api/v1", api)
         .route("/media/{kind}/{item_id}", get(media::serve))

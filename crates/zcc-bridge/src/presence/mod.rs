@@ -18,6 +18,7 @@ use zoom::api::{ApiError, PresenceUpdate, ZoomClient};
 use crate::config::{PresenceConfig, PresenceRule};
 use crate::core::activity::{engagement_activity, ActivityKind, AgentDirectory, LoggedActivity};
 use crate::core::presence::{Action, Desired, Failure, InteractionEvent, Phase, UserPresence};
+use crate::sources::genesys;
 use crate::store::activity::AgentRow;
 use crate::store::presence::{AuditEntry, NEVER};
 use crate::store::{now_ms, Store};
@@ -38,7 +39,8 @@ const TOMBSTONE_MS: i64 = 24 * 3_600_000;
 pub fn drives_presence(kind: ActivityKind) -> bool {
     matches!(
         kind,
-        ActivityKind::Accepted
+        ActivityKind::Offered
+            | ActivityKind::Accepted
             | ActivityKind::Transferred
             | ActivityKind::Left
             | ActivityKind::Ended
@@ -114,7 +116,12 @@ impl PresenceSync {
             let now = now_ms();
             let mut changes: BTreeMap<String, Vec<InteractionEvent>> = BTreeMap::new();
             for (engagement, events) in by_engagement {
-                for (user, event) in self.zcc_sessions(engagement, &events, &directory, now) {
+                let sessions = if engagement.starts_with(genesys::SESSION_PREFIX) {
+                    self.genesys_sessions(engagement, &events, now)
+                } else {
+                    self.zcc_sessions(engagement, &events, &directory, now)
+                };
+                for (user, event) in sessions {
                     changes.entry(user).or_default().push(event);
                 }
             }
@@ -192,6 +199,74 @@ impl PresenceSync {
                 )
             })
             .collect()
+    }
+
+    /// A Genesys session (one user's part of a conversation): ringing, connected or ended, by its source's rule.
+    /// Unmapped Genesys users are reported (log, metric), not guessed.
+    fn genesys_sessions(
+        &self,
+        session: &str,
+        events: &[&LoggedActivity],
+        now: i64,
+    ) -> Vec<(String, InteractionEvent)> {
+        let Some(source) = genesys::source_of(session).and_then(|s| self.config.genesys.get(s))
+        else {
+            tracing::warn!(
+                session,
+                "presence sync: Genesys session of a source no longer configured"
+            );
+            return Vec::new();
+        };
+        let Some(first) = events.first() else {
+            return Vec::new();
+        };
+        let a = &first.activity;
+        let queue = events
+            .iter()
+            .find_map(|e| e.activity.queue.as_ref().map(|q| q.cc_queue_id.clone()));
+        if !source.rule().matches(
+            a.channel.as_deref(),
+            a.direction.as_deref(),
+            queue.as_deref(),
+        ) {
+            return Vec::new();
+        }
+        let Some(user) = a.agent_key() else {
+            return Vec::new();
+        };
+        let genesys_user = genesys::user_of(&user).unwrap_or(&user);
+        let Some(zoom_user) = self.config.users.get(genesys_user).cloned() else {
+            metrics::counter!("zcc_presence_unmapped_total", "source" => "genesys").increment(1);
+            tracing::warn!(
+                genesys_user,
+                "presence sync: Genesys user not mapped to a Zoom user (presence.users); ignored"
+            );
+            return Vec::new();
+        };
+        let kinds: Vec<ActivityKind> = events.iter().map(|e| e.activity.kind).collect();
+        let phase = if kinds.contains(&ActivityKind::Ended) {
+            Phase::Ended
+        } else if kinds.contains(&ActivityKind::Accepted) {
+            Phase::Connected
+        } else {
+            Phase::Ringing
+        };
+        let at = events
+            .iter()
+            .map(|e| e.activity.event_ts)
+            .min()
+            .unwrap_or(now);
+        vec![(
+            zoom_user,
+            InteractionEvent {
+                source: "genesys".into(),
+                interaction_id: session.to_string(),
+                phase,
+                event_ts: at,
+                busy_status: source.busy_status.clone(),
+                ringing_counts: source.ringing,
+            },
+        )]
     }
 
     /// The Zoom user of a contact-center agent: the mapping table (by user id or e-mail), else the agent's Zoom

@@ -162,18 +162,36 @@ pub fn authenticate(
     signature: Option<&str>,
     body: &[u8],
 ) -> Result<(), AuthError> {
+    authenticate_with(
+        config.token.as_ref(),
+        config.hmac_secret.as_ref(),
+        authorization,
+        signature,
+        body,
+    )
+}
+
+/// Bearer `token` (`Authorization: Bearer …`, scheme case-insensitive) or `hmac_secret` (`sha256=<hex HMAC-SHA256
+/// of the body>` in `signature`): either configured one that matches lets the post in. Constant-time compares.
+pub fn authenticate_with(
+    token: Option<&Secret>,
+    hmac_secret: Option<&Secret>,
+    authorization: Option<&str>,
+    signature: Option<&str>,
+    body: &[u8],
+) -> Result<(), AuthError> {
     // The scheme name is case-insensitive (RFC 9110 §11.1).
     let bearer = authorization.and_then(|v| {
         let (scheme, token) = v.trim().split_once(' ')?;
         scheme.eq_ignore_ascii_case("bearer").then_some(token)
     });
-    if let (Some(token), Some(presented)) = (&config.token, bearer) {
+    if let (Some(token), Some(presented)) = (token, bearer) {
         if bool::from(presented.trim().as_bytes().ct_eq(token.expose().as_bytes())) {
             return Ok(());
         }
     }
     if let (Some(secret), Some(presented)) = (
-        &config.hmac_secret,
+        hmac_secret,
         signature.and_then(|v| v.trim().strip_prefix("sha256=")),
     ) {
         if bool::from(

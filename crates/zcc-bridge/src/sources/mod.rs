@@ -1,6 +1,7 @@
 //! Vendor adapters: turn what a source received into the core's event-log entries, observations and activity.
 
 pub mod flow;
+pub mod genesys;
 pub mod zoom_rest;
 pub mod zoom_webhook;
 pub mod zoom_websocket;
@@ -25,6 +26,8 @@ pub enum DecodeError {
     Zoom(#[from] zoom_webhook::ParseError),
     #[error(transparent)]
     Flow(#[from] flow::FlowError),
+    #[error(transparent)]
+    Genesys(#[from] genesys::GenesysError),
 }
 
 /// The log's `source` column of a Flow event script post: `flow:<source name>`.
@@ -65,6 +68,13 @@ impl Decoder {
             return Ok(Decoded {
                 observation: Some(event.observation),
                 activity: event.activity,
+            });
+        }
+        if let Some(name) = source.strip_prefix("genesys:") {
+            let event = genesys::parse(name, raw, event_ts.unwrap_or(0))?;
+            return Ok(Decoded {
+                observation: None,
+                activity: Some(event.activity),
             });
         }
         // Polled REST resources are logged as such; every other source logs Zoom event envelopes.
