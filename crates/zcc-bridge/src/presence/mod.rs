@@ -102,11 +102,23 @@ impl PresenceSync {
             if marks.is_empty() {
                 return Ok(());
             }
-            let rows = self.store.agent_rows().await?;
-            let idents: Vec<_> = rows.iter().map(AgentRow::ident).collect();
-            let directory = AgentDirectory::build(idents.iter());
             let ids: Vec<String> = marks.iter().map(|(id, _)| id.clone()).collect();
             let activity = self.store.engagement_activity(&ids).await?;
+            // Engagement events name agents by user id; only an e-mail-only one (a Flow post) needs everyone
+            // events ever named to find out who it is.
+            let email_only = activity.iter().any(|a| {
+                a.activity
+                    .agent
+                    .as_ref()
+                    .is_some_and(|p| p.user_id.is_none())
+            });
+            let directory = if email_only {
+                let rows = self.store.agent_rows().await?;
+                let idents: Vec<_> = rows.iter().map(AgentRow::ident).collect();
+                AgentDirectory::build(idents.iter())
+            } else {
+                AgentDirectory::build(activity.iter().filter_map(|a| a.activity.agent.as_ref()))
+            };
             let mut by_engagement: BTreeMap<&str, Vec<&LoggedActivity>> = BTreeMap::new();
             for a in &activity {
                 if let Some(id) = a.activity.engagement_id.as_deref() {
