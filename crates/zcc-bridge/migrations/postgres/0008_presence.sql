@@ -25,6 +25,8 @@ CREATE TABLE presence_audit (
     detail TEXT NOT NULL
 );
 CREATE INDEX presence_audit_user ON presence_audit (user_key, id);
+-- Lines older than a week are pruned.
+CREATE INDEX presence_audit_at ON presence_audit (at);
 
 -- Genesys Cloud conversation events carry no engagement id; queue them for the projector (which records their
 -- activity) too.

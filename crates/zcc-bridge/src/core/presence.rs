@@ -12,6 +12,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+/// Ended sessions are remembered this long after a newer end (a start that arrives later than that is released
+/// by the session timeout instead): the state of a user stays small however many calls they take.
+pub const TOMBSTONE_MS: i64 = 24 * 3_600_000;
+
 /// Where an interaction is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -160,6 +164,8 @@ impl UserPresence {
             Phase::Ended => {
                 self.sessions.remove(&key);
                 self.ended.insert(key, e.event_ts);
+                let forget_before = e.event_ts.saturating_sub(TOMBSTONE_MS);
+                self.ended.retain(|_, at| *at >= forget_before);
                 true
             }
             phase => match self.sessions.get_mut(&key) {
@@ -480,6 +486,15 @@ mod tests {
         u.touched(5, 60_000);
         assert_eq!(u.failure, None);
         assert!(u.next_write_at <= 5);
+    }
+
+    #[test]
+    fn tombstones_are_forgotten_a_day_after_newer_ends() {
+        let mut u = UserPresence::new("u");
+        for i in 0..100 {
+            u.apply(&ev(&format!("e{i}"), Phase::Ended, i * 3_600_000));
+        }
+        assert_eq!(u.ended.len(), 25, "the last day's ends, not all");
     }
 
     #[test]

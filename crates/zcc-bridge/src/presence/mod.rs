@@ -32,8 +32,8 @@ const CONCURRENCY: usize = 8;
 const TICK: Duration = Duration::from_millis(250);
 /// A claimed user is someone else's after this long (a replica that died mid-call).
 const LEASE_MS: i64 = 60_000;
-/// Ended sessions are remembered this long (a start that arrives later still changes nothing).
-const TOMBSTONE_MS: i64 = 24 * 3_600_000;
+/// Audit lines are kept this long.
+const AUDIT_KEEP_MS: i64 = 7 * 24 * 3_600_000;
 
 /// Activity kinds that change who is on an engagement.
 pub fn drives_presence(kind: ActivityKind) -> bool {
@@ -82,6 +82,9 @@ impl PresenceSync {
                 last_expiry = now;
                 if let Err(e) = self.expire(now).await {
                     tracing::warn!(error = %e, "presence sync: expiring stale sessions failed");
+                }
+                if let Err(e) = self.store.prune_presence_audit(now - AUDIT_KEEP_MS).await {
+                    tracing::warn!(error = %e, "presence sync: pruning the audit log failed");
                 }
             }
             if let Err(e) = self.act_on_due().await {
@@ -306,7 +309,7 @@ impl PresenceSync {
         let mut changes = Vec::new();
         for row in self.store.presence_rows().await? {
             let mut probe = row.state.clone();
-            let stale = probe.expire(now - timeout, now - TOMBSTONE_MS);
+            let stale = probe.expire(now - timeout, now - crate::core::presence::TOMBSTONE_MS);
             if stale.is_empty() {
                 continue;
             }
@@ -504,12 +507,13 @@ pub struct PresenceView {
 }
 
 pub async fn view(store: &dyn Store, audit_lines: u32) -> crate::store::Result<Vec<PresenceView>> {
+    let mut audit = store.presence_audit(audit_lines).await?;
     let mut out = Vec::new();
     for row in store.presence_rows().await? {
         let s = row.state;
         out.push(PresenceView {
             desired: s.desired(),
-            audit: store.presence_audit(&s.user, audit_lines).await?,
+            audit: audit.remove(&s.user).unwrap_or_default(),
             user: s.user,
             actual_status: s.actual_status,
             written_status: s.written_status,

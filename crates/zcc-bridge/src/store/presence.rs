@@ -1,6 +1,8 @@
 //! Presence sync's tables (see the `0008_presence` migration). `PresenceRepo` is a supertrait of `Store`,
 //! implemented for both backends by `impl_presence_repo!`.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use serde::Serialize;
 
@@ -59,7 +61,10 @@ pub trait PresenceRepo: Send + Sync {
         due: &DueFn,
     ) -> Result<()>;
     async fn presence_rows(&self) -> Result<Vec<PresenceRow>>;
-    async fn presence_audit(&self, user: &str, limit: u32) -> Result<Vec<AuditEntry>>;
+    /// The newest `per_user` audit lines of every user, newest first, in one query.
+    async fn presence_audit(&self, per_user: u32) -> Result<HashMap<String, Vec<AuditEntry>>>;
+    /// Deletes audit lines older than `before`.
+    async fn prune_presence_audit(&self, before: i64) -> Result<u64>;
 }
 
 macro_rules! impl_presence_repo {
@@ -251,16 +256,29 @@ macro_rules! impl_presence_repo {
 
             async fn presence_audit(
                 &self,
-                user: &str,
-                limit: u32,
-            ) -> $crate::store::Result<Vec<$crate::store::presence::AuditEntry>> {
-                let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT at, kind, detail FROM presence_audit WHERE user_key = ");
-                qb.push_bind(user).push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(limit));
-                let rows: Vec<(i64, String, String)> = qb.build_query_as().fetch_all(self.reader()).await?;
-                Ok(rows
-                    .into_iter()
-                    .map(|(at, kind, detail)| $crate::store::presence::AuditEntry { at, kind, detail })
-                    .collect())
+                per_user: u32,
+            ) -> $crate::store::Result<std::collections::HashMap<String, Vec<$crate::store::presence::AuditEntry>>> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT user_key, at, kind, detail FROM (SELECT user_key, at, kind, detail, id,
+                       ROW_NUMBER() OVER (PARTITION BY user_key ORDER BY id DESC) AS n FROM presence_audit) a
+                     WHERE n <= ",
+                );
+                qb.push_bind(i64::from(per_user)).push(" ORDER BY user_key, id DESC");
+                let rows: Vec<(String, i64, String, String)> = qb.build_query_as().fetch_all(self.reader()).await?;
+                let mut out: std::collections::HashMap<String, Vec<$crate::store::presence::AuditEntry>> =
+                    std::collections::HashMap::new();
+                for (user, at, kind, detail) in rows {
+                    out.entry(user)
+                        .or_default()
+                        .push($crate::store::presence::AuditEntry { at, kind, detail });
+                }
+                Ok(out)
+            }
+
+            async fn prune_presence_audit(&self, before: i64) -> $crate::store::Result<u64> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new("DELETE FROM presence_audit WHERE at < ");
+                qb.push_bind(before);
+                Ok(qb.build().execute(self.writer()).await?.rows_affected())
             }
         }
     };
