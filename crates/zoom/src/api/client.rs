@@ -247,11 +247,7 @@ impl ZoomClient {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<Response, ApiError> {
-        let url = format!(
-            "{}/{}",
-            self.config.api_base.trim_end_matches('/'),
-            path.trim_start_matches('/')
-        );
+        let url = self.api_url(path);
         let mut attempt = 0;
         let mut renewed_token = false;
         loop {
@@ -309,28 +305,24 @@ impl ZoomClient {
                 tokio::time::sleep(backoff(attempt)).await;
                 continue;
             }
-            let body = response.text().await.unwrap_or_default();
-            let parsed: Option<ErrorBody> = serde_json::from_str(&body).ok();
-            let code = parsed.as_ref().and_then(|b| b.code);
-            let message = parsed
-                .and_then(|b| b.message)
-                .unwrap_or_else(|| truncate(&body, 300));
-            if status == StatusCode::UNAUTHORIZED
-                && !renewed_token
-                && code.is_none_or(|c| c == CODE_INVALID_TOKEN)
-            {
+            let error = api_error(response).await;
+            if !renewed_token && token_refused(&error) {
                 // Expired early or revoked: one fresh token, then give up.
                 renewed_token = true;
                 self.invalidate(&token).await;
                 attempt -= 1;
                 continue;
             }
-            return Err(ApiError::Api {
-                status: status.as_u16(),
-                code,
-                message,
-            });
+            return Err(error);
         }
+    }
+
+    fn api_url(&self, path: &str) -> String {
+        format!(
+            "{}/{}",
+            self.config.api_base.trim_end_matches('/'),
+            path.trim_start_matches('/')
+        )
     }
 
     /// `GET /users/{userId}/presence_status` (Medium). `user_id`: a Zoom user id or an e-mail address.
@@ -370,11 +362,7 @@ impl ZoomClient {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> Result<Response, ApiError> {
-        let url = format!(
-            "{}/{}",
-            self.config.api_base.trim_end_matches('/'),
-            path.trim_start_matches('/')
-        );
+        let url = self.api_url(path);
         let mut renewed_token = false;
         loop {
             let token = self.access_token().await?;
@@ -388,25 +376,13 @@ impl ZoomClient {
             if status.is_success() {
                 return Ok(response);
             }
-            let text = response.text().await.unwrap_or_default();
-            let parsed: Option<ErrorBody> = serde_json::from_str(&text).ok();
-            let code = parsed.as_ref().and_then(|b| b.code);
-            let message = parsed
-                .and_then(|b| b.message)
-                .unwrap_or_else(|| truncate(&text, 300));
-            if status == StatusCode::UNAUTHORIZED
-                && !renewed_token
-                && code.is_none_or(|c| c == CODE_INVALID_TOKEN)
-            {
+            let error = api_error(response).await;
+            if !renewed_token && token_refused(&error) {
                 renewed_token = true;
                 self.invalidate(&token).await;
                 continue;
             }
-            return Err(ApiError::Api {
-                status: status.as_u16(),
-                code,
-                message,
-            });
+            return Err(error);
         }
     }
 
@@ -664,6 +640,28 @@ fn jitter(base: Duration) -> Duration {
         .unwrap_or(0);
     let factor = 0.75 + f64::from(nanos % 1000) / 2000.0;
     base.mul_f64(factor)
+}
+
+/// The `ApiError::Api` a failed response carries (Zoom's `{code, message}` body, or the start of the text).
+async fn api_error(response: Response) -> ApiError {
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap_or_default();
+    let parsed: Option<ErrorBody> = serde_json::from_str(&body).ok();
+    let code = parsed.as_ref().and_then(|b| b.code);
+    let message = parsed
+        .and_then(|b| b.message)
+        .unwrap_or_else(|| truncate(&body, 300));
+    ApiError::Api {
+        status,
+        code,
+        message,
+    }
+}
+
+/// The access token was refused (expired early or revoked): worth one fresh token.
+fn token_refused(error: &ApiError) -> bool {
+    matches!(error, ApiError::Api { status, code, .. }
+        if *status == StatusCode::UNAUTHORIZED.as_u16() && code.is_none_or(|c| c == CODE_INVALID_TOKEN))
 }
 
 pub(super) fn truncate(text: &str, max: usize) -> String {
