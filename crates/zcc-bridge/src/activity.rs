@@ -1,7 +1,7 @@
 //! Agent activity, read side: agents' days and lists from the `activity` table (folded by `core::activity`),
 //! and the activity metrics.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -211,7 +211,7 @@ impl Agents {
 
     /// Keeps `zcc_agents{status}` (agents per current status) up to date.
     pub async fn run_gauges(self, every: Duration, mut shutdown: watch::Receiver<bool>) {
-        let mut shown: HashMap<String, ()> = HashMap::new();
+        let mut shown: HashSet<String> = HashSet::new();
         loop {
             match self.statuses().await {
                 Ok((_, agents)) => {
@@ -221,12 +221,12 @@ impl Agents {
                         *counts.entry(status).or_default() += 1.0;
                     }
                     // Statuses nobody is in any more go to zero rather than keep their last count.
-                    for status in shown.keys() {
+                    for status in &shown {
                         counts.entry(status.clone()).or_default();
                     }
                     for (status, n) in counts {
                         metrics::gauge!("zcc_agents", "status" => status.clone()).set(n);
-                        shown.insert(status, ());
+                        shown.insert(status);
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "agent gauges not refreshed"),

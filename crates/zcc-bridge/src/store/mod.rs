@@ -78,10 +78,19 @@ pub struct NewEvent {
 
 impl NewEvent {
     pub fn source_column(&self) -> String {
-        self.source_label
-            .clone()
-            .unwrap_or_else(|| self.source.as_str().to_string())
+        source_column(self.source, &self.source_label)
     }
+}
+
+impl NewQuarantine {
+    pub fn source_column(&self) -> String {
+        source_column(self.source, &self.source_label)
+    }
+}
+
+/// The log's `source` column: the label when there is one, else the source's name.
+fn source_column(source: EventSource, label: &Option<String>) -> String {
+    label.clone().unwrap_or_else(|| source.as_str().to_string())
 }
 
 /// Authenticated input that could not be parsed.

@@ -76,7 +76,7 @@ macro_rules! impl_sql_store {
                 let mut qb =
                     sqlx::QueryBuilder::<$db>::new("INSERT INTO quarantine (source, received_at, request_id, reason, raw) ");
                 qb.push_values([q], |mut b, q| {
-                    b.push_bind(q.source_label.clone().unwrap_or_else(|| q.source.as_str().to_string()))
+                    b.push_bind(q.source_column())
                         .push_bind(q.received_at)
                         .push_bind(q.request_id.as_deref())
                         .push_bind(q.reason.as_str())
