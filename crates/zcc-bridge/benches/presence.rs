@@ -24,32 +24,24 @@
 //!   ZCC_BENCH_USERS=5000 ZCC_BENCH_RATE=200 ZCC_BENCH_SECONDS=20 cargo bench -p zcc-bridge --bench presence
 //!   (ZCC_TEST_POSTGRES_URL set: the same on Postgres too; ZCC_BENCH_SKIP_SQLITE set: Postgres only)
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use common::*;
 use zcc_bridge::config::{Config, Secret};
 use zoom_sim::{NewPresenceUser, PresenceOutcome, PresenceVia, SimServer, SimServerConfig};
 
-const SECRET: &str = "bench-webhook-secret";
-const TOKEN: &str = "bench-admin-token-0123456789";
 const BUSY: &str = "On_A_Call";
 /// Set in the child process that runs one backend: its label; `DB_ENV` holds its database URL.
 const CHILD_ENV: &str = "ZCC_BENCH_PRESENCE_CHILD";
 const DB_ENV: &str = "ZCC_BENCH_PRESENCE_DB";
-/// Name of the threads of the runtime the simulator and the posting tasks run on (not the bridge's).
-const LOAD_THREADS: &str = "bench-load";
 /// Warm-up events (the OAuth token, connection pools, prepared statements), on users the run does not use.
 const WARMUP: usize = 10;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 #[derive(Clone, Copy)]
 struct Settings {
@@ -103,93 +95,11 @@ fn answered(engagement: &str, user: &str) -> Vec<u8> {
     .expect("json")
 }
 
-fn signed(client: &reqwest::Client, url: &str, bytes: Vec<u8>) -> reqwest::RequestBuilder {
-    let ts = chrono::Utc::now().timestamp();
-    client
-        .post(url)
-        .header("content-type", "application/json")
-        .header("x-zm-request-timestamp", ts.to_string())
-        .header(
-            "x-zm-signature",
-            zoom::webhook::sign(SECRET.as_bytes(), ts, &bytes),
-        )
-        .body(bytes)
-}
-
-/// An error with its sources (reqwest's own message does not say why).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 // ---------------------------------------------------------------------------------------------------------------------
 // Process figures
 
-/// CPU seconds used so far by this process's threads: (the bridge's, the load's). The simulator and the posting
-/// tasks run on their own runtime, whose threads are named `LOAD_THREADS`; everything else is the bridge.
-fn thread_cpu_seconds() -> (f64, f64) {
-    let (mut bridge, mut load) = (0.0, 0.0);
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return (f64::NAN, f64::NAN);
-    };
-    for task in tasks.flatten() {
-        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
-            continue;
-        };
-        // `pid (comm) state ...`: utime and stime are fields 14 and 15, the 12th and 13th after the comm.
-        let Some((head, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let comm = head.split_once('(').map_or("", |(_, c)| c);
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: f64 = fields.get(11..13).map_or(0.0, |f| {
-            f.iter().filter_map(|v| v.parse::<f64>().ok()).sum()
-        });
-        // Clock ticks are 1/100 s on Linux.
-        if comm.starts_with(LOAD_THREADS) {
-            load += ticks / 100.0;
-        } else {
-            bridge += ticks / 100.0;
-        }
-    }
-    (bridge, load)
-}
-
-/// (busy, total) jiffies of the whole machine from /proc/stat (NaN where there is no /proc).
-fn cpu_ticks() -> (f64, f64) {
-    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
-        return (f64::NAN, f64::NAN);
-    };
-    let fields: Vec<f64> = stat
-        .lines()
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    let total: f64 = fields.iter().sum();
-    // idle and iowait
-    let idle = fields.get(3).copied().unwrap_or(0.0) + fields.get(4).copied().unwrap_or(0.0);
-    (total - idle, total)
-}
-
 // ---------------------------------------------------------------------------------------------------------------------
 // Figures
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
 
 /// `p50 .. p90 .. p99 .. max ..` of unsorted values.
 fn summary(values: &[f64]) -> String {
@@ -280,16 +190,6 @@ impl Histogram {
             self.quantile_bound(0.5) * 1000.0,
             self.quantile_bound(0.99) * 1000.0,
         )
-    }
-}
-
-async fn scrape(base: &str) -> String {
-    match reqwest::get(format!("{base}/metrics")).await {
-        Ok(r) => r.text().await.unwrap_or_default(),
-        Err(e) => {
-            eprintln!("/metrics: {e}");
-            String::new()
-        }
     }
 }
 
@@ -796,35 +696,6 @@ async fn measure(
 // ---------------------------------------------------------------------------------------------------------------------
 // Parent: one child process per backend
 
-async fn fresh_postgres(admin: &str) -> anyhow::Result<String> {
-    use sqlx::Connection;
-    let name = format!("zcc_bench_presence_{}", std::process::id());
-    let mut conn = sqlx::PgConnection::connect(admin).await?;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
-        .execute(&mut conn)
-        .await?;
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await?;
-    let (base, _) = admin
-        .rsplit_once('/')
-        .ok_or_else(|| anyhow::anyhow!("postgres url without a database"))?;
-    Ok(format!("{base}/{name}"))
-}
-
-/// Runs one backend in a fresh process (this binary again), so that its metrics start from zero.
-async fn run_child(label: &str, db_url: &str) -> anyhow::Result<()> {
-    let status = tokio::process::Command::new(std::env::current_exe()?)
-        .args(std::env::args().skip(1))
-        .env(CHILD_ENV, label)
-        .env(DB_ENV, db_url)
-        .status()
-        .await
-        .context("running a benchmark child")?;
-    anyhow::ensure!(status.success(), "the {label} run failed: {status}");
-    Ok(())
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     if let Ok(filter) = std::env::var("ZCC_BENCH_LOG") {
@@ -854,12 +725,12 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
     if std::env::var("ZCC_BENCH_SKIP_SQLITE").is_err() {
-        run_child("sqlite", &sqlite).await?;
+        run_child(CHILD_ENV, DB_ENV, "sqlite", &sqlite).await?;
     }
     if let Ok(admin) = std::env::var("ZCC_TEST_POSTGRES_URL") {
         if !admin.is_empty() {
-            let url = fresh_postgres(&admin).await?;
-            run_child("postgres", &url).await?;
+            let url = fresh_postgres(&admin, "presence").await?;
+            run_child(CHILD_ENV, DB_ENV, "postgres", &url).await?;
         }
     }
     Ok(())

@@ -18,20 +18,21 @@
 //!   ZCC_BENCH_CLIENTS=500 ZCC_BENCH_RATE=2000 ZCC_BENCH_SECONDS=10 cargo bench -p zcc-bridge --bench stream
 //!   (ZCC_TEST_POSTGRES_URL set: the same on Postgres too; ZCC_BENCH_SKIP_SQLITE set: Postgres only)
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use zcc_bridge::config::{Config, Secret};
 
-const SECRET: &str = "bench-webhook-secret";
-const TOKEN: &str = "bench-admin-token-0123456789";
 /// `event_ts` of event 0; event `seq` has `BASE_TS + seq`, probes have `BASE_TS - 1 - i`.
 const BASE_TS: i64 = 1_795_251_600_000;
 /// One engagement's events, in order (each one becomes a live event: accepted, held, resumed, muted, unmuted).
@@ -47,16 +48,6 @@ const READ_BUF: usize = 8 * 1024;
 /// Set in the child process that runs one backend: its label; `DB_ENV` holds its database URL.
 const CHILD_ENV: &str = "ZCC_BENCH_STREAM_CHILD";
 const DB_ENV: &str = "ZCC_BENCH_STREAM_DB";
-/// Name of the threads of the runtime the clients and the posting tasks run on (not the bridge's).
-const LOAD_THREADS: &str = "bench-load";
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 struct Settings {
     clients: usize,
     rate: u64,
@@ -123,56 +114,6 @@ fn trimmed_rss() -> u64 {
         malloc_trim(0);
     }
     status_kib("VmRSS:")
-}
-
-/// CPU seconds used so far by this process's threads: (the bridge's, the load generator's). The clients and the
-/// posting tasks run on their own runtime, whose threads are named `LOAD_THREADS`; everything else is the bridge.
-/// (Threads that ended are not counted; the load runtime keeps its threads for the whole run.)
-fn thread_cpu_seconds() -> (f64, f64) {
-    let (mut bridge, mut load) = (0.0, 0.0);
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return (f64::NAN, f64::NAN);
-    };
-    for task in tasks.flatten() {
-        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
-            continue;
-        };
-        // `pid (comm) state ...`: utime and stime are fields 14 and 15, the 12th and 13th after the comm.
-        let Some((head, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let comm = head.split_once('(').map_or("", |(_, c)| c);
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: f64 = fields.get(11..13).map_or(0.0, |f| {
-            f.iter().filter_map(|v| v.parse::<f64>().ok()).sum()
-        });
-        // Clock ticks are 1/100 s on Linux.
-        if comm.starts_with(LOAD_THREADS) {
-            load += ticks / 100.0;
-        } else {
-            bridge += ticks / 100.0;
-        }
-    }
-    (bridge, load)
-}
-
-/// (busy, total) jiffies of the whole machine from /proc/stat (NaN where there is no /proc).
-fn cpu_ticks() -> (f64, f64) {
-    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
-        return (f64::NAN, f64::NAN);
-    };
-    let fields: Vec<f64> = stat
-        .lines()
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    let total: f64 = fields.iter().sum();
-    // idle and iowait
-    let idle = fields.get(3).copied().unwrap_or(0.0) + fields.get(4).copied().unwrap_or(0.0);
-    (total - idle, total)
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -561,31 +502,6 @@ async fn bare_axum_sse(
 // ---------------------------------------------------------------------------------------------------------------------
 // Posting
 
-fn signed(client: &reqwest::Client, url: &str, bytes: Vec<u8>) -> reqwest::RequestBuilder {
-    let ts = chrono::Utc::now().timestamp();
-    client
-        .post(url)
-        .header("content-type", "application/json")
-        .header("x-zm-request-timestamp", ts.to_string())
-        .header(
-            "x-zm-signature",
-            zoom::webhook::sign(SECRET.as_bytes(), ts, &bytes),
-        )
-        .body(bytes)
-}
-
-/// An error with its sources (reqwest's own message does not say why).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 struct Posted {
     /// Acknowledgement (webhook 200) latencies, ms.
     acks: Vec<f64>,
@@ -650,14 +566,6 @@ async fn post_paced(url: &str, rate: u64, shared: &Arc<Shared>) -> Posted {
 // ---------------------------------------------------------------------------------------------------------------------
 // Figures
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
 /// Percentile of sorted µs values, in ms.
 fn percentile_us(sorted: &[u32], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -673,16 +581,6 @@ fn metric(text: &str, name: &str) -> Option<f64> {
         let rest = l.strip_prefix(name)?;
         rest.strip_prefix(' ')?.trim().parse().ok()
     })
-}
-
-async fn scrape(base: &str) -> String {
-    match reqwest::get(format!("{base}/metrics")).await {
-        Ok(r) => r.text().await.unwrap_or_default(),
-        Err(e) => {
-            eprintln!("/metrics: {e}");
-            String::new()
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -913,35 +811,6 @@ async fn measure(
 // ---------------------------------------------------------------------------------------------------------------------
 // Parent: one child process per backend
 
-async fn fresh_postgres(admin: &str) -> anyhow::Result<String> {
-    use sqlx::Connection;
-    let name = format!("zcc_bench_stream_{}", std::process::id());
-    let mut conn = sqlx::PgConnection::connect(admin).await?;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
-        .execute(&mut conn)
-        .await?;
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await?;
-    let (base, _) = admin
-        .rsplit_once('/')
-        .ok_or_else(|| anyhow::anyhow!("postgres url without a database"))?;
-    Ok(format!("{base}/{name}"))
-}
-
-/// Runs one backend in a fresh process (this binary again), so that its memory figures start from a clean heap.
-async fn run_child(label: &str, db_url: &str) -> anyhow::Result<()> {
-    let status = tokio::process::Command::new(std::env::current_exe()?)
-        .args(std::env::args().skip(1))
-        .env(CHILD_ENV, label)
-        .env(DB_ENV, db_url)
-        .status()
-        .await
-        .context("running a benchmark child")?;
-    anyhow::ensure!(status.success(), "the {label} run failed: {status}");
-    Ok(())
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     if let Ok(filter) = std::env::var("ZCC_BENCH_LOG") {
@@ -965,12 +834,12 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
     if std::env::var("ZCC_BENCH_SKIP_SQLITE").is_err() {
-        run_child("sqlite", &sqlite).await?;
+        run_child(CHILD_ENV, DB_ENV, "sqlite", &sqlite).await?;
     }
     if let Ok(admin) = std::env::var("ZCC_TEST_POSTGRES_URL") {
         if !admin.is_empty() {
-            let url = fresh_postgres(&admin).await?;
-            run_child("postgres", &url).await?;
+            let url = fresh_postgres(&admin, "stream").await?;
+            run_child(CHILD_ENV, DB_ENV, "postgres", &url).await?;
         }
     }
     Ok(())
