@@ -89,19 +89,41 @@ pub struct PresenceConfig {
     /// Contact-center user (ZCC user id or e-mail, Genesys user id) → Zoom user (id or e-mail), where they
     /// differ. Genesys users must be mapped (or they are reported as unmapped).
     pub users: BTreeMap<String, String>,
-    /// Genesys Cloud push sources (`POST /webhooks/genesys/<name>`).
-    pub genesys: BTreeMap<String, GenesysPushSource>,
+    /// Genesys Cloud orgs (push: `POST /webhooks/genesys/<name>`; pull: the Notifications API).
+    pub genesys: BTreeMap<String, GenesysSource>,
 }
 
-/// `[presence.genesys.<name>]`: credentials of the endpoint and the rule of its interactions.
+/// `[presence.genesys.<name>]`: one Genesys Cloud org, how its events arrive (pushed to
+/// `POST /webhooks/genesys/<name>` by an Event Orchestration workflow, and/or pulled from the Notifications API),
+/// and the rule of its interactions.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct GenesysPushSource {
-    /// Bearer token the data action sends, and/or a secret it signs the body with (`x-flow-signature`).
+pub struct GenesysSource {
+    /// Push: bearer token the data action sends, and/or a secret it signs the body with (`x-flow-signature`).
     pub token: Option<Secret>,
     pub hmac_secret: Option<Secret>,
+    /// API access (OAuth client credentials): needed to pull, to look users up by e-mail and for
+    /// `zcc-bridge genesys setup`. `region` is an AWS region name (`eu_central_1`) or a region domain
+    /// (`mypurecloud.de`); `api_base` / `login_base` override it (a proxy, a stand-in).
+    pub region: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    pub api_base: Option<String>,
+    pub login_base: Option<String>,
+    /// Pull: subscribe to `v2.users.{id}.conversations` over the Notifications API.
+    pub notifications: bool,
+    /// Whose conversations to subscribe to: Genesys user ids or e-mails, or every active user.
+    pub users: Vec<String>,
+    pub all_users: bool,
+    /// A notification socket silent this long (no heartbeat, no answer to a ping sent halfway) is replaced.
+    pub silence_timeout_ms: u64,
+    /// How often the subscriptions are renewed (a channel expires 24 h after its last subscription).
+    pub resubscribe_minutes: u64,
+    /// Map Genesys users to Zoom users by their Genesys e-mail (looked up, cached) when `presence.users` has no
+    /// entry for them. Needs API access.
+    pub lookup_email: bool,
     pub busy_status: String,
-    /// Whether a ringing (offered) interaction already counts; otherwise only one the workflow reports connected.
+    /// Whether a ringing (offered) interaction already counts; otherwise only a connected one.
     pub ringing: bool,
     /// Media types (`voice`, `chat`, ...), directions (`inbound`, `outbound`) and queue ids that count (empty: all).
     pub media_types: Vec<String>,
@@ -109,11 +131,22 @@ pub struct GenesysPushSource {
     pub queues: Vec<String>,
 }
 
-impl Default for GenesysPushSource {
+impl Default for GenesysSource {
     fn default() -> Self {
         Self {
             token: None,
             hmac_secret: None,
+            region: None,
+            client_id: None,
+            client_secret: None,
+            api_base: None,
+            login_base: None,
+            notifications: false,
+            users: Vec::new(),
+            all_users: false,
+            silence_timeout_ms: 75_000,
+            resubscribe_minutes: 20 * 60,
+            lookup_email: true,
             busy_status: "On_A_Call".into(),
             ringing: false,
             media_types: Vec::new(),
@@ -123,7 +156,7 @@ impl Default for GenesysPushSource {
     }
 }
 
-impl GenesysPushSource {
+impl GenesysSource {
     pub fn rule(&self) -> PresenceRule {
         PresenceRule {
             enabled: true,
@@ -132,6 +165,45 @@ impl GenesysPushSource {
             directions: self.directions.clone(),
             queues: self.queues.clone(),
         }
+    }
+
+    /// The Notifications API subscriber's settings.
+    pub fn notifications_config(&self) -> genesys::notifications::NotificationsConfig {
+        let silence = std::time::Duration::from_millis(self.silence_timeout_ms.max(10));
+        genesys::notifications::NotificationsConfig {
+            ping_after: silence / 2,
+            silence_timeout: silence,
+            resubscribe_every: std::time::Duration::from_secs(self.resubscribe_minutes.max(1) * 60),
+            ..Default::default()
+        }
+    }
+
+    /// The API client settings, when API access is configured (`Err`: configured but unusable).
+    pub fn api(&self) -> Result<Option<genesys::ClientConfig>, String> {
+        let (Some(id), Some(secret)) = (&self.client_id, &self.client_secret) else {
+            if self.client_id.is_some() || self.client_secret.is_some() {
+                return Err("set both client_id and client_secret".into());
+            }
+            return Ok(None);
+        };
+        let region = match &self.region {
+            Some(r) => {
+                Some(genesys::Region::parse(r).ok_or_else(|| format!("unknown region {r:?}"))?)
+            }
+            None => None,
+        };
+        let base = |explicit: &Option<String>, from_region: fn(&genesys::Region) -> String| {
+            explicit
+                .clone()
+                .or_else(|| region.as_ref().map(from_region))
+                .ok_or_else(|| "set region (or api_base and login_base)".to_string())
+        };
+        Ok(Some(genesys::ClientConfig::new(
+            base(&self.api_base, genesys::Region::api_base)?,
+            base(&self.login_base, genesys::Region::login_base)?,
+            id.clone(),
+            secret.expose().to_string(),
+        )))
     }
 }
 
@@ -811,19 +883,41 @@ impl Config {
             }
         }
         for (name, source) in &self.presence.genesys {
+            let invalid = |problem: String| InvalidValue {
+                key: "presence.genesys",
+                problem: format!("source {name:?}: {problem}"),
+            };
             let secrets = [&source.token, &source.hmac_secret];
-            if secrets.iter().all(|s| s.is_none())
-                || secrets
-                    .iter()
-                    .flat_map(|s| s.iter())
-                    .any(|s| s.expose().len() < 16)
+            if secrets
+                .iter()
+                .flat_map(|s| s.iter())
+                .any(|s| s.expose().len() < 16)
             {
-                return Err(InvalidValue {
-                    key: "presence.genesys",
-                    problem: format!(
-                        "source {name:?}: set token or hmac_secret (at least 16 characters)"
-                    ),
-                });
+                return Err(invalid(
+                    "token and hmac_secret need at least 16 characters".into(),
+                ));
+            }
+            let api = source.api().map_err(invalid)?;
+            if source.notifications {
+                if source.resubscribe_minutes == 0 || source.resubscribe_minutes >= 24 * 60 {
+                    return Err(invalid(
+                        "resubscribe_minutes must be between 1 and 1439 (channels expire after 24 h)".into(),
+                    ));
+                }
+                if api.is_none() {
+                    return Err(invalid(
+                        "notifications need API access (client_id, client_secret, region)".into(),
+                    ));
+                }
+                if !source.all_users && source.users.is_empty() {
+                    return Err(invalid(
+                        "notifications need users (Genesys user ids or e-mails) or all_users = true".into(),
+                    ));
+                }
+            } else if secrets.iter().all(|s| s.is_none()) {
+                return Err(invalid(
+                    "set token or hmac_secret (push), or notifications = true with API access (pull)".into(),
+                ));
             }
         }
         if self.stream.poll_ms == 0 {

@@ -46,6 +46,11 @@ enum Command {
         #[command(subcommand)]
         command: DeliveriesCommand,
     },
+    /// Genesys Cloud: create the push path's triggers and export its workflow and data action.
+    Genesys {
+        #[command(subcommand)]
+        command: GenesysCommand,
+    },
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -107,6 +112,29 @@ enum DeliveriesCommand {
     },
     /// Resume a sink disabled by 410 Gone.
     Enable { sink: String },
+}
+
+#[derive(Subcommand)]
+enum GenesysCommand {
+    /// Create or update (idempotently) the user.start / user.end triggers of a source, with matchCriteria from
+    /// its rule, and write the data action and workflow to import.
+    Setup {
+        /// The source (`presence.genesys.<name>`); it needs API access (client_id, client_secret, region).
+        #[arg(long)]
+        source: String,
+        /// The Architect workflow the triggers start (publish the exported one first, then pass its id).
+        #[arg(long)]
+        workflow_id: Option<String>,
+        /// Where Genesys reaches this server (the data action posts to <url>/webhooks/genesys/<source>).
+        #[arg(long)]
+        public_url: Option<String>,
+        /// Write data-action.json, workflow.yaml and triggers.json here.
+        #[arg(long)]
+        export: Option<PathBuf>,
+        /// Show what would change without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -174,6 +202,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo(args) => demo::run(cli.config.as_deref(), args).await,
+        Command::Genesys {
+            command:
+                GenesysCommand::Setup {
+                    source,
+                    workflow_id,
+                    public_url,
+                    export,
+                    dry_run,
+                },
+        } => {
+            let config = Config::load(cli.config.as_deref())?;
+            telemetry::init_logging(&config.log);
+            genesys_setup(
+                &config,
+                &source,
+                workflow_id.as_deref(),
+                public_url.as_deref(),
+                export.as_deref(),
+                dry_run,
+            )
+            .await
+        }
         Command::Deliveries { command } => {
             let config = Config::load(cli.config.as_deref())?;
             telemetry::init_logging(&config.log);
@@ -191,6 +241,58 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             result
         }
     }
+}
+
+async fn genesys_setup(
+    config: &Config,
+    name: &str,
+    workflow_id: Option<&str>,
+    public_url: Option<&str>,
+    export: Option<&std::path::Path>,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    use zcc_bridge::presence::setup;
+    let source = config
+        .presence
+        .genesys
+        .get(name)
+        .with_context(|| format!("no source presence.genesys.{name} in the configuration"))?;
+    if workflow_id.is_none() && export.is_none() {
+        anyhow::bail!("nothing to do: pass --export DIR (workflow and data action), --workflow-id ID (triggers), or both");
+    }
+    let triggers = setup::desired_triggers(name, source, workflow_id.unwrap_or("<workflow id>"));
+    if let Some(dir) = export {
+        let url = public_url
+            .context("--export needs --public-url (where Genesys reaches this server)")?;
+        for file in setup::export(dir, name, url, &triggers)? {
+            println!("wrote {file}");
+        }
+        if source.token.is_none() {
+            println!("note: presence.genesys.{name}.token is not set; the data action authenticates with it");
+        }
+    }
+    if let Some(_workflow) = workflow_id {
+        let api = source.api().map_err(anyhow::Error::msg)?.with_context(|| {
+            format!("presence.genesys.{name} has no API access (client_id, client_secret, region)")
+        })?;
+        let client = genesys::GenesysClient::new(api)?;
+        let outcomes = setup::apply_triggers(&client, &triggers, dry_run).await?;
+        for (trigger, outcome, id) in outcomes {
+            println!(
+                "trigger {trigger:?}: {} {}",
+                serde_json::to_value(&outcome)?.as_str().unwrap_or_default(),
+                id.unwrap_or_default()
+            );
+        }
+    }
+    if !source.ringing {
+        println!(
+            "note: user.start fires while the interaction rings; with ringing = false a pushed start counts only \
+             once connected, which the push path learns only if the workflow adds \"connected\": true. Use \
+             notifications = true (pull) for connected-only accuracy, or set ringing = true."
+        );
+    }
+    Ok(())
 }
 
 async fn media_command(

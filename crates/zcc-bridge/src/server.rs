@@ -148,6 +148,31 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     } else if config.zoom.websocket_url.is_some() {
         tracing::warn!("zoom.websocket_url is set but the subscription id or the S2S app is missing: no WebSocket source");
     }
+    let genesys_orgs = crate::presence::GenesysOrgs::new(&config.presence)
+        .map_err(anyhow::Error::msg)
+        .context("setting up the Genesys sources")?;
+    let genesys_feeds: std::collections::BTreeMap<String, Arc<crate::presence::pull::Feed>> =
+        genesys_orgs
+            .iter()
+            .filter_map(|org| {
+                crate::presence::pull::Feed::new(org.clone(), store.clone(), log.clone())
+                    .map(|feed| (org.name.clone(), feed))
+            })
+            .collect();
+    for (org, feed) in genesys_orgs
+        .iter()
+        .filter(|o| o.config.notifications)
+        .filter_map(|o| Some((o, genesys_feeds.get(&o.name)?)))
+    {
+        background.spawn(crate::presence::pull::run(
+            feed.clone(),
+            crate::presence::pull::PullSettings {
+                notifications: org.config.notifications_config(),
+                ..Default::default()
+            },
+            background_stopping.clone(),
+        ));
+    }
     if config.presence.enabled {
         match &client {
             Some(client) => {
@@ -156,6 +181,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                         store.clone(),
                         client.clone(),
                         config.presence.clone(),
+                        genesys_orgs.clone(),
                     )
                     .run(background_stopping.clone()),
                 );
@@ -226,7 +252,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let (http_stopping_tx, http_stopping) = tokio::sync::watch::channel(false);
     let state = AppState {
         stopping: http_stopping,
-        genesys: Arc::new(config.presence.genesys.clone()),
+        genesys: genesys_orgs,
+        genesys_feeds: Arc::new(genesys_feeds),
         store: store.clone(),
         decoder,
         stream: Some(live),

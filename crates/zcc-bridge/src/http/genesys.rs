@@ -12,10 +12,10 @@ use serde_json::json;
 
 use super::flow::append_and_answer;
 use super::{error, AppState};
-use crate::core::EventSource;
+use crate::core::activity::ActivityKind;
 use crate::sources::flow::{authenticate_with, SIGNATURE_HEADER};
 use crate::sources::genesys;
-use crate::store::{now_ms, Inbound, NewEvent, NewQuarantine};
+use crate::store::{now_ms, Inbound};
 
 pub async fn post(
     State(app): State<AppState>,
@@ -24,7 +24,7 @@ pub async fn post(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let received_at = now_ms();
-    let Some(config) = app.genesys.get(&name).cloned() else {
+    let Some(config) = app.genesys.get(&name).map(|org| org.config.clone()) else {
         tracing::warn!(source = %name, "Genesys post for a source that is not configured");
         return error(
             StatusCode::NOT_FOUND,
@@ -52,41 +52,38 @@ pub async fn post(
         )
             .into_response();
     }
-    let label = Some(format!("genesys:{name}"));
-    let mut quarantine_reason = None;
-    let item = match genesys::parse(&name, &body, received_at) {
-        Ok(parsed) => Inbound::Event(NewEvent {
-            source: EventSource::Genesys,
-            dedup_key: parsed.dedup_key,
-            event_type: parsed.event_type,
-            engagement_id: None,
-            event_ts: Some(parsed.event_ts),
-            received_at,
-            request_id: None,
-            raw: body,
-            observation: None,
-            activity: Some(parsed.activity),
-            source_label: label,
-        }),
-        Err(e) => {
-            tracing::warn!(source = %name, reason = %e, "authenticated Genesys post could not be used; quarantining");
-            quarantine_reason = Some(e.to_string());
-            Inbound::Quarantine(NewQuarantine {
-                source: EventSource::Genesys,
-                source_label: label,
-                received_at,
-                request_id: None,
-                reason: e.to_string(),
-                raw: body,
-            })
-        }
+    let (item, quarantine_reason) = genesys::inbound(&name, body, received_at);
+    // A start that only rings is followed through the API (when the source has access) until it connects or ends.
+    let follow = match (&item, app.genesys_feeds.get(&name)) {
+        (Inbound::Event(event), Some(feed)) if !config.ringing => event
+            .activity
+            .as_ref()
+            .filter(|a| a.kind == ActivityKind::Offered)
+            .and_then(|a| {
+                let id = a.engagement_id.as_deref()?;
+                let (conversation, session) = genesys::conversation_of(id)?;
+                let user = genesys::user_of(a.agent.as_ref()?.user_id.as_deref()?)?;
+                Some((
+                    feed.clone(),
+                    conversation.to_string(),
+                    user.to_string(),
+                    session.to_string(),
+                ))
+            }),
+        _ => None,
     };
-    append_and_answer(
+    let response = append_and_answer(
         &app,
         "zcc_genesys_events_total",
         &name,
         item,
         quarantine_reason,
     )
-    .await
+    .await;
+    if let (Some((feed, conversation, user, session)), true) =
+        (follow, response.status().is_success())
+    {
+        tokio::spawn(feed.confirm(conversation, user, session));
+    }
+    response
 }

@@ -32,7 +32,9 @@ pub struct AppState {
     /// The live stream (`/api/v1/stream`).
     pub stream: Option<crate::stream::Stream>,
     /// Genesys push sources (`POST /webhooks/genesys/{source}`).
-    pub genesys: Arc<std::collections::BTreeMap<String, crate::config::GenesysPushSource>>,
+    pub genesys: crate::presence::GenesysOrgs,
+    /// Orgs with API access: pushed ringing starts are followed until connected or ended.
+    pub genesys_feeds: Arc<std::collections::BTreeMap<String, Arc<crate::presence::pull::Feed>>>,
     /// Turns true when the server starts shutting down (open streams end so that the shutdown is not held up).
     pub stopping: tokio::sync::watch::Receiver<bool>,
     pub log: EventLog,

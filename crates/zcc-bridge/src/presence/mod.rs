@@ -23,6 +23,12 @@ use crate::store::activity::AgentRow;
 use crate::store::presence::{AuditEntry, NEVER};
 use crate::store::{now_ms, Store};
 
+pub mod orgs;
+pub mod pull;
+pub mod setup;
+
+pub use orgs::{GenesysOrg, GenesysOrgs, ZoomUser};
+
 /// Engagements looked at per round.
 const WATCH_BATCH: u32 = 200;
 /// Users acted for per round, and at once.
@@ -53,14 +59,21 @@ pub struct PresenceSync {
     store: Arc<dyn Store>,
     client: Arc<ZoomClient>,
     config: Arc<PresenceConfig>,
+    orgs: GenesysOrgs,
 }
 
 impl PresenceSync {
-    pub fn new(store: Arc<dyn Store>, client: Arc<ZoomClient>, config: PresenceConfig) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        client: Arc<ZoomClient>,
+        config: PresenceConfig,
+        orgs: GenesysOrgs,
+    ) -> Self {
         Self {
             store,
             client,
             config: Arc::new(config),
+            orgs,
         }
     }
 
@@ -130,9 +143,16 @@ impl PresenceSync {
             }
             let now = now_ms();
             let mut changes: BTreeMap<String, Vec<InteractionEvent>> = BTreeMap::new();
+            let mut deferred = Vec::new();
             for (engagement, events) in by_engagement {
                 let sessions = if engagement.starts_with(genesys::SESSION_PREFIX) {
-                    self.genesys_sessions(engagement, &events, now)
+                    match self.genesys_sessions(engagement, &events, now).await {
+                        Some(sessions) => sessions,
+                        None => {
+                            deferred.push(engagement.to_string());
+                            continue;
+                        }
+                    }
                 } else {
                     self.zcc_sessions(engagement, &events, &directory, now)
                 };
@@ -141,14 +161,20 @@ impl PresenceSync {
                 }
             }
             let changes: Vec<(String, Vec<InteractionEvent>)> = changes.into_iter().collect();
+            // A session whose user could not be looked up keeps its mark, for a later round.
+            let cleared: Vec<(String, i64)> = marks
+                .iter()
+                .filter(|(id, _)| !deferred.contains(id))
+                .cloned()
+                .collect();
             let interval = self.interval_ms();
             self.store
-                .apply_presence(&changes, &marks, now, &move |state, now| {
+                .apply_presence(&changes, &cleared, now, &move |state, now| {
                     state.touched(now, interval);
                     due_at(state, now)
                 })
                 .await?;
-            if marks.len() < WATCH_BATCH as usize {
+            if marks.len() < WATCH_BATCH as usize || !deferred.is_empty() {
                 return Ok(());
             }
         }
@@ -217,23 +243,24 @@ impl PresenceSync {
     }
 
     /// A Genesys session (one user's part of a conversation): ringing, connected or ended, by its source's rule.
-    /// Unmapped Genesys users are reported (log, metric), not guessed.
-    fn genesys_sessions(
+    /// Unmapped Genesys users are reported (log, metric), not guessed. `None`: the user could not be looked up
+    /// now; try again later.
+    async fn genesys_sessions(
         &self,
         session: &str,
         events: &[&LoggedActivity],
         now: i64,
-    ) -> Vec<(String, InteractionEvent)> {
-        let Some(source) = genesys::source_of(session).and_then(|s| self.config.genesys.get(s))
-        else {
+    ) -> Option<Vec<(String, InteractionEvent)>> {
+        let Some(org) = genesys::source_of(session).and_then(|s| self.orgs.get(s)) else {
             tracing::warn!(
                 session,
                 "presence sync: Genesys session of a source no longer configured"
             );
-            return Vec::new();
+            return Some(Vec::new());
         };
+        let source = &org.config;
         let Some(first) = events.first() else {
-            return Vec::new();
+            return Some(Vec::new());
         };
         let a = &first.activity;
         let queue = events
@@ -244,19 +271,25 @@ impl PresenceSync {
             a.direction.as_deref(),
             queue.as_deref(),
         ) {
-            return Vec::new();
+            return Some(Vec::new());
         }
         let Some(user) = a.agent_key() else {
-            return Vec::new();
+            return Some(Vec::new());
         };
         let genesys_user = genesys::user_of(&user).unwrap_or(&user);
-        let Some(zoom_user) = self.config.users.get(genesys_user).cloned() else {
-            metrics::counter!("zcc_presence_unmapped_total", "source" => "genesys").increment(1);
-            tracing::warn!(
-                genesys_user,
-                "presence sync: Genesys user not mapped to a Zoom user (presence.users); ignored"
-            );
-            return Vec::new();
+        let zoom_user = match org.zoom_user(&self.config.users, genesys_user).await {
+            ZoomUser::Mapped(zoom) => zoom,
+            ZoomUser::Unmapped(why) => {
+                metrics::counter!("zcc_presence_unmapped_total", "source" => "genesys")
+                    .increment(1);
+                tracing::warn!(
+                    source = %org.name,
+                    genesys_user,
+                    "presence sync: Genesys user has no Zoom user ({why}); ignored"
+                );
+                return Some(Vec::new());
+            }
+            ZoomUser::Later(_) => return None,
         };
         let kinds: Vec<ActivityKind> = events.iter().map(|e| e.activity.kind).collect();
         let phase = if kinds.contains(&ActivityKind::Ended) {
@@ -271,7 +304,7 @@ impl PresenceSync {
             .map(|e| e.activity.event_ts)
             .min()
             .unwrap_or(now);
-        vec![(
+        Some(vec![(
             zoom_user,
             InteractionEvent {
                 source: "genesys".into(),
@@ -281,7 +314,7 @@ impl PresenceSync {
                 busy_status: source.busy_status.clone(),
                 ringing_counts: source.ringing,
             },
-        )]
+        )])
     }
 
     /// The Zoom user of a contact-center agent: the mapping table (by user id or e-mail), else the agent's Zoom

@@ -8,11 +8,14 @@
 //! fields (`disconnectType`, `interactingDurationMs`). `user.start` fires while the interaction is ringing: it
 //! counts as connected only when the workflow says so (`connected: true`, or `state: "connected"`).
 
+use bytes::Bytes;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::core::activity::{Activity, ActivityKind, AgentIdent};
 use crate::core::observation::QueueRef;
+use crate::core::EventSource;
+use crate::store::{Inbound, NewEvent, NewQuarantine};
 
 /// The engagement-id namespace of Genesys sessions in the activity table: `genesys:<source>:<conversation>/<session>`.
 pub const SESSION_PREFIX: &str = "genesys:";
@@ -48,6 +51,13 @@ pub fn user_of(agent_key: &str) -> Option<&str> {
     agent_key.strip_prefix("genesys:")
 }
 
+/// The conversation and session ids of a session id made by `parse`.
+pub fn conversation_of(session: &str) -> Option<(&str, &str)> {
+    let rest = session.strip_prefix(SESSION_PREFIX)?;
+    let (_source, rest) = rest.split_once(':')?;
+    rest.split_once('/')
+}
+
 /// The source name of a session id made by `parse`.
 pub fn source_of(session: &str) -> Option<&str> {
     session.strip_prefix(SESSION_PREFIX)?.split(':').next()
@@ -76,9 +86,12 @@ pub fn parse(name: &str, body: &[u8], received_at: i64) -> Result<GenesysEvent, 
     };
     let user = text("userId").ok_or(GenesysError::Missing("userId"))?;
     let conversation = text("conversationId").ok_or(GenesysError::Missing("conversationId"))?;
-    let session = text("sessionId")
-        .or_else(|| text("participantId"))
-        .unwrap_or_else(|| "-".to_string());
+    // `<participant>:<session>` when both are given: the pull path keys a session as participant and media id
+    // (the detail event's sessionId being the media session's id is unconfirmed), so both paths can meet.
+    let session = match (text("participantId"), text("sessionId")) {
+        (Some(participant), Some(session)) => format!("{participant}:{session}"),
+        (participant, session) => session.or(participant).unwrap_or_else(|| "-".to_string()),
+    };
     let topic = text("topicName")
         .or_else(|| text("eventType"))
         .or_else(|| text("event"))
@@ -149,6 +162,43 @@ pub fn parse(name: &str, body: &[u8], received_at: i64) -> Result<GenesysEvent, 
     })
 }
 
+/// A body for the event log: the event, or (when it cannot be used) a quarantine entry and the reason.
+pub fn inbound(name: &str, body: Bytes, received_at: i64) -> (Inbound, Option<String>) {
+    let label = Some(format!("genesys:{name}"));
+    match parse(name, &body, received_at) {
+        Ok(parsed) => (
+            Inbound::Event(NewEvent {
+                source: EventSource::Genesys,
+                dedup_key: parsed.dedup_key,
+                event_type: parsed.event_type,
+                engagement_id: None,
+                event_ts: Some(parsed.event_ts),
+                received_at,
+                request_id: None,
+                raw: body,
+                observation: None,
+                activity: Some(parsed.activity),
+                source_label: label,
+            }),
+            None,
+        ),
+        Err(e) => {
+            tracing::warn!(source = %name, reason = %e, "Genesys event could not be used; quarantining");
+            (
+                Inbound::Quarantine(NewQuarantine {
+                    source: EventSource::Genesys,
+                    source_label: label,
+                    received_at,
+                    request_id: None,
+                    reason: e.to_string(),
+                    raw: body,
+                }),
+                Some(e.to_string()),
+            )
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,6 +219,7 @@ mod tests {
         );
         assert_eq!(a.activity.channel.as_deref(), Some("voice"));
         assert_eq!(source_of("genesys:gc:c1/s1"), Some("gc"));
+        assert_eq!(conversation_of("genesys:gc:c1/s1"), Some(("c1", "s1")));
         assert_eq!(a.event_type, "genesys.user.start");
     }
 

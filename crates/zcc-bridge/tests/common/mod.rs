@@ -4,6 +4,7 @@
 
 pub mod archives;
 pub mod fakes;
+pub mod presence;
 pub mod process;
 pub mod receiver;
 pub mod sim;
