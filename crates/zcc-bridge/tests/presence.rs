@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::presence::*;
 use common::sim::use_simulator;
-use common::{backends, now_secs, TestServer};
+use common::{backends, envelope, now_secs, TestServer};
 use serde_json::{json, Value};
 
 async fn presence_of(server: &TestServer, user: &str) -> Value {
@@ -292,6 +292,48 @@ async fn genesys_conversation_events_drive_presence() {
             vec!["On_A_Call", "Away"],
             "{backend:?}"
         );
+        server.shutdown().await;
+    }
+}
+
+fn transfer_accepted(engagement: &str, user: &str, ts: i64) -> Vec<u8> {
+    envelope(
+        "contact_center.engagement_transfer_accepted",
+        ts,
+        json!({"engagement_id": engagement, "user_id": user, "channel": "voice"}),
+    )
+}
+
+/// An agent transferred away is released; transferred back onto the same engagement, they are busy again (a new
+/// stint of the engagement, not undone by the earlier release), and the engagement's end releases them for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_back_makes_the_agent_busy_again() {
+    for backend in backends() {
+        let (sim, sim_config) = simulator().await;
+        user(&sim, "ta", "Away", true);
+        user(&sim, "tb", "Available", true);
+        let mut server = bridge(&backend, &sim, &sim_config).await;
+        let t = now_secs() * 1000;
+        post(&server, &answered("e-tb", "ta", t)).await;
+        until_status(&sim, "ta", "On_A_Call").await;
+        post(&server, &transfer_accepted("e-tb", "tb", t + 10_000)).await;
+        until_status(&sim, "ta", "Away").await;
+        until_status(&sim, "tb", "On_A_Call").await;
+        post(&server, &transfer_accepted("e-tb", "ta", t + 20_000)).await;
+        until_status(&sim, "ta", "On_A_Call").await;
+        until_status(&sim, "tb", "Available").await;
+        // The first hand-over, repeated late, changes nothing.
+        post(&server, &transfer_accepted("e-tb", "tb", t + 10_000)).await;
+        tokio::time::sleep(INTERVAL * 2).await;
+        assert_eq!(status(&sim, "ta"), "On_A_Call", "{backend:?}");
+        post(&server, &ended("e-tb", t + 30_000)).await;
+        until_status(&sim, "ta", "Away").await;
+        assert_eq!(
+            applied(&sim, "ta"),
+            ["On_A_Call", "Away", "On_A_Call", "Away"],
+            "{backend:?}"
+        );
+        assert_eq!(applied(&sim, "tb"), ["On_A_Call", "Available"]);
         server.shutdown().await;
     }
 }

@@ -374,8 +374,11 @@ pub struct EngagementActivity {
     pub wrap_up_ms: i64,
     /// Agents (canonical keys) in the order they took the engagement.
     pub agents: Vec<String>,
-    /// The agent handling it now (none once it ended or the agent left).
+    /// The agent handling it now (none once it ended or the agent left), and since when.
     pub current_agent: Option<String>,
+    pub current_since: Option<i64>,
+    /// When each agent last stopped handling it (left, transferred away, ended).
+    pub agent_until: BTreeMap<String, i64>,
     pub on_hold: bool,
     pub queue: Option<QueueRef>,
     pub channel: Option<String>,
@@ -429,12 +432,18 @@ pub fn engagement_activity(
                             out.transfer_count += 1;
                         }
                         if let Some(previous) = out.current_agent.take() {
-                            close_agent(&mut out, per_agent.entry(previous).or_default(), t);
+                            close_agent(
+                                &mut out,
+                                per_agent.entry(previous.clone()).or_default(),
+                                t,
+                            );
+                            out.agent_until.insert(previous, t);
                         }
                         if !out.agents.contains(&who) {
                             out.agents.push(who.clone());
                         }
                         out.current_agent = Some(who);
+                        out.current_since = Some(t);
                     }
                 }
             }
@@ -466,14 +475,19 @@ pub fn engagement_activity(
                 close_agent(&mut out, per_agent.entry(who.clone()).or_default(), t);
                 if out.current_agent.as_deref() == Some(who.as_str()) {
                     out.current_agent = None;
+                    out.current_since = None;
                 }
+                out.agent_until.insert(who, t);
             }
             ActivityKind::Ended => {
                 out.ended_at = Some(out.ended_at.map_or(t, |s| s.min(t)));
                 for state in per_agent.values_mut() {
                     close_agent(&mut out, state, t);
                 }
-                out.current_agent = None;
+                if let Some(last) = out.current_agent.take() {
+                    out.agent_until.insert(last, t);
+                }
+                out.current_since = None;
             }
             ActivityKind::WrapUpStarted => {
                 let state = per_agent.entry(who.unwrap_or_default()).or_default();

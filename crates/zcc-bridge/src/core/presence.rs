@@ -44,13 +44,39 @@ pub struct InteractionEvent {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
+    /// The furthest phase of the starts since the last end, and the first of them.
     pub phase: Phase,
     pub since: i64,
     pub busy_status: String,
     pub ringing_counts: bool,
+    /// The starts after the interaction's last end (time → phase): an end removes those before it, so a late
+    /// end of an earlier stint never ends a later one (a transfer back), whatever the order.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub starts: BTreeMap<i64, Phase>,
 }
 
 impl Session {
+    /// States stored before `starts` existed have one start: `since`.
+    fn normalize(&mut self) {
+        if self.starts.is_empty() {
+            self.starts.insert(self.since, self.phase);
+        }
+    }
+
+    /// `phase` and `since` from `starts` (non-empty).
+    fn refresh(&mut self) {
+        self.phase = self.starts.values().copied().max().unwrap_or(self.phase);
+        self.since = self.starts.keys().next().copied().unwrap_or(self.since);
+    }
+
+    fn last_start(&self) -> i64 {
+        self.starts
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(self.since)
+    }
+
     fn counts(&self) -> bool {
         match self.phase {
             Phase::Connected => true,
@@ -157,38 +183,55 @@ impl UserPresence {
     /// Applies an event. Returns whether anything changed.
     pub fn apply(&mut self, e: &InteractionEvent) -> bool {
         let key = format!("{}/{}", e.source, e.interaction_id);
-        if self.ended.contains_key(&key) {
+        let ended_at = self.ended.get(&key).copied();
+        if e.phase == Phase::Ended {
+            // The latest end is remembered; it ends every start at or before it (an end wins a tie).
+            let end = ended_at.map_or(e.event_ts, |t| t.max(e.event_ts));
+            let mut changed = ended_at != Some(end);
+            self.ended.insert(key.clone(), end);
+            let forget_before = e.event_ts.saturating_sub(TOMBSTONE_MS);
+            self.ended.retain(|_, at| *at >= forget_before);
+            if let Some(session) = self.sessions.get_mut(&key) {
+                session.normalize();
+                let before = session.starts.len();
+                session.starts.retain(|ts, _| *ts > end);
+                if session.starts.is_empty() {
+                    self.sessions.remove(&key);
+                    changed = true;
+                } else if session.starts.len() != before {
+                    session.refresh();
+                    changed = true;
+                }
+            }
+            return changed;
+        }
+        // A start no later than the last end is late news of an earlier stint.
+        if ended_at.is_some_and(|end| e.event_ts <= end) {
             return false;
         }
-        match e.phase {
-            Phase::Ended => {
-                self.sessions.remove(&key);
-                self.ended.insert(key, e.event_ts);
-                let forget_before = e.event_ts.saturating_sub(TOMBSTONE_MS);
-                self.ended.retain(|_, at| *at >= forget_before);
+        match self.sessions.get_mut(&key) {
+            None => {
+                self.sessions.insert(
+                    key,
+                    Session {
+                        phase: e.phase,
+                        since: e.event_ts,
+                        busy_status: e.busy_status.clone(),
+                        ringing_counts: e.ringing_counts,
+                        starts: BTreeMap::from([(e.event_ts, e.phase)]),
+                    },
+                );
                 true
             }
-            phase => match self.sessions.get_mut(&key) {
-                None => {
-                    self.sessions.insert(
-                        key,
-                        Session {
-                            phase,
-                            since: e.event_ts,
-                            busy_status: e.busy_status.clone(),
-                            ringing_counts: e.ringing_counts,
-                        },
-                    );
-                    true
-                }
-                Some(session) => {
-                    let before = session.clone();
-                    // A connection is never undone by a late "ringing".
-                    session.phase = session.phase.max(phase);
-                    session.since = session.since.min(e.event_ts);
-                    *session != before
-                }
-            },
+            Some(session) => {
+                session.normalize();
+                let before = session.clone();
+                // A connection is never undone by a late "ringing".
+                let phase = session.starts.entry(e.event_ts).or_insert(e.phase);
+                *phase = (*phase).max(e.phase);
+                session.refresh();
+                *session != before
+            }
         }
     }
 
@@ -198,12 +241,13 @@ impl UserPresence {
         let stale: Vec<String> = self
             .sessions
             .iter()
-            .filter(|(_, s)| s.since < cutoff)
+            .filter(|(_, s)| s.last_start() < cutoff)
             .map(|(k, _)| k.clone())
             .collect();
         for key in &stale {
             self.sessions.remove(key);
-            self.ended.insert(key.clone(), cutoff);
+            let end = self.ended.get(key).map_or(cutoff, |t| (*t).max(cutoff));
+            self.ended.insert(key.clone(), end);
         }
         self.ended.retain(|_, at| *at >= forget_before);
         stale
@@ -563,16 +607,25 @@ mod tests {
                 prop_assert_eq!(fold(&shuffled), expected);
             }
 
-            /// An interaction with an end among its events never keeps the user busy.
+            /// An interaction is open exactly when it has a start later than its latest end (a later start is
+            /// a new stint, such as a transfer back), with the furthest phase of those starts.
             #[test]
-            fn an_ended_interaction_never_counts(events in proptest::collection::vec(event(), 0..24)) {
+            fn an_interaction_is_open_after_its_last_end_only(events in proptest::collection::vec(event(), 0..24)) {
                 let mut u = UserPresence::new("u");
                 for e in &events {
                     u.apply(e);
                 }
-                for e in events.iter().filter(|e| e.phase == Phase::Ended) {
-                    let key = format!("zcc/{}", e.interaction_id);
-                    prop_assert!(!u.sessions.contains_key(&key));
+                for id in 0..4 {
+                    let of = |e: &&InteractionEvent| e.interaction_id == format!("i{id}");
+                    let last_end = events.iter().filter(of).filter(|e| e.phase == Phase::Ended).map(|e| e.event_ts).max();
+                    let after: Vec<&InteractionEvent> = events.iter().filter(of)
+                        .filter(|e| e.phase != Phase::Ended && last_end.is_none_or(|end| e.event_ts > end))
+                        .collect();
+                    let session = u.sessions.get(&format!("zcc/i{id}"));
+                    prop_assert_eq!(session.is_some(), !after.is_empty());
+                    if let Some(s) = session {
+                        prop_assert_eq!(Some(s.phase), after.iter().map(|e| e.phase).max());
+                    }
                 }
             }
         }

@@ -202,29 +202,45 @@ impl PresenceSync {
         ) {
             return Vec::new();
         }
-        // Wrap-up releases the agent: the engagement itself is over for them.
-        let wrapping: Vec<String> = events
+        // Wrap-up releases the agent: the engagement itself is over for them (their latest wrap-up, by agent).
+        let mut wrapped: BTreeMap<String, i64> = BTreeMap::new();
+        for e in events
             .iter()
             .filter(|e| e.activity.kind == ActivityKind::WrapUpStarted)
-            .filter_map(|e| e.activity.agent_key())
-            .map(|k| directory.canonical(&k))
-            .collect();
+        {
+            if let Some(key) = e.activity.agent_key() {
+                let at = wrapped.entry(directory.canonical(&key)).or_insert(i64::MIN);
+                *at = (*at).max(e.activity.event_ts);
+            }
+        }
         folded
             .agents
             .iter()
             .map(|agent| {
+                let wrap = wrapped.get(agent).copied();
+                let stint = folded.current_since.or(folded.answered_at);
                 let holding = folded.ended_at.is_none()
                     && folded.current_agent.as_deref() == Some(agent.as_str())
-                    && !wrapping.contains(agent);
+                    && !wrap.is_some_and(|w| stint.is_none_or(|since| w >= since));
                 let phase = if holding {
                     Phase::Connected
                 } else {
                     Phase::Ended
                 };
+                // The start of the agent's current stint, or the latest end of their part (left, transferred
+                // away, wrap-up, the engagement's end): a transfer back is a new stint of the same engagement.
                 let at = if holding {
-                    folded.answered_at.unwrap_or(now)
+                    stint.unwrap_or(now)
                 } else {
-                    folded.ended_at.unwrap_or(now)
+                    [
+                        folded.agent_until.get(agent).copied(),
+                        wrap,
+                        folded.ended_at,
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .max()
+                    .unwrap_or(now)
                 };
                 let user = self.zoom_user(agent, directory);
                 (
@@ -299,11 +315,15 @@ impl PresenceSync {
         } else {
             Phase::Ringing
         };
-        let at = events
-            .iter()
-            .map(|e| e.activity.event_ts)
-            .min()
-            .unwrap_or(now);
+        let times = events.iter().filter(|e| match phase {
+            Phase::Ended => e.activity.kind == ActivityKind::Ended,
+            _ => true,
+        });
+        let at = match phase {
+            Phase::Ended => times.map(|e| e.activity.event_ts).max(),
+            _ => times.map(|e| e.activity.event_ts).min(),
+        }
+        .unwrap_or(now);
         Some(vec![(
             zoom_user,
             InteractionEvent {
