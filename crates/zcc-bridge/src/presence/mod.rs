@@ -221,7 +221,7 @@ impl PresenceSync {
                 let stint = folded.current_since.or(folded.answered_at);
                 let holding = folded.ended_at.is_none()
                     && folded.current_agent.as_deref() == Some(agent.as_str())
-                    && !wrap.is_some_and(|w| stint.is_none_or(|since| w >= since));
+                    && wrap.is_none_or(|w| stint.is_some_and(|since| w < since));
                 let phase = if holding {
                     Phase::Connected
                 } else {
