@@ -94,13 +94,20 @@ pub async fn run(
 ) {
     let mut backoff = Backoff::new(config.backoff_min, config.backoff_max);
     let mut channel: Option<Channel> = None;
+    // When the channel's subscriptions were last PUT: its 24 h run from there, across reconnects.
+    let mut subscribed_at = Instant::now();
     loop {
         if *shutdown.borrow() || tx.is_closed() {
             return;
         }
         let wanted: Vec<String> = topics.borrow_and_update().clone();
         let (current, new_channel) = match ensure_channel(&client, channel.take(), &wanted).await {
-            Ok(c) => c,
+            Ok(c) => {
+                if c.1 {
+                    subscribed_at = Instant::now();
+                }
+                c
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "Genesys notifications: no channel; will retry");
                 if !pause(&mut backoff, &mut shutdown).await {
@@ -149,7 +156,7 @@ pub async fn run(
             channel: &current,
             tx: &tx,
         }
-        .run(ws, &mut topics, &mut shutdown)
+        .run(ws, &mut topics, &mut subscribed_at, &mut shutdown)
         .await;
         match end {
             End::Stop => return,
@@ -238,6 +245,7 @@ impl Session<'_> {
         &self,
         mut ws: tokio_tungstenite::WebSocketStream<S>,
         topics: &mut watch::Receiver<Vec<String>>,
+        subscribed_at: &mut Instant,
         shutdown: &mut watch::Receiver<bool>,
     ) -> End
     where
@@ -250,11 +258,6 @@ impl Session<'_> {
             (self.config.ping_after / 4).clamp(Duration::from_millis(10), Duration::from_secs(1)),
         );
         check.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut resubscribe = tokio::time::interval_at(
-            Instant::now() + self.config.resubscribe_every,
-            self.config.resubscribe_every,
-        );
-        resubscribe.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let lost = |reason: String, at_ms: i64| End::Lost {
             reason,
             at_ms,
@@ -267,7 +270,11 @@ impl Session<'_> {
             if topics_changed {
                 topics_changed = false;
                 let wanted = topics.borrow_and_update().clone();
-                if let Err(e) = subscribe(self.client, self.channel, &wanted).await {
+                let result = subscribe(self.client, self.channel, &wanted).await;
+                if result.is_ok() {
+                    *subscribed_at = Instant::now();
+                }
+                if let Err(e) = result {
                     let gone = e.is_not_found();
                     let _ = ws.close(None).await;
                     return End::Lost {
@@ -291,7 +298,7 @@ impl Session<'_> {
                     }
                     topics_changed = true;
                 }
-                _ = resubscribe.tick() => {
+                () = tokio::time::sleep_until(*subscribed_at + self.config.resubscribe_every) => {
                     tracing::debug!(channel = %short(&self.channel.id), "Genesys notifications: renewing the channel");
                     topics_changed = true;
                 }

@@ -51,7 +51,16 @@ pub async fn run(puller: Arc<Feed>, settings: PullSettings, mut shutdown: watch:
     let mut tasks = tokio::task::JoinSet::new();
     let mut retry = Duration::from_secs(1);
     loop {
-        let next = match puller.topics().await {
+        let topics = tokio::select! {
+            topics = puller.topics() => topics,
+            r = shutdown.changed() => {
+                if r.is_err() || *shutdown.borrow() {
+                    break;
+                }
+                continue;
+            }
+        };
+        let next = match topics {
             Ok(topics) => {
                 retry = Duration::from_secs(1);
                 let chunks: Vec<Vec<String>> = topics
