@@ -161,6 +161,7 @@ impl GenesysSource {
         PresenceRule {
             enabled: true,
             busy_status: self.busy_status.clone(),
+            ringing: self.ringing,
             channels: self.media_types.clone(),
             directions: self.directions.clone(),
             queues: self.queues.clone(),
@@ -227,6 +228,9 @@ pub struct PresenceRule {
     pub enabled: bool,
     /// The Zoom status while busy.
     pub busy_status: String,
+    /// Whether an engagement offered to the agent (ringing) already counts; otherwise only an accepted one.
+    /// A ringing offer ends when the agent accepts, rejects or misses it, or the engagement ends.
+    pub ringing: bool,
     /// Only these channels / media types, directions and queues (empty: all).
     pub channels: Vec<String>,
     pub directions: Vec<String>,
@@ -238,6 +242,7 @@ impl Default for PresenceRule {
         Self {
             enabled: true,
             busy_status: "On_A_Call".into(),
+            ringing: false,
             channels: Vec::new(),
             directions: Vec::new(),
             queues: Vec::new(),

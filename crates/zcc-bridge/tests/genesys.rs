@@ -89,6 +89,15 @@ async fn notifications_drive_presence_through_drops_silence_maintenance_and_expi
                 "v2.users.g3.conversations"
             ]
         );
+        // A pull-only source (no push credentials) refuses every push.
+        let refused = server
+            .client
+            .post(server.url("/webhooks/genesys/gc"))
+            .json(&json!({"conversationId": "c0", "userId": "g1"}))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(refused.status(), 401);
 
         // Ringing does not count; connected does; the end restores.
         g.offer("c1", "g1", Media::Call, "inbound", Some("q1"));

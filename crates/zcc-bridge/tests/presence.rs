@@ -337,3 +337,48 @@ async fn a_transfer_back_makes_the_agent_busy_again() {
         server.shutdown().await;
     }
 }
+
+fn reservation(event: &str, engagement: &str, user: &str, ts: i64) -> Vec<u8> {
+    envelope(
+        &format!("contact_center.task_reservation_{event}"),
+        ts,
+        json!({"engagement_id": engagement, "user_id": user, "channel": "voice"}),
+    )
+}
+
+/// `presence.zcc.ringing = true`: an engagement offered to the agent counts while it rings; a missed (timed out)
+/// or rejected offer releases them, an accepted one keeps them busy until it ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ringing_counts_when_the_rule_says_so() {
+    for backend in backends() {
+        let (sim, sim_config) = simulator().await;
+        user(&sim, "ra", "Away", true);
+        let mut server = TestServer::start_with(&backend, |c| {
+            use_simulator(c, &sim, &sim_config);
+            c.presence.enabled = true;
+            c.presence.min_interval_seconds = INTERVAL.as_secs();
+            c.presence.zcc.ringing = true;
+        })
+        .await;
+        let t = now_secs() * 1000;
+        post(&server, &reservation("created", "e-r1", "ra", t)).await;
+        until_status(&sim, "ra", "On_A_Call").await;
+        post(&server, &reservation("timeout", "e-r1", "ra", t + 8_000)).await;
+        until_status(&sim, "ra", "Away").await;
+        post(&server, &reservation("created", "e-r2", "ra", t + 20_000)).await;
+        post(&server, &answered("e-r2", "ra", t + 24_000)).await;
+        until_status(&sim, "ra", "On_A_Call").await;
+        // The offer's acceptance is not its end.
+        post(&server, &reservation("rejected", "e-r1", "ra", t + 8_000)).await;
+        tokio::time::sleep(INTERVAL * 2).await;
+        assert_eq!(status(&sim, "ra"), "On_A_Call", "{backend:?}");
+        post(&server, &ended("e-r2", t + 60_000)).await;
+        until_status(&sim, "ra", "Away").await;
+        assert_eq!(
+            applied(&sim, "ra"),
+            ["On_A_Call", "Away", "On_A_Call", "Away"],
+            "{backend:?}"
+        );
+        server.shutdown().await;
+    }
+}

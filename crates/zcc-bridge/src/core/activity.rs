@@ -21,6 +21,8 @@ pub enum ActivityKind {
     Started,
     /// Offered (reserved, ringing) to an agent.
     Offered,
+    /// The offer to an agent ended unanswered: rejected, cancelled or timed out.
+    Declined,
     /// An agent accepted (answered) it.
     Accepted,
     Held,
@@ -46,9 +48,10 @@ pub enum ActivityKind {
 }
 
 impl ActivityKind {
-    pub const ALL: [ActivityKind; 20] = [
+    pub const ALL: [ActivityKind; 21] = [
         ActivityKind::Started,
         ActivityKind::Offered,
+        ActivityKind::Declined,
         ActivityKind::Accepted,
         ActivityKind::Held,
         ActivityKind::Resumed,
@@ -73,6 +76,7 @@ impl ActivityKind {
         match self {
             ActivityKind::Started => "started",
             ActivityKind::Offered => "offered",
+            ActivityKind::Declined => "declined",
             ActivityKind::Accepted => "accepted",
             ActivityKind::Held => "held",
             ActivityKind::Resumed => "resumed",
@@ -117,7 +121,7 @@ impl ActivityKind {
             ActivityKind::AgentLogin => 0,
             ActivityKind::Started => 1,
             ActivityKind::Offered => 2,
-            ActivityKind::Accepted => 3,
+            ActivityKind::Accepted | ActivityKind::Declined => 3,
             ActivityKind::Transferred => 4,
             ActivityKind::Held | ActivityKind::Muted => 5,
             ActivityKind::Resumed | ActivityKind::Unmuted => 6,
@@ -509,6 +513,7 @@ pub fn engagement_activity(
                 }
             }
             ActivityKind::TransferInitiated
+            | ActivityKind::Declined
             | ActivityKind::NoteAdded
             | ActivityKind::AgentLogin
             | ActivityKind::AgentLogout

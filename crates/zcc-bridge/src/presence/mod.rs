@@ -46,6 +46,7 @@ pub fn drives_presence(kind: ActivityKind) -> bool {
     matches!(
         kind,
         ActivityKind::Offered
+            | ActivityKind::Declined
             | ActivityKind::Accepted
             | ActivityKind::Transferred
             | ActivityKind::Left
@@ -202,45 +203,61 @@ impl PresenceSync {
         ) {
             return Vec::new();
         }
-        // Wrap-up releases the agent: the engagement itself is over for them (their latest wrap-up, by agent).
-        let mut wrapped: BTreeMap<String, i64> = BTreeMap::new();
-        for e in events
-            .iter()
-            .filter(|e| e.activity.kind == ActivityKind::WrapUpStarted)
-        {
-            if let Some(key) = e.activity.agent_key() {
-                let at = wrapped.entry(directory.canonical(&key)).or_insert(i64::MIN);
-                *at = (*at).max(e.activity.event_ts);
+        // The latest wrap-up, offer and declined offer of each agent (wrap-up releases the agent: the engagement
+        // itself is over for them).
+        let latest = |kind: ActivityKind| {
+            let mut by_agent: BTreeMap<String, i64> = BTreeMap::new();
+            for e in events.iter().filter(|e| e.activity.kind == kind) {
+                if let Some(key) = e.activity.agent_key() {
+                    let at = by_agent
+                        .entry(directory.canonical(&key))
+                        .or_insert(i64::MIN);
+                    *at = (*at).max(e.activity.event_ts);
+                }
             }
-        }
-        folded
-            .agents
-            .iter()
+            by_agent
+        };
+        let wrapped = latest(ActivityKind::WrapUpStarted);
+        let declined = latest(ActivityKind::Declined);
+        let offered = if rule.ringing {
+            latest(ActivityKind::Offered)
+        } else {
+            BTreeMap::new()
+        };
+        let mut agents: Vec<&String> = folded.agents.iter().collect();
+        agents.extend(offered.keys().filter(|a| !folded.agents.contains(a)));
+        agents
+            .into_iter()
             .map(|agent| {
                 let wrap = wrapped.get(agent).copied();
                 let stint = folded.current_since.or(folded.answered_at);
                 let holding = folded.ended_at.is_none()
                     && folded.current_agent.as_deref() == Some(agent.as_str())
                     && wrap.is_none_or(|w| stint.is_some_and(|since| w < since));
-                let phase = if holding {
-                    Phase::Connected
+                // The latest end of the agent's part: left, transferred away, wrap-up, offer declined, the
+                // engagement's end.
+                let until = [
+                    folded.agent_until.get(agent).copied(),
+                    wrap,
+                    declined.get(agent).copied(),
+                    folded.ended_at,
+                ]
+                .into_iter()
+                .flatten()
+                .max();
+                // Offered after the agent's last end (and the rule counts ringing): ringing.
+                let ringing = offered
+                    .get(agent)
+                    .copied()
+                    .filter(|offer| folded.ended_at.is_none() && until.is_none_or(|u| *offer > u));
+                // A new stint starts when the agent takes the engagement (a transfer back is a new stint of the
+                // same engagement); it ends at the latest end of their part.
+                let (phase, at) = if holding {
+                    (Phase::Connected, stint.unwrap_or(now))
+                } else if let Some(offer) = ringing {
+                    (Phase::Ringing, offer)
                 } else {
-                    Phase::Ended
-                };
-                // The start of the agent's current stint, or the latest end of their part (left, transferred
-                // away, wrap-up, the engagement's end): a transfer back is a new stint of the same engagement.
-                let at = if holding {
-                    stint.unwrap_or(now)
-                } else {
-                    [
-                        folded.agent_until.get(agent).copied(),
-                        wrap,
-                        folded.ended_at,
-                    ]
-                    .into_iter()
-                    .flatten()
-                    .max()
-                    .unwrap_or(now)
+                    (Phase::Ended, until.unwrap_or(now))
                 };
                 let user = self.zoom_user(agent, directory);
                 (
@@ -251,7 +268,7 @@ impl PresenceSync {
                         phase,
                         event_ts: at,
                         busy_status: rule.busy_status.clone(),
-                        ringing_counts: false,
+                        ringing_counts: rule.ringing,
                     },
                 )
             })

@@ -377,6 +377,7 @@ fn known_kind(normalised: &str) -> Option<ActivityKind> {
     Some(match name {
         "started" | "created" => ActivityKind::Started,
         "offered" | "reserved" | "ringing" => ActivityKind::Offered,
+        "declined" | "rejected" | "missed" | "reservation_timeout" => ActivityKind::Declined,
         // "Engagement Assigned" fires when an agent accepts an SMS or chat engagement (KB0059147, Japanese
         // edition; unconfirmed in English): the messaging form of accepted.
         "accepted" | "answered" | "assigned" => ActivityKind::Accepted,

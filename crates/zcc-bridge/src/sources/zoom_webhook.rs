@@ -107,6 +107,9 @@ pub fn activity_kind(event: &str) -> Option<ActivityKind> {
     Some(match name {
         "engagement_started" => ActivityKind::Started,
         "task_reservation_created" => ActivityKind::Offered,
+        "task_reservation_rejected" | "task_reservation_canceled" | "task_reservation_timeout" => {
+            ActivityKind::Declined
+        }
         "engagement_user_answered" => ActivityKind::Accepted,
         "engagement_user_hold" => ActivityKind::Held,
         "engagement_user_unhold" => ActivityKind::Resumed,
