@@ -45,8 +45,33 @@ impl Default for PullSettings {
     }
 }
 
-/// Runs the pull source of `puller`'s org until `shutdown`.
+/// Runs the pull source of `puller`'s org until `shutdown`. One replica pulls (Postgres: an advisory lock per
+/// source); the others wait and take over when it stops.
 pub async fn run(puller: Arc<Feed>, settings: PullSettings, mut shutdown: watch::Receiver<bool>) {
+    let name = format!("genesys-notifications:{}", puller.org.name);
+    let lock = loop {
+        match puller.store.try_exclusive(&name).await {
+            Ok(Some(lock)) => break lock,
+            Ok(None) => {
+                tracing::debug!(source = %puller.org.name, "Genesys notifications: another replica pulls");
+            }
+            Err(e) => {
+                tracing::warn!(source = %puller.org.name, error = %e, "Genesys notifications: taking the lead failed");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(TAKE_OVER_EVERY) => {}
+            r = shutdown.changed() => if r.is_err() || *shutdown.borrow() { return },
+        }
+    };
+    pull(&puller, &settings, &mut shutdown).await;
+    lock.release().await;
+}
+
+/// How often a standby replica tries to take the lead.
+const TAKE_OVER_EVERY: Duration = Duration::from_secs(15);
+
+async fn pull(puller: &Arc<Feed>, settings: &PullSettings, shutdown: &mut watch::Receiver<bool>) {
     let mut channels: Vec<watch::Sender<Vec<String>>> = Vec::new();
     let mut tasks = tokio::task::JoinSet::new();
     let mut retry = Duration::from_secs(1);
