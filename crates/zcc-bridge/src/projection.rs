@@ -20,8 +20,12 @@ use crate::store::{now_ms, ProjectionItem, Store, StoreError};
 
 /// Events merged per transaction, at most.
 const MAX_BATCH: usize = 4096;
-/// How long the projector waits after the first handoff for more to arrive.
+/// How long the projector waits after the first handoff for more to arrive, when the last batch was big enough
+/// to say a burst is on (`LINGER_FROM` events): then waiting a little merges many events per transaction. At a
+/// lower rate it does not wait (what queued during the previous merge is merged together anyway), so real-time
+/// consumers such as presence sync are not held back by it.
 const LINGER: Duration = Duration::from_millis(10);
+const LINGER_FROM: usize = 32;
 /// Queued events merged per sweep transaction.
 const SWEEP_CHUNK: u32 = 1000;
 /// How often the queue is swept for events the in-memory path missed, and how old they must be.
@@ -140,6 +144,8 @@ async fn run(
     let mut sweep = tokio::time::interval(SWEEP_EVERY);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     sweep.tick().await;
+    // Whether the last batch was a burst (see `LINGER`).
+    let mut busy = false;
     loop {
         if let Some(after) = recovery {
             // One chunk at a time, interleaved with fresh handoffs so ingest is never held up behind a backlog.
@@ -176,7 +182,7 @@ async fn run(
         };
         // Linger briefly so that a burst is merged in one transaction: the events of an engagement usually
         // arrive close together, and each record is then read and written once instead of once per commit.
-        if !LINGER.is_zero() {
+        if busy && !LINGER.is_zero() {
             tokio::time::sleep(LINGER).await;
         }
         let mut seq = first.seq;
@@ -190,6 +196,7 @@ async fn run(
                 Err(_) => break,
             }
         }
+        busy = items.len() >= LINGER_FROM;
         merge(&*store, &items).await;
         progress.send_modify(|p| p.projected = seq);
     }

@@ -82,7 +82,17 @@ impl PresenceSync {
         i64::try_from(self.config.min_interval_seconds.saturating_mul(1000)).unwrap_or(60_000)
     }
 
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    /// Runs until `shutdown`: applying marked engagements and acting for due users are two loops, so new events
+    /// never wait behind the Zoom calls of earlier ones.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        let applied = tokio::sync::Notify::new();
+        tokio::join!(
+            self.apply_loop(&applied, shutdown.clone()),
+            self.act_loop(&applied, shutdown)
+        );
+    }
+
+    async fn apply_loop(&self, applied: &tokio::sync::Notify, mut shutdown: watch::Receiver<bool>) {
         let mut last_expiry = 0;
         loop {
             if *shutdown.borrow() {
@@ -101,13 +111,27 @@ impl PresenceSync {
                     tracing::warn!(error = %e, "presence sync: pruning the audit log failed");
                 }
             }
+            applied.notify_one();
+            tokio::select! {
+                _ = self.store.log_signals().wait_presence() => {}
+                _ = tokio::time::sleep(TICK) => {}
+                r = shutdown.changed() => if r.is_err() { return },
+            }
+        }
+    }
+
+    async fn act_loop(&self, applied: &tokio::sync::Notify, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
             if let Err(e) = self.act_on_due().await {
                 tracing::warn!(error = %e, "presence sync: acting on due users failed; retrying");
             }
             tokio::select! {
-                _ = self.store.log_signals().wait_presence() => {}
+                () = applied.notified() => {}
                 _ = tokio::time::sleep(TICK) => {}
-                _ = shutdown.changed() => {}
+                r = shutdown.changed() => if r.is_err() { return },
             }
         }
     }
