@@ -86,8 +86,9 @@ pub struct PresenceConfig {
     pub session_timeout_minutes: u64,
     /// Engagements of ZCC itself.
     pub zcc: PresenceRule,
-    /// Contact-center user (ZCC user id or e-mail, Genesys user id) → Zoom user (id or e-mail), where they
-    /// differ. Genesys users must be mapped (or they are reported as unmapped).
+    /// Contact-center user (ZCC user id or e-mail, Genesys user id or e-mail) → Zoom user (id or e-mail), where
+    /// they differ. Genesys users without an entry go by their Genesys e-mail (looked up) when the source has API
+    /// access; otherwise they are reported as unmapped.
     pub users: BTreeMap<String, String>,
     /// Genesys Cloud orgs (push: `POST /webhooks/genesys/<name>`; pull: the Notifications API).
     pub genesys: BTreeMap<String, GenesysSource>,
@@ -892,6 +893,7 @@ impl Config {
                 key: "presence.genesys",
                 problem: format!("source {name:?}: {problem}"),
             };
+            crate::sources::check_source_name(name).map_err(invalid)?;
             let secrets = [&source.token, &source.hmac_secret];
             if secrets
                 .iter()
@@ -1307,6 +1309,53 @@ mod tests {
         assert_eq!(c.server.max_body_bytes, 1 << 20);
         assert_eq!(c.zoom.webhook_timestamp_tolerance_seconds, 300);
         assert!(c.admin.token.is_none());
+    }
+
+    #[test]
+    fn genesys_sources_are_checked() {
+        let base = "[presence.genesys.gc]\n";
+        let problem = |toml: &str| match load(&format!("{base}{toml}"), &[]) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        };
+        assert!(problem("").contains("set token or hmac_secret"));
+        assert!(problem("token = \"short\"").contains("16 characters"));
+        let api = "client_id = \"id\"\nclient_secret = \"secret\"\n";
+        assert!(
+            problem("client_id = \"id\"\ntoken = \"0123456789abcdef\"").contains("both client_id")
+        );
+        assert!(
+            problem(&format!("{api}notifications = true\nall_users = true")).contains("set region")
+        );
+        assert!(
+            problem(&format!("{api}region = \"mars\"\nnotifications = true"))
+                .contains("unknown region")
+        );
+        assert!(problem(&format!(
+            "{api}region = \"eu-central-1\"\nnotifications = true"
+        ))
+        .contains("need users"));
+        assert_eq!(
+            problem(&format!(
+                "{api}region = \"eu-central-1\"\nnotifications = true\nusers = [\"a@b.c\"]"
+            )),
+            ""
+        );
+        let named = load(
+            "[presence.genesys.\"G:C\"]\ntoken = \"0123456789abcdef\"\n",
+            &[],
+        );
+        assert!(named.unwrap_err().to_string().contains("lower-case"));
+        let ok = load(
+            &format!(
+                "{base}{api}region = \"mypurecloud.de\"\nnotifications = true\nall_users = true"
+            ),
+            &[],
+        )
+        .unwrap();
+        let api = ok.presence.genesys["gc"].api().unwrap().unwrap();
+        assert_eq!(api.api_base, "https://api.mypurecloud.de");
+        assert!(!ok.to_masked_toml().unwrap().contains("\"secret\""));
     }
 
     #[test]

@@ -213,7 +213,7 @@ async fn pushed_ringing_starts_are_confirmed_and_users_found_by_email() {
             // g2's e-mail is mapped to another Zoom user.
             c.presence
                 .users
-                .insert("someone-else@example.com".into(), "z9".into());
+                .insert("Someone-Else@Example.com".into(), "z9".into());
             c.presence.genesys.insert(
                 "gc".into(),
                 GenesysSource {

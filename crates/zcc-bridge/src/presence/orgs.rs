@@ -123,7 +123,19 @@ impl GenesysOrg {
             }
         };
         match email {
-            Some(email) => ZoomUser::Mapped(mapping.get(&email).cloned().unwrap_or(email)),
+            // Entries are matched without regard to case (e-mails are compared lower-cased).
+            Some(email) => ZoomUser::Mapped(
+                mapping
+                    .get(&email)
+                    .or_else(|| {
+                        mapping
+                            .iter()
+                            .find(|(k, _)| k.eq_ignore_ascii_case(&email))
+                            .map(|(_, v)| v)
+                    })
+                    .cloned()
+                    .unwrap_or(email),
+            ),
             None => ZoomUser::Unmapped("Genesys has no e-mail for this user".into()),
         }
     }

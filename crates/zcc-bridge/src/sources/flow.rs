@@ -111,15 +111,7 @@ impl FlowSources {
 
 /// Checks a source's settings (called by `Config::validate`).
 pub fn check_config(name: &str, config: &FlowSourceConfig) -> Result<(), String> {
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
-    {
-        return Err(format!(
-            "source name {name:?}: use lower-case letters, digits, '-' and '_'"
-        ));
-    }
+    super::check_source_name(name)?;
     if config.token.is_none() && config.hmac_secret.is_none() {
         return Err(format!(
             "source {name:?}: set token (bearer) or hmac_secret, or both"

@@ -94,3 +94,17 @@ impl Decoder {
         }
     }
 }
+
+/// A configured source's name: it goes into URLs, source labels and (Genesys) session ids, so it is kept plain.
+pub fn check_source_name(name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+    {
+        return Err(format!(
+            "source name {name:?}: use lower-case letters, digits, '-' and '_'"
+        ));
+    }
+    Ok(())
+}
