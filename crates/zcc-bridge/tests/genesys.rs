@@ -41,6 +41,17 @@ fn source(g: &GenesysSim) -> GenesysSource {
     }
 }
 
+/// The user's agent participant of a conversation in the stand-in.
+fn participant(g: &GenesysSim, conversation: &str, user: &str) -> Value {
+    g.conversation(conversation).expect("conversation")["participants"]
+        .as_array()
+        .expect("participants")
+        .iter()
+        .find(|p| p["userId"] == user)
+        .cloned()
+        .expect("participant")
+}
+
 async fn until<F: Fn() -> bool>(what: &str, check: F) {
     for _ in 0..150 {
         if check() {
@@ -234,13 +245,7 @@ async fn pushed_ringing_starts_are_confirmed_and_users_found_by_email() {
         let t = now_secs() * 1000;
         for (conversation, user) in [("c1", "g1"), ("c2", "g2")] {
             g.offer(conversation, user, Media::Call, "inbound", None);
-            let participant = g.conversation(conversation).expect("conversation")["participants"]
-                .as_array()
-                .expect("participants")
-                .iter()
-                .find(|p| p["userId"] == user)
-                .cloned()
-                .expect("participant");
+            let participant = participant(&g, conversation, user);
             let start = json!({"jsonData": {"eventTime": t, "conversationId": conversation,
                 "participantId": participant["id"], "sessionId": participant["calls"][0]["id"],
                 "userId": user, "mediaType": "VOICE", "direction": "INBOUND"},
@@ -255,13 +260,7 @@ async fn pushed_ringing_starts_are_confirmed_and_users_found_by_email() {
         until_status(&zoom, "z9", "On_A_Call").await;
         for (conversation, user) in [("c1", "g1"), ("c2", "g2")] {
             g.end(conversation, user);
-            let participant = g.conversation(conversation).expect("conversation")["participants"]
-                .as_array()
-                .expect("participants")
-                .iter()
-                .find(|p| p["userId"] == user)
-                .cloned()
-                .expect("participant");
+            let participant = participant(&g, conversation, user);
             let end = json!({"eventTime": t + 5_000, "conversationId": conversation,
                 "participantId": participant["id"], "sessionId": participant["calls"][0]["id"],
                 "userId": user, "mediaType": "VOICE", "direction": "INBOUND",
