@@ -396,3 +396,53 @@ directions = ["inbound"]
         ]
     );
 }
+
+/// Postgres, two replicas on one database: one pulls (one socket), and when it stops the other takes over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_replica_pulls_and_another_takes_over() {
+    let Some(backend) = backends()
+        .into_iter()
+        .find(|b| matches!(b, common::Backend::Postgres(_)))
+    else {
+        return;
+    };
+    let (zoom, zoom_config) = simulator().await;
+    user(&zoom, "z1", "Away", true);
+    let g = genesys().await;
+    g.add_user("g1", "Agent One", "z1@example.com");
+    let configure = |c: &mut zcc_bridge::config::Config| {
+        use_simulator(c, &zoom, &zoom_config);
+        c.presence.enabled = true;
+        c.presence.min_interval_seconds = INTERVAL.as_secs();
+        c.presence.genesys.insert(
+            "gc".into(),
+            GenesysSource {
+                notifications: true,
+                users: vec!["g1".into()],
+                ..source(&g)
+            },
+        );
+    };
+    let mut first = TestServer::start_with(&backend, configure).await;
+    until("the first replica to connect", || {
+        g.connected_sockets() == 1
+    })
+    .await;
+    let mut config = common::test_config(&first.db.url);
+    configure(&mut config);
+    let second = zcc_bridge::start(config).await.expect("second replica");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(g.connected_sockets(), 1, "only one replica pulls");
+    assert_eq!(g.stats().channels_created, 1);
+    first.shutdown().await;
+    until("the second replica to take over", || {
+        g.connected_sockets() == 1 && g.stats().channels_created == 2
+    })
+    .await;
+    g.offer("c1", "g1", Media::Call, "inbound", None);
+    g.connect("c1", "g1");
+    until_status(&zoom, "z1", "On_A_Call").await;
+    g.end("c1", "g1");
+    until_status(&zoom, "z1", "Away").await;
+    second.shutdown().await.expect("shutdown");
+}

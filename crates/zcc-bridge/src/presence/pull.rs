@@ -69,7 +69,7 @@ pub async fn run(puller: Arc<Feed>, settings: PullSettings, mut shutdown: watch:
 }
 
 /// How often a standby replica tries to take the lead.
-const TAKE_OVER_EVERY: Duration = Duration::from_secs(15);
+const TAKE_OVER_EVERY: Duration = Duration::from_secs(5);
 
 async fn pull(puller: &Arc<Feed>, settings: &PullSettings, shutdown: &mut watch::Receiver<bool>) {
     let mut channels: Vec<watch::Sender<Vec<String>>> = Vec::new();
