@@ -272,6 +272,21 @@ async fn genesys_conversation_events_drive_presence() {
             .status(),
             200
         );
+        // ... and is reported.
+        let mut reported = Value::Null;
+        for _ in 0..50 {
+            let presence = server.get_json("/api/v1/presence").await;
+            if let Some(u) = presence["unmapped"].as_array().and_then(|u| u.first()) {
+                reported = u.clone();
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(reported["genesys_user"], "g-stranger", "{backend:?}");
+        assert_eq!(reported["source"], "gc");
+        assert!(reported["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("presence.users")));
         // Wrong token: 401; an unusable body: quarantined.
         assert_eq!(
             genesys_post(

@@ -451,11 +451,14 @@ async fn append_replay(app: &AppState, id: i64, event: NewEvent) -> Response {
 }
 
 /// Presence sync per user: desired vs. actual status, what we hold and will restore, the next call, the last
-/// error, and the latest audit lines.
+/// error, and the latest audit lines; and the Genesys users whose sessions were ignored for want of a Zoom user.
 async fn presence(State(app): State<AppState>) -> Response {
     wait_for_projection(&app).await;
     match crate::presence::view(&*app.store, 20).await {
-        Ok(users) => Json(json!({ "users": users })).into_response(),
+        Ok(users) => {
+            let unmapped: Vec<_> = app.genesys.iter().flat_map(|org| org.unmapped()).collect();
+            Json(json!({ "users": users, "unmapped": unmapped })).into_response()
+        }
         Err(e) => store_error(e),
     }
 }

@@ -337,6 +337,7 @@ impl PresenceSync {
         let zoom_user = match org.zoom_user(&self.config.users, genesys_user).await {
             ZoomUser::Mapped(zoom) => zoom,
             ZoomUser::Unmapped(why) => {
+                org.report_unmapped(genesys_user, &why, now);
                 metrics::counter!("zcc_presence_unmapped_total", "source" => "genesys")
                     .increment(1);
                 tracing::warn!(

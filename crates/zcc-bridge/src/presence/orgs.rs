@@ -24,6 +24,19 @@ pub struct GenesysOrg {
     pub config: GenesysSource,
     pub client: Option<Arc<GenesysClient>>,
     users: Mutex<HashMap<String, Cached>>,
+    /// Users whose sessions were ignored for want of a Zoom user (as this replica saw them).
+    unmapped: Mutex<BTreeMap<String, Unmapped>>,
+}
+
+/// A Genesys user with no Zoom user, as `GET /api/v1/presence` reports them.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Unmapped {
+    pub source: String,
+    pub genesys_user: String,
+    pub reason: String,
+    /// Sessions ignored, and the last time one was (epoch ms).
+    pub sessions: u64,
+    pub last_seen: i64,
 }
 
 #[derive(Clone)]
@@ -57,7 +70,34 @@ impl GenesysOrg {
             config,
             client,
             users: Mutex::new(HashMap::new()),
+            unmapped: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// Notes a session ignored because its user has no Zoom user.
+    pub fn report_unmapped(&self, genesys_user: &str, reason: &str, now: i64) {
+        let mut unmapped = self.unmapped.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = unmapped
+            .entry(genesys_user.to_string())
+            .or_insert_with(|| Unmapped {
+                source: self.name.clone(),
+                genesys_user: genesys_user.to_string(),
+                reason: String::new(),
+                sessions: 0,
+                last_seen: now,
+            });
+        entry.reason = reason.to_string();
+        entry.sessions += 1;
+        entry.last_seen = now;
+    }
+
+    pub fn unmapped(&self) -> Vec<Unmapped> {
+        self.unmapped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Users already fetched (the pull source lists them): no lookups needed for them.
@@ -77,6 +117,17 @@ impl GenesysOrg {
         mapping: &BTreeMap<String, String>,
         genesys_user: &str,
     ) -> ZoomUser {
+        let found = self.resolve(mapping, genesys_user).await;
+        if matches!(found, ZoomUser::Mapped(_)) {
+            self.unmapped
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(genesys_user);
+        }
+        found
+    }
+
+    async fn resolve(&self, mapping: &BTreeMap<String, String>, genesys_user: &str) -> ZoomUser {
         if let Some(zoom) = mapping.get(genesys_user) {
             return ZoomUser::Mapped(zoom.clone());
         }
