@@ -285,11 +285,12 @@ async fn genesys_setup(
             );
         }
     }
-    if !source.ringing {
+    if !source.ringing && !matches!(source.api(), Ok(Some(_))) {
         println!(
-            "note: user.start fires while the interaction rings; with ringing = false a pushed start counts only \
-             once connected, which the push path learns only if the workflow adds \"connected\": true. Use \
-             notifications = true (pull) for connected-only accuracy, or set ringing = true."
+            "note: user.start fires while the interaction rings. With ringing = false and no API access for this \
+             source, a pushed start counts only if the workflow adds \"connected\": true; give the source API \
+             access (the bridge then follows ringing starts until connected), use notifications = true, or set \
+             ringing = true."
         );
     }
     Ok(())
