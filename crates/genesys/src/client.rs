@@ -203,9 +203,12 @@ impl GenesysClient {
                 request = request.json(body);
             }
             let last = attempt >= self.config.max_attempts.max(1);
+            // A POST that failed in transit or with a 5xx may have been carried out: only a 429 (refused before
+            // doing anything) is retried for it.
+            let idempotent = method != Method::POST;
             let response = match request.send().await {
                 Ok(response) => response,
-                Err(e) if !last => {
+                Err(e) if !last && idempotent => {
                     tracing::debug!(path, error = %e, attempt, "Genesys request failed; retrying");
                     tokio::time::sleep(backoff(attempt)).await;
                     continue;
@@ -222,7 +225,9 @@ impl GenesysClient {
                 self.forget_token(&token).await;
                 continue;
             }
-            if (status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()) && !last {
+            if (status == StatusCode::TOO_MANY_REQUESTS || (status.is_server_error() && idempotent))
+                && !last
+            {
                 let wait = response
                     .headers()
                     .get("retry-after")
