@@ -12,7 +12,7 @@
 //! `GET /api/v2/conversations/{id}`, so an end missed during the gap still releases its user. A session that
 //! started during the gap is seen with the conversation's next event (each one carries the whole state).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -27,7 +27,7 @@ use super::GenesysOrg;
 use crate::core::EventSource;
 use crate::ingest::EventLog;
 use crate::sources::genesys as detail_events;
-use crate::store::{now_ms, Inbound, NewQuarantine, Store};
+use crate::store::{now_ms, Inbound, NewQuarantine, Outcome, Store};
 
 #[derive(Debug, Clone)]
 pub struct PullSettings {
@@ -149,6 +149,8 @@ pub struct Feed {
     seen: Mutex<HashMap<String, SessionState>>,
     /// API calls of the checks are spaced by this (Genesys: 300 requests per minute per token by default).
     pace: tokio::sync::Mutex<tokio::time::Instant>,
+    /// Pushed starts being followed (a repeated post does not start a second follower).
+    following: Mutex<HashSet<String>>,
 }
 
 /// Spacing of the checks' API calls: a quarter of Genesys's default budget of 300 per minute.
@@ -166,11 +168,8 @@ impl Feed {
             log,
             seen: Mutex::new(HashMap::new()),
             pace: tokio::sync::Mutex::new(tokio::time::Instant::now()),
+            following: Mutex::new(HashSet::new()),
         }))
-    }
-
-    pub fn org(&self) -> &GenesysOrg {
-        &self.org
     }
 
     /// A conversation, paced.
@@ -187,13 +186,30 @@ impl Feed {
     /// conversation until this user's session is connected or ended, and log what it becomes under the pushed
     /// session's id (so the pushed end closes the same session).
     pub async fn confirm(self: Arc<Self>, conversation_id: String, user: String, session: String) {
+        let key = format!("{conversation_id}/{session}");
+        if !self
+            .following
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key.clone())
+        {
+            return;
+        }
+        self.follow(&conversation_id, &user, &session).await;
+        self.following
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&key);
+    }
+
+    async fn follow(&self, conversation_id: &str, user: &str, session: &str) {
         let started = tokio::time::Instant::now();
         for after in CONFIRM_SCHEDULE {
             tokio::time::sleep_until(started + Duration::from_secs(after)).await;
             let now = now_ms();
-            match self.conversation(&conversation_id).await {
+            match self.conversation(conversation_id).await {
                 Ok(conversation) => {
-                    let mut sessions = conversation.user_sessions(&user);
+                    let mut sessions = conversation.user_sessions(user);
                     // The pushed session: the same id, or the participant:media id ending in it, or the user's
                     // latest session in the conversation.
                     let suffix = format!(":{session}");
@@ -205,9 +221,9 @@ impl Feed {
                         return;
                     };
                     let mut found = sessions.swap_remove(i);
-                    found.session_id.clone_from(&session);
+                    found.session_id = session.to_string();
                     let settled = found.state != SessionState::Ringing;
-                    self.log_sessions(&user, std::slice::from_ref(&found), now)
+                    self.log_sessions(user, std::slice::from_ref(&found), now)
                         .await;
                     if settled {
                         return;
@@ -353,9 +369,13 @@ impl Feed {
     }
 
     /// Logs the sessions whose state is new to us, as detail events.
-    pub async fn log_sessions(&self, user: &str, sessions: &[UserSession], received_at: i64) {
+    async fn log_sessions(&self, user: &str, sessions: &[UserSession], received_at: i64) {
         let fresh: Vec<&UserSession> = {
             let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+            if seen.len() > 100_000 {
+                // Forgetting only costs a repeated (deduplicated or harmless) event.
+                seen.clear();
+            }
             sessions
                 .iter()
                 .filter(|s| {
@@ -376,19 +396,6 @@ impl Feed {
             })
             .collect();
         self.append(items).await;
-        if self
-            .seen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
-            > 100_000
-        {
-            // Forgetting only costs a repeated (deduplicated or harmless) event.
-            self.seen
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clear();
-        }
     }
 
     /// Appends until the log takes it: what Genesys sent is not dropped because the database hiccuped.
@@ -396,9 +403,17 @@ impl Feed {
         let mut wait = Duration::from_millis(100);
         loop {
             match self.log.append(items.clone()).await {
-                Ok(_) => {
-                    metrics::counter!("zcc_genesys_events_total", "source" => self.org.name.clone(), "via" => "notifications")
-                        .increment(items.len() as u64);
+                Ok(outcomes) => {
+                    // The push endpoint's metric and labels.
+                    for outcome in outcomes {
+                        let label = match outcome {
+                            Outcome::Stored { .. } => "stored",
+                            Outcome::Duplicate { .. } => "duplicate",
+                            Outcome::Quarantined { .. } => "quarantined",
+                        };
+                        metrics::counter!("zcc_genesys_events_total", "source" => self.org.name.clone(), "outcome" => label)
+                            .increment(1);
+                    }
                     return;
                 }
                 Err(e) => {
