@@ -813,11 +813,7 @@ async fn measure(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    if let Ok(filter) = std::env::var("ZCC_BENCH_LOG") {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-            .try_init();
-    }
+    common::init_logging();
     let settings = Settings::from_env();
     if let Ok(label) = std::env::var(CHILD_ENV) {
         let db_url = std::env::var(DB_ENV).context("the child needs its database URL")?;

@@ -9,6 +9,15 @@ pub const TOKEN: &str = "bench-admin-token-0123456789";
 /// The load's runtime threads (simulator, clients, posting): their CPU is counted apart from the bridge's.
 pub const LOAD_THREADS: &str = "bench-load";
 
+/// `ZCC_BENCH_LOG=<filter>` makes the bench (and the bridge in it) log.
+pub fn init_logging() {
+    if let Ok(filter) = std::env::var("ZCC_BENCH_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .try_init();
+    }
+}
+
 pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
