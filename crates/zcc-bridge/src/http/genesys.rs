@@ -24,13 +24,14 @@ pub async fn post(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let received_at = now_ms();
-    let Some(config) = app.genesys.get(&name).map(|org| org.config.clone()) else {
+    let Some(org) = app.genesys.get(&name).cloned() else {
         tracing::warn!(source = %name, "Genesys post for a source that is not configured");
         return error(
             StatusCode::NOT_FOUND,
             format!("no Genesys source {name:?} is configured (presence.genesys.{name})"),
         );
     };
+    let config = &org.config;
     let body = match body {
         Ok(body) => body,
         Err(rejection) => return error(rejection.status(), rejection.body_text()),
