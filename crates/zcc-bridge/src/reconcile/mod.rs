@@ -13,7 +13,7 @@
 pub mod fetcher;
 pub mod schedule;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -292,6 +292,9 @@ async fn stopped(mut stopping: tokio::sync::watch::Receiver<bool>) {
 /// Shared between the parts of a run.
 struct Progress {
     summary: RunSummary,
+    /// The engagements this run has counted as created. Parts merge concurrently, so an engagement listed by
+    /// two parts (an engagement page and a recording page) can look new to both; it is counted once.
+    created: HashSet<String>,
     done: BTreeSet<String>,
     last_saved: Instant,
 }
@@ -389,6 +392,7 @@ impl Reconciler {
         );
         let shared = Mutex::new(Progress {
             summary,
+            created: HashSet::new(),
             done,
             last_saved: Instant::now(),
         });
@@ -527,7 +531,19 @@ impl Reconciler {
             let Some(page) = page else { break };
             match page {
                 Ok(items) => match self.merge(resource, items).await {
-                    Ok(delta) => lock(shared).summary.add(&delta),
+                    Ok(Merged {
+                        mut summary,
+                        created,
+                    }) => {
+                        let mut p = lock(shared);
+                        for id in created {
+                            if !p.created.insert(id) {
+                                summary.created -= 1;
+                                summary.missed.engagements -= 1;
+                            }
+                        }
+                        p.summary.add(&summary);
+                    }
                     Err(e) => {
                         outcome = Err(e);
                         break;
@@ -549,7 +565,7 @@ impl Reconciler {
         &self,
         resource: Resource,
         items: Vec<Polled>,
-    ) -> Result<RunSummary, ReconcileError> {
+    ) -> Result<Merged, ReconcileError> {
         let seen = items.len() as u64;
         let received_at = now_ms();
         let events: Vec<_> = items
@@ -564,7 +580,11 @@ impl Reconciler {
             .into_iter()
             .collect();
         // Compare with everything acknowledged so far, not with a record the projector is still merging.
-        self.projection.caught_up(Duration::from_secs(10)).await;
+        if !self.projection.caught_up(Duration::from_secs(30)).await {
+            tracing::warn!(
+                "the projector is more than 30 s behind; this reconciliation's created/changed counts may be overstated"
+            );
+        }
         let mut before: HashMap<String, EngagementState> = self
             .store
             .engagement_states(&ids)
@@ -600,6 +620,7 @@ impl Reconciler {
             }
         }
         let mut delta = RunSummary::default();
+        let mut created = Vec::new();
         let s = &mut delta;
         match resource {
             Resource::Engagements => s.engagements_seen += seen,
@@ -615,6 +636,7 @@ impl Reconciler {
             let previous = previous.unwrap_or_else(|| EngagementState::empty(id));
             let diff: ContentDiff = state.diff_from(&previous);
             if !existed {
+                created.push(id.clone());
                 s.created += 1;
                 s.missed.engagements += 1;
             } else if diff.changed {
@@ -637,8 +659,17 @@ impl Reconciler {
             .increment(logged);
         metrics::counter!("zcc_reconcile_resources_total", "resource" => resource_name, "outcome" => "unchanged")
             .increment(unchanged);
-        Ok(delta)
+        Ok(Merged {
+            summary: delta,
+            created,
+        })
     }
+}
+
+/// What one merge did, and the engagements it created.
+pub(crate) struct Merged {
+    pub summary: RunSummary,
+    pub created: Vec<String>,
 }
 
 /// Drives a page stream into `tx`, mapping items; stops at the first error or when the receiver is gone.

@@ -51,7 +51,15 @@ pub async fn run(
     let gap_runs = Arc::new(Mutex::new(()));
     let margin_ms = i64::try_from(gap_margin.as_millis()).unwrap_or(i64::MAX);
     let mut disconnected_at: Option<i64> = None;
-    while let Some(item) = rx.recv().await {
+    let mut next: Option<WsItem> = None;
+    loop {
+        let item = match next.take() {
+            Some(item) => item,
+            None => match rx.recv().await {
+                Some(item) => item,
+                None => break,
+            },
+        };
         match item {
             WsItem::Connected { at_ms } => {
                 metrics::gauge!("zcc_websocket_connected").set(1.0);
@@ -90,18 +98,23 @@ pub async fn run(
                 tracing::warn!(%reason, "Zoom WebSocket subscription disconnected; events are lost until it reconnects");
                 disconnected_at.get_or_insert(at_ms);
             }
-            WsItem::Event {
-                raw,
-                received_at_ms,
-            } => {
-                log_frame(&log, Bytes::from(raw), received_at_ms, None).await;
-            }
-            WsItem::Malformed {
-                raw,
-                error,
-                received_at_ms,
-            } => {
-                log_frame(&log, Bytes::from(raw), received_at_ms, Some(error)).await;
+            frame @ (WsItem::Event { .. } | WsItem::Malformed { .. }) => {
+                // Whatever else is already queued goes into the same append: one commit for a burst, not one each.
+                let mut batch = vec![frame];
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(item @ (WsItem::Event { .. } | WsItem::Malformed { .. })) => {
+                            batch.push(item)
+                        }
+                        Ok(control) => {
+                            next = Some(control);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let items: Vec<Inbound> = batch.into_iter().filter_map(inbound).collect();
+                log_frames(&log, items).await;
             }
         }
     }
@@ -113,52 +126,78 @@ pub async fn run(
     }
 }
 
-/// Logs one frame (an event, or a quarantine entry), retrying until the log takes it: a frame has no sender to
-/// retry it, so this is the only place it can be kept. The bounded channel holds the socket back meanwhile.
-async fn log_frame(log: &EventLog, raw: Bytes, received_at: i64, malformed: Option<String>) {
-    let item = match malformed {
-        Some(reason) => quarantine(
+/// The most frames logged in one append.
+const MAX_BATCH: usize = 256;
+
+/// What the log keeps for one frame: the event, or a quarantine entry; nothing for a URL validation request.
+fn inbound(frame: WsItem) -> Option<Inbound> {
+    let (raw, received_at, malformed) = match frame {
+        WsItem::Event {
+            raw,
+            received_at_ms,
+        } => (Bytes::from(raw), received_at_ms, None),
+        WsItem::Malformed {
+            raw,
+            error,
+            received_at_ms,
+        } => (Bytes::from(raw), received_at_ms, Some(error)),
+        WsItem::Connected { .. } | WsItem::Disconnected { .. } => return None,
+    };
+    if let Some(reason) = malformed {
+        return Some(quarantine(
             raw,
             received_at,
             format!("malformed WebSocket frame: {reason}"),
-        ),
-        None => match zoom_webhook::parse(&raw, EventSource::Websocket) {
-            Ok(ParsedWebhook::Event(parsed)) => Inbound::Event(NewEvent {
-                source: EventSource::Websocket,
-                dedup_key: parsed.dedup_key,
-                event_type: parsed.event_type,
-                engagement_id: parsed.engagement_id,
-                event_ts: Some(parsed.event_ts),
-                received_at,
-                request_id: None,
-                raw,
-                observation: parsed.observation,
-                activity: parsed.activity,
-                source_label: None,
-            }),
-            Ok(ParsedWebhook::UrlValidation { .. }) => {
-                tracing::warn!("URL validation request over the WebSocket ignored");
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "WebSocket event could not be parsed; quarantining");
-                quarantine(raw, received_at, e.to_string())
-            }
-        },
-    };
+        ));
+    }
+    match zoom_webhook::parse(&raw, EventSource::Websocket) {
+        Ok(ParsedWebhook::Event(parsed)) => Some(Inbound::Event(NewEvent {
+            source: EventSource::Websocket,
+            dedup_key: parsed.dedup_key,
+            event_type: parsed.event_type,
+            engagement_id: parsed.engagement_id,
+            event_ts: Some(parsed.event_ts),
+            received_at,
+            request_id: None,
+            raw,
+            observation: parsed.observation,
+            activity: parsed.activity,
+            source_label: None,
+        })),
+        Ok(ParsedWebhook::UrlValidation { .. }) => {
+            tracing::warn!("URL validation request over the WebSocket ignored");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "WebSocket event could not be parsed; quarantining");
+            Some(quarantine(raw, received_at, e.to_string()))
+        }
+    }
+}
+
+/// Logs frames, retrying until the log takes them: a frame has no sender to retry it, so this is the only place
+/// it can be kept. The bounded channel holds the socket back meanwhile.
+async fn log_frames(log: &EventLog, items: Vec<Inbound>) {
+    if items.is_empty() {
+        return;
+    }
+    let count = items.len() as u64;
     let mut wait = Duration::from_millis(100);
     loop {
-        match log.append(vec![item.clone()]).await {
+        match log.append(items.clone()).await {
             Ok(_) => {
-                metrics::counter!("zcc_websocket_events_total").increment(1);
+                metrics::counter!("zcc_websocket_events_total").increment(count);
                 return;
             }
             Err(crate::ingest::IngestError::ShuttingDown) => {
-                tracing::warn!("shutting down with a WebSocket event not logged; the next reconciliation covers it");
+                tracing::warn!(
+                    frames = count,
+                    "shutting down with WebSocket events not logged; the next reconciliation covers them"
+                );
                 return;
             }
             Err(e) => {
-                tracing::error!(error = %e, ?wait, "cannot log a WebSocket event; retrying");
+                tracing::error!(error = %e, ?wait, frames = count, "cannot log WebSocket events; retrying");
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(10));
             }
