@@ -397,3 +397,77 @@ async fn ringing_counts_when_the_rule_says_so() {
         server.shutdown().await;
     }
 }
+
+/// The store's contract the worker relies on: applying an event leases the users it made due (up to the limit) in
+/// the same transaction; a claim never returns a leased user; finishing releases the lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applying_leases_the_users_it_makes_due_and_claims_skip_them() {
+    use zcc_bridge::core::presence::{InteractionEvent, Phase};
+    use zcc_bridge::store::presence::Claim;
+
+    for backend in backends() {
+        let db = common::fresh_db(&backend).await;
+        let store = zcc_bridge::store::open(&common::test_config(&db.url))
+            .await
+            .expect("open the store");
+        let now = 1_800_000_000_000;
+        let start = |user: &str| {
+            (
+                user.to_string(),
+                vec![InteractionEvent {
+                    source: "zcc".into(),
+                    interaction_id: format!("e-{user}"),
+                    phase: Phase::Connected,
+                    event_ts: now,
+                    busy_status: "On_A_Call".into(),
+                    ringing_counts: false,
+                }],
+            )
+        };
+        let due = |state: &mut zcc_bridge::core::presence::UserPresence, now: i64| {
+            zcc_bridge::presence::due_at(state, now)
+        };
+        let changes = vec![start("a"), start("b"), start("c")];
+        let claim = Claim {
+            lease_until: now + 60_000,
+            limit: 2,
+        };
+        let applied = store
+            .apply_presence(&changes, &[], now, claim, &due)
+            .await
+            .expect("apply");
+        let claimed: Vec<&str> = applied.claimed.iter().map(|u| u.user.as_str()).collect();
+        assert_eq!(
+            claimed,
+            ["a", "b"],
+            "{backend:?}: leased in key order up to the limit"
+        );
+        assert_eq!(applied.left_due, 1, "{backend:?}");
+        // The one left over is claimable; the two leased ones are not.
+        let rest = store
+            .claim_presence(now, now + 60_000, 10)
+            .await
+            .expect("claim");
+        let rest: Vec<&str> = rest.iter().map(|u| u.user.as_str()).collect();
+        assert_eq!(rest, ["c"], "{backend:?}");
+        // A new event for a leased user changes its state but does not lease it a second time.
+        let again = store
+            .apply_presence(&[start("a")], &[], now + 1, claim, &due)
+            .await
+            .expect("apply again");
+        assert!(again.claimed.is_empty(), "{backend:?}: {again:?}");
+        assert_eq!(again.left_due, 0, "{backend:?}: someone holds it");
+        // Finishing releases it: still due (nothing was written), so the next claim takes it.
+        store
+            .finish_presence(&applied.claimed[0], &[], now + 2, &due)
+            .await
+            .expect("finish");
+        let after = store
+            .claim_presence(now + 2, now + 60_000, 10)
+            .await
+            .expect("claim after finish");
+        let after: Vec<&str> = after.iter().map(|u| u.user.as_str()).collect();
+        assert_eq!(after, ["a"], "{backend:?}");
+        store.close().await;
+    }
+}

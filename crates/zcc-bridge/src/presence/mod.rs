@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::stream::{self, StreamExt};
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch, Notify};
 use zoom::api::{ApiError, PresenceUpdate, ZoomClient};
 
 use crate::config::{PresenceConfig, PresenceRule};
@@ -20,7 +20,7 @@ use crate::core::activity::{engagement_activity, ActivityKind, AgentDirectory, L
 use crate::core::presence::{Action, Desired, Failure, InteractionEvent, Phase, UserPresence};
 use crate::sources::genesys;
 use crate::store::activity::AgentRow;
-use crate::store::presence::{AuditEntry, NEVER};
+use crate::store::presence::{AuditEntry, Claim, DueFn, NEVER};
 use crate::store::{now_ms, Store};
 
 pub mod orgs;
@@ -31,9 +31,10 @@ pub use orgs::{GenesysOrg, GenesysOrgs, ZoomUser};
 
 /// Engagements looked at per round.
 const WATCH_BATCH: u32 = 200;
-/// Users acted for per round, and at once.
-const DUE_BATCH: u32 = 100;
+/// Users acted for at once.
 const CONCURRENCY: usize = 8;
+/// Users the apply loop may hand to the act loop ahead of it: a few seconds of Zoom calls, well inside the lease.
+const HANDOFF: usize = 64;
 /// How often the worker looks for due users when nothing wakes it.
 const TICK: Duration = Duration::from_millis(250);
 /// A claimed user is someone else's after this long (a replica that died mid-call).
@@ -83,35 +84,42 @@ impl PresenceSync {
     }
 
     /// Runs until `shutdown`: applying marked engagements and acting for due users are two loops, so new events
-    /// never wait behind the Zoom calls of earlier ones.
+    /// never wait behind the Zoom calls of earlier ones. The apply loop leases the users an event made due in its
+    /// own transaction and hands them straight to the act loop; the act loop also claims users that fall due later
+    /// (the minute between writes, retries) or that another replica left.
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
-        let applied = tokio::sync::Notify::new();
+        let (handoff, handed) = mpsc::channel(HANDOFF);
+        let left_due = Notify::new();
         tokio::join!(
-            self.apply_loop(&applied, shutdown.clone()),
-            self.act_loop(&applied, shutdown)
+            self.apply_loop(handoff, &left_due, shutdown.clone()),
+            self.act_loop(handed, &left_due, shutdown)
         );
     }
 
-    async fn apply_loop(&self, applied: &tokio::sync::Notify, mut shutdown: watch::Receiver<bool>) {
+    async fn apply_loop(
+        &self,
+        handoff: mpsc::Sender<UserPresence>,
+        left_due: &Notify,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let mut last_expiry = 0;
         loop {
             if *shutdown.borrow() {
                 return;
             }
-            if let Err(e) = self.apply_marked().await {
+            if let Err(e) = self.apply_marked(&handoff, left_due).await {
                 tracing::warn!(error = %e, "presence sync: applying engagement changes failed; retrying");
             }
             let now = now_ms();
             if now - last_expiry >= 60_000 {
                 last_expiry = now;
-                if let Err(e) = self.expire(now).await {
+                if let Err(e) = self.expire(now, &handoff, left_due).await {
                     tracing::warn!(error = %e, "presence sync: expiring stale sessions failed");
                 }
                 if let Err(e) = self.store.prune_presence_audit(now - AUDIT_KEEP_MS).await {
                     tracing::warn!(error = %e, "presence sync: pruning the audit log failed");
                 }
             }
-            applied.notify_one();
             tokio::select! {
                 _ = self.store.log_signals().wait_presence() => {}
                 _ = tokio::time::sleep(TICK) => {}
@@ -120,24 +128,108 @@ impl PresenceSync {
         }
     }
 
-    async fn act_loop(&self, applied: &tokio::sync::Notify, mut shutdown: watch::Receiver<bool>) {
-        loop {
-            if *shutdown.borrow() {
-                return;
+    /// Applies `changes` and passes the users it leased to the act loop.
+    async fn apply(
+        &self,
+        changes: &[(String, Vec<InteractionEvent>)],
+        marks: &[(String, i64)],
+        now: i64,
+        handoff: &mpsc::Sender<UserPresence>,
+        left_due: &Notify,
+        due: &DueFn,
+    ) -> crate::store::Result<()> {
+        // Only as many as the act loop can take now: a leased user must not wait in a queue for its lease to end.
+        let claim = Claim {
+            lease_until: now + LEASE_MS,
+            limit: handoff.capacity(),
+        };
+        let applied = self
+            .store
+            .apply_presence(changes, marks, now, claim, due)
+            .await?;
+        for user in applied.claimed {
+            // Only this loop sends, so the capacity read above is still free; failing means shutdown, and the
+            // lease then lapses for whichever process acts next.
+            if let Err(e) = handoff.try_send(user) {
+                tracing::debug!(error = %e, "presence sync: the act loop is gone; the lease will lapse");
             }
-            if let Err(e) = self.act_on_due().await {
-                tracing::warn!(error = %e, "presence sync: acting on due users failed; retrying");
+        }
+        if applied.left_due > 0 {
+            left_due.notify_one();
+        }
+        Ok(())
+    }
+
+    async fn act_loop(
+        &self,
+        mut handed: mpsc::Receiver<UserPresence>,
+        left_due: &Notify,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut acting = FuturesUnordered::new();
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut claim = true;
+        while !*shutdown.borrow() {
+            if claim && acting.len() < CONCURRENCY {
+                claim = false;
+                let now = now_ms();
+                let room = CONCURRENCY - acting.len();
+                match self
+                    .store
+                    .claim_presence(now, now + LEASE_MS, u32::try_from(room).unwrap_or(1))
+                    .await
+                {
+                    Ok(users) => {
+                        // A full batch: there may be more.
+                        claim = users.len() == room;
+                        acting.extend(users.into_iter().map(|user| self.act(user)));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "presence sync: claiming due users failed; retrying")
+                    }
+                }
             }
             tokio::select! {
-                () = applied.notified() => {}
-                _ = tokio::time::sleep(TICK) => {}
-                r = shutdown.changed() => if r.is_err() { return },
+                user = handed.recv(), if acting.len() < CONCURRENCY => match user {
+                    Some(user) => acting.push(self.act(user)),
+                    None => break,
+                },
+                Some(result) = acting.next(), if !acting.is_empty() => {
+                    if let Err(e) = result {
+                        tracing::warn!(error = %e, "presence sync: storing a user's outcome failed; the lease will lapse and it is retried");
+                    }
+                }
+                () = left_due.notified() => claim = true,
+                _ = tick.tick() => claim = true,
+                r = shutdown.changed() => if r.is_err() { break },
+            }
+        }
+        // Calls under way finish and are stored (a write Zoom made must not be forgotten); users handed over but
+        // not started are released for the next start.
+        while let Some(result) = acting.next().await {
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "presence sync: storing a user's outcome failed at shutdown");
+            }
+        }
+        while let Some(user) = handed.recv().await {
+            let now = now_ms();
+            if let Err(e) = self
+                .store
+                .finish_presence(&user, &[], now, &|state, now| due_at(state, now))
+                .await
+            {
+                tracing::warn!(user = %user.user, error = %e, "presence sync: releasing a user at shutdown failed; the lease will lapse");
             }
         }
     }
 
     /// Marked engagements → each agent's session on it: connected while they hold it, ended otherwise.
-    async fn apply_marked(&self) -> crate::store::Result<()> {
+    async fn apply_marked(
+        &self,
+        handoff: &mpsc::Sender<UserPresence>,
+        left_due: &Notify,
+    ) -> crate::store::Result<()> {
         loop {
             let marks = self.store.presence_watch(WATCH_BATCH).await?;
             if marks.is_empty() {
@@ -193,12 +285,18 @@ impl PresenceSync {
                 .cloned()
                 .collect();
             let interval = self.interval_ms();
-            self.store
-                .apply_presence(&changes, &cleared, now, &move |state, now| {
+            self.apply(
+                &changes,
+                &cleared,
+                now,
+                handoff,
+                left_due,
+                &move |state, now| {
                     state.touched(now, interval);
                     due_at(state, now)
-                })
-                .await?;
+                },
+            )
+            .await?;
             if marks.len() < WATCH_BATCH as usize || !deferred.is_empty() {
                 return Ok(());
             }
@@ -398,7 +496,12 @@ impl PresenceSync {
     }
 
     /// Releases sessions whose end never came.
-    async fn expire(&self, now: i64) -> crate::store::Result<()> {
+    async fn expire(
+        &self,
+        now: i64,
+        handoff: &mpsc::Sender<UserPresence>,
+        left_due: &Notify,
+    ) -> crate::store::Result<()> {
         let timeout = i64::try_from(self.config.session_timeout_minutes.saturating_mul(60_000))
             .unwrap_or(i64::MAX / 4);
         let mut changes = Vec::new();
@@ -429,31 +532,10 @@ impl PresenceSync {
             return Ok(());
         }
         metrics::counter!("zcc_presence_sessions_expired_total").increment(changes.len() as u64);
-        self.store
-            .apply_presence(&changes, &[], now, &|state, now| due_at(state, now))
-            .await
-    }
-
-    async fn act_on_due(&self) -> crate::store::Result<()> {
-        loop {
-            let now = now_ms();
-            let users = self
-                .store
-                .claim_presence(now, now + LEASE_MS, DUE_BATCH)
-                .await?;
-            let n = users.len();
-            let results: Vec<crate::store::Result<()>> = stream::iter(users)
-                .map(|user| self.act(user))
-                .buffer_unordered(CONCURRENCY)
-                .collect()
-                .await;
-            for r in results {
-                r?;
-            }
-            if n < DUE_BATCH as usize {
-                return Ok(());
-            }
-        }
+        self.apply(&changes, &[], now, handoff, left_due, &|state, now| {
+            due_at(state, now)
+        })
+        .await
     }
 
     /// Reads and writes what one user needs now, then stores the outcome.

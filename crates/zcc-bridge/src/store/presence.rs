@@ -24,6 +24,22 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
+/// Which users [`PresenceRepo::apply_presence`] may lease for the caller.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim {
+    pub lease_until: i64,
+    pub limit: usize,
+}
+
+/// What [`PresenceRepo::apply_presence`] did.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// Users leased for the caller, due now.
+    pub claimed: Vec<UserPresence>,
+    /// Changed users due now that were not leased because `claim.limit` was reached.
+    pub left_due: usize,
+}
+
 /// A stored user state with when the worker should act.
 #[derive(Debug, Clone)]
 pub struct PresenceRow {
@@ -37,13 +53,17 @@ pub trait PresenceRepo: Send + Sync {
     async fn presence_watch(&self, limit: u32) -> Result<Vec<(String, i64)>>;
     /// Applies session changes to users (creating them as needed) and clears the marks that have not changed
     /// since `marks` were read, in one transaction. `due`: when the worker should act for a changed state.
+    /// In the same transaction, up to `claim.limit` changed users whose action is due now and whom no one holds
+    /// are leased until `claim.lease_until` and returned, for the caller to act on (a claim without a commit of
+    /// its own); the others are left for [`claim_presence`](Self::claim_presence).
     async fn apply_presence(
         &self,
         changes: &[(String, Vec<InteractionEvent>)],
         marks: &[(String, i64)],
         now: i64,
+        claim: Claim,
         due: &DueFn,
-    ) -> Result<()>;
+    ) -> Result<Applied>;
     /// Leases up to `limit` users whose action is due.
     async fn claim_presence(
         &self,
@@ -88,22 +108,26 @@ macro_rules! impl_presence_repo {
             serde_json::to_string(state).map_err(|e| $crate::store::StoreError::Invalid(e.to_string()))
         }
 
+        /// A user's state and until when it is leased (0: not leased).
         async fn load_presence(
             conn: &mut <$db as sqlx::Database>::Connection,
             user: &str,
-        ) -> $crate::store::Result<Option<$crate::core::presence::UserPresence>> {
-            let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT state FROM presence_users WHERE user_key = ");
+        ) -> $crate::store::Result<Option<($crate::core::presence::UserPresence, i64)>> {
+            let mut qb =
+                sqlx::QueryBuilder::<$db>::new("SELECT state, leased_until FROM presence_users WHERE user_key = ");
             qb.push_bind(user).push(lock_suffix());
-            let row: Option<String> = qb.build_query_scalar().fetch_optional(&mut *conn).await?;
-            row.map(|json| decode_presence(user, &json)).transpose()
+            let row: Option<(String, i64)> = qb.build_query_as().fetch_optional(&mut *conn).await?;
+            row.map(|(json, leased_until)| Ok((decode_presence(user, &json)?, leased_until)))
+                .transpose()
         }
 
+        /// Upserts a state. `lease`: `None` keeps the lease as it is; `Some(t)` sets it to `t` (0 releases it).
         async fn store_presence(
             conn: &mut <$db as sqlx::Database>::Connection,
             state: &$crate::core::presence::UserPresence,
             due_at: i64,
             now: i64,
-            release_lease: bool,
+            lease: Option<i64>,
         ) -> $crate::store::Result<()> {
             let json = encode_presence(state)?;
             let mut qb = sqlx::QueryBuilder::<$db>::new(
@@ -113,12 +137,12 @@ macro_rules! impl_presence_repo {
                 b.push_bind(state.user.as_str())
                     .push_bind(json.as_str())
                     .push_bind(due_at)
-                    .push_bind(0i64)
+                    .push_bind(lease.unwrap_or(0))
                     .push_bind(now);
             });
             qb.push(" ON CONFLICT (user_key) DO UPDATE SET state = excluded.state, due_at = excluded.due_at, updated_at = excluded.updated_at");
-            if release_lease {
-                qb.push(", leased_until = 0");
+            if lease.is_some() {
+                qb.push(", leased_until = excluded.leased_until");
             }
             qb.build().execute(&mut *conn).await?;
             Ok(())
@@ -157,16 +181,18 @@ macro_rules! impl_presence_repo {
                 changes: &[(String, Vec<$crate::core::presence::InteractionEvent>)],
                 marks: &[(String, i64)],
                 now: i64,
+                claim: $crate::store::presence::Claim,
                 due: &$crate::store::presence::DueFn,
-            ) -> $crate::store::Result<()> {
+            ) -> $crate::store::Result<$crate::store::presence::Applied> {
+                let mut applied = $crate::store::presence::Applied::default();
                 let mut tx = self.writer().begin().await?;
                 // Users in key order: replicas lock rows in the same order.
                 let mut changes: Vec<&(String, Vec<$crate::core::presence::InteractionEvent>)> = changes.iter().collect();
                 changes.sort_by(|a, b| a.0.cmp(&b.0));
                 for (user, events) in changes {
-                    let mut state = load_presence(&mut *tx, user)
+                    let (mut state, leased_until) = load_presence(&mut *tx, user)
                         .await?
-                        .unwrap_or_else(|| $crate::core::presence::UserPresence::new(user.clone()));
+                        .unwrap_or_else(|| ($crate::core::presence::UserPresence::new(user.clone()), 0));
                     let mut audit = Vec::new();
                     for e in events {
                         if state.apply(e) {
@@ -184,8 +210,18 @@ macro_rules! impl_presence_repo {
                         continue;
                     }
                     let due_at = due(&mut state, now);
-                    store_presence(&mut *tx, &state, due_at, now, false).await?;
+                    let take = due_at <= now && leased_until < now;
+                    let lease = if take && applied.claimed.len() < claim.limit {
+                        Some(claim.lease_until)
+                    } else {
+                        applied.left_due += usize::from(take);
+                        None
+                    };
+                    store_presence(&mut *tx, &state, due_at, now, lease).await?;
                     insert_audit(&mut *tx, user, &audit).await?;
+                    if lease.is_some() {
+                        applied.claimed.push(state);
+                    }
                 }
                 for (id, mark) in marks {
                     let mut qb = sqlx::QueryBuilder::<$db>::new("DELETE FROM presence_watch WHERE engagement_id = ");
@@ -193,7 +229,7 @@ macro_rules! impl_presence_repo {
                     qb.build().execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
-                Ok(())
+                Ok(applied)
             }
 
             async fn claim_presence(
@@ -228,10 +264,10 @@ macro_rules! impl_presence_repo {
                 let mut tx = self.writer().begin().await?;
                 let mut state = load_presence(&mut *tx, &outcome.user)
                     .await?
-                    .unwrap_or_else(|| outcome.clone());
+                    .map_or_else(|| outcome.clone(), |(state, _)| state);
                 state.take_zoom_side(outcome);
                 let due_at = due(&mut state, now);
-                store_presence(&mut *tx, &state, due_at, now, true).await?;
+                store_presence(&mut *tx, &state, due_at, now, Some(0)).await?;
                 insert_audit(&mut *tx, &outcome.user, audit).await?;
                 tx.commit().await?;
                 Ok(())
