@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch, Notify};
+use tokio::task::{JoinError, JoinSet};
 use zoom::api::{ApiError, PresenceUpdate, ZoomClient};
 
 use crate::config::{PresenceConfig, PresenceRule};
@@ -166,7 +166,9 @@ impl PresenceSync {
         left_due: &Notify,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        let mut acting = FuturesUnordered::new();
+        // Tasks, not futures polled by this loop: an act holding the (single SQLite) writer mid-transaction must
+        // progress while this loop waits for its own claim.
+        let mut acting: JoinSet<crate::store::Result<()>> = JoinSet::new();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut claim = true;
@@ -183,7 +185,9 @@ impl PresenceSync {
                     Ok(users) => {
                         // A full batch: there may be more.
                         claim = users.len() == room;
-                        acting.extend(users.into_iter().map(|user| self.act(user)));
+                        for user in users {
+                            acting.spawn(self.clone().act(user));
+                        }
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "presence sync: claiming due users failed; retrying")
@@ -192,14 +196,12 @@ impl PresenceSync {
             }
             tokio::select! {
                 user = handed.recv(), if acting.len() < CONCURRENCY => match user {
-                    Some(user) => acting.push(self.act(user)),
+                    Some(user) => {
+                        acting.spawn(self.clone().act(user));
+                    }
                     None => break,
                 },
-                Some(result) = acting.next(), if !acting.is_empty() => {
-                    if let Err(e) = result {
-                        tracing::warn!(error = %e, "presence sync: storing a user's outcome failed; the lease will lapse and it is retried");
-                    }
-                }
+                Some(result) = acting.join_next(), if !acting.is_empty() => acted(result),
                 () = left_due.notified() => claim = true,
                 _ = tick.tick() => claim = true,
                 r = shutdown.changed() => if r.is_err() { break },
@@ -207,10 +209,8 @@ impl PresenceSync {
         }
         // Calls under way finish and are stored (a write Zoom made must not be forgotten); users handed over but
         // not started are released for the next start.
-        while let Some(result) = acting.next().await {
-            if let Err(e) = result {
-                tracing::warn!(error = %e, "presence sync: storing a user's outcome failed at shutdown");
-            }
+        while let Some(result) = acting.join_next().await {
+            acted(result);
         }
         while let Some(user) = handed.recv().await {
             let now = now_ms();
@@ -539,7 +539,7 @@ impl PresenceSync {
     }
 
     /// Reads and writes what one user needs now, then stores the outcome.
-    async fn act(&self, mut user: UserPresence) -> crate::store::Result<()> {
+    async fn act(self, mut user: UserPresence) -> crate::store::Result<()> {
         let started = now_ms();
         let interval = self.interval_ms();
         let mut audit = Vec::new();
@@ -640,6 +640,15 @@ pub fn due_at(state: &mut UserPresence, now: i64) -> i64 {
         Action::Read if state.written_status.is_some() || state.failure.is_some() => write_allowed,
         Action::Read => now,
         Action::Write(_) => write_allowed,
+    }
+}
+
+/// Logs what an act task ended with.
+fn acted(result: Result<crate::store::Result<()>, JoinError>) {
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "presence sync: storing a user's outcome failed; the lease will lapse and it is retried"),
+        Err(e) => tracing::error!(error = %e, "presence sync: acting for a user panicked; the lease will lapse and it is retried"),
     }
 }
 
