@@ -30,9 +30,10 @@ pg_start() {
     fi
     "${run[@]}" "$bin/initdb" -D "$PG_DIR/data" -U zcc --auth=trust --locale=C -E UTF8 >"$PG_DIR/initdb.log" 2>&1 \
         || { cat "$PG_DIR/initdb.log" >&2; return 1; }
-    # fsync stays on: the benchmarks measure durable commits.
+    # fsync stays on: the benchmarks measure durable commits. PG_EXTRA_OPTS: more server options, e.g. for profiling
+    # "-c shared_preload_libraries=pg_stat_statements".
     "${run[@]}" "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
-        -o "-h 127.0.0.1 -p $PG_PORT -k $PG_DIR -c max_connections=400 -c shared_buffers=256MB" start >&2 \
+        -o "-h 127.0.0.1 -p $PG_PORT -k $PG_DIR -c max_connections=400 -c shared_buffers=256MB ${PG_EXTRA_OPTS:-}" start >&2 \
         || { cat "$PG_DIR/server.log" >&2; return 1; }
     PG_CTL=("${run[@]}" "$bin/pg_ctl" -D "$PG_DIR/data")
     export ZCC_TEST_POSTGRES_URL="postgres://zcc@127.0.0.1:$PG_PORT/postgres"

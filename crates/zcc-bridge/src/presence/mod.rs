@@ -647,8 +647,12 @@ pub fn due_at(state: &mut UserPresence, now: i64) -> i64 {
 fn acted(result: Result<crate::store::Result<()>, JoinError>) {
     match result {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "presence sync: storing a user's outcome failed; the lease will lapse and it is retried"),
-        Err(e) => tracing::error!(error = %e, "presence sync: acting for a user panicked; the lease will lapse and it is retried"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "presence sync: storing a user's outcome failed; the lease will lapse and it is retried")
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "presence sync: acting for a user panicked; the lease will lapse and it is retried")
+        }
     }
 }
 

@@ -7,6 +7,7 @@ pub mod delivery;
 pub mod media;
 mod postgres;
 pub mod presence;
+pub(crate) mod relaxed;
 pub(crate) mod sql;
 mod sqlite;
 

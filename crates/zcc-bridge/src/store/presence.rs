@@ -185,7 +185,10 @@ macro_rules! impl_presence_repo {
                 due: &$crate::store::presence::DueFn,
             ) -> $crate::store::Result<$crate::store::presence::Applied> {
                 let mut applied = $crate::store::presence::Applied::default();
-                let mut tx = self.writer().begin().await?;
+                // Derived state that clears its own marks: its commit need not wait for the disk (see `relaxed`).
+                // A lease lost with it only means the user is claimed again.
+                let mut writer = $crate::store::relaxed::Relaxed::<$db>::acquire(self.writer()).await?;
+                let mut tx = writer.begin().await?;
                 // Users in key order: replicas lock rows in the same order.
                 let mut changes: Vec<&(String, Vec<$crate::core::presence::InteractionEvent>)> = changes.iter().collect();
                 changes.sort_by(|a, b| a.0.cmp(&b.0));
@@ -229,6 +232,7 @@ macro_rules! impl_presence_repo {
                     qb.build().execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
+                writer.release().await?;
                 Ok(applied)
             }
 

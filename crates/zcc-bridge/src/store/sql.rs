@@ -324,7 +324,9 @@ macro_rules! impl_sql_store {
                 items: &[$crate::store::ProjectionItem],
                 event_ids: &[i64],
             ) -> $crate::store::Result<()> {
-                let mut tx = self.writer().begin().await?;
+                // Derived state that dequeues its own work: its commit need not wait for the disk (see `relaxed`).
+                let mut writer = $crate::store::relaxed::Relaxed::<$db>::acquire(self.writer()).await?;
+                let mut tx = writer.begin().await?;
                 let projected =
                     $crate::store::project_in(
                         &mut $conn(&mut *tx),
@@ -335,6 +337,7 @@ macro_rules! impl_sql_store {
                     )
                     .await?;
                 tx.commit().await?;
+                writer.release().await?;
                 if projected.media_queued {
                     $crate::store::media::jobs_queued();
                 }
