@@ -299,6 +299,32 @@ struct Progress {
     last_saved: Instant,
 }
 
+impl Progress {
+    fn new(summary: RunSummary, done: BTreeSet<String>) -> Self {
+        Self {
+            summary,
+            created: HashSet::new(),
+            done,
+            last_saved: Instant::now(),
+        }
+    }
+
+    /// Adds a merge's counts; an engagement another part already created is not counted again.
+    fn add(&mut self, merged: Merged) {
+        let Merged {
+            mut summary,
+            created,
+        } = merged;
+        for id in created {
+            if !self.created.insert(id) {
+                summary.created -= 1;
+                summary.missed.engagements -= 1;
+            }
+        }
+        self.summary.add(&summary);
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -390,12 +416,7 @@ impl Reconciler {
             parts = todo.len(),
             "reconciliation started"
         );
-        let shared = Mutex::new(Progress {
-            summary,
-            created: HashSet::new(),
-            done,
-            last_saved: Instant::now(),
-        });
+        let shared = Mutex::new(Progress::new(summary, done));
         let results: Vec<Result<(), ReconcileError>> = futures_util::stream::iter(todo)
             .map(|part| {
                 let shared = &shared;
@@ -531,19 +552,7 @@ impl Reconciler {
             let Some(page) = page else { break };
             match page {
                 Ok(items) => match self.merge(resource, items).await {
-                    Ok(Merged {
-                        mut summary,
-                        created,
-                    }) => {
-                        let mut p = lock(shared);
-                        for id in created {
-                            if !p.created.insert(id) {
-                                summary.created -= 1;
-                                summary.missed.engagements -= 1;
-                            }
-                        }
-                        p.summary.add(&summary);
-                    }
+                    Ok(merged) => lock(shared).add(merged),
                     Err(e) => {
                         outcome = Err(e);
                         break;
@@ -718,6 +727,35 @@ fn record_metrics(row: &RunRow, summary: &RunSummary, elapsed: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_engagement_created_by_two_concurrent_parts_counts_once() {
+        let merge = |ids: &[&str], notes: u64| {
+            let mut summary = RunSummary {
+                created: ids.len() as u64,
+                resources_logged: ids.len() as u64,
+                ..Default::default()
+            };
+            summary.missed.engagements = ids.len() as u64;
+            summary.missed.notes = notes;
+            Merged {
+                summary,
+                created: ids.iter().map(|s| s.to_string()).collect(),
+            }
+        };
+        let mut progress = Progress::new(RunSummary::default(), BTreeSet::new());
+        // The engagement page and the recording page both found e1 missing.
+        progress.add(merge(&["e1", "e2"], 3));
+        progress.add(merge(&["e1"], 0));
+        progress.add(merge(&["e3"], 1));
+        assert_eq!(progress.summary.created, 3);
+        assert_eq!(progress.summary.missed.engagements, 3);
+        assert_eq!(progress.summary.missed.notes, 4);
+        assert_eq!(
+            progress.summary.resources_logged, 4,
+            "what was logged is still counted"
+        );
+    }
 
     #[test]
     fn parts_cover_the_window_once_on_whole_seconds() {
