@@ -297,7 +297,7 @@ async fn refusals_are_dead_lettered_and_replayed_and_410_disables_the_sink() {
         receiver.fail_next(1, 400);
         post_all(&server, &engagement_events(0)).await;
         let mut dead = Vec::new();
-        for _ in 0..100 {
+        for _ in 0..300 {
             dead = all_deliveries(&server, "&state=dead").await;
             if !dead.is_empty() {
                 break;
@@ -344,7 +344,7 @@ async fn refusals_are_dead_lettered_and_replayed_and_410_disables_the_sink() {
         .await;
         assert_eq!(status, 200);
         until_delivered(&server, "crm", 1).await;
-        for _ in 0..50 {
+        for _ in 0..300 {
             if receiver.accepted().len() == 2 {
                 break;
             }
@@ -358,7 +358,7 @@ async fn refusals_are_dead_lettered_and_replayed_and_410_disables_the_sink() {
         receiver.fail_next(1, 410);
         post_all(&server, &engagement_events(1)).await;
         let mut disabled = Value::Null;
-        for _ in 0..100 {
+        for _ in 0..300 {
             let sinks = server.get_json("/api/v1/sinks").await;
             disabled = sinks["sinks"][0]["disabled"].clone();
             if !disabled.is_null() {

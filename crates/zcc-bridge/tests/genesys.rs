@@ -53,7 +53,7 @@ fn participant(g: &GenesysSim, conversation: &str, user: &str) -> Value {
 }
 
 async fn until<F: Fn() -> bool>(what: &str, check: F) {
-    for _ in 0..150 {
+    for _ in 0..300 {
         if check() {
             return;
         }

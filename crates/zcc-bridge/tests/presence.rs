@@ -274,7 +274,7 @@ async fn genesys_conversation_events_drive_presence() {
         );
         // ... and is reported.
         let mut reported = Value::Null;
-        for _ in 0..50 {
+        for _ in 0..300 {
             let presence = server.get_json("/api/v1/presence").await;
             if let Some(u) = presence["unmapped"].as_array().and_then(|u| u.first()) {
                 reported = u.clone();

@@ -76,9 +76,9 @@ pub fn status(sim: &SimServer, user: &str) -> String {
     sim.presence_user(user).expect("user").status
 }
 
-/// Waits until the user's Zoom status is `expected` (at most 15 s).
+/// Waits until the user's Zoom status is `expected` (at most 30 s: generous for a loaded CI machine).
 pub async fn until_status(sim: &SimServer, user: &str, expected: &str) {
-    for _ in 0..150 {
+    for _ in 0..300 {
         if status(sim, user) == expected {
             return;
         }
