@@ -232,7 +232,7 @@ macro_rules! impl_presence_repo {
                     qb.build().execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
-                writer.release().await?;
+                writer.release().await;
                 Ok(applied)
             }
 

@@ -337,7 +337,7 @@ macro_rules! impl_sql_store {
                     )
                     .await?;
                 tx.commit().await?;
-                writer.release().await?;
+                writer.release().await;
                 if projected.media_queued {
                     $crate::store::media::jobs_queued();
                 }
