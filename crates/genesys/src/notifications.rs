@@ -17,11 +17,10 @@
 //! Genesys does not replay what was published while no socket was connected: every `Disconnected` … `Connected`
 //! gap is the caller's to reconcile. The `connectUri` is a bearer capability, so it is never logged.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
+use backoff::Backoff;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -390,54 +389,5 @@ async fn pause(backoff: &mut Backoff, shutdown: &mut watch::Receiver<bool>) -> b
     tokio::select! {
         () = tokio::time::sleep(delay) => true,
         () = stop_requested(shutdown) => false,
-    }
-}
-
-/// Exponential backoff, each delay jittered down by up to half.
-struct Backoff {
-    min: Duration,
-    max: Duration,
-    next: Duration,
-    rng: u64,
-}
-
-impl Backoff {
-    fn new(min: Duration, max: Duration) -> Self {
-        let min = min.max(Duration::from_millis(1));
-        Self {
-            min,
-            max: max.max(min),
-            next: min,
-            rng: RandomState::new().build_hasher().finish() | 1,
-        }
-    }
-
-    fn reset(&mut self) {
-        self.next = self.min;
-    }
-
-    fn next_delay(&mut self) -> Duration {
-        let base = self.next;
-        self.next = base.saturating_mul(2).min(self.max);
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        let fraction = (self.rng >> 11) as f64 / (1u64 << 53) as f64;
-        base / 2 + base.mul_f64(0.5 * fraction)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_jitters_and_caps() {
-        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(400));
-        let delays: Vec<Duration> = (0..5).map(|_| b.next_delay()).collect();
-        assert!(delays[0] >= Duration::from_millis(50) && delays[0] <= Duration::from_millis(100));
-        assert!(delays[4] >= Duration::from_millis(200) && delays[4] <= Duration::from_millis(400));
-        b.reset();
-        assert!(b.next_delay() <= Duration::from_millis(100));
     }
 }

@@ -25,13 +25,12 @@
 //! The access token travels in the URL (Zoom's design), so neither the token nor the full URL is ever logged
 //! or put into a [`WsItem`]; error texts are scrubbed of it.
 
-use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::future::Future;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use backoff::Backoff;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use reqwest::Url;
 use serde_json::Value;
@@ -683,50 +682,6 @@ async fn pause(
     }
 }
 
-/// Exponential backoff with "equal jitter": each delay is uniform in [d/2, d], d doubling from min to max.
-#[derive(Debug)]
-struct Backoff {
-    min: Duration,
-    max: Duration,
-    next: Duration,
-    rng: u64,
-}
-
-impl Backoff {
-    fn new(min: Duration, max: Duration) -> Self {
-        let min = min.max(Duration::from_millis(1));
-        let max = max.max(min);
-        let mut hasher = RandomState::new().build_hasher();
-        hasher.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or_default(),
-        );
-        Self {
-            min,
-            max,
-            next: min,
-            rng: hasher.finish() | 1,
-        }
-    }
-
-    fn reset(&mut self) {
-        self.next = self.min;
-    }
-
-    fn next_delay(&mut self) -> Duration {
-        let base = self.next;
-        self.next = base.saturating_mul(2).min(self.max);
-        // xorshift64
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        let fraction = (self.rng >> 11) as f64 / (1u64 << 53) as f64;
-        base / 2 + base.mul_f64(0.5 * fraction)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -780,18 +735,5 @@ mod tests {
         let scrubbed = scrub(&text, "s3cr3t+x=");
         assert!(!scrubbed.contains("s3cr3t"), "{scrubbed}");
         assert_eq!(scrubbed.matches("<redacted>").count(), 2, "{scrubbed}");
-    }
-
-    #[test]
-    fn backoff_doubles_with_jitter_and_resets() {
-        let mut b = Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
-        let mut expected = Duration::from_millis(500);
-        for _ in 0..10 {
-            let d = b.next_delay();
-            assert!(d >= expected / 2 && d <= expected, "{d:?} vs {expected:?}");
-            expected = (expected * 2).min(Duration::from_secs(60));
-        }
-        b.reset();
-        assert!(b.next_delay() <= Duration::from_millis(500));
     }
 }
