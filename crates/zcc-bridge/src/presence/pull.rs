@@ -326,7 +326,9 @@ impl Feed {
                 }
             }
         }
-        let _ = subscriber.await;
+        if let Err(e) = subscriber.await {
+            tracing::error!(source = %self.org.name, error = %e, "Genesys notifications subscriber panicked");
+        }
     }
 
     async fn quarantine(&self, raw: Vec<u8>, reason: String, received_at: i64) {
