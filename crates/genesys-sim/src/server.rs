@@ -128,7 +128,8 @@ impl GenesysSim {
     /// `user`: a new agent participant with one `media` entry in state `alerting`. If the user's latest participant
     /// on the conversation has ended, the new participant gets a new id (a transfer back); if it has not, that
     /// participant is offered again in place (same ids, state back to `alerting`, times cleared). Publishes the
-    /// conversation to every agent user's `v2.users.{userId}.conversations` topic.
+    /// conversation to every agent user's `v2.users.{userId}.conversations` topic. `direction` is not shown on chats
+    /// (Genesys's chat model has none).
     pub fn offer(
         &self,
         conversation: &str,

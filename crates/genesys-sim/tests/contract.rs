@@ -886,3 +886,324 @@ async fn extreme_durations_do_not_panic_and_shutdown_closes_sockets() {
     let (close, _) = until_closed(&mut ws, Duration::from_secs(2)).await;
     assert_eq!(close, Some(1001));
 }
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Genesys's models: what the sim sends on `v2.users.{id}.conversations` (and `GET /api/v2/conversations/{id}`, the
+// same object) against the notification model of that topic in the SDK docs of `shared/vendor/genesys/`. genesys-sim
+// produces no detail-event bodies (`v2.detail.events.conversation.{id}.user.start`/`.end`): its triggers are stored,
+// never fired, so there is nothing else to compare.
+
+const SKIP: &str =
+    "skipping: vendor reference data not found at ../shared/vendor (see shared/vendor/README.md)";
+const CONVERSATIONS_TOPIC: &str = "v2.users.{id}.conversations";
+
+/// `shared/vendor` next to the checkout, or `$ZCC_VENDOR_DIR`; `None` (after saying so) when it is not there.
+fn vendor_dir() -> Option<std::path::PathBuf> {
+    let (dir, overridden) = match std::env::var_os("ZCC_VENDOR_DIR") {
+        Some(dir) => (std::path::PathBuf::from(dir), true),
+        None => (
+            std::path::PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../../shared/vendor"
+            )),
+            false,
+        ),
+    };
+    if dir.join("genesys/sdk-python/docs").is_dir() {
+        return Some(dir);
+    }
+    if overridden {
+        eprintln!("{SKIP} (ZCC_VENDOR_DIR={})", dir.display());
+    } else {
+        eprintln!("{SKIP}");
+    }
+    None
+}
+
+/// `connected_time` → `connectedTime`: the Python SDK's attribute names in the wire's camelCase.
+fn camel(snake: &str) -> String {
+    let mut out = String::with_capacity(snake.len());
+    let mut upper = false;
+    for c in snake.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The SDK model docs: `model name → wire name → type as the doc writes it` (`str`, `int`, `bool`, `datetime`,
+/// `list[str]`, `dict(str, str)`, `[Model](Model)`, `[list[Model]](Model)`).
+struct Models {
+    docs: std::path::PathBuf,
+    cache: std::collections::HashMap<String, std::collections::BTreeMap<String, String>>,
+}
+
+impl Models {
+    fn new(vendor: &std::path::Path) -> Self {
+        Models {
+            docs: vendor.join("genesys/sdk-python/docs"),
+            cache: std::collections::HashMap::new(),
+        }
+    }
+
+    /// The model's properties, from the `| **name** | type | ... |` rows of its doc.
+    fn properties(&mut self, model: &str) -> std::collections::BTreeMap<String, String> {
+        if let Some(known) = self.cache.get(model) {
+            return known.clone();
+        }
+        let path = self.docs.join(format!("{model}.md"));
+        let doc = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("model {model}: {}: {e}", path.display()));
+        let properties = doc_properties(&doc)
+            .into_iter()
+            .map(|(name, kind)| (camel(&name), kind))
+            .collect::<std::collections::BTreeMap<_, _>>();
+        assert!(!properties.is_empty(), "model {model} has no properties");
+        self.cache.insert(model.to_owned(), properties.clone());
+        properties
+    }
+
+    /// Every key of `value` is a property of `model` with a compatible type, recursively.
+    fn check(&mut self, path: &str, model: &str, value: &Value, problems: &mut Vec<String>) {
+        let Some(object) = value.as_object() else {
+            problems.push(format!("{path}: a {model} must be an object, is {value}"));
+            return;
+        };
+        let properties = self.properties(model);
+        for (key, value) in object {
+            let at = format!("{path}.{key}");
+            match properties.get(key) {
+                None => problems.push(format!("{at}: `{key}` is not a property of {model}")),
+                Some(kind) => self.check_type(&at, kind, value, problems),
+            }
+        }
+    }
+
+    fn check_type(&mut self, path: &str, kind: &str, value: &Value, problems: &mut Vec<String>) {
+        // `[list[Model]](Model)` / `[Model](Model)`: a link to a model doc.
+        if let Some(link) = kind.strip_prefix('[') {
+            let target = link
+                .rsplit_once("](")
+                .map(|(_, t)| t.trim_end_matches(')'))
+                .unwrap_or_default();
+            if link.starts_with("list[") {
+                match value.as_array() {
+                    Some(items) => {
+                        for (i, item) in items.iter().enumerate() {
+                            self.check(&format!("{path}[{i}]"), target, item, problems);
+                        }
+                    }
+                    None => {
+                        problems.push(format!("{path}: must be a list of {target}, is {value}"))
+                    }
+                }
+            } else {
+                self.check(path, target, value, problems);
+            }
+            return;
+        }
+        if let Some(inner) = kind.strip_prefix("list[").and_then(|k| k.strip_suffix(']')) {
+            match value.as_array() {
+                Some(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        self.check_type(&format!("{path}[{i}]"), inner, item, problems);
+                    }
+                }
+                None => problems.push(format!("{path}: must be a list, is {value}")),
+            }
+            return;
+        }
+        let ok = match kind {
+            "str" => value.is_string(),
+            "int" => value.is_i64() || value.is_u64(),
+            "float" => value.is_number(),
+            "bool" => value.is_boolean(),
+            "datetime" => value
+                .as_str()
+                .is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok()),
+            k if k.starts_with("dict(") => value.is_object(),
+            other => {
+                problems.push(format!("{path}: unknown model type {other}"));
+                return;
+            }
+        };
+        if !ok {
+            problems.push(format!("{path}: must be {kind}, is {value}"));
+        }
+    }
+}
+
+/// `(name, type)` of the rows `| **name** | type | description | notes |` of a Python SDK model doc.
+fn doc_properties(doc: &str) -> Vec<(String, String)> {
+    doc.lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let name = cells.get(1)?.strip_prefix("**")?.strip_suffix("**")?;
+            Some((name.to_owned(), (*cells.get(2)?).to_owned()))
+        })
+        .collect()
+}
+
+/// The model class of a topic, from `notificationMappings.json`.
+fn topic_model(vendor: &std::path::Path, topic: &str) -> String {
+    let path = vendor.join("genesys/sdk-python/notificationMappings.json");
+    let text = std::fs::read_to_string(&path).expect("notificationMappings.json");
+    let mappings: Value = serde_json::from_str(&text).expect("notificationMappings.json is JSON");
+    mappings["notifications"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m["topic"] == topic)
+        .and_then(|m| m["class"].as_str())
+        .unwrap_or_else(|| panic!("no model for {topic}"))
+        .to_owned()
+}
+
+/// The Python docs' snake_case names become the wire's camelCase exactly as the Java docs spell them: checked on the
+/// one model both SDKs document (the Java doc is of an older SDK, without `utilizationLabel`).
+#[test]
+fn python_model_names_map_to_the_java_wire_names() {
+    let Some(vendor) = vendor_dir() else {
+        return;
+    };
+    let read = |path: &str| {
+        std::fs::read_to_string(vendor.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+    };
+    let python: std::collections::BTreeSet<String> = doc_properties(&read(
+        "genesys/sdk-python/docs/UserStartDetailEventTopicUserStartEvent.md",
+    ))
+    .into_iter()
+    .map(|(name, _)| camel(&name))
+    .filter(|name| name != "utilizationLabel")
+    .collect();
+    let java: std::collections::BTreeSet<String> = doc_properties(&read(
+        "genesys/sdk-java-docs/UserStartDetailEventTopicUserStartEvent.md",
+    ))
+    .into_iter()
+    .map(|(name, _)| name)
+    .collect();
+    assert!(
+        java.contains("conversationId") && java.len() > 15,
+        "{java:?}"
+    );
+    assert_eq!(python, java);
+}
+
+#[tokio::test]
+async fn conversation_events_are_genesys_conversation_models() {
+    let Some(vendor) = vendor_dir() else {
+        return;
+    };
+    let model = topic_model(&vendor, CONVERSATIONS_TOPIC);
+    assert_eq!(model, "ConversationEventTopicConversation");
+    let mut models = Models::new(&vendor);
+
+    let sim = start(fast()).await;
+    sim.add_user("u1", "Ann", "ann@example.com");
+    sim.add_user("u2", "Bob", "bob@example.com");
+    let client = Client::new(&sim).await;
+    let (channel, uri) = client.channel().await;
+    let topics = ["v2.users.u1.conversations", "v2.users.u2.conversations"];
+    let (status, _) = client.subscribe(Method::PUT, &channel, &topics).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut ws = connect(&uri).await;
+
+    // Every media type through a whole life: offered, answered, held and resumed, transferred, ended.
+    let media = [
+        Media::Call,
+        Media::Chat,
+        Media::Email,
+        Media::Message,
+        Media::Callback,
+    ];
+    for (i, kind) in media.into_iter().enumerate() {
+        let conversation = format!("c{i}");
+        let direction = if i % 2 == 0 { "inbound" } else { "outbound" };
+        sim.offer(&conversation, "u1", kind, direction, Some("q1"));
+        sim.connect(&conversation, "u1");
+        sim.hold(&conversation, "u1", true);
+        sim.hold(&conversation, "u1", false);
+        sim.offer(&conversation, "u2", kind, direction, Some("q2"));
+        sim.end(&conversation, "u1");
+        sim.connect(&conversation, "u2");
+        sim.end(&conversation, "u2");
+    }
+    let frames = events_for(&mut ws, Duration::from_millis(600)).await;
+    // Per media: 4 changes seen by u1 alone, then 4 seen by both.
+    assert_eq!(frames.len(), media.len() * 12, "{frames:?}");
+
+    let mut problems = Vec::new();
+    let mut arrays = std::collections::BTreeSet::new();
+    for (n, frame) in frames.iter().enumerate() {
+        let keys: std::collections::BTreeSet<&str> = frame
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k.as_str())
+            .collect();
+        assert_eq!(
+            keys,
+            ["eventBody", "metadata", "topicName", "version"].into(),
+            "{frame}"
+        );
+        assert!(topics.contains(&frame["topicName"].as_str().unwrap_or("")));
+        let body = &frame["eventBody"];
+        models.check(&format!("frame {n}"), &model, body, &mut problems);
+        // Values as the reference (presence-sync §3.3) describes them.
+        for participant in body["participants"].as_array().into_iter().flatten() {
+            let purpose = participant["purpose"].as_str().unwrap_or("");
+            if !["agent", "customer"].contains(&purpose) {
+                problems.push(format!("frame {n}: purpose {purpose}"));
+            }
+            for (array, entries) in participant.as_object().into_iter().flatten() {
+                let Some(entries) = entries.as_array() else {
+                    continue;
+                };
+                arrays.insert(array.clone());
+                for entry in entries {
+                    let state = entry["state"].as_str().unwrap_or("");
+                    let states = [
+                        "alerting",
+                        "dialing",
+                        "contacting",
+                        "offering",
+                        "connected",
+                        "disconnected",
+                        "terminated",
+                    ];
+                    if !states.contains(&state) {
+                        problems.push(format!("frame {n}: {array} state {state}"));
+                    }
+                    if let Some(direction) = entry.get("direction") {
+                        if !["inbound", "outbound"].contains(&direction.as_str().unwrap_or("")) {
+                            problems.push(format!("frame {n}: {array} direction {direction}"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for conversation in 0..media.len() {
+        let (status, body) = client
+            .get(&format!("/api/v2/conversations/c{conversation}"))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        models.check(
+            &format!("GET c{conversation}"),
+            &model,
+            &body,
+            &mut problems,
+        );
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // Every media array was exercised.
+    for kind in media {
+        assert!(arrays.contains(kind.array_name()), "{arrays:?}");
+    }
+}

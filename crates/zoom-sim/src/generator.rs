@@ -1,11 +1,57 @@
 //! Deterministic traffic generator: a seeded contact-center "day" of `contact_center.*` webhook events plus the
 //! ground truth the bridge's engagement records must match.
 //!
-//! Payload shapes follow reference §2 where Zoom documents them and the REST resources' field names elsewhere
-//! (Zoom publishes no complete webhook schemas). Zoom's at-least-once habits that a correct consumer must absorb are
+//! # Shapes
+//!
+//! Every body has the shape of Zoom's published example for its event: the `contact_center.<event>.json` samples in
+//! `shared/vendor/zoom/webhooks/` (ZoomNet's copies of the examples of Zoom's Contact Center webhook reference; see
+//! `shared/vendor/SOURCES.md`). The envelope is `{event, event_ts (epoch ms), payload: {account_id, object}}`, and
+//! `object` holds only keys that the example of that event has, each with the example's JSON type: the engagement's
+//! `engagement_direction`, `channel`, `channel_source` (on the events whose example has it), `flow_id`, `flow_name`,
+//! `flow_number`; the agent as `user_id` + `user_display_name` (`display_name` on `user_*` agent events); the
+//! consumer as `consumer_id`, `consumer_display_name`, `consumer_number`; and `date_time_ms` and every other `*_ms`
+//! field as an ISO-8601 **string** with milliseconds. The sim sends every key of the example whose value it knows;
+//! `tests/contract.rs` checks all of this against the examples, and lists the few keys the sim leaves out and why.
+//! Per event:
+//!
+//! - `engagement_started` (no queue, agent or consumer; its `date_time_ms` is the start; `transfer_from:
+//!   "zoom_phone"` + `transfer_from_id` for a call transferred in from Zoom Phone), `engagement_ended` (its
+//!   `date_time_ms` is the end). Both are whole seconds, so they equal REST's second-precision times.
+//! - `task_reservation_created` → `_accepted` → `engagement_user_answered` when an inbound engagement is offered to
+//!   an agent (`assigned_user_id`); an offer can be `_rejected` or `_timeout` (then another agent is offered), or
+//!   `_canceled` when the consumer hangs up while it rings (abandoned calls); `_completed` when the agent is done.
+//!   Outbound calls are dialled by their agent: no reservation.
+//! - `engagement_transfer_*`: `initiated` → `queued` → `reserved` (→ `rejected`/`timeout` → `reserved` again) →
+//!   `accepted` → `completed`, or `initiated` → `queued` → `canceled`. `task_id` is the transferring agent's task,
+//!   `transfer_to_task_id` the new task (the same on every step of one transfer), `user_id`/`user_display_name` and
+//!   `cc_queue_id`/`queue_name` the transferring agent and queue, `transfer_to_user_id`/`_display_name` and
+//!   `transfer_to_cc_queue_id`/`transfer_to_queue_name` the target. The target's `task_reservation_*` carry the new
+//!   task. The receiving agent then gets `engagement_user_answered`.
+//! - `recording_started` (→ `recording_paused` → `recording_resumed`) → `recording_stopped` → `recording_completed`
+//!   (→ `recording_transcript_completed` with `transcript_url`), with `recording_type`, `owner_*`, `users[]`,
+//!   `consumers[]`, `recording_start_time_ms`/`recording_end_time_ms` and `recording_duration` (seconds), and no
+//!   download or playback URL: the bridge fetches a recording over REST after the webhook.
+//! - `inbox_message_received` carries no type, URL, duration or creation time (REST does);
+//!   `voicemail_transcript_completed` carries the transcript URL and the duration.
+//! - `engagement_messaging_transcript_completed` and `engagement_email_transcript_completed` carry `transcript_url`
+//!   (for e-mail, the engagement's e-mail messages API, as in Zoom's example).
+//! - `user_login`, `user_logout`, `user_status_changed` (`previous_/current_status_id/_name`,
+//!   `previous_/current_sub_status_id/_name`; ids are strings).
+//!
+//! # Semantics
+//!
+//! One flow per engagement: the flow of the queue it arrives in (the directory has one flow per queue); transfers
+//! move the engagement between queues, not flows. Zoom's at-least-once habits that a correct consumer must absorb are
 //! reproduced on purpose: `engagement_note_added` and `engagement_disposition_added` are re-fired with later
 //! `event_ts`, notes are edited under the same `note_id`, and transcripts and recordings complete after the
 //! engagement has ended.
+//!
+//! ❓ Guessed, not documented by Zoom: `transfer_level` (always `queue`: the sim transfers to queues), the task
+//! statuses along a transfer, `task_timeout`, `auto_assign` (false), the empty `*_sub_status_id`/`_name` of statuses
+//! without a sub-status, the disposition's `status`/`last_modified_time`/`modified_by` (read as: active, when and by
+//! whom it was saved on the engagement), whether `engagement_user_answered` follows `engagement_transfer_accepted`,
+//! `engagement_user_ended` for messaging and e-mail, `recording_duration` excluding paused time, and which party
+//! ends a call (`engagement_user_ended` or `engagement_consumer_ended`).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -13,9 +59,9 @@ use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
-use crate::{iso_time, opaque_id};
+use crate::{iso_time, iso_time_ms, opaque_id, urls};
 
 /// Zoom's REST base; URLs inside payloads are built from it.
 pub const DEFAULT_API_BASE: &str = "https://api.zoom.us/v2";
@@ -25,6 +71,58 @@ pub const DEFAULT_START_MS: i64 = 1_795_251_600_000;
 pub const DEFAULT_ACCOUNT_ID: &str = "simAcct7Qx2LpN4vR8sT0w";
 
 const EVENT_PREFIX: &str = "contact_center.";
+
+/// Every event the generator can emit (without the `contact_center.` prefix). A day of a few dozen engagements has
+/// the common ones; the rare branches (rejected and timed-out offers, canceled transfers, paused recordings, calls
+/// from Zoom Phone) show up in a few hundred.
+pub const EVENT_KINDS: &[&str] = &[
+    "engagement_started",
+    "engagement_ended",
+    "task_reservation_created",
+    "task_reservation_accepted",
+    "task_reservation_rejected",
+    "task_reservation_timeout",
+    "task_reservation_canceled",
+    "task_reservation_completed",
+    "engagement_user_answered",
+    "engagement_consumer_answered",
+    "engagement_user_hold",
+    "engagement_user_unhold",
+    "engagement_user_muted",
+    "engagement_user_unmuted",
+    "engagement_user_ended",
+    "engagement_consumer_ended",
+    "engagement_transfer_initiated",
+    "engagement_transfer_queued",
+    "engagement_transfer_reserved",
+    "engagement_transfer_rejected",
+    "engagement_transfer_timeout",
+    "engagement_transfer_accepted",
+    "engagement_transfer_canceled",
+    "engagement_transfer_completed",
+    "engagement_wrap_up_started",
+    "engagement_wrap_up_ended",
+    "engagement_note_added",
+    "engagement_disposition_added",
+    "recording_started",
+    "recording_paused",
+    "recording_resumed",
+    "recording_stopped",
+    "recording_completed",
+    "recording_transcript_completed",
+    "engagement_messaging_transcript_completed",
+    "engagement_email_transcript_completed",
+    "inbox_message_received",
+    "voicemail_transcript_completed",
+    "user_login",
+    "user_logout",
+    "user_status_changed",
+];
+
+/// Seconds a task may wait (`task_timeout`, `transfer_to_task_timeout`); ❓ the value of Zoom's examples.
+const TASK_TIMEOUT_S: i64 = 86_400;
+/// How long an offer rings before `task_reservation_timeout`. ❓ A queue setting; 20 s here.
+const RING_TIMEOUT_MS: i64 = 20_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GeneratorConfig {
@@ -92,6 +190,12 @@ pub struct Scenario {
     pub events: Vec<SimEvent>,
     pub truth: GroundTruth,
     pub directory: Directory,
+    /// The REST base every URL of the scenario is built from ([`GeneratorConfig::api_base`] without a trailing
+    /// `/`); see [`crate::urls`].
+    pub api_base: String,
+    /// `message_id` → seconds of the voicemail's audio: what Zoom's REST API reports as `message_duration` but
+    /// `inbox_message_received` does not carry (only `voicemail_transcript_completed` does, when it fires).
+    pub voicemail_durations: BTreeMap<String, i64>,
 }
 
 /// What the bridge's records must contain once every event has been processed.
@@ -122,24 +226,30 @@ impl GroundTruth {
     }
 }
 
+/// One engagement's truth, derived from exactly the events emitted for it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TruthEngagement {
     pub engagement_id: String,
-    /// `voice`, `video`, `messaging` or `email`.
+    /// `channel` of `engagement_started`: `voice`, `video`, `messaging` or `email`.
     pub channel: String,
-    /// `inbound` or `outbound`.
+    /// `engagement_direction` of `engagement_started`: `inbound` or `outbound`.
     pub direction: String,
-    /// Whole seconds, equal to the `start_time`/`end_time` ISO strings.
+    /// `date_time_ms` of `engagement_started` and `engagement_ended`: whole seconds, equal to REST's
+    /// `start_time`/`end_time`.
     pub start_time_ms: i64,
     pub end_time_ms: i64,
-    /// Every `cc_queue_id` on any event of the engagement.
+    /// Every `cc_queue_id` on any event of the engagement (a transfer's target queue counts once an event names it
+    /// as `cc_queue_id`: a canceled transfer's target does not).
     pub queue_ids: BTreeSet<String>,
-    /// Every `user_id` on `engagement_user_answered` / `engagement_transfer_accepted`.
+    /// The agents who handled it: `user_id` of `engagement_user_answered` and `transfer_to_user_id` of
+    /// `engagement_transfer_accepted` (offered agents who rejected or let an offer time out are not agents).
     pub agent_ids: BTreeSet<String>,
+    /// Every top-level `consumer_number` (web chat, video and e-mail engagements have none).
     pub consumer_numbers: BTreeSet<String>,
     /// `note_id` → the text with the latest `last_modified_time`.
     pub notes: BTreeMap<String, String>,
     pub disposition_ids: BTreeSet<String>,
+    /// `recording_id` of `recording_started` / `recording_completed`.
     pub recording_ids: BTreeSet<String>,
     /// `(type, id)`: `("recording", recording_id)`, `("messaging", engagement_id)`, `("email", engagement_id)`,
     /// `("voicemail", message_id)`; present only when the matching `*_transcript_completed` event was fired.
@@ -166,17 +276,31 @@ pub struct Queue {
     pub inbox_name: String,
 }
 
+/// A flow (entry point): every engagement enters the flow of the queue it arrives in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flow {
+    /// `ZWW` + 32 hex digits, the shape of flow ids in Zoom's webhook examples.
+    pub flow_id: String,
+    pub flow_name: String,
+    /// E.164 number of the flow (`flow_number` on phone-based engagements).
+    pub flow_number: String,
+    /// The queue the flow routes to.
+    pub cc_queue_id: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Disposition {
     pub disposition_id: String,
     pub disposition_name: String,
+    #[serde(default)]
+    pub disposition_description: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Consumer {
     pub consumer_id: String,
     pub consumer_display_name: String,
-    /// E.164.
+    /// E.164, unique in the directory.
     pub consumer_number: String,
 }
 
@@ -186,8 +310,30 @@ pub struct Directory {
     pub account_id: String,
     pub agents: Vec<Agent>,
     pub queues: Vec<Queue>,
+    /// One per queue, in the queues' order.
+    #[serde(default)]
+    pub flows: Vec<Flow>,
     pub dispositions: Vec<Disposition>,
     pub consumers: Vec<Consumer>,
+}
+
+impl Directory {
+    /// The flow of the queue `cc_queue_id`.
+    pub fn flow_of_queue(&self, cc_queue_id: &str) -> Option<&Flow> {
+        self.flows.iter().find(|f| f.cc_queue_id == cc_queue_id)
+    }
+
+    pub fn agent(&self, user_id: &str) -> Option<&Agent> {
+        self.agents.iter().find(|a| a.user_id == user_id)
+    }
+
+    pub fn consumer(&self, consumer_id: &str) -> Option<&Consumer> {
+        self.consumers.iter().find(|c| c.consumer_id == consumer_id)
+    }
+
+    pub fn consumer_by_number(&self, number: &str) -> Option<&Consumer> {
+        self.consumers.iter().find(|c| c.consumer_number == number)
+    }
 }
 
 const AGENT_NAMES: &[&str] = &[
@@ -206,15 +352,18 @@ const AGENT_NAMES: &[&str] = &[
 ];
 const AGENT_COUNT: usize = 8;
 const QUEUE_NAMES: &[&str] = &["Sales", "Support", "Billing", "Retention"];
-const DISPOSITION_NAMES: &[&str] = &[
-    "Inquiry",
-    "Resolved",
-    "Follow-up required",
-    "Sale",
-    "Complaint",
-    "Callback scheduled",
-    "Wrong number",
-    "Escalated",
+const DISPOSITION_NAMES: &[(&str, &str)] = &[
+    ("Inquiry", "The consumer asked for information."),
+    ("Resolved", "The issue was solved during the engagement."),
+    (
+        "Follow-up required",
+        "Someone must get back to the consumer.",
+    ),
+    ("Sale", "The consumer bought something."),
+    ("Complaint", "The consumer complained."),
+    ("Callback scheduled", "A callback was agreed."),
+    ("Wrong number", "The consumer reached the wrong business."),
+    ("Escalated", "Handed to a supervisor or another team."),
 ];
 const CONSUMER_FIRST: &[&str] = &[
     "Jill", "Marcus", "Ana", "Tom", "Grace", "Omar", "Hannah", "Diego", "Chloe", "Ivan", "Leila",
@@ -244,7 +393,19 @@ const NOTE_EDITS: &[&str] = &[
     " Correction: the reference number is {n}.",
     " Update: ticket {n} opened.",
 ];
-const BREAK_REASONS: &[&str] = &["Break", "Lunch", "Meeting", "Training"];
+/// ZCC agent statuses `(status_id, status_name)` (reference §7.2).
+const OFFLINE: (&str, &str) = ("0", "Offline");
+const READY: (&str, &str) = ("1", "Ready");
+const NOT_READY: (&str, &str) = ("2", "Not Ready");
+/// Default Not-Ready reasons `(sub_status_id, sub_status_name)` (reference §7.2).
+const BREAK_REASONS: &[(&str, &str)] = &[
+    ("20", "Break"),
+    ("21", "Meal"),
+    ("22", "Training"),
+    ("23", "Meeting"),
+];
+/// No sub-status. ❓ Whether Zoom sends empty strings or leaves the keys out.
+const NO_SUB_STATUS: (&str, &str) = ("", "");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -304,6 +465,7 @@ pub fn generate(config: &GeneratorConfig) -> Scenario {
         api_base: config.api_base.trim_end_matches('/').to_owned(),
         busy_until: vec![i64::MIN; directory.agents.len()],
         directory,
+        voicemail_durations: BTreeMap::new(),
     };
 
     let plans = gen.plans(config.engagements);
@@ -323,10 +485,10 @@ pub fn generate(config: &GeneratorConfig) -> Scenario {
     let agent_events = gen.agent_day(floor_second(config.start_ms), day_end);
     let non_engagement_events = agent_events.len();
     events.extend(agent_events);
-
-    // Stable: events with equal timestamps keep their causal generation order.
+    // Stable: events of one engagement keep their emission order on equal timestamps.
     events.sort_by_key(|e| e.event_ts);
     truths.sort_by(|a, b| a.engagement_id.cmp(&b.engagement_id));
+
     Scenario {
         events,
         truth: GroundTruth {
@@ -334,6 +496,8 @@ pub fn generate(config: &GeneratorConfig) -> Scenario {
             non_engagement_events,
         },
         directory: gen.directory,
+        api_base: gen.api_base,
+        voicemail_durations: gen.voicemail_durations,
     }
 }
 
@@ -354,7 +518,7 @@ fn directory(rng: &mut StdRng, account_id: &str) -> Directory {
             ),
         })
         .collect();
-    let queues = QUEUE_NAMES
+    let queues: Vec<Queue> = QUEUE_NAMES
         .iter()
         .map(|name| Queue {
             cc_queue_id: opaque_id(rng),
@@ -363,36 +527,65 @@ fn directory(rng: &mut StdRng, account_id: &str) -> Directory {
             inbox_name: format!("{name} Voicemail"),
         })
         .collect();
+    let flows = queues
+        .iter()
+        .enumerate()
+        .map(|(i, q)| Flow {
+            flow_id: zoom_hex_id(rng, "ZWW"),
+            flow_name: format!("{} Flow", q.queue_name),
+            flow_number: format!("+1800555{:04}", 100 + i),
+            cc_queue_id: q.cc_queue_id.clone(),
+        })
+        .collect();
     let dispositions = DISPOSITION_NAMES
         .iter()
-        .map(|name| Disposition {
+        .map(|(name, description)| Disposition {
             disposition_id: opaque_id(rng),
             disposition_name: (*name).to_owned(),
+            disposition_description: (*description).to_owned(),
         })
         .collect();
-    let consumers = (0..CONSUMER_POOL)
-        .map(|_| {
-            let first = CONSUMER_FIRST.choose(rng).copied().unwrap_or("Jill");
-            let last = CONSUMER_LAST.choose(rng).copied().unwrap_or("Walker");
-            let area = AREA_CODES.choose(rng).copied().unwrap_or(205);
-            Consumer {
-                consumer_id: opaque_id(rng),
-                consumer_display_name: format!("{first} {last}"),
-                consumer_number: format!(
-                    "+1{area}{}{:06}",
-                    rng.random_range(2..10),
-                    rng.random_range(0..1_000_000)
-                ),
-            }
-        })
-        .collect();
+    let mut numbers = HashSet::new();
+    let mut consumers = Vec::with_capacity(CONSUMER_POOL);
+    while consumers.len() < CONSUMER_POOL {
+        let first = CONSUMER_FIRST.choose(rng).copied().unwrap_or("Jill");
+        let last = CONSUMER_LAST.choose(rng).copied().unwrap_or("Walker");
+        let area = AREA_CODES.choose(rng).copied().unwrap_or(205);
+        let consumer = Consumer {
+            consumer_id: opaque_id(rng),
+            consumer_display_name: format!("{first} {last}"),
+            consumer_number: format!(
+                "+1{area}{}{:06}",
+                rng.random_range(2..10),
+                rng.random_range(0..1_000_000)
+            ),
+        };
+        // Numbers identify consumers on events that carry no consumer id (`inbox_message_received`).
+        if numbers.insert(consumer.consumer_number.clone()) {
+            consumers.push(consumer);
+        }
+    }
     Directory {
         account_id: account_id.to_owned(),
         agents,
         queues,
+        flows,
         dispositions,
         consumers,
     }
+}
+
+/// `prefix` + 32 upper-case hex digits: the shape of flow (`ZWW`), task (`ZWT`) and task reservation (`ZWR`) ids in
+/// Zoom's examples.
+fn zoom_hex_id<R: Rng + ?Sized>(rng: &mut R, prefix: &str) -> String {
+    use std::fmt::Write as _;
+    let bytes: [u8; 16] = rng.random();
+    let mut out = String::with_capacity(prefix.len() + 32);
+    out.push_str(prefix);
+    for b in bytes {
+        let _ = write!(out, "{b:02X}");
+    }
+    out
 }
 
 fn floor_second(ms: i64) -> i64 {
@@ -423,6 +616,147 @@ fn envelope(account_id: &str, name: &str, ts: i64, object: Value) -> Value {
     })
 }
 
+/// The keys of an engagement event that come from the engagement's state (see [`Eng::context`]), per event, as Zoom's
+/// example of the event has them. Event-specific keys are added by the emitter of each event.
+fn context_keys(name: &str) -> &'static [&'static str] {
+    /// Agent-and-consumer events: answered, hold, wrap-up, notes, dispositions, ...
+    const ENGAGEMENT: &[&str] = &[
+        "engagement_id",
+        "engagement_direction",
+        "channel",
+        "channel_source",
+        "date_time_ms",
+        "flow_id",
+        "flow_name",
+        "flow_number",
+        "cc_queue_id",
+        "queue_name",
+        "user_id",
+        "user_display_name",
+        "consumer_id",
+        "consumer_display_name",
+        "consumer_number",
+    ];
+    /// The same without `channel_source` (mute, unmute, consumer ended) and the transfers.
+    const NO_SOURCE: &[&str] = &[
+        "engagement_id",
+        "engagement_direction",
+        "channel",
+        "date_time_ms",
+        "flow_id",
+        "flow_name",
+        "flow_number",
+        "cc_queue_id",
+        "queue_name",
+        "user_id",
+        "user_display_name",
+        "consumer_id",
+        "consumer_display_name",
+        "consumer_number",
+    ];
+    const STARTED: &[&str] = &[
+        "engagement_id",
+        "engagement_direction",
+        "channel",
+        "flow_id",
+        "flow_name",
+        "date_time_ms",
+    ];
+    const ENDED: &[&str] = &[
+        "engagement_id",
+        "engagement_direction",
+        "channel",
+        "channel_source",
+        "flow_id",
+        "flow_name",
+        "date_time_ms",
+    ];
+    const RESERVATION: &[&str] = &[
+        "engagement_id",
+        "engagement_direction",
+        "channel",
+        "channel_source",
+        "flow_id",
+        "flow_name",
+        "cc_queue_id",
+        "queue_name",
+    ];
+    const RESERVATION_OVER: &[&str] = &[
+        "engagement_id",
+        "channel",
+        "channel_source",
+        "flow_id",
+        "flow_name",
+        "cc_queue_id",
+        "queue_name",
+    ];
+    const RECORDING_AT: &[&str] = &[
+        "engagement_id",
+        "engagement_direction",
+        "channel",
+        "date_time_ms",
+        "flow_id",
+        "flow_name",
+        "cc_queue_id",
+        "queue_name",
+    ];
+    const RECORDING_DONE: &[&str] = &[
+        "engagement_id",
+        "engagement_direction",
+        "channel",
+        "flow_id",
+        "flow_name",
+        "cc_queue_id",
+        "queue_name",
+    ];
+    const INBOX: &[&str] = &[
+        "engagement_id",
+        "engagement_direction",
+        "channel",
+        "cc_queue_id",
+        "queue_name",
+        "flow_id",
+        "flow_name",
+        "flow_number",
+        "consumer_number",
+        "date_time_ms",
+    ];
+    const VOICEMAIL_TRANSCRIPT: &[&str] = &[
+        "engagement_id",
+        "date_time_ms",
+        "flow_id",
+        "flow_name",
+        "queue_name",
+        "cc_queue_id",
+        "consumer_number",
+        "consumer_id",
+        "consumer_display_name",
+    ];
+    match name {
+        "engagement_started" => STARTED,
+        "engagement_ended"
+        | "engagement_messaging_transcript_completed"
+        | "engagement_email_transcript_completed" => ENDED,
+        "task_reservation_created" | "task_reservation_accepted" | "task_reservation_completed" => {
+            RESERVATION
+        }
+        "task_reservation_rejected" | "task_reservation_canceled" | "task_reservation_timeout" => {
+            RESERVATION_OVER
+        }
+        "engagement_user_muted" | "engagement_user_unmuted" | "engagement_consumer_ended" => {
+            NO_SOURCE
+        }
+        n if n.starts_with("engagement_transfer_") => NO_SOURCE,
+        "recording_started" | "recording_paused" | "recording_resumed" | "recording_stopped" => {
+            RECORDING_AT
+        }
+        "recording_completed" | "recording_transcript_completed" => RECORDING_DONE,
+        "inbox_message_received" => INBOX,
+        "voicemail_transcript_completed" => VOICEMAIL_TRANSCRIPT,
+        _ => ENGAGEMENT,
+    }
+}
+
 struct Gen {
     rng: StdRng,
     account_id: String,
@@ -430,6 +764,7 @@ struct Gen {
     directory: Directory,
     /// Per agent: when the agent is next free (a soft constraint; overload falls back to the least busy agent).
     busy_until: Vec<i64>,
+    voicemail_durations: BTreeMap<String, i64>,
 }
 
 /// A note as Zoom currently holds it.
@@ -442,12 +777,52 @@ struct NoteState {
     last_modified_ms: i64,
 }
 
+/// A disposition saved on the engagement.
+#[derive(Debug, Clone, Copy)]
+struct SavedDisposition {
+    index: usize,
+    agent: usize,
+    /// Whole seconds.
+    saved_ms: i64,
+}
+
 struct Recording {
     id: String,
+    channel: &'static str,
     start_ms: i64,
     end_ms: i64,
+    /// Milliseconds spent paused.
+    paused_ms: i64,
     agent: usize,
     queue: usize,
+    on_demand: bool,
+}
+
+/// A task offered to an agent.
+#[derive(Debug, Clone)]
+struct Reservation {
+    id: String,
+    task_id: String,
+    agent: usize,
+    queue: usize,
+    created_ms: i64,
+}
+
+/// One transfer (all its steps share the tasks).
+struct Transfer {
+    task_id: String,
+    to_task_id: String,
+    transfer_type: &'static str,
+    from_agent: usize,
+    from_queue: usize,
+    to_queue: usize,
+}
+
+/// The outcome of offering a task until an agent accepts it.
+struct Offer {
+    agent: usize,
+    reservation: Reservation,
+    accepted_ms: i64,
 }
 
 impl Gen {
@@ -499,9 +874,9 @@ impl Gen {
         plans
     }
 
-    fn pick_agent(&mut self, at: i64, exclude: Option<usize>) -> usize {
+    fn pick_agent(&mut self, at: i64, exclude: &[usize]) -> usize {
         let candidates: Vec<usize> = (0..self.busy_until.len())
-            .filter(|&i| Some(i) != exclude)
+            .filter(|i| !exclude.contains(i))
             .collect();
         let free: Vec<usize> = candidates
             .iter()
@@ -547,16 +922,6 @@ impl Gen {
         (q.cc_queue_id.clone(), q.queue_name.clone())
     }
 
-    fn answered(&self, agent: usize, queue: usize, eng: &Eng) -> Value {
-        let (user_id, display_name) = self.agent_fields(agent);
-        let (cc_queue_id, queue_name) = self.queue_fields(queue);
-        json!({
-            "channel": eng.channel, "channel_source": eng.channel_source,
-            "user_id": user_id, "display_name": display_name,
-            "cc_queue_id": cc_queue_id, "queue_name": queue_name,
-        })
-    }
-
     fn engagement(&mut self, start: i64, plan: &Plan) -> Eng {
         let kind = plan.kind;
         let channel = kind.channel();
@@ -583,14 +948,6 @@ impl Gen {
         } else {
             "inbound"
         };
-        let mut eng = Eng::new(
-            self.account_id.clone(),
-            opaque_id(&mut self.rng),
-            channel,
-            channel_source,
-            direction,
-            start,
-        );
         let consumer = self
             .directory
             .consumers
@@ -598,94 +955,281 @@ impl Gen {
             .cloned()
             .expect("the consumer pool is never empty");
         let queue = self.rng.random_range(0..self.directory.queues.len());
-        let (cc_queue_id, queue_name) = self.queue_fields(queue);
-        let mut started = json!({
-            "channel": channel, "channel_source": channel_source, "direction": direction,
-            "cc_queue_id": cc_queue_id, "queue_name": queue_name,
-            "consumer_id": consumer.consumer_id, "consumer_display_name": consumer.consumer_display_name,
-            "start_time": iso_time(start),
-        });
-        // Only phone-based sources know the consumer's number.
-        if matches!(channel_source, "voice" | "sms" | "whatsapp") {
-            started["consumer_number"] = json!(consumer.consumer_number);
-        }
+        let flow = self.directory.flows[queue].clone();
+        let mut eng = Eng {
+            account_id: self.account_id.clone(),
+            direction,
+            channel,
+            channel_source,
+            // Only phone-based sources know numbers: the consumer's, the flow's, a task's caller and callee.
+            phone: matches!(channel_source, "voice" | "sms" | "whatsapp"),
+            flow,
+            consumer,
+            queue: Some(self.queue_fields(queue)),
+            agent: None,
+            used: HashSet::new(),
+            events: Vec::new(),
+            truth: TruthEngagement {
+                engagement_id: opaque_id(&mut self.rng),
+                ..TruthEngagement::default()
+            },
+            note_versions: BTreeMap::new(),
+            last_ts: start,
+        };
+        // Some calls reach the contact center transferred from a Zoom Phone user.
+        let started = if kind == Kind::VoiceInbound && self.rng.random_bool(0.1) {
+            let call_id: String = (0..19)
+                .map(|i| {
+                    let lo = if i == 0 { 1 } else { 0 };
+                    char::from(b'0' + self.rng.random_range(lo..10u8))
+                })
+                .collect();
+            json!({"transfer_from": "zoom_phone", "transfer_from_id": call_id})
+        } else {
+            json!({})
+        };
         eng.emit("engagement_started", start, started);
 
         match kind {
-            Kind::Abandoned => {
-                let end = ceil_second(start + self.secs(5, 120) + self.millis(0, 999));
-                eng.ended(end);
-            }
-            Kind::Voicemail => self.voicemail(&mut eng, start, queue, &consumer),
-            _ => self.handled(&mut eng, start, plan, queue, &consumer),
+            Kind::Abandoned => self.abandoned(&mut eng, start, queue),
+            Kind::Voicemail => self.voicemail(&mut eng, start, queue),
+            _ => self.handled(&mut eng, start, plan, queue),
         }
         eng
     }
 
-    fn voicemail(&mut self, eng: &mut Eng, start: i64, queue: usize, consumer: &Consumer) {
+    /// The consumer hangs up before anyone answers, sometimes while an agent's phone rings.
+    fn abandoned(&mut self, eng: &mut Eng, start: i64, queue: usize) {
+        let hang_up = start + self.secs(5, 120) + self.millis(0, 999);
+        if self.rng.random_bool(0.5) {
+            let offered = self.between(start + 2000, hang_up - 3000);
+            let agent = self.pick_agent(offered, &[]);
+            let reservation = Reservation {
+                id: zoom_hex_id(&mut self.rng, "ZWR"),
+                task_id: zoom_hex_id(&mut self.rng, "ZWT"),
+                agent,
+                queue,
+                created_ms: offered,
+            };
+            self.reservation_event(eng, "task_reservation_created", &reservation, offered);
+            let canceled = hang_up + self.millis(50, 400);
+            self.reservation_event(eng, "task_reservation_canceled", &reservation, canceled);
+        }
+        eng.emit("engagement_consumer_ended", hang_up, json!({}));
+        eng.ended(ceil_second(hang_up + 500));
+    }
+
+    fn voicemail(&mut self, eng: &mut Eng, start: i64, queue: usize) {
         let duration_s = self.rng.random_range(8..=120);
-        let end = ceil_second(start + self.secs(15, 60) + duration_s * 1000);
+        let hang_up = start + self.secs(15, 60) + duration_s * 1000 + self.millis(0, 999);
+        eng.emit("engagement_consumer_ended", hang_up, json!({}));
+        let end = ceil_second(hang_up + 1);
         eng.ended(end);
         let message_id = opaque_id(&mut self.rng);
         let q = self.directory.queues[queue].clone();
         let received = end + self.millis(2000, 15_000);
-        let base = &self.api_base;
-        let transcript_url =
-            format!("{base}/contact_center/inbox/message/transcripts/download/{message_id}");
         eng.emit(
             "inbox_message_received",
             received,
-            json!({
-                "message_id": message_id, "inbox_id": q.inbox_id, "inbox_name": q.inbox_name,
-                "message_type": "voicemail", "message_duration": duration_s, "created_at": iso_time(end),
-                "download_url": format!("{base}/contact_center/inbox/message/download/{message_id}?type=voicemail"),
-                "playback_url": format!("{base}/contact_center/inbox/message/playback/{message_id}?type=voicemail"),
-                "transcript_url": transcript_url,
-                "consumer_number": consumer.consumer_number, "consumer_id": consumer.consumer_id,
-                "cc_queue_id": q.cc_queue_id, "queue_name": q.queue_name,
-            }),
+            json!({"message_id": message_id, "inbox_id": q.inbox_id, "inbox_name": q.inbox_name}),
         );
+        self.voicemail_durations
+            .insert(message_id.clone(), duration_s);
         if self.rng.random_bool(0.65) {
             let at = received + self.rng.random_range(30..=180) * 1000;
+            let url = urls::voicemail_transcript(&self.api_base, &message_id);
             eng.emit(
                 "voicemail_transcript_completed",
                 at,
-                json!({"message_id": message_id, "transcript_url": transcript_url}),
+                json!({
+                    "message_id": message_id, "inbox_id": q.inbox_id, "inbox_name": q.inbox_name,
+                    "transcript_url": url, "message_duration": duration_s, "status": "normal",
+                }),
             );
         }
     }
 
-    /// An engagement handled by one or more agents: answer, talk segments separated by transfers, end, wrap-up.
-    fn handled(
+    /// `task_reservation_*` for `reservation` at `ts`.
+    fn reservation_event(
+        &self,
+        eng: &mut Eng,
+        name: &'static str,
+        reservation: &Reservation,
+        ts: i64,
+    ) -> i64 {
+        let ts = eng.slot(name, ts);
+        let (user_id, _) = self.agent_fields(reservation.agent);
+        let (cc_queue_id, queue_name) = self.queue_fields(reservation.queue);
+        let (caller, callee) = eng.caller_callee();
+        eng.put(
+            name,
+            ts,
+            json!({
+                "task_reservation_id": reservation.id, "task_id": reservation.task_id,
+                "assigned_user_id": user_id, "cc_queue_id": cc_queue_id, "queue_name": queue_name,
+                "created_time_ms": iso_time_ms(reservation.created_ms),
+                "last_modified_time_ms": iso_time_ms(ts),
+                "auto_assign": false, "task_timeout": TASK_TIMEOUT_S,
+                "caller_number": caller, "callee_number": callee,
+            }),
+        );
+        ts
+    }
+
+    /// `engagement_transfer_*` for `transfer` at `ts`; `to_agent` once a target agent is reserved.
+    fn transfer_event(
+        &self,
+        eng: &mut Eng,
+        name: &'static str,
+        transfer: &Transfer,
+        ts: i64,
+        to_agent: Option<usize>,
+        statuses: (&str, Option<&str>),
+    ) -> i64 {
+        let (user_id, user_name) = self.agent_fields(transfer.from_agent);
+        let (cc_queue_id, queue_name) = self.queue_fields(transfer.from_queue);
+        let (to_queue_id, to_queue_name) = self.queue_fields(transfer.to_queue);
+        let (to_user_id, to_user_name) = match to_agent.map(|a| self.agent_fields(a)) {
+            Some((id, name)) => (Some(id), Some(name)),
+            None => (None, None),
+        };
+        eng.emit(
+            name,
+            ts,
+            json!({
+                "task_id": transfer.task_id, "transfer_to_task_id": transfer.to_task_id,
+                "task_status": statuses.0, "transfer_to_task_status": statuses.1,
+                "task_timeout": TASK_TIMEOUT_S, "transfer_to_task_timeout": TASK_TIMEOUT_S,
+                "transfer_level": "queue", "transfer_type": transfer.transfer_type,
+                "user_id": user_id, "user_display_name": user_name,
+                "cc_queue_id": cc_queue_id, "queue_name": queue_name,
+                "transfer_to_cc_queue_id": to_queue_id, "transfer_to_queue_name": to_queue_name,
+                "transfer_to_user_id": to_user_id, "transfer_to_user_display_name": to_user_name,
+            }),
+        )
+    }
+
+    /// Offers a task to agents (not `exclude`) from `at` until one accepts; a transfer's steps are fired along.
+    fn offer(
         &mut self,
         eng: &mut Eng,
-        start: i64,
-        plan: &Plan,
-        mut queue: usize,
-        consumer: &Consumer,
-    ) {
+        task_id: &str,
+        queue: usize,
+        mut at: i64,
+        exclude: Option<usize>,
+        transfer: Option<&Transfer>,
+    ) -> Offer {
+        let av = matches!(eng.channel, "voice" | "video");
+        let mut declined: Vec<usize> = exclude.into_iter().collect();
+        loop {
+            let agent = self.pick_agent(at, &declined);
+            if let Some(t) = transfer {
+                at = self.transfer_event(
+                    eng,
+                    "engagement_transfer_reserved",
+                    t,
+                    at,
+                    Some(agent),
+                    ("assigned", Some("reserved")),
+                );
+            }
+            let created = at + self.millis(1, 50);
+            let reservation = Reservation {
+                id: zoom_hex_id(&mut self.rng, "ZWR"),
+                task_id: task_id.to_owned(),
+                agent,
+                queue,
+                created_ms: created,
+            };
+            let created =
+                self.reservation_event(eng, "task_reservation_created", &reservation, created);
+            // At most two unanswered offers, then someone takes it.
+            if declined.len() < 2 + usize::from(exclude.is_some()) && self.rng.random_bool(0.12) {
+                let (reservation_event, transfer_event, over) = if self.rng.random_bool(0.5) {
+                    let over = created + self.secs(2, 8) + self.millis(0, 999);
+                    (
+                        "task_reservation_rejected",
+                        "engagement_transfer_rejected",
+                        over,
+                    )
+                } else {
+                    let over = created + RING_TIMEOUT_MS + self.millis(0, 300);
+                    (
+                        "task_reservation_timeout",
+                        "engagement_transfer_timeout",
+                        over,
+                    )
+                };
+                let over = self.reservation_event(eng, reservation_event, &reservation, over);
+                if let Some(t) = transfer {
+                    let statuses = if transfer_event == "engagement_transfer_timeout" {
+                        ("assigned", None)
+                    } else {
+                        ("assigned", Some("pending"))
+                    };
+                    let at = over + self.millis(1, 50);
+                    self.transfer_event(eng, transfer_event, t, at, Some(agent), statuses);
+                }
+                declined.push(agent);
+                at = over + self.millis(500, 3000);
+                continue;
+            }
+            let ring = if av {
+                self.secs(2, 12)
+            } else {
+                self.secs(3, 30)
+            } + self.millis(0, 999);
+            let accepted = self.reservation_event(
+                eng,
+                "task_reservation_accepted",
+                &reservation,
+                created + ring,
+            );
+            if let Some(t) = transfer {
+                let at = accepted + self.millis(1, 30);
+                self.transfer_event(
+                    eng,
+                    "engagement_transfer_accepted",
+                    t,
+                    at,
+                    Some(agent),
+                    ("assigned", Some("assigned")),
+                );
+            }
+            return Offer {
+                agent,
+                reservation,
+                accepted_ms: accepted,
+            };
+        }
+    }
+
+    /// An engagement handled by one or more agents: offer and answer, talk segments separated by transfers, end,
+    /// wrap-up.
+    fn handled(&mut self, eng: &mut Eng, start: i64, plan: &Plan, mut queue: usize) {
         let kind = plan.kind;
         let av = matches!(kind.channel(), "voice" | "video");
-        let mut t = match kind {
-            Kind::VoiceOutbound => start + self.millis(300, 1500),
-            Kind::VoiceInbound => start + self.secs(5, 90) + self.millis(0, 999),
-            Kind::Video => start + self.secs(5, 60) + self.millis(0, 999),
-            Kind::Messaging => start + self.secs(10, 180) + self.millis(0, 999),
-            _ => start + self.secs(60, 1800) + self.millis(0, 999),
+        let mut task_id = zoom_hex_id(&mut self.rng, "ZWT");
+        let (mut agent, mut reservation, mut t) = if kind == Kind::VoiceOutbound {
+            // The agent dials: no routing, no reservation.
+            let t = start + self.millis(300, 1500);
+            (self.pick_agent(t, &[]), None, t)
+        } else {
+            let wait = match kind {
+                Kind::VoiceInbound => self.secs(5, 90),
+                Kind::Video => self.secs(5, 60),
+                Kind::Messaging => self.secs(10, 180),
+                _ => self.secs(60, 1800),
+            } + self.millis(0, 999);
+            let offer = self.offer(eng, &task_id, queue, start + wait, None, None);
+            let answered = offer.accepted_ms + self.millis(50, 400);
+            (offer.agent, Some(offer.reservation), answered)
         };
-        let mut agent = self.pick_agent(t, None);
-        let answered = self.answered(agent, queue, eng);
-        eng.emit("engagement_user_answered", t, answered);
+        eng.agent = Some(self.agent_fields(agent));
+        eng.emit("engagement_user_answered", t, json!({}));
         if kind == Kind::VoiceOutbound {
             t += self.secs(5, 25) + self.millis(0, 999);
-            eng.emit(
-                "engagement_consumer_answered",
-                t,
-                json!({
-                    "channel": eng.channel, "channel_source": eng.channel_source,
-                    "consumer_id": consumer.consumer_id, "consumer_number": consumer.consumer_number,
-                }),
-            );
+            eng.emit("engagement_consumer_answered", t, json!({}));
         }
 
         let recorded = av && self.rng.random_bool(0.75);
@@ -696,7 +1240,7 @@ impl Gen {
             .map(|_| self.rng.random_range(0..=segments))
             .collect();
         let mut notes: Vec<NoteState> = Vec::new();
-        let mut saved_dispositions: Vec<(usize, usize)> = Vec::new();
+        let mut saved: Vec<SavedDisposition> = Vec::new();
 
         for seg in 0..segments {
             let seg_len = match kind.channel() {
@@ -705,25 +1249,9 @@ impl Gen {
                 _ => self.secs(120, 900),
             };
             let seg_end = t + seg_len + self.millis(0, 999);
-            let (user_id, _) = self.agent_fields(agent);
 
             if recorded {
-                let recording = Recording {
-                    id: opaque_id(&mut self.rng),
-                    start_ms: t + self.millis(300, 2000),
-                    end_ms: seg_end,
-                    agent,
-                    queue,
-                };
-                eng.emit(
-                    "recording_started",
-                    recording.start_ms,
-                    json!({
-                        "recording_id": recording.id, "channel": eng.channel,
-                        "recording_start_time_ms": recording.start_ms, "user_id": user_id,
-                    }),
-                );
-                self.recording_completed(eng, &recording);
+                self.record(eng, agent, queue, t, seg_end);
             }
             if av {
                 for (on, off, p) in [
@@ -733,8 +1261,8 @@ impl Gen {
                     if self.rng.random_bool(p) {
                         let at = self.between(t + seg_len / 10, t + seg_len * 6 / 10);
                         let back = (at + self.secs(10, 90)).min(seg_end - 1000);
-                        eng.emit(on, at, json!({"user_id": user_id}));
-                        eng.emit(off, back.max(at + 1), json!({"user_id": user_id}));
+                        eng.emit(on, at, json!({}));
+                        eng.emit(off, back.max(at + 1), json!({}));
                     }
                 }
             }
@@ -747,57 +1275,142 @@ impl Gen {
                 t = seg_end;
                 break;
             }
-            // Transfer: the current agent may save a disposition before handing over (at most one before the
-            // final agent's, so an engagement carries one or two).
-            if saved_dispositions.is_empty() && self.rng.random_bool(0.5) {
-                let at = seg_end - self.secs(1, 10);
-                self.add_disposition(eng, &mut saved_dispositions, agent, at);
-            }
-            eng.emit(
-                "engagement_transfer_initiated",
-                seg_end,
-                json!({"user_id": user_id}),
-            );
-            self.occupy(agent, seg_end);
-            let new_agent = self.pick_agent(seg_end, Some(agent));
-            let new_queue = if self.rng.random_bool(0.6) {
+            let to_queue = if self.rng.random_bool(0.6) {
                 self.other_queue(queue)
             } else {
                 queue
             };
-            let accept = seg_end + self.secs(5, 40) + self.millis(0, 999);
-            let (new_user, new_name) = self.agent_fields(new_agent);
-            let (cc_queue_id, queue_name) = self.queue_fields(new_queue);
-            eng.emit(
-                "engagement_transfer_accepted",
-                accept,
-                json!({
-                    "user_id": new_user, "display_name": new_name,
-                    "cc_queue_id": cc_queue_id, "queue_name": queue_name,
-                }),
+            // A transfer the agent gives up on while it waits in the queue.
+            if seg_len >= 120_000 && self.rng.random_bool(0.12) {
+                let at = self.between(t + seg_len / 3, seg_end - 60_000);
+                let attempt = Transfer {
+                    task_id: task_id.clone(),
+                    to_task_id: zoom_hex_id(&mut self.rng, "ZWT"),
+                    transfer_type: "cold",
+                    from_agent: agent,
+                    from_queue: queue,
+                    to_queue: self.other_queue(queue),
+                };
+                let statuses = ("assigned", Some("pending"));
+                let at = self.transfer_event(
+                    eng,
+                    "engagement_transfer_initiated",
+                    &attempt,
+                    at,
+                    None,
+                    statuses,
+                );
+                let queued = at + self.millis(200, 1500);
+                self.transfer_event(
+                    eng,
+                    "engagement_transfer_queued",
+                    &attempt,
+                    queued,
+                    None,
+                    statuses,
+                );
+                let canceled = queued + self.secs(5, 20);
+                self.transfer_event(
+                    eng,
+                    "engagement_transfer_canceled",
+                    &attempt,
+                    canceled,
+                    None,
+                    ("assigned", Some("canceled")),
+                );
+            }
+            // The current agent may save a disposition before handing over (at most one before the final agent's,
+            // so an engagement carries one or two).
+            if saved.is_empty() && self.rng.random_bool(0.5) {
+                let at = seg_end - self.secs(1, 10);
+                self.add_disposition(eng, &mut saved, agent, at);
+            }
+            let transfer = Transfer {
+                task_id: task_id.clone(),
+                to_task_id: zoom_hex_id(&mut self.rng, "ZWT"),
+                transfer_type: if self.rng.random_bool(0.4) {
+                    "warm"
+                } else {
+                    "cold"
+                },
+                from_agent: agent,
+                from_queue: queue,
+                to_queue,
+            };
+            let statuses = ("assigned", Some("pending"));
+            let initiated = self.transfer_event(
+                eng,
+                "engagement_transfer_initiated",
+                &transfer,
+                seg_end,
+                None,
+                statuses,
             );
+            let queued = initiated + self.millis(200, 1500);
+            let queued = self.transfer_event(
+                eng,
+                "engagement_transfer_queued",
+                &transfer,
+                queued,
+                None,
+                statuses,
+            );
+            let offered = queued + self.millis(300, 2000);
+            let offer = self.offer(
+                eng,
+                &transfer.to_task_id,
+                to_queue,
+                offered,
+                Some(agent),
+                Some(&transfer),
+            );
+            // A cold transfer completes at once; a warm one when the transferring agent leaves the consultation.
+            let completed = if transfer.transfer_type == "warm" {
+                offer.accepted_ms + self.secs(10, 60)
+            } else {
+                offer.accepted_ms + self.millis(300, 2000)
+            };
+            let target = Some(offer.agent);
+            let completed = self.transfer_event(
+                eng,
+                "engagement_transfer_completed",
+                &transfer,
+                completed,
+                target,
+                ("completed", Some("assigned")),
+            );
+            if let Some(done) = reservation.take() {
+                let at = completed + self.millis(50, 300);
+                self.reservation_event(eng, "task_reservation_completed", &done, at);
+            }
+            self.occupy(agent, completed);
             // Zoom re-fires the engagement's notes and dispositions after a transfer.
-            let refire_from = accept + 1000;
-            self.refire(eng, &notes, &saved_dispositions, refire_from, 0.7, 0.5);
-            t = accept + self.secs(1, 3);
-            agent = new_agent;
-            queue = new_queue;
-            let answered = self.answered(agent, queue, eng);
-            eng.emit("engagement_user_answered", t, answered);
+            let refire_from = offer.accepted_ms + 1000;
+            self.refire(eng, &notes, &saved, refire_from, 0.7, 0.5);
+            t = offer.accepted_ms + self.secs(1, 3);
+            agent = offer.agent;
+            queue = to_queue;
+            task_id = transfer.to_task_id;
+            reservation = Some(offer.reservation);
+            eng.agent = Some(self.agent_fields(agent));
+            eng.queue = Some(self.queue_fields(queue));
+            eng.emit("engagement_user_answered", t, json!({}));
         }
 
+        // Who ends it: the agent, or on a call either party.
+        let party = if av && self.rng.random_bool(0.5) {
+            "engagement_consumer_ended"
+        } else {
+            "engagement_user_ended"
+        };
+        eng.emit(party, t, json!({}));
         let end = ceil_second(t + 1);
         eng.ended(end);
 
         // Wrap-up by the last agent: new notes, edits of the agent's own notes, the final disposition.
-        let (user_id, _) = self.agent_fields(agent);
         let wrap_start = end + self.millis(200, 1500);
         let wrap_end = wrap_start + self.secs(15, 120);
-        eng.emit(
-            "engagement_wrap_up_started",
-            wrap_start,
-            json!({"user_id": user_id}),
-        );
+        eng.emit("engagement_wrap_up_started", wrap_start, json!({}));
         for _ in note_phases.iter().filter(|&&p| p == segments) {
             let at = self.between(wrap_start + 2000, wrap_end - 8000);
             self.add_note(eng, &mut notes, agent, at);
@@ -818,79 +1431,141 @@ impl Gen {
             self.emit_note(eng, note, at);
         }
         let at = self.between(wrap_start + 1000, wrap_end - 1000);
-        self.add_disposition(eng, &mut saved_dispositions, agent, at);
-        eng.emit(
-            "engagement_wrap_up_ended",
-            wrap_end,
-            json!({"user_id": user_id}),
-        );
+        self.add_disposition(eng, &mut saved, agent, at);
+        eng.emit("engagement_wrap_up_ended", wrap_end, json!({}));
+        if let Some(done) = reservation {
+            let at = wrap_end + self.millis(50, 300);
+            self.reservation_event(eng, "task_reservation_completed", &done, at);
+        }
         self.occupy(agent, wrap_end);
         // Re-saves after wrap-up.
-        self.refire(eng, &notes, &saved_dispositions, wrap_end + 1000, 0.35, 0.4);
+        self.refire(eng, &notes, &saved, wrap_end + 1000, 0.35, 0.4);
 
+        let id = eng.truth.engagement_id.clone();
         match kind {
             Kind::Messaging if self.rng.random_bool(0.9) => {
                 let at = end + self.secs(10, 120);
-                let url = format!(
-                    "{}/contact_center/engagements/transcripts/download/{}",
-                    self.api_base, eng.truth.engagement_id
-                );
+                let url = urls::engagement_transcript(&self.api_base, &id);
                 eng.emit(
                     "engagement_messaging_transcript_completed",
                     at,
-                    json!({"channel": "messaging", "transcript_url": url}),
+                    json!({"transcript_url": url}),
                 );
             }
             Kind::Email if self.rng.random_bool(0.9) => {
                 let at = end + self.secs(5, 60);
-                let url = format!(
-                    "{}/contact_center/engagements/transcripts/download/{}",
-                    self.api_base, eng.truth.engagement_id
-                );
+                let url = urls::email_transcript(&self.api_base, &id);
                 eng.emit(
                     "engagement_email_transcript_completed",
                     at,
-                    json!({"channel": "email", "transcript_url": url}),
+                    json!({"transcript_url": url}),
                 );
             }
             _ => {}
         }
     }
 
-    fn recording_completed(&mut self, eng: &mut Eng, rec: &Recording) {
-        let (user_id, _) = self.agent_fields(rec.agent);
-        let (cc_queue_id, queue_name) = self.queue_fields(rec.queue);
-        let completed = rec.end_ms + self.secs(5, 60);
-        let base = &self.api_base;
-        let id = &rec.id;
-        let kind = eng.channel;
-        let transcript_url =
-            format!("{base}/contact_center/recording/transcripts/download/{id}?type={kind}");
-        let duration_s = (rec.end_ms - rec.start_ms).max(0) / 1000;
-        eng.emit(
+    /// One agent segment's recording: automatic (queue-owned, from the segment's start) or on demand (agent-owned,
+    /// started by the agent later), sometimes paused, stopped with the segment, completed a little later.
+    fn record(&mut self, eng: &mut Eng, agent: usize, queue: usize, from: i64, to: i64) {
+        let on_demand = self.rng.random_bool(0.2);
+        let start_ms = if on_demand {
+            self.between(from + 5000, from + (to - from) / 2)
+        } else {
+            from + self.millis(300, 2000)
+        };
+        let mut recording = Recording {
+            id: opaque_id(&mut self.rng),
+            channel: eng.channel,
+            start_ms,
+            end_ms: to,
+            paused_ms: 0,
+            agent,
+            queue,
+            on_demand,
+        };
+        self.recording_event(eng, "recording_started", &recording, start_ms, json!({}));
+        let since = json!({"recording_start_time_ms": iso_time_ms(start_ms)});
+        if to - start_ms > 60_000 && self.rng.random_bool(0.15) {
+            let paused = self.between(start_ms + 5000, start_ms + (to - start_ms) / 2);
+            let resumed = paused + self.secs(5, 30);
+            let paused =
+                self.recording_event(eng, "recording_paused", &recording, paused, since.clone());
+            let resumed =
+                self.recording_event(eng, "recording_resumed", &recording, resumed, since.clone());
+            recording.paused_ms = resumed - paused;
+        }
+        self.recording_event(eng, "recording_stopped", &recording, to, since);
+        let completed = to + self.secs(5, 60);
+        let done = json!({
+            "recording_start_time_ms": iso_time_ms(recording.start_ms),
+            "recording_end_time_ms": iso_time_ms(recording.end_ms),
+            "recording_duration": (recording.end_ms - recording.start_ms - recording.paused_ms).max(0) / 1000,
+        });
+        let completed = self.recording_event(
+            eng,
             "recording_completed",
+            &recording,
             completed,
-            json!({
-                "recording_id": id, "channel": kind,
-                "recording_start_time": iso_time(rec.start_ms), "recording_end_time": iso_time(rec.end_ms),
-                "recording_start_time_ms": rec.start_ms, "recording_duration": duration_s,
-                "download_url": format!("{base}/contact_center/recording/download/{id}?type={kind}"),
-                "transcript_url": transcript_url,
-                "playback_url": format!("{base}/contact_center/recording/playback/{id}?type={kind}"),
-                "user_id": user_id, "cc_queue_id": cc_queue_id, "queue_name": queue_name,
-            }),
+            done.clone(),
         );
         if self.rng.random_bool(0.6) {
             let at = completed + self.rng.random_range(60..=600) * 1000;
-            eng.emit(
+            let mut fields = done;
+            fields["transcript_url"] = json!(urls::recording_transcript(
+                &self.api_base,
+                &recording.id,
+                recording.channel
+            ));
+            self.recording_event(
+                eng,
                 "recording_transcript_completed",
+                &recording,
                 at,
-                json!({
-                    "recording_id": id, "transcript_url": transcript_url,
-                    "recording_start_time_ms": rec.start_ms,
-                }),
+                fields,
             );
         }
+    }
+
+    /// `recording_*` for `recording` at `ts`, with `extra` fields.
+    fn recording_event(
+        &self,
+        eng: &mut Eng,
+        name: &'static str,
+        recording: &Recording,
+        ts: i64,
+        extra: Value,
+    ) -> i64 {
+        let (user_id, user_name) = self.agent_fields(recording.agent);
+        let (cc_queue_id, queue_name) = self.queue_fields(recording.queue);
+        let (owner_id, owner_name, owner_type, recording_type) = if recording.on_demand {
+            (user_id.clone(), user_name.clone(), "user", "on_demand")
+        } else {
+            (
+                cc_queue_id.clone(),
+                queue_name.clone(),
+                "queue",
+                "automatic",
+            )
+        };
+        let mut consumer = json!({
+            "consumer_id": eng.consumer.consumer_id,
+            "consumer_display_name": eng.consumer.consumer_display_name,
+        });
+        if eng.phone {
+            consumer["consumer_number"] = json!(eng.consumer.consumer_number);
+        }
+        let mut fields = json!({
+            "recording_id": recording.id, "recording_type": recording_type,
+            "cc_queue_id": cc_queue_id, "queue_name": queue_name,
+            "owner_id": owner_id, "owner_name": owner_name, "owner_type": owner_type,
+            "users": [{"user_id": user_id, "user_display_name": user_name}],
+            "consumers": [consumer],
+        });
+        if let (Some(fields), Value::Object(extra)) = (fields.as_object_mut(), extra) {
+            fields.extend(extra);
+        }
+        eng.emit(name, ts, fields)
     }
 
     fn add_note(&mut self, eng: &mut Eng, notes: &mut Vec<NoteState>, agent: usize, at: i64) {
@@ -905,12 +1580,13 @@ impl Gen {
     }
 
     fn emit_note(&self, eng: &mut Eng, note: &NoteState, at: i64) {
-        let (user_id, _) = self.agent_fields(note.author);
+        let (user_id, user_name) = self.agent_fields(note.author);
         eng.emit(
             "engagement_note_added",
             at,
             json!({
-                "note_id": note.note_id, "note": note.text, "user_id": user_id,
+                "note_id": note.note_id, "note": note.text,
+                "user_id": user_id, "user_display_name": user_name,
                 "last_modified_time": iso_time(note.last_modified_ms),
             }),
         );
@@ -920,30 +1596,39 @@ impl Gen {
     fn add_disposition(
         &mut self,
         eng: &mut Eng,
-        saved: &mut Vec<(usize, usize)>,
+        saved: &mut Vec<SavedDisposition>,
         agent: usize,
         at: i64,
     ) {
         let options: Vec<usize> = (0..self.directory.dispositions.len())
-            .filter(|i| !saved.iter().any(|(d, _)| d == i))
+            .filter(|i| !saved.iter().any(|s| s.index == *i))
             .collect();
-        let Some(&d) = options.choose(&mut self.rng) else {
+        let Some(&index) = options.choose(&mut self.rng) else {
             return;
         };
-        saved.push((d, agent));
-        self.emit_disposition(eng, d, agent, at);
+        let disposition = SavedDisposition {
+            index,
+            agent,
+            saved_ms: floor_second(at),
+        };
+        saved.push(disposition);
+        self.emit_disposition(eng, disposition, at);
     }
 
-    fn emit_disposition(&self, eng: &mut Eng, d: usize, agent: usize, at: i64) {
-        let (user_id, _) = self.agent_fields(agent);
-        let disposition = &self.directory.dispositions[d];
+    fn emit_disposition(&self, eng: &mut Eng, saved: SavedDisposition, at: i64) {
+        let (user_id, user_name) = self.agent_fields(saved.agent);
+        let disposition = &self.directory.dispositions[saved.index];
         eng.emit(
             "engagement_disposition_added",
             at,
             json!({
                 "disposition_id": disposition.disposition_id,
                 "disposition_name": disposition.disposition_name,
-                "user_id": user_id,
+                "disposition_description": disposition.disposition_description,
+                "status": "active",
+                "last_modified_time": iso_time(saved.saved_ms),
+                "modified_by": user_id,
+                "user_id": user_id, "user_display_name": user_name,
             }),
         );
     }
@@ -953,7 +1638,7 @@ impl Gen {
         &mut self,
         eng: &mut Eng,
         notes: &[NoteState],
-        dispositions: &[(usize, usize)],
+        dispositions: &[SavedDisposition],
         from: i64,
         note_p: f64,
         disposition_p: f64,
@@ -964,10 +1649,10 @@ impl Gen {
                 self.emit_note(eng, note, at);
             }
         }
-        for &(d, agent) in dispositions {
+        for &saved in dispositions {
             if self.rng.random_bool(disposition_p) {
                 let at = from + self.millis(0, 30_000);
-                self.emit_disposition(eng, d, agent, at);
+                self.emit_disposition(eng, saved, at);
             }
         }
     }
@@ -985,32 +1670,35 @@ impl Gen {
                 while !used.insert((name, ts)) {
                     ts += 1;
                 }
-                let mut object = json!({"user_id": agent.user_id, "user_email": agent.email});
+                let mut object = json!({
+                    "user_id": agent.user_id, "display_name": agent.display_name,
+                    "user_email": agent.email, "date_time_ms": iso_time_ms(ts),
+                });
                 if let (Some(o), Value::Object(extra)) = (object.as_object_mut(), extra) {
                     o.extend(extra);
                 }
-                object["date_time"] = json!(iso_time(ts));
                 out.push(SimEvent {
                     event_ts: ts,
                     body: envelope(&account_id, name, ts, object),
                 });
             };
-            let status = |prev: &str, prev_sub: &str, cur: &str, cur_sub: &str| {
+            type Status = ((&'static str, &'static str), (&'static str, &'static str));
+            let status = |previous: Status, current: Status| {
+                let ((prev_id, prev_name), (prev_sub_id, prev_sub_name)) = previous;
+                let ((cur_id, cur_name), (cur_sub_id, cur_sub_name)) = current;
                 json!({
-                    "previous_status_name": prev, "previous_sub_status_name": prev_sub,
-                    "current_status_name": cur, "current_sub_status_name": cur_sub,
+                    "previous_status_id": prev_id, "previous_status_name": prev_name,
+                    "previous_sub_status_id": prev_sub_id, "previous_sub_status_name": prev_sub_name,
+                    "current_status_id": cur_id, "current_status_name": cur_name,
+                    "current_sub_status_id": cur_sub_id, "current_sub_status_name": cur_sub_name,
                 })
             };
-            emit(
-                "user_login",
-                login,
-                json!({"display_name": agent.display_name}),
-            );
+            emit("user_login", login, json!({}));
             let ready_at = login + self.rng.random_range(1000..5000);
             emit(
                 "user_status_changed",
                 ready_at,
-                status("Offline", "", "Ready", ""),
+                status((OFFLINE, NO_SUB_STATUS), (READY, NO_SUB_STATUS)),
             );
             // Up to two non-overlapping breaks between login and logout.
             let mut cursor = ready_at + 300_000;
@@ -1024,16 +1712,16 @@ impl Gen {
                 let reason = BREAK_REASONS
                     .choose(&mut self.rng)
                     .copied()
-                    .unwrap_or("Break");
+                    .unwrap_or(BREAK_REASONS[0]);
                 emit(
                     "user_status_changed",
                     away,
-                    status("Ready", "", "Not Ready", reason),
+                    status((READY, NO_SUB_STATUS), (NOT_READY, reason)),
                 );
                 emit(
                     "user_status_changed",
                     back,
-                    status("Not Ready", reason, "Ready", ""),
+                    status((NOT_READY, reason), (READY, NO_SUB_STATUS)),
                 );
                 cursor = back + 60_000;
             }
@@ -1041,13 +1729,9 @@ impl Gen {
             emit(
                 "user_status_changed",
                 offline_at,
-                status("Ready", "", "Offline", ""),
+                status((READY, NO_SUB_STATUS), (OFFLINE, NO_SUB_STATUS)),
             );
-            emit(
-                "user_logout",
-                logout,
-                json!({"display_name": agent.display_name}),
-            );
+            emit("user_logout", logout, json!({}));
         }
         out
     }
@@ -1056,9 +1740,16 @@ impl Gen {
 /// Builds one engagement's events and derives its truth from exactly what was emitted.
 struct Eng {
     account_id: String,
+    direction: &'static str,
     channel: &'static str,
     channel_source: &'static str,
-    direction: &'static str,
+    /// Whether the channel source carries phone numbers (voice, SMS, WhatsApp).
+    phone: bool,
+    flow: Flow,
+    consumer: Consumer,
+    /// The queue and the agent handling the engagement now, as `(id, name)`.
+    queue: Option<(String, String)>,
+    agent: Option<(String, String)>,
     used: HashSet<(&'static str, i64)>,
     events: Vec<SimEvent>,
     truth: TruthEngagement,
@@ -1068,62 +1759,103 @@ struct Eng {
 }
 
 impl Eng {
-    fn new(
-        account_id: String,
-        engagement_id: String,
-        channel: &'static str,
-        channel_source: &'static str,
-        direction: &'static str,
-        start: i64,
-    ) -> Self {
-        Self {
-            account_id,
-            channel,
-            channel_source,
-            direction,
-            used: HashSet::new(),
-            events: Vec::new(),
-            truth: TruthEngagement {
-                engagement_id,
-                channel: channel.to_owned(),
-                direction: direction.to_owned(),
-                start_time_ms: start,
-                end_time_ms: start,
-                ..TruthEngagement::default()
-            },
-            note_versions: BTreeMap::new(),
-            last_ts: start,
+    /// The value of an engagement key as the engagement stands now; `None` when it does not apply (no agent yet,
+    /// no numbers on a web chat, ...).
+    fn context(&self, key: &str) -> Option<Value> {
+        let phone = |value: &str| self.phone.then(|| json!(value));
+        match key {
+            "engagement_id" => Some(json!(self.truth.engagement_id)),
+            "engagement_direction" => Some(json!(self.direction)),
+            "channel" => Some(json!(self.channel)),
+            "channel_source" => Some(json!(self.channel_source)),
+            "flow_id" => Some(json!(self.flow.flow_id)),
+            "flow_name" => Some(json!(self.flow.flow_name)),
+            "flow_number" => phone(&self.flow.flow_number),
+            "cc_queue_id" => self.queue.as_ref().map(|(id, _)| json!(id)),
+            "queue_name" => self.queue.as_ref().map(|(_, name)| json!(name)),
+            "user_id" => self.agent.as_ref().map(|(id, _)| json!(id)),
+            "user_display_name" => self.agent.as_ref().map(|(_, name)| json!(name)),
+            "consumer_id" => Some(json!(self.consumer.consumer_id)),
+            "consumer_display_name" => Some(json!(self.consumer.consumer_display_name)),
+            "consumer_number" => phone(&self.consumer.consumer_number),
+            _ => None,
         }
     }
 
-    /// Emits `contact_center.{name}`; bumps `ts` by a millisecond until (name, ts) is unique in the engagement so no
-    /// two distinct events are byte-identical. Returns the timestamp used.
-    fn emit(&mut self, name: &'static str, mut ts: i64, mut object: Value) -> i64 {
+    /// `(caller_number, callee_number)` of the engagement's tasks: the consumer and the flow's number, inbound or
+    /// outbound; none off the phone.
+    fn caller_callee(&self) -> (Option<String>, Option<String>) {
+        if !self.phone {
+            return (None, None);
+        }
+        let consumer = Some(self.consumer.consumer_number.clone());
+        let flow = Some(self.flow.flow_number.clone());
+        if self.direction == "outbound" {
+            (flow, consumer)
+        } else {
+            (consumer, flow)
+        }
+    }
+
+    /// Claims `ts` for `name`, a millisecond later until (name, ts) is unique in the engagement, so no two distinct
+    /// events are byte-identical. Returns the timestamp claimed.
+    fn slot(&mut self, name: &'static str, mut ts: i64) -> i64 {
         while !self.used.insert((name, ts)) {
             ts += 1;
         }
-        let id = self.truth.engagement_id.clone();
-        object["engagement_id"] = json!(id);
+        ts
+    }
+
+    /// Emits `contact_center.{name}` at the first free `ts`; returns the timestamp used.
+    fn emit(&mut self, name: &'static str, ts: i64, extra: Value) -> i64 {
+        let ts = self.slot(name, ts);
+        self.put(name, ts, extra);
+        ts
+    }
+
+    /// Emits `contact_center.{name}` at `ts` (claimed with [`Eng::slot`]): the event's context keys
+    /// ([`context_keys`]), then `extra` (which wins; its `null`s are left out).
+    fn put(&mut self, name: &'static str, ts: i64, extra: Value) {
+        let mut object = Map::new();
+        for &key in context_keys(name) {
+            let value = if key == "date_time_ms" {
+                Some(json!(iso_time_ms(ts)))
+            } else {
+                self.context(key)
+            };
+            if let Some(value) = value {
+                object.insert(key.to_owned(), value);
+            }
+        }
+        if let Value::Object(extra) = extra {
+            for (key, value) in extra {
+                if value.is_null() {
+                    object.remove(&key);
+                } else {
+                    object.insert(key, value);
+                }
+            }
+        }
+        let object = Value::Object(object);
         self.observe(name, &object);
         self.last_ts = self.last_ts.max(ts);
         self.events.push(SimEvent {
             event_ts: ts,
             body: envelope(&self.account_id, name, ts, object),
         });
-        ts
     }
 
     fn ended(&mut self, end: i64) {
-        self.truth.end_time_ms = end;
-        let object = json!({
-            "channel": self.channel, "channel_source": self.channel_source, "direction": self.direction,
-            "end_time": iso_time(end),
-        });
-        self.emit("engagement_ended", end, object);
+        self.emit("engagement_ended", end, json!({}));
     }
 
     fn observe(&mut self, name: &str, object: &Value) {
         let field = |key: &str| object.get(key).and_then(Value::as_str).map(str::to_owned);
+        let time = |key: &str| {
+            field(key)
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+                .map(|t| t.timestamp_millis())
+        };
         let truth = &mut self.truth;
         truth.event_count += 1;
         if let Some(q) = field("cc_queue_id") {
@@ -1133,8 +1865,20 @@ impl Eng {
             truth.consumer_numbers.insert(n);
         }
         match name {
-            "engagement_user_answered" | "engagement_transfer_accepted" => {
+            "engagement_started" => {
+                truth.channel = field("channel").unwrap_or_default();
+                truth.direction = field("engagement_direction").unwrap_or_default();
+                truth.start_time_ms = time("date_time_ms").unwrap_or_default();
+                truth.end_time_ms = truth.end_time_ms.max(truth.start_time_ms);
+            }
+            "engagement_ended" => {
+                truth.end_time_ms = time("date_time_ms").unwrap_or_default();
+            }
+            "engagement_user_answered" => {
                 truth.agent_ids.extend(field("user_id"));
+            }
+            "engagement_transfer_accepted" => {
+                truth.agent_ids.extend(field("transfer_to_user_id"));
             }
             "engagement_note_added" => {
                 if let (Some(id), Some(text), Some(modified)) =
@@ -1211,6 +1955,17 @@ mod tests {
             .timestamp_millis()
     }
 
+    /// Events of one engagement, in order.
+    fn by_engagement(s: &Scenario) -> BTreeMap<&str, Vec<&SimEvent>> {
+        let mut out: BTreeMap<&str, Vec<&SimEvent>> = BTreeMap::new();
+        for e in &s.events {
+            if let Some(id) = e.engagement_id() {
+                out.entry(id).or_default().push(e);
+            }
+        }
+        out
+    }
+
     #[test]
     fn deterministic_for_a_seed() {
         let a = scenario(7, 30);
@@ -1231,28 +1986,77 @@ mod tests {
                 Some(DEFAULT_ACCOUNT_ID)
             );
             assert!(e.object().is_some_and(Value::is_object), "{}", e.body);
-            // The typo in the zoom crate's event list (messaging transcript entry) is tolerated here.
             assert!(
-                zoom::events::is_known_event(e.event())
-                    || e.event() == "contact_center.engagement_messaging_transcript_completed",
+                zoom::events::is_known_event(e.event()),
                 "unknown event {}",
                 e.event()
             );
-            // The bridge's own envelope type must accept every body.
-            let parsed: zoom::WebhookEnvelope =
-                serde_json::from_value(e.body.clone()).expect("zoom::WebhookEnvelope");
-            assert_eq!(parsed.event_ts, e.event_ts);
+            assert!(EVENT_KINDS.contains(&short_name(e)), "{}", e.event());
+            // The bridge's own envelope decoder reads every field of every body.
+            let parsed = zoom::WebhookEnvelope::decode(&e.body).expect("an envelope");
+            assert_eq!(parsed.event_ts, Some(e.event_ts));
+            assert!(
+                parsed.field_errors.is_empty(),
+                "{:?}: {}",
+                parsed.field_errors,
+                e.body
+            );
             let is_agent_event = short_name(e).starts_with("user_");
             assert_eq!(
-                parsed.payload.object.engagement_id.is_none(),
+                parsed.object.engagement_id.is_none(),
                 is_agent_event,
                 "{}",
                 e.body
             );
+            // When it happened, by Zoom's clock: `date_time_ms` is the event's own time.
+            if let Some(at) = str_field(e, "date_time_ms") {
+                assert_eq!(iso_ms(at), e.event_ts, "{}", e.body);
+            }
         }
         let agent_events = s.events.iter().filter(|e| e.engagement_id().is_none());
         assert_eq!(agent_events.count(), s.truth.non_engagement_events);
         assert_eq!(s.truth.total_events(), s.events.len());
+    }
+
+    /// The names of Zoom's examples, never the guessed ones the simulator used to send.
+    #[test]
+    fn objects_use_zooms_field_names_and_types() {
+        let s = scenario(11, 120);
+        for e in &s.events {
+            let Some(Value::Object(object)) = e.object() else {
+                panic!("no object: {}", e.body);
+            };
+            for stale in [
+                "direction",
+                "start_time",
+                "end_time",
+                "date_time",
+                "download_url",
+                "playback_url",
+                "created_at",
+                "message_type",
+                "recording_start_time",
+                "recording_end_time",
+            ] {
+                assert!(!object.contains_key(stale), "{stale} in {}", e.body);
+            }
+            if e.engagement_id().is_some() {
+                assert!(!object.contains_key("display_name"), "{}", e.body);
+            }
+            for (key, value) in object {
+                if key.ends_with("_ms") {
+                    let text = value
+                        .as_str()
+                        .unwrap_or_else(|| panic!("{key}: {}", e.body));
+                    // Milliseconds always: `2026-11-21T09:00:00.123Z`.
+                    assert_eq!(text.len(), 24, "{key}: {text}");
+                    iso_ms(text);
+                }
+            }
+            if object.contains_key("user_id") && e.engagement_id().is_some() {
+                assert!(object["user_display_name"].is_string(), "{}", e.body);
+            }
+        }
     }
 
     #[test]
@@ -1273,11 +2077,16 @@ mod tests {
             api_base: "http://127.0.0.1:9/v2/".to_owned(),
             ..GeneratorConfig::default()
         });
+        assert_eq!(s.api_base, "http://127.0.0.1:9/v2");
+        let mut urls = 0;
         for e in &s.events {
             for key in [
                 "engagement_id",
                 "user_id",
+                "assigned_user_id",
+                "transfer_to_user_id",
                 "cc_queue_id",
+                "transfer_to_cc_queue_id",
                 "note_id",
                 "disposition_id",
                 "recording_id",
@@ -1289,18 +2098,30 @@ mod tests {
                     assert_eq!(id.len(), 22, "{key} {id}");
                 }
             }
-            for key in ["download_url", "transcript_url", "playback_url"] {
-                if let Some(url) = str_field(e, key) {
-                    assert!(
-                        url.starts_with("http://127.0.0.1:9/v2/contact_center/"),
-                        "{url}"
-                    );
+            for (key, prefix) in [
+                ("flow_id", "ZWW"),
+                ("task_id", "ZWT"),
+                ("transfer_to_task_id", "ZWT"),
+                ("task_reservation_id", "ZWR"),
+            ] {
+                if let Some(id) = str_field(e, key) {
+                    assert!(id.starts_with(prefix) && id.len() == 35, "{key} {id}");
                 }
             }
-            if let Some(n) = str_field(e, "consumer_number") {
-                assert!(n.starts_with("+1") && n.len() == 12, "{n}");
+            if let Some(url) = str_field(e, "transcript_url") {
+                urls += 1;
+                assert!(
+                    url.starts_with("http://127.0.0.1:9/v2/contact_center/"),
+                    "{url}"
+                );
+            }
+            for key in ["consumer_number", "flow_number"] {
+                if let Some(n) = str_field(e, key) {
+                    assert!(n.starts_with("+1") && n.len() == 12, "{n}");
+                }
             }
         }
+        assert!(urls > 0);
     }
 
     /// Recomputes the truth from the events alone, the way a correct order-insensitive projection would.
@@ -1321,16 +2142,19 @@ mod tests {
             match short_name(e) {
                 "engagement_started" => {
                     t.channel = f("channel").unwrap_or_default();
-                    t.direction = f("direction").unwrap_or_default();
-                    t.start_time_ms = iso_ms(&f("start_time").unwrap_or_default());
+                    t.direction = f("engagement_direction").unwrap_or_default();
+                    t.start_time_ms = iso_ms(&f("date_time_ms").unwrap_or_default());
                     assert_eq!(t.start_time_ms, e.event_ts);
                 }
                 "engagement_ended" => {
-                    t.end_time_ms = iso_ms(&f("end_time").unwrap_or_default());
+                    t.end_time_ms = iso_ms(&f("date_time_ms").unwrap_or_default());
                     assert_eq!(t.end_time_ms, e.event_ts);
                 }
-                "engagement_user_answered" | "engagement_transfer_accepted" => {
+                "engagement_user_answered" => {
                     t.agent_ids.extend(f("user_id"));
+                }
+                "engagement_transfer_accepted" => {
+                    t.agent_ids.extend(f("transfer_to_user_id"));
                 }
                 "engagement_note_added" => {
                     let note_id = f("note_id").unwrap_or_default();
@@ -1391,6 +2215,7 @@ mod tests {
                 );
                 assert!(truth.end_time_ms > truth.start_time_ms);
                 assert_eq!(truth.start_time_ms % 1000, 0);
+                assert_eq!(truth.end_time_ms % 1000, 0);
                 assert!(!truth.queue_ids.is_empty());
                 for (kind, _) in &truth.transcripts {
                     assert!(
@@ -1398,6 +2223,16 @@ mod tests {
                     );
                 }
             }
+            let voicemails: BTreeSet<&String> = s
+                .truth
+                .engagements
+                .iter()
+                .flat_map(|e| &e.voicemail_ids)
+                .collect();
+            assert_eq!(
+                voicemails,
+                s.voicemail_durations.keys().collect::<BTreeSet<_>>()
+            );
         }
     }
 
@@ -1473,6 +2308,87 @@ mod tests {
     }
 
     #[test]
+    fn every_event_kind_appears_in_a_few_busy_days() {
+        let mut seen: BTreeSet<&str> = BTreeSet::new();
+        let days: Vec<Scenario> = (0..3).map(|seed| scenario(seed, 300)).collect();
+        for s in &days {
+            seen.extend(s.events.iter().map(short_name));
+        }
+        let missing: Vec<&&str> = EVENT_KINDS.iter().filter(|k| !seen.contains(**k)).collect();
+        assert!(missing.is_empty(), "never emitted: {missing:?}");
+    }
+
+    /// Offers and transfers name the agents as Zoom does: the offered agent is `assigned_user_id`; a transfer's
+    /// `user_id` is the transferring agent and `transfer_to_user_id` the receiving one; one `transfer_to_task_id`
+    /// per transfer, which becomes the `task_id` of the target's reservations.
+    #[test]
+    fn offers_and_transfers_are_consistent() {
+        let s = scenario(21, 200);
+        let mut transfers_checked = 0;
+        for (id, events) in by_engagement(&s) {
+            let truth = s.truth.engagement(id).expect("truth");
+            let mut current: Option<&str> = None;
+            let mut reserved: Option<(&str, &str)> = None;
+            let mut accepted_reservation: Option<&str> = None;
+            let mut transfer_tasks: HashMap<&str, &str> = HashMap::new();
+            let mut transferring: HashMap<&str, Option<&str>> = HashMap::new();
+            for e in &events {
+                let f = |key: &str| str_field(e, key);
+                match short_name(e) {
+                    "task_reservation_created" => {
+                        reserved = Some((
+                            f("task_reservation_id").expect("reservation id"),
+                            f("assigned_user_id").expect("assigned_user_id"),
+                        ));
+                    }
+                    "task_reservation_accepted" => {
+                        let (reservation, user) = reserved.expect("created before accepted");
+                        assert_eq!(f("task_reservation_id"), Some(reservation));
+                        assert_eq!(f("assigned_user_id"), Some(user));
+                        accepted_reservation = Some(user);
+                    }
+                    "engagement_user_answered" => {
+                        let user = f("user_id").expect("user_id");
+                        if truth.direction == "inbound" || current.is_some() {
+                            assert_eq!(accepted_reservation.take(), Some(user), "{id}");
+                        }
+                        assert!(truth.agent_ids.contains(user));
+                        current = Some(user);
+                    }
+                    name if name.starts_with("engagement_transfer_") => {
+                        let task = f("transfer_to_task_id").expect("transfer_to_task_id");
+                        let from = f("task_id").expect("task_id");
+                        assert_ne!(task, from);
+                        if let Some(seen) = transfer_tasks.insert(task, from) {
+                            assert_eq!(seen, from);
+                        }
+                        // Every step names the agent who initiated it (during a warm transfer the target has
+                        // already answered when the transfer completes).
+                        let user = f("user_id");
+                        if name == "engagement_transfer_initiated" {
+                            assert_eq!(user, current, "{id}: {name} names the transferring agent");
+                            transferring.insert(task, user);
+                        } else {
+                            assert_eq!(transferring.get(task).copied(), Some(user), "{id}: {name}");
+                        }
+                        if name == "engagement_transfer_accepted" {
+                            let (_, user) = reserved.expect("reserved");
+                            assert_eq!(f("transfer_to_user_id"), Some(user));
+                            assert_ne!(Some(user), current);
+                            transfers_checked += 1;
+                        }
+                        if name == "engagement_transfer_reserved" {
+                            assert!(f("transfer_to_user_id").is_some());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        assert!(transfers_checked >= 10, "{transfers_checked}");
+    }
+
+    #[test]
     fn edited_notes_resolve_by_last_modified_time() {
         let s = scenario(5, 200);
         let mut latest: HashMap<(&str, &str), (&str, &str)> = HashMap::new();
@@ -1515,5 +2431,21 @@ mod tests {
             serde_json::from_str::<GroundTruth>(&json).expect("deserialize"),
             truth
         );
+    }
+
+    #[test]
+    fn the_directory_has_a_flow_per_queue_and_unique_numbers() {
+        let d = scenario(1, 0).directory;
+        assert_eq!(d.flows.len(), d.queues.len());
+        for (flow, queue) in d.flows.iter().zip(&d.queues) {
+            assert_eq!(flow.cc_queue_id, queue.cc_queue_id);
+            assert_eq!(d.flow_of_queue(&queue.cc_queue_id), Some(flow));
+        }
+        let numbers: HashSet<&str> = d
+            .consumers
+            .iter()
+            .map(|c| c.consumer_number.as_str())
+            .collect();
+        assert_eq!(numbers.len(), d.consumers.len());
     }
 }

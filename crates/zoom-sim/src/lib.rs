@@ -1,7 +1,8 @@
 //! A deterministic Zoom Contact Center simulator.
 //!
-//! - [`generator`] builds a realistic, seeded contact-center "day" of `contact_center.*` webhook events together with
-//!   the ground truth the bridge's engagement records must end up with.
+//! - [`generator`] builds a realistic, seeded contact-center "day" of `contact_center.*` webhook events, in the shapes
+//!   of Zoom's published examples, together with the ground truth the bridge's engagement records must end up with.
+//! - [`urls`] forms Zoom's file URLs (recordings, voicemails, transcripts) from the REST base.
 //! - [`emitter`] delivers those events to a webhook endpoint exactly as Zoom does (signing, URL validation, retry
 //!   schedule) and injects delivery faults (drops, duplicates, reordering, delays) on request.
 //! - [`server`] serves a scenario over HTTP as Zoom's Server-to-Server OAuth and ZCC REST API (engagements,
@@ -15,6 +16,7 @@
 pub mod emitter;
 pub mod generator;
 pub mod server;
+pub mod urls;
 pub mod websocket;
 
 pub use emitter::{EmitReport, Emitter, EmitterConfig, Faults};
@@ -61,6 +63,14 @@ pub fn iso_time(epoch_ms: i64) -> String {
         .to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// `2026-11-21T09:00:00.123Z`: the millisecond-precision UTC form of Zoom's webhook `*_ms` fields (`date_time_ms`,
+/// `recording_start_time_ms`, `created_time_ms`, ...), which are ISO-8601 strings despite their names.
+pub fn iso_time_ms(epoch_ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(epoch_ms)
+        .unwrap_or(DateTime::UNIX_EPOCH)
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
 /// Current time in epoch milliseconds.
 pub fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
@@ -89,5 +99,14 @@ mod tests {
     fn iso_time_is_second_precision_utc() {
         assert_eq!(iso_time(1_795_251_600_000), "2026-11-21T09:00:00Z");
         assert_eq!(iso_time(1_795_251_600_999), "2026-11-21T09:00:00Z");
+    }
+
+    #[test]
+    fn iso_time_ms_keeps_milliseconds() {
+        assert_eq!(iso_time_ms(1_795_251_600_000), "2026-11-21T09:00:00.000Z");
+        assert_eq!(iso_time_ms(1_795_251_600_987), "2026-11-21T09:00:00.987Z");
+        let parsed =
+            DateTime::parse_from_rfc3339(&iso_time_ms(1_795_251_600_987)).expect("RFC 3339");
+        assert_eq!(parsed.timestamp_millis(), 1_795_251_600_987);
     }
 }

@@ -138,8 +138,8 @@ struct ScenarioArgs {
     start: Option<i64>,
     #[arg(long, default_value = DEFAULT_ACCOUNT_ID)]
     account_id: String,
-    /// REST base used in payload URLs (download_url, transcript_url, ...). Default https://api.zoom.us/v2;
-    /// `serve`: the server's own `/v2`, so the URLs can be downloaded from it.
+    /// REST base of every file URL (webhooks' transcript_url; REST's download_url, playback_url, transcript_url).
+    /// Default https://api.zoom.us/v2; `serve`: the server's own `/v2`, so the URLs can be downloaded from it.
     #[arg(long)]
     api_base: Option<String>,
 }

@@ -10,8 +10,10 @@
 //!   `/v2/contact_center/inboxes/messages` [MEDIUM].
 //! - `GET` and `PUT /v2/users/{userId}/presence_status` [MEDIUM]: Zoom Workplace user presence with its
 //!   one-update-per-minute rule, and `/sim/presence...`, its control and truth routes ([`presence`]).
-//! - The download, playback and transcript URLs the generator puts in payloads (Bearer token, not rate limited), and
-//!   `/v2/_files/{link}`, the unauthenticated CDN-style link they redirect to when `download_redirect` is on.
+//! - The download, playback and transcript URLs of [`crate::urls`] (Bearer token, not rate limited): those REST lists
+//!   for recordings and voicemails, and those the `*_transcript_completed` webhooks announce, including an e-mail
+//!   engagement's `/v2/contact_center/email/messages?engagement_id=` (its messages, as JSON); and `/v2/_files/{link}`,
+//!   the unauthenticated CDN-style link they redirect to when `download_redirect` is on.
 //! - `/sim/truth`: the scenario's ground truth (no auth; not a Zoom API).
 //!
 //! Everything else answers Zoom's JSON error shape; no request input can make a handler panic.

@@ -49,23 +49,31 @@ fn client(server: &SimServer, tweak: impl FnOnce(&mut ClientConfig)) -> ZoomClie
     ZoomClient::new(config).expect("client")
 }
 
-/// The `download_url` of the first recording and of the first voicemail.
+/// The `download_url` of the first recording and of the first voicemail, as REST lists them (the webhooks carry
+/// none): formed from the scenario's REST base as Zoom forms them.
 fn recording_url(scenario: &Scenario) -> String {
-    url_of(scenario, "contact_center.recording_completed")
+    let object = first_object(scenario, "contact_center.recording_completed");
+    let field = |key: &str| object[key].as_str().unwrap_or_default().to_owned();
+    zoom_sim::urls::recording_download(
+        &scenario.api_base,
+        &field("recording_id"),
+        &field("channel"),
+    )
 }
 
 fn voicemail_url(scenario: &Scenario) -> String {
-    url_of(scenario, "contact_center.inbox_message_received")
+    let object = first_object(scenario, "contact_center.inbox_message_received");
+    let id = object["message_id"].as_str().unwrap_or_default();
+    zoom_sim::urls::voicemail_download(&scenario.api_base, id)
 }
 
-fn url_of(scenario: &Scenario, event: &str) -> String {
+fn first_object<'a>(scenario: &'a Scenario, event: &str) -> &'a serde_json::Value {
     scenario
         .events
         .iter()
         .filter(|e| e.event() == event)
-        .find_map(|e| e.object()?.get("download_url")?.as_str())
-        .unwrap_or_else(|| panic!("no {event} with a download_url"))
-        .to_owned()
+        .find_map(|e| e.object())
+        .unwrap_or_else(|| panic!("no {event}"))
 }
 
 /// The file as a plain reqwest client sees it: an oracle independent of `download`. Call it after any transfer

@@ -742,7 +742,7 @@ async fn recordings_list_by_start_or_end_time_and_page_like_zoom() {
     assert!(completed.len() > 30, "{}", completed.len());
     let starts: Vec<i64> = completed
         .iter()
-        .map(|o| ms(&o["recording_start_time"]))
+        .map(|o| ms(&o["recording_start_time_ms"]))
         .collect();
     let (from, to) = (
         iso_time(*starts.iter().min().expect("recordings")),
@@ -827,8 +827,20 @@ async fn recordings_list_by_start_or_end_time_and_page_like_zoom() {
             assert!(r[key].as_str().is_some_and(|v| !v.is_empty()), "{key}: {r}");
         }
         assert!(r["recording_duration"].is_u64());
-        assert_eq!(r["recording_type"], "automatic");
-        assert_eq!(r["owner_type"], "queue");
+        // Automatic recordings belong to the queue, on-demand ones to the agent who started them.
+        match r["recording_type"].as_str() {
+            Some("automatic") => {
+                assert_eq!(r["owner_type"], "queue");
+                assert_eq!(r["owner_id"], r["cc_queue_id"]);
+            }
+            Some("on_demand") => {
+                assert_eq!(r["owner_type"], "user");
+                assert_eq!(r["owner_id"], r["user_id"]);
+            }
+            other => panic!("recording_type {other:?}"),
+        }
+        // The deprecated top-level consumer fields repeat the first consumer.
+        assert_eq!(r["consumer_name"], r["consumers"][0]["consumer_name"]);
         assert!(r["consumers"][0]["consumer_name"].is_string(), "{r}");
         let id = r["recording_id"].as_str().expect("id");
         let engagement = scenario
@@ -850,9 +862,9 @@ async fn recordings_list_by_start_or_end_time_and_page_like_zoom() {
     // A window by end time selects and orders by end time; by start time it selects on start time.
     let mid = ms(&items[items.len() / 2]["recording_end_time"]);
     let (lo, hi) = (mid - 20 * 60 * 1000, mid + 20 * 60 * 1000);
-    for (date_type, key) in [
-        ("recording_end_time", "recording_end_time"),
-        ("recording_start_time", "recording_start_time"),
+    for (date_type, webhook_key) in [
+        ("recording_end_time", "recording_end_time_ms"),
+        ("recording_start_time", "recording_start_time_ms"),
     ] {
         let (got, _) = walk_list(
             &client,
@@ -870,7 +882,8 @@ async fn recordings_list_by_start_or_end_time_and_page_like_zoom() {
         .await;
         let want: BTreeSet<&str> = completed
             .iter()
-            .filter(|o| (lo..=hi).contains(&ms(&o[key])))
+            // REST times are whole seconds; the webhooks' have milliseconds.
+            .filter(|o| (lo..=hi).contains(&(ms(&o[webhook_key]) / 1000 * 1000)))
             .filter_map(|o| o["recording_id"].as_str())
             .collect();
         assert!(!want.is_empty());
@@ -881,7 +894,7 @@ async fn recordings_list_by_start_or_end_time_and_page_like_zoom() {
         );
         let times: Vec<(i64, &str)> = got
             .iter()
-            .map(|r| (ms(&r[key]), r["recording_id"].as_str().unwrap_or("")))
+            .map(|r| (ms(&r[date_type]), r["recording_id"].as_str().unwrap_or("")))
             .collect();
         assert!(times.windows(2).all(|w| w[0] < w[1]), "{date_type} order");
     }
@@ -1152,7 +1165,7 @@ async fn inbox_messages_follow_the_spec_and_the_transcript_rule() {
     let list = "/contact_center/inboxes/messages";
     let received = objects(&scenario, "inbox_message_received");
     assert!(received.len() >= 3, "{}", received.len());
-    let created: Vec<i64> = received.iter().map(|o| ms(&o["created_at"])).collect();
+    let created: Vec<i64> = received.iter().map(|o| ms(&o["date_time_ms"])).collect();
     let (from, to) = (
         iso_time(*created.iter().min().expect("voicemails")),
         iso_time(*created.iter().max().expect("voicemails")),
@@ -1301,12 +1314,13 @@ async fn engagements_carry_transcripts_and_an_event_timeline() {
             with_transcript += 1;
             assert!(matches!(channel, "messaging" | "email"));
             let url = item["transcript_url"].as_str().expect("url");
-            assert!(
-                url.ends_with(&format!(
-                    "/contact_center/engagements/transcripts/download/{id}"
-                )),
-                "{url}"
-            );
+            // As the transcript webhook announced it: a file for messaging, the messages API for e-mail.
+            let expected = if channel == "email" {
+                zoom_sim::urls::email_transcript(&scenario.api_base, id)
+            } else {
+                zoom_sim::urls::engagement_transcript(&scenario.api_base, id)
+            };
+            assert_eq!(url, expected);
         }
         assert!(item["flows"][0]["flow_id"].is_string());
     }
@@ -1430,14 +1444,31 @@ fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
         .unwrap_or("")
 }
 
-/// The `field` URL of the first `name` event whose object satisfies `pick`.
+/// A file URL of the first `name` event whose object satisfies `pick`: its `field` when the webhook carries it
+/// (transcripts), else the URL REST lists for it (recording and voicemail downloads, a recording's transcript),
+/// formed from the scenario's REST base as Zoom forms it.
 fn url_of(scenario: &Scenario, name: &str, field: &str, pick: impl Fn(&Value) -> bool) -> String {
-    objects(scenario, name)
+    let object = objects(scenario, name)
         .into_iter()
         .find(|o| pick(o))
-        .and_then(|o| o[field].as_str())
-        .unwrap_or_else(|| panic!("no {name} with {field}"))
-        .to_owned()
+        .unwrap_or_else(|| panic!("no such {name}"));
+    let text = |key: &str| object[key].as_str().unwrap_or_default();
+    let base = &scenario.api_base;
+    match (name, field) {
+        ("recording_completed", "download_url") => {
+            zoom_sim::urls::recording_download(base, text("recording_id"), text("channel"))
+        }
+        ("recording_completed", "transcript_url") => {
+            zoom_sim::urls::recording_transcript(base, text("recording_id"), text("channel"))
+        }
+        ("inbox_message_received", "download_url") => {
+            zoom_sim::urls::voicemail_download(base, text("message_id"))
+        }
+        _ => object[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {field} on {name}"))
+            .to_owned(),
+    }
 }
 
 #[tokio::test]
@@ -1561,6 +1592,47 @@ async fn downloads_need_a_token_and_serve_deterministic_ranged_bytes() {
             "{kind}"
         );
     }
+    // A voicemail transcript is served at reference §1.6's spelling of its URL too.
+    let url = url_of(
+        &scenario,
+        "voicemail_transcript_completed",
+        "transcript_url",
+        |_| true,
+    );
+    let legacy = url
+        .replace("/voicemail/transcripts/", "/inbox/message/transcripts/")
+        .replace("?type=voice", "");
+    let (status, _, _) = fetch(&client, &legacy, Some(&token), None).await;
+    assert_eq!(status, StatusCode::OK, "{legacy}");
+    // An e-mail engagement's "transcript" is its messages, as JSON.
+    let url = url_of(
+        &scenario,
+        "engagement_email_transcript_completed",
+        "transcript_url",
+        |_| true,
+    );
+    let (status, headers, body) = fetch(&client, &url, Some(&token), None).await;
+    assert_eq!(
+        (status, header(&headers, "content-type")),
+        (StatusCode::OK, "application/json")
+    );
+    let messages: Value = serde_json::from_slice(&body.expect("body")).expect("json");
+    let list = messages["messages"].as_array().expect("messages");
+    assert!(list.len() >= 2, "{messages}");
+    for m in list {
+        assert!(
+            m["content"]["value"].is_string() && m["sent_time"].is_string(),
+            "{m}"
+        );
+    }
+    assert_eq!(messages["has_more"], false);
+    let messaging_id = objects(&scenario, "engagement_messaging_transcript_completed")[0]
+        ["engagement_id"]
+        .as_str()
+        .expect("id");
+    let not_email = zoom_sim::urls::email_transcript(&scenario.api_base, messaging_id);
+    let (status, _, _) = fetch(&client, &not_email, Some(&token), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     let unknown = format!(
         "{}/v2/contact_center/recording/download/doesNotExist000000000A",
         server.base_url()
@@ -1570,8 +1642,8 @@ async fn downloads_need_a_token_and_serve_deterministic_ranged_bytes() {
 
     let stats = server.stats();
     // Every 200/206: the recording three times (download, again, playback), three ranges, the recording
-    // transcript twice, the voicemail and two more transcripts.
-    assert_eq!(stats.downloads, 11, "{stats:?}");
+    // transcript twice, the voicemail, two more transcripts, the voicemail one again and the e-mail messages.
+    assert_eq!(stats.downloads, 13, "{stats:?}");
     assert!(stats.download_bytes >= 4 * 300_000, "{stats:?}");
     assert_eq!(stats.download_redirects, 0);
     assert!(stats.download_requests > stats.downloads);

@@ -7,12 +7,13 @@
 //! injected on request: `download_fault_5xx_rate`, `download_fault_429_rate` (with `Retry-After: 1`), and
 //! `cut_first_download_after`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::header::{
     ACCEPT_RANGES, CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG,
     LOCATION, RANGE,
@@ -60,8 +61,9 @@ const LINES: &[&str] = &[
     "No, that is all, thank you very much.",
 ];
 
-/// The Zoom URLs of reference §1.5/§1.6/§1.9 as the generator writes them (`?type=` is ignored). Download and
-/// playback of one recording or voicemail serve the same file.
+/// The Zoom URLs of [`crate::urls`] (`?type=` is ignored). Download and playback of one recording or voicemail serve
+/// the same file; a voicemail transcript is served at both its webhook URL (`/voicemail/transcripts/...`) and the
+/// form of reference §1.6's REST example (`/inbox/message/transcripts/...`).
 const FILE_ROUTES: &[(&str, FileKind)] = &[
     (
         "/v2/contact_center/recording/download/{id}",
@@ -84,6 +86,10 @@ const FILE_ROUTES: &[(&str, FileKind)] = &[
         FileKind::Voicemail,
     ),
     (
+        "/v2/contact_center/voicemail/transcripts/download/{id}",
+        FileKind::VoicemailTranscript,
+    ),
+    (
         "/v2/contact_center/inbox/message/transcripts/download/{id}",
         FileKind::VoicemailTranscript,
     ),
@@ -100,7 +106,12 @@ pub(super) struct Link {
     pub(super) expires: Instant,
 }
 
+/// An e-mail engagement's messages: its "transcript" URL (`engagement_email_transcript_completed`), an API taking
+/// the engagement in the query.
+const EMAIL_MESSAGES_ROUTE: &str = "/v2/contact_center/email/messages";
+
 type FileId = Result<Path<String>, PathRejection>;
+type FileQuery = Result<Query<HashMap<String, String>>, QueryRejection>;
 
 pub(super) fn routes(mut router: Router<Arc<Shared>>) -> Router<Arc<Shared>> {
     for &(path, kind) in FILE_ROUTES {
@@ -111,12 +122,31 @@ pub(super) fn routes(mut router: Router<Arc<Shared>>) -> Router<Arc<Shared>> {
                       method: Method,
                       headers: HeaderMap,
                       id: FileId| async move {
+                    let id = id.ok().map(|Path(id)| id);
                     download(&shared, kind, &method, &headers, id)
                 },
             ),
         );
     }
-    router.route(&format!("{LINK_PREFIX}/{{link}}"), get(follow_link))
+    router
+        .route(
+            EMAIL_MESSAGES_ROUTE,
+            get(
+                |State(shared): State<Arc<Shared>>,
+                 method: Method,
+                 headers: HeaderMap,
+                 query: FileQuery| async move {
+                    // ❓ `direction`, `page_size` and `next_page_token` are ignored: every message, oldest first,
+                    // on one page.
+                    let id = query
+                        .ok()
+                        .and_then(|Query(mut q)| q.remove("engagement_id"))
+                        .filter(|id| !id.is_empty());
+                    download(&shared, FileKind::EmailMessages, &method, &headers, id)
+                },
+            ),
+        )
+        .route(&format!("{LINK_PREFIX}/{{link}}"), get(follow_link))
 }
 
 /// A Zoom download URL: Bearer check, existence, then the bytes or (with `download_redirect`) a 302 to a link.
@@ -125,7 +155,7 @@ fn download(
     kind: FileKind,
     method: &Method,
     headers: &HeaderMap,
-    id: FileId,
+    id: Option<String>,
 ) -> Response {
     Counters::bump(&shared.counters.download_requests);
     let faults = (
@@ -145,10 +175,10 @@ fn download(
     if let Err(error) = shared.authorize(headers) {
         return error.into_response();
     }
-    let key = match id {
-        Ok(Path(id)) => (kind, id),
-        Err(_) => return not_found(FILE_NOT_FOUND).into_response(),
+    let Some(id) = id else {
+        return not_found(FILE_NOT_FOUND).into_response();
     };
+    let key = (kind, id);
     let file = match shared.available_file(&key) {
         Ok(file) => file,
         Err(error) => return error.into_response(),
@@ -240,7 +270,9 @@ enum Content {
 impl Content {
     fn of(key: &FileKey, file: &FileInfo, media_bytes: u64) -> Content {
         let seed = stable_hash(&[key.0.tag().as_bytes(), key.1.as_bytes()]);
-        if key.0.is_transcript() {
+        if key.0 == FileKind::EmailMessages {
+            Content::Text(email_messages(key, seed, file))
+        } else if key.0.is_transcript() {
             Content::Text(transcript(key, seed, file.duration_s))
         } else {
             Content::Media {
@@ -333,6 +365,38 @@ fn transcript(key: &FileKey, seed: u64, duration_s: i64) -> Bytes {
     Bytes::from(out)
 }
 
+/// An e-mail engagement's messages as the messages API returns them (reference §1.9: `messages[]` of `{message_id,
+/// content: {type, value}, sent_time, sender_participant_id, sender_participant_name, message_type}` plus e-mail's
+/// `message_channel`, then `has_more` and `next_page_token`), deterministic in `(kind, id)`: the consumer writes, the
+/// agent answers, spread over the engagement. ❓ The shape of e-mail messages is known only from generated types.
+fn email_messages(key: &FileKey, seed: u64, file: &FileInfo) -> Bytes {
+    let count = 2 + seed % 5;
+    let span_ms = file.duration_s.max(60).saturating_mul(1000);
+    let step = span_ms / i64::try_from(count).unwrap_or(1);
+    let messages: Vec<serde_json::Value> = (0..count)
+        .map(|i| {
+            let h = mix(seed.wrapping_add(i));
+            let (sender, name) = if i % 2 == 0 {
+                ("consumer", "Customer")
+            } else {
+                ("agent", "Agent")
+            };
+            let at = file.from_ms + step * i64::try_from(i).unwrap_or(0);
+            serde_json::json!({
+                "message_id": format!("{}-{i}", key.1),
+                "content": {"type": "text", "value": LINES[(h % LINES.len() as u64) as usize]},
+                "sent_time": crate::iso_time(at),
+                "sender_participant_id": format!("{sender}-{}", key.1),
+                "sender_participant_name": name,
+                "message_type": "general",
+                "message_channel": "email",
+            })
+        })
+        .collect();
+    let body = serde_json::json!({"messages": messages, "has_more": false, "next_page_token": ""});
+    Bytes::from(body.to_string())
+}
+
 /// `Range` of a request against a file of `total` bytes: `Ok(None)` for the whole file (no header, or one the
 /// server may ignore: several ranges, a malformed one), `Ok(Some((start, end_exclusive)))`, or `Err(())` for 416.
 fn requested_range(headers: &HeaderMap, total: u64) -> Result<Option<(u64, u64)>, ()> {
@@ -413,6 +477,7 @@ fn transfer(
     let extension = match file.content_type {
         "video/mp4" => "mp4",
         "text/vtt" => "vtt",
+        "application/json" => "json",
         _ => "mp3",
     };
     let mut response_headers = HeaderMap::new();

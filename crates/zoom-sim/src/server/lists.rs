@@ -248,7 +248,7 @@ impl Shared {
             Some(channel) => Some(channel),
             None => one_of(params, "channel_type", &["voice", "video"])?,
         };
-        // Every simulated recording is automatic and queue-owned.
+        // Automatic recordings are queue-owned, on-demand ones agent-owned.
         let recording_type = one_of(params, "recording_type", &["on_demand", "automatic"])?;
         let owner_type = one_of(params, "owner_type", &["user", "queue"])?;
         let start = self.begin_page(params, Endpoint::ListRecordings.route(), THIRTY_DAY_PAGES)?;
@@ -260,8 +260,8 @@ impl Shared {
             .iter()
             .filter(|r| start.in_window(time(r)) && self.exists(r.ready_ms, now_ms))
             .filter(|r| channel.is_none_or(|c| c == r.channel))
-            .filter(|_| recording_type.is_none_or(|t| t == "automatic"))
-            .filter(|_| owner_type.is_none_or(|t| t == "queue"))
+            .filter(|r| recording_type.is_none_or(|t| t == r.recording_type))
+            .filter(|r| owner_type.is_none_or(|t| t == r.owner_type))
             .collect();
         matching.sort_by(|a, b| (time(a), &a.id).cmp(&(time(b), &b.id)));
         let (from, to) = start.window.unwrap_or_default();

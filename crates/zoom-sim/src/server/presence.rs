@@ -590,8 +590,13 @@ fn parse_update(body: &[u8]) -> Result<Update, ZoomError> {
     Ok(Update { status, minutes })
 }
 
-/// The `user.presence_status_updated` envelope for `user`'s current status.
+/// The `user.presence_status_updated` envelope for `user`'s current status: the keys of Zoom's example
+/// (`shared/vendor/zoom/webhooks/user.presence_status_updated.json`), with the time under `date_time` as Zoom's schema
+/// requires (the example spells it `date-time`). `app` is the client the change was made in: the desktop client for
+/// a user's own change. ❓ What Zoom reports in `app` for an API update or a sign-out is undocumented; the simulator
+/// says the desktop client too.
 fn presence_event(account_id: &str, user: &PresenceUser, now_ms: i64) -> SimEvent {
+    let status = event_status(&user.status);
     SimEvent {
         event_ts: now_ms,
         body: json!({
@@ -603,7 +608,8 @@ fn presence_event(account_id: &str, user: &PresenceUser, now_ms: i64) -> SimEven
                     "date_time": iso_time(now_ms),
                     "email": user.email,
                     "id": user.user_id,
-                    "presence_status": event_status(&user.status),
+                    "presence_status": status,
+                    "app": {"type": "desktop", "presence_status": status},
                 },
             },
         }),

@@ -1,28 +1,36 @@
 //! The REST view of a scenario: what Zoom's list, get and download endpoints return, built once at start-up from
-//! the ground truth (membership: which queues, agents, notes, ...) and the webhook events (what the truth does not
-//! keep: names, channel sources, note authors and times, URLs, when each artefact came to exist).
+//! the ground truth (membership: which queues, agents, notes, ...), the webhook events (what the truth does not
+//! keep: names, channel sources, flows, note authors and times, recording owners, when each artefact came to exist),
+//! the directory (agents' e-mail addresses, consumers) and what Zoom knows but no webhook carries (voicemail
+//! durations, [`Scenario::voicemail_durations`]).
+//!
+//! Field names and types are those of reference §1 (list engagements §1.1, get engagement §1.2, recordings §1.5,
+//! inbox messages §1.6 with its `cci_queue_id` sic, notes §1.7). The webhooks carry no download, playback or
+//! transcript URLs for recordings and voicemails, no voicemail type, duration or creation time: every URL is formed
+//! from the scenario's REST base exactly as Zoom forms it ([`crate::urls`]), `message_type` is `voicemail` (the
+//! only value), `created_at` is the `date_time_ms` of `inbox_message_received`.
 //!
 //! Transcripts follow one rule everywhere: a `transcript_url` (and a downloadable transcript) exists only if the
 //! scenario fired the matching `*_transcript_completed` event. That is how a REST client learns a transcript exists,
-//! and the ground truth's `transcripts` set is built the same way.
+//! and the ground truth's `transcripts` set is built the same way. ❓ Reference §1.1 documents an engagement's
+//! `transcript_url` for messaging engagements only; the view also gives e-mail engagements theirs (the e-mail
+//! messages URL their `engagement_email_transcript_completed` announced), so that a REST-only client learns of
+//! them too.
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::DateTime;
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 use serde_json::{json, Map, Value};
 
-use super::stable_hash;
-use crate::generator::{Directory, Scenario, SimEvent};
-use crate::{iso_time, opaque_id};
+use crate::generator::{Directory, Scenario, SimEvent, TruthEngagement};
+use crate::{iso_time, urls};
 
 /// Content types of the files. ❓ Zoom does not document them; the recording ones are the obvious guesses.
 const VOICE_CONTENT_TYPE: &str = "audio/mpeg";
 const VIDEO_CONTENT_TYPE: &str = "video/mp4";
 const TRANSCRIPT_CONTENT_TYPE: &str = "text/vtt";
-/// How long an agent's phone rings before an "Agent Accept" in the event timeline (the webhooks carry no ring time).
-const RING_MS: i64 = 5_000;
+/// The e-mail "transcript" is the engagement's e-mail messages, as the messages API returns them.
+pub(super) const JSON_CONTENT_TYPE: &str = "application/json";
 
 /// A transcript that was completed: since when it exists, and its URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +65,10 @@ pub(super) struct RestRecording {
     pub(super) start_ms: i64,
     pub(super) end_ms: i64,
     pub(super) channel: String,
+    /// `automatic` | `on_demand`.
+    pub(super) recording_type: String,
+    /// `queue` | `user`.
+    pub(super) owner_type: String,
     /// When `recording_completed` fired.
     pub(super) ready_ms: i64,
     pub(super) transcript: Option<Transcript>,
@@ -98,7 +110,10 @@ pub(super) enum FileKind {
     RecordingTranscript,
     Voicemail,
     VoicemailTranscript,
+    /// A messaging engagement's transcript.
     EngagementTranscript,
+    /// An e-mail engagement's messages (JSON), its "transcript".
+    EmailMessages,
 }
 
 impl FileKind {
@@ -110,6 +125,7 @@ impl FileKind {
             FileKind::Voicemail => "voicemail",
             FileKind::VoicemailTranscript => "voicemail_transcript",
             FileKind::EngagementTranscript => "engagement_transcript",
+            FileKind::EmailMessages => "email_messages",
         }
     }
 
@@ -119,6 +135,7 @@ impl FileKind {
             FileKind::RecordingTranscript
                 | FileKind::VoicemailTranscript
                 | FileKind::EngagementTranscript
+                | FileKind::EmailMessages
         )
     }
 }
@@ -133,6 +150,8 @@ pub(super) struct FileInfo {
     pub(super) ready_ms: i64,
     /// Seconds of media or conversation the file covers (shapes a transcript's cue times).
     pub(super) duration_s: i64,
+    /// When that media or conversation began (epoch ms).
+    pub(super) from_ms: i64,
 }
 
 #[derive(Debug, Default)]
@@ -152,7 +171,6 @@ pub(super) struct View {
 /// What recordings and voicemails copy from their engagement.
 #[derive(Debug, Clone, Default)]
 struct Context {
-    channel: String,
     direction: String,
     /// `{consumer_id, consumer_display_name, consumer_number?}` in order of appearance.
     consumers: Vec<Map<String, Value>>,
@@ -174,27 +192,30 @@ fn iso_ms(value: &str) -> Option<i64> {
         .map(|t| t.timestamp_millis())
 }
 
-/// The scenario has no flows; an engagement enters the flow of its first queue, whose id is derived from the
-/// queue's (stable across runs) and whose name follows the queue's.
-fn derived_flow(queue_id: &str, queue_name: &str) -> (String, String) {
-    let seed = stable_hash(&[b"flow", queue_id.as_bytes()]);
-    let id = opaque_id(&mut StdRng::seed_from_u64(seed));
-    let name = if queue_name.is_empty() {
-        "Main Flow".to_owned()
-    } else {
-        format!("{queue_name} Flow")
-    };
-    (id, name)
+/// An ISO time field of `object` as epoch ms.
+fn time(object: &Value, key: &str) -> Option<i64> {
+    text(object, key).and_then(|t| iso_ms(&t))
+}
+
+/// Whole seconds from `from` to `to` (0 when reversed).
+fn seconds(from: i64, to: i64) -> i64 {
+    (to - from).max(0) / 1000
 }
 
 struct Names<'a>(&'a Directory);
 
+/// What every REST item is built with: the directory, the REST base of the URLs, the completed transcripts.
+struct Sources<'a> {
+    names: Names<'a>,
+    base: &'a str,
+    /// `(kind, subject id)` → the first completion of that transcript.
+    transcripts: HashMap<(&'static str, String), Transcript>,
+}
+
 impl Names<'_> {
     fn agent(&self, id: &str) -> Option<(String, String)> {
         self.0
-            .agents
-            .iter()
-            .find(|a| a.user_id == id)
+            .agent(id)
             .map(|a| (a.display_name.clone(), a.email.clone()))
     }
 
@@ -205,18 +226,16 @@ impl Names<'_> {
             .find(|q| q.cc_queue_id == id)
             .map(|q| q.queue_name.clone())
     }
-
-    fn consumer(&self, id: &str) -> Option<&crate::generator::Consumer> {
-        self.0.consumers.iter().find(|c| c.consumer_id == id)
-    }
 }
 
 impl View {
     pub(super) fn build(scenario: &Scenario) -> View {
         let names = Names(&scenario.directory);
+        let base = scenario.api_base.as_str();
         let mut by_engagement: HashMap<&str, Vec<&SimEvent>> = HashMap::new();
-        // (kind, subject id) → the first completion of that transcript.
+        // (kind, subject id) → the first completion of that transcript, its URL formed as Zoom forms it.
         let mut transcripts: HashMap<(&'static str, String), Transcript> = HashMap::new();
+        let mut voicemail_durations: HashMap<String, i64> = HashMap::new();
         for event in &scenario.events {
             if let Some(id) = event.engagement_id() {
                 by_engagement.entry(id).or_default().push(event);
@@ -224,29 +243,48 @@ impl View {
             let Some(object) = event.object() else {
                 continue;
             };
+            let engagement = event.engagement_id().map(str::to_owned);
+            if short_name(event) == "voicemail_transcript_completed" {
+                if let (Some(id), Some(seconds)) = (
+                    text(object, "message_id"),
+                    object.get("message_duration").and_then(Value::as_i64),
+                ) {
+                    voicemail_durations.entry(id).or_insert(seconds);
+                }
+            }
             let subject = match short_name(event) {
-                "recording_transcript_completed" => {
-                    text(object, "recording_id").map(|id| ("recording", id))
-                }
-                "voicemail_transcript_completed" => {
-                    text(object, "message_id").map(|id| ("voicemail", id))
-                }
-                "engagement_messaging_transcript_completed" => {
-                    event.engagement_id().map(|id| ("messaging", id.to_owned()))
-                }
-                "engagement_email_transcript_completed" => {
-                    event.engagement_id().map(|id| ("email", id.to_owned()))
-                }
+                "recording_transcript_completed" => text(object, "recording_id").map(|id| {
+                    let channel = text(object, "channel").unwrap_or_default();
+                    let url = urls::recording_transcript(base, &id, &channel);
+                    (("recording", id), url)
+                }),
+                "voicemail_transcript_completed" => text(object, "message_id").map(|id| {
+                    let url = urls::voicemail_transcript(base, &id);
+                    (("voicemail", id), url)
+                }),
+                "engagement_messaging_transcript_completed" => engagement.map(|id| {
+                    let url = urls::engagement_transcript(base, &id);
+                    (("messaging", id), url)
+                }),
+                "engagement_email_transcript_completed" => engagement.map(|id| {
+                    let url = urls::email_transcript(base, &id);
+                    (("email", id), url)
+                }),
                 _ => None,
             };
-            if let Some(subject) = subject {
+            if let Some((subject, url)) = subject {
                 transcripts.entry(subject).or_insert_with(|| Transcript {
                     ready_ms: event.event_ts,
-                    url: text(object, "transcript_url").unwrap_or_default(),
+                    url,
                 });
             }
         }
 
+        let sources = Sources {
+            names,
+            base,
+            transcripts,
+        };
         let mut view = View::default();
         let mut contexts: HashMap<String, Context> = HashMap::new();
         for truth in &scenario.truth.engagements {
@@ -254,16 +292,22 @@ impl View {
                 .get(truth.engagement_id.as_str())
                 .map(Vec::as_slice)
                 .unwrap_or_default();
-            let built = engagement(truth, events, &names, &transcripts);
+            let built = engagement(truth, events, &sources.names, &sources.transcripts);
             contexts.insert(truth.engagement_id.clone(), built.context);
             view.notes.extend(built.notes);
             if let Some(t) = &built.engagement.transcript {
+                let kind = if truth.channel == "email" {
+                    (FileKind::EmailMessages, JSON_CONTENT_TYPE)
+                } else {
+                    (FileKind::EngagementTranscript, TRANSCRIPT_CONTENT_TYPE)
+                };
                 view.files.insert(
-                    (FileKind::EngagementTranscript, truth.engagement_id.clone()),
+                    (kind.0, truth.engagement_id.clone()),
                     FileInfo {
-                        content_type: TRANSCRIPT_CONTENT_TYPE,
+                        content_type: kind.1,
                         ready_ms: t.ready_ms,
-                        duration_s: (truth.end_time_ms - truth.start_time_ms).max(0) / 1000,
+                        duration_s: seconds(truth.start_time_ms, truth.end_time_ms),
+                        from_ms: truth.start_time_ms,
                     },
                 );
             }
@@ -296,7 +340,7 @@ impl View {
                         continue;
                     };
                     if seen.insert(("recording", id.clone())) {
-                        view.add_recording(event, object, id, &context, &names, &transcripts);
+                        view.add_recording(event, object, id, &context, &sources);
                     }
                 }
                 "inbox_message_received" => {
@@ -304,7 +348,19 @@ impl View {
                         continue;
                     };
                     if seen.insert(("voicemail", id.clone())) {
-                        view.add_message(event, object, id, &context, &names, &transcripts);
+                        // What Zoom knows of the audio; else what a transcript event said.
+                        let duration_s = scenario
+                            .voicemail_durations
+                            .get(&id)
+                            .or_else(|| voicemail_durations.get(&id))
+                            .copied();
+                        let message = Message {
+                            event,
+                            object,
+                            id,
+                            duration_s,
+                        };
+                        view.add_message(message, &context, &sources);
                     }
                 }
                 _ => {}
@@ -327,30 +383,48 @@ impl View {
         object: &Value,
         id: String,
         context: &Context,
-        names: &Names<'_>,
-        transcripts: &HashMap<(&'static str, String), Transcript>,
+        sources: &Sources<'_>,
     ) {
-        let ms = |iso_key: &str, ms_key: &str| {
-            text(object, iso_key)
-                .and_then(|t| iso_ms(&t))
-                .or_else(|| object.get(ms_key).and_then(Value::as_i64))
-        };
-        let start_ms =
-            ms("recording_start_time", "recording_start_time_ms").unwrap_or(event.event_ts);
-        let end_ms = ms("recording_end_time", "recording_end_time_ms").unwrap_or(start_ms);
+        let Sources {
+            names,
+            base,
+            transcripts,
+        } = sources;
+        // To the second, as REST reports (and filters on) them.
+        let second = |ms: i64| ms.div_euclid(1000) * 1000;
+        let start_ms = second(time(object, "recording_start_time_ms").unwrap_or(event.event_ts));
+        let end_ms = second(time(object, "recording_end_time_ms").unwrap_or(start_ms));
         let duration = object
             .get("recording_duration")
             .and_then(Value::as_i64)
-            .unwrap_or((end_ms - start_ms).max(0) / 1000);
-        let channel = text(object, "channel").unwrap_or_else(|| context.channel.clone());
-        let user_id = text(object, "user_id").unwrap_or_default();
+            .unwrap_or_else(|| seconds(start_ms, end_ms));
+        let channel = text(object, "channel").unwrap_or_else(|| "voice".to_owned());
+        // The recorded agent: the first of `users[]`.
+        let user_id = object
+            .get("users")
+            .and_then(Value::as_array)
+            .and_then(|users| users.first())
+            .and_then(|u| text(u, "user_id"))
+            .unwrap_or_default();
         let (display_name, user_email) = names.agent(&user_id).unwrap_or_default();
         let queue_id = text(object, "cc_queue_id").unwrap_or_default();
         let queue_name = text(object, "queue_name")
             .or_else(|| names.queue(&queue_id))
             .unwrap_or_default();
-        let consumers: Vec<Value> = context
-            .consumers
+        let recording_type = text(object, "recording_type").unwrap_or_else(|| "automatic".into());
+        let owner_type = text(object, "owner_type").unwrap_or_else(|| "queue".into());
+        // `consumers[]` of the webhook in REST's spelling (`consumer_name`); the engagement's when it has none.
+        let webhook_consumers: Vec<Map<String, Value>> = object
+            .get("consumers")
+            .and_then(Value::as_array)
+            .map(|list| list.iter().filter_map(|c| c.as_object().cloned()).collect())
+            .unwrap_or_default();
+        let source = if webhook_consumers.is_empty() {
+            &context.consumers
+        } else {
+            &webhook_consumers
+        };
+        let consumers: Vec<Map<String, Value>> = source
             .iter()
             .map(|c| {
                 let mut out = Map::new();
@@ -360,37 +434,40 @@ impl View {
                 if let Some(number) = c.get("consumer_number") {
                     out.insert("consumer_number".to_owned(), number.clone());
                 }
-                Value::Object(out)
+                out
             })
             .collect();
         let engagement_id = event.engagement_id().unwrap_or_default().to_owned();
-        let item = json!({
+        let mut item = json!({
             "recording_id": id,
             "cc_queue_id": queue_id,
             "queue_name": queue_name,
             "recording_duration": duration,
-            "download_url": text(object, "download_url").unwrap_or_default(),
-            "playback_url": text(object, "playback_url").unwrap_or_default(),
+            "download_url": urls::recording_download(base, &id, &channel),
+            "playback_url": urls::recording_playback(base, &id, &channel),
             "recording_start_time": iso_time(start_ms),
             "recording_end_time": iso_time(end_ms),
             "user_id": user_id,
             "display_name": display_name,
             "user_email": user_email,
-            // The simulated account records automatically, per queue (reference §1.5 enums).
-            "recording_type": "automatic",
+            "recording_type": recording_type,
             "channel": channel,
             "direction": context.direction,
-            "owner_id": queue_id,
-            "owner_name": queue_name,
-            "owner_type": "queue",
+            "owner_id": text(object, "owner_id").unwrap_or_default(),
+            "owner_name": text(object, "owner_name").unwrap_or_default(),
+            "owner_type": owner_type,
             "engagement_id": engagement_id,
-            "flow_name": context.flow_name,
-            "flow_id": context.flow_id,
+            "flow_name": text(object, "flow_name").unwrap_or_else(|| context.flow_name.clone()),
+            "flow_id": text(object, "flow_id").unwrap_or_else(|| context.flow_id.clone()),
             "consumers": consumers,
         });
-        let transcript = transcripts
-            .get(&("recording", id.clone()))
-            .map(|t| with_fallback_url(t, object));
+        // The deprecated top-level spellings of the first consumer, still sent (reference §1.5).
+        if let (Value::Object(fields), Some(first)) = (&mut item, consumers.first()) {
+            for (key, value) in first {
+                fields.insert(key.clone(), value.clone());
+            }
+        }
+        let transcript = transcripts.get(&("recording", id.clone())).cloned();
         let content_type = if channel == "video" {
             VIDEO_CONTENT_TYPE
         } else {
@@ -402,6 +479,7 @@ impl View {
                 content_type,
                 ready_ms: event.event_ts,
                 duration_s: duration,
+                from_ms: start_ms,
             },
         );
         if let Some(t) = &transcript {
@@ -411,6 +489,7 @@ impl View {
                     content_type: TRANSCRIPT_CONTENT_TYPE,
                     ready_ms: t.ready_ms,
                     duration_s: duration,
+                    from_ms: start_ms,
                 },
             );
         }
@@ -420,70 +499,93 @@ impl View {
             start_ms,
             end_ms,
             channel,
+            recording_type,
+            owner_type,
             ready_ms: event.event_ts,
             transcript,
             item,
         });
     }
 
-    fn add_message(
-        &mut self,
-        event: &SimEvent,
-        object: &Value,
-        id: String,
-        context: &Context,
-        names: &Names<'_>,
-        transcripts: &HashMap<(&'static str, String), Transcript>,
-    ) {
-        let created_ms = text(object, "created_at")
-            .and_then(|t| iso_ms(&t))
-            .unwrap_or(event.event_ts);
-        let duration_s = object
-            .get("message_duration")
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
+    fn add_message(&mut self, message: Message<'_>, context: &Context, sources: &Sources<'_>) {
+        let Sources {
+            names: Names(directory),
+            base,
+            transcripts,
+        } = sources;
+        let Message {
+            event,
+            object,
+            id,
+            duration_s,
+        } = message;
+        // Created when it was received, to the second as REST gives times.
+        let created_ms = time(object, "date_time_ms")
+            .unwrap_or(event.event_ts)
+            .div_euclid(1000)
+            * 1000;
+        let transcript = transcripts.get(&("voicemail", id.clone())).cloned();
+        let duration_s = duration_s.unwrap_or(0);
         let queue_id = text(object, "cc_queue_id").unwrap_or_default();
         let queue_name = text(object, "queue_name")
-            .or_else(|| names.queue(&queue_id))
+            .or_else(|| {
+                directory
+                    .queues
+                    .iter()
+                    .find(|q| q.cc_queue_id == queue_id)
+                    .map(|q| q.queue_name.clone())
+            })
             .unwrap_or_default();
-        let consumer_id = text(object, "consumer_id").unwrap_or_default();
-        let known = names.consumer(&consumer_id);
-        let consumer_number =
-            text(object, "consumer_number").or_else(|| known.map(|c| c.consumer_number.clone()));
-        let consumer_display_name = text(object, "consumer_display_name")
-            .or_else(|| known.map(|c| c.consumer_display_name.clone()))
-            .unwrap_or_default();
+        let consumer_number = text(object, "consumer_number");
+        // The consumer: the engagement's (its events carry the id and name), else the directory's by number.
+        let known = consumer_number
+            .as_deref()
+            .and_then(|n| directory.consumer_by_number(n));
+        let engagement_consumer = context.consumers.first();
+        let consumer_field = |key: &str, fallback: Option<&String>| {
+            engagement_consumer
+                .and_then(|c| c.get(key))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .or_else(|| fallback.cloned())
+                .unwrap_or_default()
+        };
+        let consumer_id = consumer_field("consumer_id", known.map(|c| &c.consumer_id));
+        let consumer_display_name = consumer_field(
+            "consumer_display_name",
+            known.map(|c| &c.consumer_display_name),
+        );
         let engagement_id = event.engagement_id().unwrap_or_default().to_owned();
         let inbox_id = text(object, "inbox_id").unwrap_or_default();
+        let flow_id = text(object, "flow_id").unwrap_or_else(|| context.flow_id.clone());
         let item = json!({
             "message_id": id,
             "inbox_id": inbox_id,
             "inbox_name": text(object, "inbox_name").unwrap_or_default(),
             "engagement_id": engagement_id,
             "created_at": iso_time(created_ms),
-            "flow_id": context.flow_id,
-            "flow_name": context.flow_name,
+            "flow_id": flow_id,
+            "flow_name": text(object, "flow_name").unwrap_or_else(|| context.flow_name.clone()),
             // Sic: this endpoint's spec spells the queue id `cci_queue_id` (reference §1.6).
             "cci_queue_id": queue_id,
             "queue_name": queue_name,
-            "message_type": text(object, "message_type").unwrap_or_else(|| "voicemail".to_owned()),
-            "download_url": text(object, "download_url").unwrap_or_default(),
-            "playback_url": text(object, "playback_url").unwrap_or_default(),
+            // The only value the spec knows.
+            "message_type": "voicemail",
+            "download_url": urls::voicemail_download(base, &id),
+            "playback_url": urls::voicemail_playback(base, &id),
             "message_duration": duration_s,
             "consumer_number": consumer_number.clone().unwrap_or_default(),
             "consumer_id": consumer_id,
             "consumer_display_name": consumer_display_name,
             "status": "normal",
         });
-        let transcript = transcripts
-            .get(&("voicemail", id.clone()))
-            .map(|t| with_fallback_url(t, object));
         self.files.insert(
             (FileKind::Voicemail, id.clone()),
             FileInfo {
                 content_type: super::downloads::VOICEMAIL_CONTENT_TYPE,
                 ready_ms: event.event_ts,
                 duration_s,
+                from_ms: created_ms,
             },
         );
         if let Some(t) = &transcript {
@@ -493,6 +595,7 @@ impl View {
                     content_type: TRANSCRIPT_CONTENT_TYPE,
                     ready_ms: t.ready_ms,
                     duration_s,
+                    from_ms: created_ms,
                 },
             );
         }
@@ -500,7 +603,7 @@ impl View {
             id,
             engagement_id,
             inbox_id,
-            flow_id: context.flow_id.clone(),
+            flow_id,
             consumer_number,
             duration_s,
             created_ms,
@@ -511,13 +614,13 @@ impl View {
     }
 }
 
-/// A transcript event without a URL falls back to the one announced with the recording or voicemail.
-fn with_fallback_url(transcript: &Transcript, object: &Value) -> Transcript {
-    let mut t = transcript.clone();
-    if t.url.is_empty() {
-        t.url = text(object, "transcript_url").unwrap_or_default();
-    }
-    t
+/// An `inbox_message_received` and what Zoom knows of its audio.
+struct Message<'a> {
+    event: &'a SimEvent,
+    object: &'a Value,
+    id: String,
+    /// Seconds, from [`Scenario::voicemail_durations`] or `voicemail_transcript_completed`.
+    duration_s: Option<i64>,
 }
 
 struct BuiltEngagement {
@@ -526,9 +629,19 @@ struct BuiltEngagement {
     notes: Vec<RestNote>,
 }
 
+/// Pushes `(id, name)` unless `id` is there already (first appearance order).
+fn push_named(list: &mut Vec<(String, String)>, id: Option<String>, name: impl FnOnce() -> String) {
+    if let Some(id) = id {
+        if !list.iter().any(|(known, _)| *known == id) {
+            let name = name();
+            list.push((id, name));
+        }
+    }
+}
+
 /// One engagement's REST view from its truth and its events (in `event_ts` order).
 fn engagement(
-    truth: &crate::generator::TruthEngagement,
+    truth: &TruthEngagement,
     events: &[&SimEvent],
     names: &Names<'_>,
     transcripts: &HashMap<(&'static str, String), Transcript>,
@@ -542,6 +655,11 @@ fn engagement(
     let mut dispositions: Vec<(String, String)> = Vec::new();
     let mut notes: Vec<(String, Value)> = Vec::new();
     let mut transfer_count = 0u32;
+    // For the durations: first offer, first answer, wrap-up time.
+    let mut first_offer: Option<i64> = None;
+    let mut first_answer: Option<i64> = None;
+    let mut wrap_up_started: Option<i64> = None;
+    let mut wrap_up_ms = 0i64;
     for event in events {
         let Some(object) = event.object() else {
             continue;
@@ -555,14 +673,12 @@ fn engagement(
                 flow = Some((id, name));
             }
         }
-        if let Some(id) = text(object, "cc_queue_id") {
-            if !queues.iter().any(|(q, _)| *q == id) {
-                let name = text(object, "queue_name")
-                    .or_else(|| names.queue(&id))
-                    .unwrap_or_default();
-                queues.push((id, name));
-            }
-        }
+        let queue_id = text(object, "cc_queue_id");
+        push_named(&mut queues, queue_id.clone(), || {
+            text(object, "queue_name")
+                .or_else(|| queue_id.as_deref().and_then(|id| names.queue(id)))
+                .unwrap_or_default()
+        });
         if let Some(id) = text(object, "consumer_id") {
             let at = match consumers.iter().position(|(c, _)| *c == id) {
                 Some(at) => at,
@@ -580,27 +696,40 @@ fn engagement(
                 }
             }
         }
+        let agent_name = |id: &str, key: &str| {
+            text(object, key)
+                .or_else(|| names.agent(id).map(|(n, _)| n))
+                .unwrap_or_default()
+        };
         match name {
-            "engagement_user_answered" | "engagement_transfer_accepted" => {
-                if let Some(id) = text(object, "user_id") {
-                    if !agents.iter().any(|(a, _)| *a == id) {
-                        let name = text(object, "display_name")
-                            .or_else(|| names.agent(&id).map(|(n, _)| n))
-                            .unwrap_or_default();
-                        agents.push((id, name));
-                    }
-                }
-                if name == "engagement_transfer_accepted" {
-                    transfer_count += 1;
+            "task_reservation_created" => {
+                first_offer.get_or_insert(event.event_ts);
+            }
+            "engagement_user_answered" => {
+                first_answer.get_or_insert(event.event_ts);
+                let id = text(object, "user_id");
+                let key = id.clone().unwrap_or_default();
+                push_named(&mut agents, id, || agent_name(&key, "user_display_name"));
+            }
+            "engagement_transfer_accepted" => {
+                transfer_count += 1;
+                let id = text(object, "transfer_to_user_id");
+                let key = id.clone().unwrap_or_default();
+                push_named(&mut agents, id, || {
+                    agent_name(&key, "transfer_to_user_display_name")
+                });
+            }
+            "engagement_wrap_up_started" => wrap_up_started = Some(event.event_ts),
+            "engagement_wrap_up_ended" => {
+                if let Some(from) = wrap_up_started.take() {
+                    wrap_up_ms += (event.event_ts - from).max(0);
                 }
             }
             "engagement_disposition_added" => {
-                if let Some(id) = text(object, "disposition_id") {
-                    if !dispositions.iter().any(|(d, _)| *d == id) {
-                        let name = text(object, "disposition_name").unwrap_or_default();
-                        dispositions.push((id, name));
-                    }
-                }
+                let id = text(object, "disposition_id");
+                push_named(&mut dispositions, id, || {
+                    text(object, "disposition_name").unwrap_or_default()
+                });
             }
             "engagement_note_added" => {
                 let (Some(id), Some(modified)) =
@@ -631,9 +760,9 @@ fn engagement(
         }
     }
     // Fill in what a consumer's events did not carry from the directory; the number only when the engagement knew
-    // it (web chat and email have none).
+    // it (web chat and e-mail have none).
     for (id, fields) in &mut consumers {
-        if let Some(known) = names.consumer(id) {
+        if let Some(known) = names.0.consumer(id) {
             fields
                 .entry("consumer_display_name")
                 .or_insert_with(|| json!(known.consumer_display_name));
@@ -645,10 +774,14 @@ fn engagement(
         }
     }
     let channel_source = channel_source.unwrap_or_else(|| truth.channel.clone());
-    let (flow_id, flow_name) = flow.unwrap_or_else(|| {
-        let (id, name) = queues.first().cloned().unwrap_or_default();
-        derived_flow(&id, &name)
-    });
+    // Every event names the engagement's flow; the directory's flow of its first queue otherwise.
+    let (flow_id, flow_name) = flow
+        .or_else(|| {
+            let (queue, _) = queues.first()?;
+            let flow = names.0.flow_of_queue(queue)?;
+            Some((flow.flow_id.clone(), flow.flow_name.clone()))
+        })
+        .unwrap_or_default();
     let consumer_numbers = consumers
         .iter()
         .filter_map(|(_, f)| f.get("consumer_number")?.as_str().map(str::to_owned))
@@ -680,7 +813,6 @@ fn engagement(
         })
         .collect();
     let context = Context {
-        channel: truth.channel.clone(),
         direction: truth.direction.clone(),
         consumers: consumers.iter().map(|(_, f)| f.clone()).collect(),
         flow_id: flow_id.clone(),
@@ -694,14 +826,23 @@ fn engagement(
             direction: &truth.direction,
             flow_id: &flow_id,
             flow_name: &flow_name,
+            consumer: context.consumers.first(),
         },
         names,
     );
+    // ❓ Zoom does not define its durations; here: the flow runs until the engagement is first offered (or
+    // answered, or ends), waiting lasts from that offer to the first answer (or the end), talking from the first
+    // answer to the end, handling is talking plus wrap-up.
+    let (start, end) = (truth.start_time_ms, truth.end_time_ms);
+    let flow_end = first_offer.or(first_answer).unwrap_or(end).min(end);
+    let waiting = first_offer.map_or(0, |offer| seconds(offer, first_answer.unwrap_or(end)));
+    let talk = first_answer.map_or(0, |answer| seconds(answer, end));
+    let wrap_up = wrap_up_ms / 1000;
     let item = json!({
         "engagement_id": truth.engagement_id,
-        "start_time": iso_time(truth.start_time_ms),
-        "end_time": iso_time(truth.end_time_ms),
-        "duration": (truth.end_time_ms - truth.start_time_ms).max(0) / 1000,
+        "start_time": iso_time(start),
+        "end_time": iso_time(end),
+        "duration": seconds(start, end),
         "direction": truth.direction,
         "channels": [{"channel": truth.channel, "channel_source": channel_source}],
         "consumers": consumers.into_iter().map(|(_, f)| Value::Object(f)).collect::<Vec<_>>(),
@@ -711,6 +852,11 @@ fn engagement(
             .collect::<Vec<_>>(),
         "agents": agents.iter().map(|(id, name)| json!({"user_id": id, "display_name": name}))
             .collect::<Vec<_>>(),
+        "talk_duration": talk,
+        "flow_duration": seconds(start, flow_end),
+        "waiting_duration": waiting,
+        "handling_duration": talk + wrap_up,
+        "wrap_up_duration": wrap_up,
         "dispositions": dispositions.iter()
             .map(|(id, name)| json!({"disposition_id": id, "disposition_name": name}))
             .collect::<Vec<_>>(),
@@ -720,8 +866,8 @@ fn engagement(
     BuiltEngagement {
         engagement: RestEngagement {
             id: truth.engagement_id.clone(),
-            start_ms: truth.start_time_ms,
-            end_ms: truth.end_time_ms,
+            start_ms: start,
+            end_ms: end,
             channel: truth.channel.clone(),
             direction: truth.direction.clone(),
             queue_ids: queues.into_iter().map(|(id, _)| id).collect(),
@@ -743,12 +889,14 @@ struct Timeline<'a> {
     direction: &'a str,
     flow_id: &'a str,
     flow_name: &'a str,
+    /// `{consumer_id, consumer_display_name, ...}` of the engagement's consumer, for the "Start" row.
+    consumer: Option<&'a Map<String, Value>>,
 }
 
-/// get-engagement's `events[]` (reference §1.2) from the engagement's webhooks. Only "Agent Ringing" and
-/// "Agent Accept" are documented `event_type` values; the others ("Start", "Consumer Accept", "Hold", "Unhold",
-/// "Mute", "Unmute", "Transfer", "Wrap Up", "End") are ❓ guesses in the same style. A row's `duration` lasts until
-/// the next row.
+/// get-engagement's `events[]` (reference §1.2) from the engagement's webhooks. Only "Agent Ringing" (an offer:
+/// `task_reservation_created`) and "Agent Accept" (`engagement_user_answered`) are documented `event_type` values;
+/// the others ("Start", "Consumer Accept", "Hold", "Unhold", "Mute", "Unmute", "Transfer", "Wrap Up", "End") are ❓
+/// guesses in the same style. A row's `duration` lasts until the next row.
 fn timeline(events: &[&SimEvent], common: &Timeline<'_>, names: &Names<'_>) -> Vec<Value> {
     let mut rows: Vec<(i64, Map<String, Value>)> = Vec::new();
     let mut queue: Option<(String, String)> = None;
@@ -782,22 +930,22 @@ fn timeline(events: &[&SimEvent], common: &Timeline<'_>, names: &Names<'_>) -> V
         let event_user = text(object, "user_id");
         match name {
             "engagement_started" => {
-                queue = current_queue(object, names).or(queue);
                 let mut start = row("Start", &queue, None);
                 for key in ["consumer_id", "consumer_display_name"] {
-                    if let Some(value) = text(object, key) {
-                        start.insert(key.to_owned(), json!(value));
+                    if let Some(value) = common.consumer.and_then(|c| c.get(key)) {
+                        start.insert(key.to_owned(), value.clone());
                     }
                 }
                 rows.push((ts, start));
             }
+            "task_reservation_created" => {
+                let offered = current_queue(object, names).or_else(|| queue.clone());
+                let user = text(object, "assigned_user_id");
+                rows.push((ts, row("Agent Ringing", &offered, user.as_deref())));
+            }
             "engagement_user_answered" => {
                 queue = current_queue(object, names).or(queue);
                 agent = event_user.clone().or(agent);
-                let ring_from = rows.last().map_or(ts, |(t, _)| (*t).max(ts - RING_MS));
-                let mut ringing = row("Agent Ringing", &queue, agent.as_deref());
-                ringing.insert("start_time".to_owned(), json!(iso_time(ring_from)));
-                rows.push((ring_from, ringing));
                 let mut accept = row("Agent Accept", &queue, agent.as_deref());
                 accept.insert("accept_type".to_owned(), json!("manual"));
                 rows.push((ts, accept));
@@ -808,29 +956,41 @@ fn timeline(events: &[&SimEvent], common: &Timeline<'_>, names: &Names<'_>) -> V
                     &queue,
                     event_user.as_deref().or(agent.as_deref()),
                 );
-                let target = events
+                for key in [
+                    "transfer_to_cc_queue_id",
+                    "transfer_to_queue_name",
+                    "transfer_type",
+                ] {
+                    if let Some(value) = text(object, key) {
+                        transfer.insert(key.to_owned(), json!(value));
+                    }
+                }
+                // The receiving agent is known once the transfer is accepted (the same transfer_to_task_id).
+                let task = text(object, "transfer_to_task_id");
+                let accepted = events
                     .get(i + 1..)
                     .unwrap_or_default()
                     .iter()
-                    .find(|e| short_name(e) == "engagement_transfer_accepted")
-                    .and_then(|e| e.object());
-                if let Some(target) = target {
-                    for (from, to) in [
-                        ("user_id", "transfer_to_user_id"),
-                        ("display_name", "transfer_to_user_display_name"),
-                        ("cc_queue_id", "transfer_to_cc_queue_id"),
-                        ("queue_name", "transfer_to_queue_name"),
-                    ] {
-                        if let Some(value) = text(target, from) {
-                            transfer.insert(to.to_owned(), json!(value));
+                    .filter(|e| short_name(e) == "engagement_transfer_accepted")
+                    .filter_map(|e| e.object())
+                    .find(|o| task.is_some() && text(o, "transfer_to_task_id") == task);
+                if let Some(target) = accepted {
+                    for key in ["transfer_to_user_id", "transfer_to_user_display_name"] {
+                        if let Some(value) = text(target, key) {
+                            transfer.insert(key.to_owned(), json!(value));
                         }
                     }
                 }
                 rows.push((ts, transfer));
             }
             "engagement_transfer_accepted" => {
-                // Shown as the new agent's ringing and accept (its `engagement_user_answered`); only the queue moves.
-                queue = current_queue(object, names).or(queue);
+                // Shown as the new agent's ringing and accept; only the queue moves.
+                if let Some(id) = text(object, "transfer_to_cc_queue_id") {
+                    let name = text(object, "transfer_to_queue_name")
+                        .or_else(|| names.queue(&id))
+                        .unwrap_or_default();
+                    queue = Some((id, name));
+                }
             }
             "engagement_consumer_answered"
             | "engagement_user_hold"
@@ -848,6 +1008,9 @@ fn timeline(events: &[&SimEvent], common: &Timeline<'_>, names: &Names<'_>) -> V
                     "engagement_wrap_up_started" => "Wrap Up",
                     _ => "End",
                 };
+                if name != "engagement_ended" {
+                    queue = current_queue(object, names).or(queue);
+                }
                 let user = event_user.as_deref().or(agent.as_deref());
                 rows.push((ts, row(event_type, &queue, user)));
             }
@@ -860,7 +1023,7 @@ fn timeline(events: &[&SimEvent], common: &Timeline<'_>, names: &Names<'_>) -> V
         .enumerate()
         .map(|(i, (ts, mut row))| {
             let next = starts.get(i + 1).copied().unwrap_or(ts);
-            row.insert("duration".to_owned(), json!((next - ts).max(0) / 1000));
+            row.insert("duration".to_owned(), json!(seconds(ts, next)));
             Value::Object(row)
         })
         .collect()
@@ -922,6 +1085,9 @@ mod tests {
                 ids("dispositions", "disposition_id"),
                 Vec::from_iter(truth.disposition_ids.clone())
             );
+            let numbers: BTreeSet<String> =
+                ids("consumers", "consumer_number").into_iter().collect();
+            assert_eq!(numbers, truth.consumer_numbers);
             let notes: BTreeMap<String, String> = e.item["notes"]
                 .as_array()
                 .into_iter()
@@ -936,7 +1102,28 @@ mod tests {
             assert_eq!(notes, truth.notes);
             assert_eq!(e.item["start_time"], iso_time(truth.start_time_ms));
             assert_eq!(e.item["channels"][0]["channel"], truth.channel.as_str());
-            assert!(e.item["flows"][0]["flow_id"].is_string());
+            // The engagement's one flow, as its webhooks name it.
+            let flow_id = e.item["flows"][0]["flow_id"].as_str().expect("flow");
+            assert!(scenario
+                .directory
+                .flows
+                .iter()
+                .any(|f| f.flow_id == flow_id));
+            let duration = e.item["duration"].as_i64().expect("duration");
+            for key in ["talk_duration", "flow_duration", "waiting_duration"] {
+                let part = e.item[key].as_i64().expect(key);
+                assert!((0..=duration).contains(&part), "{key}: {}", e.item);
+            }
+            let wrap_up = e.item["wrap_up_duration"]
+                .as_i64()
+                .expect("wrap_up_duration");
+            assert_eq!(wrap_up > 0, !truth.agent_ids.is_empty(), "{}", e.item);
+            assert_eq!(
+                e.item["handling_duration"],
+                e.item["talk_duration"].as_i64().unwrap_or(0)
+                    + e.item["wrap_up_duration"].as_i64().unwrap_or(0)
+            );
+            assert_eq!(e.item["talk_duration"] != 0, !truth.agent_ids.is_empty());
             // The timeline starts and ends with the engagement and is in time order.
             let types: Vec<&str> = e
                 .events
@@ -946,6 +1133,9 @@ mod tests {
             assert_eq!(types.first(), Some(&"Start"));
             assert!(types.contains(&"End"));
             assert_eq!(types.contains(&"Agent Accept"), !truth.agent_ids.is_empty());
+            if truth.direction == "inbound" && !truth.agent_ids.is_empty() {
+                assert!(types.contains(&"Agent Ringing"), "{types:?}");
+            }
             let times: Vec<&str> = e
                 .events
                 .iter()
@@ -1020,10 +1210,91 @@ mod tests {
         assert_eq!(view.notes.len(), note_count);
     }
 
+    /// URLs are formed from the REST base as Zoom forms them, and agree with those the webhooks announced.
     #[test]
-    fn derived_flows_are_stable() {
-        assert_eq!(derived_flow("q1", "Sales"), derived_flow("q1", "Sales"));
-        assert_ne!(derived_flow("q1", "Sales").0, derived_flow("q2", "Sales").0);
-        assert_eq!(derived_flow("q1", "Sales").1, "Sales Flow");
+    fn urls_are_derived_from_the_api_base() {
+        let scenario = generate(&GeneratorConfig {
+            engagements: 60,
+            api_base: "http://sim.test/v2".to_owned(),
+            ..GeneratorConfig::default()
+        });
+        let view = View::build(&scenario);
+        for r in &view.recordings {
+            let kind = if r.channel == "video" {
+                "video"
+            } else {
+                "voice"
+            };
+            assert_eq!(
+                r.item["download_url"],
+                format!(
+                    "http://sim.test/v2/contact_center/recording/download/{}?type={kind}",
+                    r.id
+                )
+            );
+            assert_eq!(
+                r.item["playback_url"],
+                format!(
+                    "http://sim.test/v2/contact_center/recording/playback/{}?type={kind}",
+                    r.id
+                )
+            );
+            assert!(matches!(
+                r.item["recording_type"].as_str(),
+                Some("automatic" | "on_demand")
+            ));
+            let owner = if r.recording_type == "automatic" {
+                "queue"
+            } else {
+                "user"
+            };
+            assert_eq!(r.owner_type, owner);
+        }
+        assert!(view
+            .recordings
+            .iter()
+            .any(|r| r.recording_type == "on_demand"));
+        for m in &view.messages {
+            assert_eq!(
+                m.item["download_url"],
+                format!(
+                    "http://sim.test/v2/contact_center/inbox/message/download/{}?type=voicemail",
+                    m.id
+                )
+            );
+            assert!(m.duration_s > 0);
+            assert_eq!(
+                m.item["message_duration"],
+                scenario.voicemail_durations[&m.id]
+            );
+            assert!(m.item["consumer_id"]
+                .as_str()
+                .is_some_and(|c| !c.is_empty()));
+        }
+        // The transcript URLs the view serves are the ones the webhooks announced.
+        let announced: BTreeSet<String> = scenario
+            .events
+            .iter()
+            .filter(|e| e.event().ends_with("transcript_completed"))
+            .filter_map(|e| {
+                e.object()?
+                    .get("transcript_url")?
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .collect();
+        let served: BTreeSet<String> = view
+            .recordings
+            .iter()
+            .filter_map(|r| r.transcript.as_ref())
+            .chain(view.messages.iter().filter_map(|m| m.transcript.as_ref()))
+            .chain(
+                view.engagements
+                    .iter()
+                    .filter_map(|e| e.transcript.as_ref()),
+            )
+            .map(|t| t.url.clone())
+            .collect();
+        assert_eq!(served, announced);
     }
 }
