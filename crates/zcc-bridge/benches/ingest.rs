@@ -27,60 +27,63 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-/// Event `i` of a realistic mix: engagements of 8 events each.
+/// Event `i` of a realistic mix: engagements of 8 events each, in the shapes of Zoom's published examples
+/// (`shared/vendor/zoom/webhooks/`: `engagement_direction`, `user_display_name`, flows, ISO `*_ms` times, recordings
+/// with `users[]` and `consumers[]` and no download URL).
 fn event_body(run: &str, i: usize) -> Vec<u8> {
     let engagement = format!("{run}-{}", i / 8);
     let ts = 1_795_251_600_000i64 + i as i64;
+    let q = i % 5;
+    let u = i % 17;
+    let at = "2026-11-21T09:00:00.123Z";
+    let common = format!(
+        r#""engagement_id":"{engagement}","engagement_direction":"inbound","channel":"voice","flow_id":"F{q}","flow_name":"Main flow {q}","cc_queue_id":"Q{q}","queue_name":"Queue {q}","date_time_ms":"{at}""#
+    );
+    let people = format!(
+        r#""user_id":"U{u}","user_display_name":"Agent {u}","consumer_id":"C{i}","consumer_number":"+1555{i:07}","consumer_display_name":"Customer {i}""#
+    );
+    let recording = |r: usize| {
+        format!(
+            r#""recording_id":"R{r}","recording_type":"automatic","owner_id":"Q{q}","owner_name":"Queue {q}","owner_type":"queue","users":[{{"user_id":"U{u}","user_display_name":"Agent {u}"}}],"consumers":[{{"consumer_id":"C{i}","consumer_number":"+1555{i:07}","consumer_display_name":"Customer {i}"}}]"#
+        )
+    };
     let (event, object) = match i % 8 {
-        0 => (
-            "engagement_started",
-            format!(
-                r#"{{"engagement_id":"{engagement}","channel":"voice","channel_source":"voice","direction":"inbound","cc_queue_id":"Q{q}","queue_name":"Queue {q}","consumer_number":"+1555{i:07}"}}"#,
-                q = i % 5
-            ),
-        ),
+        0 => ("engagement_started", format!("{{{common}}}")),
         1 => (
             "engagement_user_answered",
-            format!(
-                r#"{{"engagement_id":"{engagement}","user_id":"U{u}","display_name":"Agent {u}"}}"#,
-                u = i % 17
-            ),
+            format!(r#"{{{common},"channel_source":"voice",{people}}}"#),
         ),
         2 => (
             "recording_started",
-            format!(
-                r#"{{"engagement_id":"{engagement}","recording_id":"R{i}","channel":"voice","recording_start_time_ms":{ts}}}"#
-            ),
+            format!("{{{common},{}}}", recording(i)),
         ),
         3 => (
             "engagement_user_hold",
-            format!(r#"{{"engagement_id":"{engagement}","user_id":"U1"}}"#),
+            format!(r#"{{{common},"channel_source":"voice",{people}}}"#),
         ),
         4 => (
             "engagement_note_added",
             format!(
-                r#"{{"engagement_id":"{engagement}","note_id":"N{i}","note":"Customer asked about invoice {i}; promised a call back tomorrow.","user_id":"U1","last_modified_time":"2026-11-21T09:01:40Z"}}"#
+                r#"{{{common},{people},"note_id":"N{i}","note":"Customer asked about invoice {i}; promised a call back tomorrow.","last_modified_time":"2026-11-21T09:01:40Z"}}"#
             ),
         ),
         5 => (
             "engagement_disposition_added",
             format!(
-                r#"{{"engagement_id":"{engagement}","disposition_id":"D{d}","disposition_name":"Outcome {d}"}}"#,
+                r#"{{{common},{people},"disposition_id":"D{d}","disposition_name":"Outcome {d}"}}"#,
                 d = i % 4
             ),
         ),
         6 => (
             "recording_completed",
             format!(
-                r#"{{"engagement_id":"{engagement}","recording_id":"R{r}","channel":"voice","recording_end_time":"2026-11-21T09:07:12Z","download_url":"https://api.zoom.us/v2/contact_center/recording/download/R{r}?type=voice"}}"#,
-                r = i - 4
+                r#"{{{common},{},"recording_start_time_ms":"2026-11-21T09:00:02.000Z","recording_end_time_ms":"2026-11-21T09:07:12.000Z","recording_duration":430}}"#,
+                recording(i - 4)
             ),
         ),
         _ => (
             "engagement_ended",
-            format!(
-                r#"{{"engagement_id":"{engagement}","channel":"voice","direction":"inbound"}}"#
-            ),
+            format!(r#"{{{common},"channel_source":"voice"}}"#),
         ),
     };
     format!(r#"{{"event":"contact_center.{event}","event_ts":{ts},"payload":{{"account_id":"bench","object":{object}}}}}"#).into_bytes()

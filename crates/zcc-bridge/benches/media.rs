@@ -308,11 +308,21 @@ async fn start_sim(files: usize, size: u64) -> anyhow::Result<Sim> {
             .context("webhook object")?;
         // The transcript would be a second (tiny) job; only the recordings are measured.
         object.remove("transcript_url");
-        let url = object
-            .get("download_url")
+        // Zoom's `recording_completed` carries no download URL (the bridge fetches the engagement's recordings over
+        // REST when it arrives). The bench measures the archiver alone, so it adds the URL Zoom's REST listing gives
+        // for the recording, and no REST round trip is in the figures.
+        let channel = object
+            .get("channel")
             .and_then(Value::as_str)
-            .context("download_url")?
+            .unwrap_or("voice")
             .to_string();
+        let id = object
+            .get("recording_id")
+            .and_then(Value::as_str)
+            .context("recording_id")?
+            .to_string();
+        let url = zoom_sim::urls::recording_download(&scenario.api_base, &id, &channel);
+        object.insert("download_url".into(), Value::String(url.clone()));
         if urls.contains(&url) {
             continue;
         }

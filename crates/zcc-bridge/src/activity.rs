@@ -50,6 +50,9 @@ pub struct AgentSummary {
     pub sub_status: Option<String>,
     /// When the current status was set (epoch ms).
     pub status_since: Option<i64>,
+    /// Zoom's ids of the status and its reason (`current_status_id`, `current_sub_status_id`), when sent.
+    pub status_id: Option<String>,
+    pub sub_status_id: Option<String>,
     pub logged_in: bool,
     pub active_engagements: Vec<String>,
     pub last_event_ts: i64,
@@ -89,6 +92,7 @@ impl Agents {
     ) -> crate::store::Result<(AgentDirectory, BTreeMap<String, AgentSummary>)> {
         let (directory, rows) = self.directory().await?;
         let mut people: BTreeMap<String, AgentSummary> = BTreeMap::new();
+        let mut logged_in_since: HashMap<String, i64> = HashMap::new();
         for row in &rows {
             let key = directory.canonical(&row.agent_key);
             let person = directory.person(&key);
@@ -100,16 +104,25 @@ impl Agents {
                 status: None,
                 sub_status: None,
                 status_since: None,
+                status_id: None,
+                sub_status_id: None,
                 logged_in: false,
                 active_engagements: Vec::new(),
                 last_event_ts: 0,
             });
             entry.last_event_ts = entry.last_event_ts.max(row.last_event_ts);
+            // One person may be filed under several keys (a user id, an e-mail): the newest row decides.
+            let row_ts = row.status_ts.max(row.session_ts);
+            if row_ts > *logged_in_since.get(&key).unwrap_or(&0) {
+                logged_in_since.insert(key.clone(), row_ts);
+                entry.logged_in = row.logged_in();
+            }
             if row.status.is_some() && Some(row.status_ts) > entry.status_since {
                 entry.status.clone_from(&row.status);
                 entry.sub_status.clone_from(&row.sub_status);
                 entry.status_since = Some(row.status_ts);
-                entry.logged_in = row.status.as_deref() != Some("Offline");
+                entry.status_id.clone_from(&row.status_id);
+                entry.sub_status_id.clone_from(&row.sub_status_id);
             }
         }
         Ok((directory, people))

@@ -67,7 +67,7 @@ fn shift() -> Vec<Vec<u8>> {
         event(
             "engagement_started",
             10.0,
-            json!({"engagement_id": "E1", "channel": "voice", "direction": "inbound", "cc_queue_id": "Q1",
+            json!({"engagement_id": "E1", "channel": "voice", "engagement_direction": "inbound", "cc_queue_id": "Q1",
                    "queue_name": "Sales", "consumer_number": "+15550100"}),
         ),
         event("engagement_user_answered", 14.0, on("E1", "ua")),
@@ -78,10 +78,13 @@ fn shift() -> Vec<Vec<u8>> {
         event("engagement_user_muted", 50.0, on("E1", "ua")),
         event("engagement_user_unmuted", 51.0, on("E1", "ua")),
         event("engagement_transfer_initiated", 60.0, on("E1", "ua")),
+        // Zoom's shape: `user_id` is Ann, who transfers; `transfer_to_*` is Bob and his queue.
         event(
             "engagement_transfer_accepted",
             70.0,
-            json!({"engagement_id": "E1", "user_id": "ub", "display_name": "Bob", "cc_queue_id": "Q2"}),
+            json!({"engagement_id": "E1", "user_id": "ua", "user_display_name": "Ann", "cc_queue_id": "Q1",
+                   "transfer_to_user_id": "ub", "transfer_to_user_display_name": "Bob",
+                   "transfer_to_cc_queue_id": "Q2", "task_id": "T1", "transfer_to_task_id": "T2"}),
         ),
         event("engagement_user_answered", 72.0, on("E1", "ub")),
         event("engagement_ended", 90.0, json!({"engagement_id": "E1"})),
@@ -140,7 +143,8 @@ fn restatements() -> Vec<Vec<u8>> {
         event(
             "engagement_transfer_accepted",
             70.0,
-            json!({"engagement_id": "E1", "user_id": "ub", "queue_name": "Support"}),
+            json!({"engagement_id": "E1", "user_id": "ua", "transfer_to_user_id": "ub",
+                   "transfer_to_queue_name": "Support", "task_id": "T1", "transfer_to_task_id": "T2"}),
         ),
         status(
             json!({"user_id": "ua", "user_email": "ann@example.com", "date_time": "restated"}),

@@ -41,7 +41,7 @@ fn engagement_events(n: usize) -> Vec<Vec<u8>> {
         envelope(
             STARTED,
             t,
-            json!({"engagement_id": id, "channel": "voice", "direction": "inbound"}),
+            json!({"engagement_id": id, "channel": "voice", "engagement_direction": "inbound"}),
         ),
         envelope(
             NOTE,
@@ -704,6 +704,74 @@ async fn a_completed_engagement_with_a_disposition_is_delivered_as_a_call_log() 
             .filter(|r| r.body["type"] == "call.logged")
             .count();
         assert_eq!(logs, 2, "{backend:?}");
+        server.shutdown().await;
+    }
+}
+
+/// A disposition that only a Flow *Disposition Saved* script reports (no Zoom webhook, no REST fetch) is in the
+/// record and in the call log.
+#[tokio::test]
+async fn a_disposition_from_a_flow_script_alone_reaches_the_record_and_the_call_log() {
+    const FLOW_TOKEN: &str = "crm-flow-token-0123456789";
+    for backend in backends() {
+        let receiver = Receiver::start().await;
+        let url = receiver.url();
+        let mut server = TestServer::start_with(&backend, |c| {
+            fast_delivery(c);
+            c.sinks = vec![http_sink(
+                "log",
+                &url,
+                &["engagement.completed", "call.logged"],
+            )];
+            c.flow.sources.insert(
+                "crm".into(),
+                zcc_bridge::sources::flow::FlowSourceConfig {
+                    token: Some(Secret::new(FLOW_TOKEN)),
+                    ..Default::default()
+                },
+            );
+        })
+        .await;
+        let t = 1_763_715_600_000;
+        let posted = server
+            .client
+            .post(server.url("/webhooks/flow/crm"))
+            .bearer_auth(FLOW_TOKEN)
+            .json(&json!({"event": "Disposition Saved", "engagement_id": "F1", "event_ts": t + 50,
+                          "consumer_number": "+14155550123", "disposition": "Resolved - billing question"}))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(posted.status(), 200);
+        post_all(
+            &server,
+            &[
+                envelope(
+                    STARTED,
+                    t,
+                    json!({"engagement_id": "F1", "channel": "voice"}),
+                ),
+                envelope(ENDED, t + 100, json!({"engagement_id": "F1"})),
+            ],
+        )
+        .await;
+        let record = server.get_json("/api/v1/engagements/F1").await;
+        assert_eq!(
+            record["dispositions"],
+            json!([{"disposition_id": "name:Resolved - billing question", "disposition_name": "Resolved - billing question"}]),
+            "{backend:?}"
+        );
+        assert_eq!(record["consumers"][0]["consumer_number"], "+14155550123");
+        until_delivered(&server, "log", 2).await;
+        let accepted = receiver.accepted();
+        let log = accepted
+            .iter()
+            .find(|r| r.body["type"] == "call.logged")
+            .expect("a call log");
+        assert_eq!(
+            log.body["data"]["disposition"]["disposition_name"], "Resolved - billing question",
+            "{backend:?}"
+        );
         server.shutdown().await;
     }
 }

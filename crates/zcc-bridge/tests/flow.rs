@@ -178,6 +178,16 @@ async fn the_example_posts_are_stored_once_and_fill_the_engagement_activity() {
         assert_eq!(activity["queue"]["cc_queue_id"], accepted["queue_id"]);
         assert_eq!(activity["queue"]["queue_name"], accepted["queue_name"]);
         assert_eq!(activity["agents"], json!([format!("email:{email}")]));
+        // The disposition (known by name only) and the consumer are in the record too.
+        let record = s.get_json(&format!("/api/v1/engagements/{id}")).await;
+        assert_eq!(
+            record["dispositions"][0]["disposition_name"],
+            disposition["disposition"]
+        );
+        assert_eq!(
+            record["consumers"][0]["consumer_number"],
+            accepted["consumer_number"]
+        );
 
         let events = s
             .get_json(&format!("/api/v1/events?engagement_id={id}"))

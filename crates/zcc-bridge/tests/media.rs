@@ -507,6 +507,151 @@ async fn retention_deletes_old_files_and_the_record_shows_it() {
         );
         let (link, _) = signer.link(MediaKind::Recording, id, now_secs());
         assert_eq!(fetch(&link, None).await.status(), 410);
+        // So does the durable link a system of record kept.
+        assert!(view.permalink.is_none());
+        let permalink = signer.permalink(MediaKind::Recording, id, 0);
+        assert_eq!(fetch(&permalink, None).await.status(), 410);
+        server.shutdown().await;
+        sim.shutdown().await;
+    }
+}
+
+/// What a durable link answers, without following its redirect.
+async fn resolve(permalink: &str) -> (u16, Option<String>) {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let r = client.get(permalink).send().await.expect("request sent");
+    let location = r
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    (r.status().as_u16(), location)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_links_for_systems_of_record_redirect_until_revoked() {
+    let sim_config = SimServerConfig {
+        media_bytes: 30_000,
+        ..Default::default()
+    };
+    for backend in backends() {
+        let (sim, scenario) = simulator(14, 41, sim_config.clone()).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut server = TestServer::start_with(&backend, |c| {
+            archive_config(c, &sim, &sim_config, Store::Local, dir.path());
+            // Expiring links live a day; the redirect still hands out a short-lived one.
+            c.media.link_ttl_seconds = 86_400;
+        })
+        .await;
+        reconcile(&server, &scenario).await;
+        settled(&server, Duration::from_secs(60)).await;
+        let engagement = scenario
+            .truth
+            .engagements
+            .iter()
+            .find(|e| !e.recording_ids.is_empty())
+            .expect("a recorded engagement");
+        let first = record(&server, &engagement.engagement_id).await;
+        let recording = &first.recordings[0];
+        let media = recording.media.clone().expect("archived");
+        let permalink = media.permalink.clone().expect("a durable link");
+        // Stable: the same link at every read (expiring links are signed anew).
+        let again = record(&server, &engagement.engagement_id).await;
+        assert_eq!(
+            again.recordings[0]
+                .media
+                .as_ref()
+                .unwrap()
+                .permalink
+                .as_ref(),
+            Some(&permalink)
+        );
+
+        // It redirects to a fresh signed link that lives minutes, not the configured day, and serves the file.
+        let (status, location) = resolve(&permalink).await;
+        assert_eq!(status, 307, "{backend:?}");
+        let location = location.expect("a location");
+        let expires: i64 = location
+            .split("expires=")
+            .nth(1)
+            .and_then(|rest| rest.split('&').next())
+            .and_then(|v| v.parse().ok())
+            .expect("an expiring link");
+        assert!(expires <= now_secs() + 301, "{location}");
+        let served = fetch(&location, None).await;
+        assert_eq!(served.status(), 200);
+        let bytes = served.bytes().await.expect("body");
+        assert_eq!(Some(sha256(&bytes)), media.sha256);
+
+        // A token that is not the file's, or a file that does not exist, gets 403 alike.
+        let forged = format!("{}AAAA", &permalink[..permalink.len() - 4]);
+        assert_eq!(resolve(&forged).await.0, 403);
+        let other_file = permalink.replace(&recording.recording_id, "no-such-recording");
+        assert_eq!(resolve(&other_file).await.0, 403);
+
+        // Revoking the one file: its old link is dead, the record carries a new one that works.
+        let revoke = |body: Value| {
+            let client = server.client.clone();
+            let url = server.url("/api/v1/media/permalinks/revoke");
+            async move {
+                let r = client
+                    .post(url)
+                    .bearer_auth(ADMIN_TOKEN)
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("sent");
+                (r.status().as_u16(), r.json::<Value>().await.expect("json"))
+            }
+        };
+        let (status, body) =
+            revoke(json!({"kind": "recording", "item_id": recording.recording_id})).await;
+        assert_eq!((status, &body["revoked"]), (200, &json!(1)), "{body}");
+        assert_eq!(resolve(&permalink).await.0, 403);
+        let renewed = record(&server, &engagement.engagement_id).await.recordings[0]
+            .media
+            .clone()
+            .and_then(|m| m.permalink)
+            .expect("a new durable link");
+        assert_ne!(renewed, permalink);
+        assert_eq!(resolve(&renewed).await.0, 307);
+        // Other files' links were left alone ...
+        let others: Vec<String> = all_media(&server, "&state=archived")
+            .await
+            .iter()
+            .filter(|m| m["item_id"] != recording.recording_id.as_str())
+            .map(|m| {
+                let kind = MediaKind::parse(m["kind"].as_str().unwrap()).unwrap();
+                let signer = LinkSigner::new(
+                    LINK_SECRET.as_bytes(),
+                    &server.base,
+                    Duration::from_secs(60),
+                );
+                signer.permalink(kind, m["item_id"].as_str().unwrap(), 0)
+            })
+            .collect();
+        assert!(!others.is_empty());
+        for link in &others {
+            assert_eq!(resolve(link).await.0, 307, "{link}");
+        }
+        // ... until every link is revoked at once.
+        let (status, body) = revoke(json!({"all": true})).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(resolve(&renewed).await.0, 403);
+        for link in &others {
+            assert_eq!(resolve(link).await.0, 403, "{link}");
+        }
+        // Bad requests and unknown files.
+        assert_eq!(revoke(json!({"kind": "recording"})).await.0, 400);
+        assert_eq!(
+            revoke(json!({"kind": "recording", "item_id": "nope"}))
+                .await
+                .0,
+            404
+        );
         server.shutdown().await;
         sim.shutdown().await;
     }
@@ -652,8 +797,11 @@ async fn migrate_copies_the_archive_verified_and_resumes() {
     assert_eq!(report["skipped"], archived);
 }
 
+/// Zoom's `recording_completed`, `*_transcript_completed` and `inbox_message_received` webhooks name a file but carry
+/// no download URL (Zoom's published examples): each makes the bridge fetch that engagement's recordings and inbox
+/// messages over REST, and every file is archived without any window-wide listing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn files_announced_by_webhooks_alone_are_archived() {
+async fn files_announced_by_webhooks_are_fetched_per_engagement_and_archived() {
     let sim_config = SimServerConfig {
         media_bytes: 64_000,
         ..Default::default()
@@ -664,10 +812,12 @@ async fn files_announced_by_webhooks_alone_are_archived() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut server = TestServer::start_with(&backend, |c| {
             archive_config(c, &sim, &sim_config, Store::Local, dir.path());
-            c.reconcile.fetch_on_events = false;
+            c.reconcile.enabled = true;
+            c.reconcile.fetch_on_events = true;
+            c.reconcile.fetch_settle_seconds = 0;
         })
         .await;
-        // Every webhook once, in order: the records learn the URLs from the events themselves.
+        // Every webhook once, in order.
         let mut config =
             zoom_sim::emitter::EmitterConfig::new(server.url("/webhooks/zoom"), SECRET);
         config.concurrency = 8;
@@ -676,9 +826,26 @@ async fn files_announced_by_webhooks_alone_are_archived() {
             .emit_all(&scenario.events)
             .await;
         assert_eq!(report.failed, 0, "{report:?}");
-        let stats = settled(&server, Duration::from_secs(60)).await;
-        assert_eq!(stats["archived"], expected.len(), "{backend:?}: {stats}");
-        assert_eq!(sim.stats().list_recordings, 0, "no REST listing was needed");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let stats = loop {
+            let stats = media_stats(&server).await;
+            if stats["pending"] == 0 && stats["archived"] == expected.len() {
+                break stats;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{backend:?}: {stats} of {}",
+                expected.len()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert_eq!(stats["dead"], 0, "{backend:?}: {stats}");
+        let sim_stats = sim.stats();
+        assert!(sim_stats.engagement_recordings > 0, "{sim_stats:?}");
+        assert_eq!(
+            sim_stats.list_recordings, 0,
+            "no window-wide listing was needed"
+        );
         server.shutdown().await;
         sim.shutdown().await;
     }

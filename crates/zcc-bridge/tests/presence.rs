@@ -302,6 +302,24 @@ async fn genesys_conversation_events_drive_presence() {
         assert_eq!(bad.status(), 400);
         let bad: Value = bad.json().await.expect("json");
         assert!(bad["quarantine_id"].is_i64(), "{bad}");
+        // Replay reads it with the Genesys parser (its own source), not Zoom's.
+        let replay = server
+            .client
+            .post(server.url(&format!(
+                "/api/v1/quarantine/{}/replay",
+                bad["quarantine_id"]
+            )))
+            .bearer_auth(common::ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(replay.status(), 422);
+        let replay: Value = replay.json().await.expect("json");
+        let reason = replay["error"].as_str().unwrap_or_default();
+        assert!(
+            reason.starts_with("still unusable: no ") && !reason.contains("Zoom"),
+            "{replay}"
+        );
         assert_eq!(
             applied(&sim, "gz1"),
             vec!["On_A_Call", "Away"],
@@ -311,11 +329,14 @@ async fn genesys_conversation_events_drive_presence() {
     }
 }
 
-fn transfer_accepted(engagement: &str, user: &str, ts: i64) -> Vec<u8> {
+/// Zoom's shape: `user_id` is the transferring agent, `transfer_to_user_id` the one who takes it over.
+fn transfer_accepted(engagement: &str, from: &str, to: &str, ts: i64) -> Vec<u8> {
     envelope(
         "contact_center.engagement_transfer_accepted",
         ts,
-        json!({"engagement_id": engagement, "user_id": user, "channel": "voice"}),
+        json!({"engagement_id": engagement, "user_id": from, "transfer_to_user_id": to, "channel": "voice",
+               "task_id": format!("task-{ts}"), "transfer_to_task_id": format!("task-{to}-{ts}"),
+               "transfer_level": "agent", "transfer_type": "warm"}),
     )
 }
 
@@ -331,14 +352,14 @@ async fn a_transfer_back_makes_the_agent_busy_again() {
         let t = now_secs() * 1000;
         post(&server, &answered("e-tb", "ta", t)).await;
         until_status(&sim, "ta", "On_A_Call").await;
-        post(&server, &transfer_accepted("e-tb", "tb", t + 10_000)).await;
+        post(&server, &transfer_accepted("e-tb", "ta", "tb", t + 10_000)).await;
         until_status(&sim, "ta", "Away").await;
         until_status(&sim, "tb", "On_A_Call").await;
-        post(&server, &transfer_accepted("e-tb", "ta", t + 20_000)).await;
+        post(&server, &transfer_accepted("e-tb", "tb", "ta", t + 20_000)).await;
         until_status(&sim, "ta", "On_A_Call").await;
         until_status(&sim, "tb", "Available").await;
         // The first hand-over, repeated late, changes nothing.
-        post(&server, &transfer_accepted("e-tb", "tb", t + 10_000)).await;
+        post(&server, &transfer_accepted("e-tb", "ta", "tb", t + 10_000)).await;
         tokio::time::sleep(INTERVAL * 2).await;
         assert_eq!(status(&sim, "ta"), "On_A_Call", "{backend:?}");
         post(&server, &ended("e-tb", t + 30_000)).await;
@@ -357,7 +378,8 @@ fn reservation(event: &str, engagement: &str, user: &str, ts: i64) -> Vec<u8> {
     envelope(
         &format!("contact_center.task_reservation_{event}"),
         ts,
-        json!({"engagement_id": engagement, "user_id": user, "channel": "voice"}),
+        json!({"engagement_id": engagement, "assigned_user_id": user, "channel": "voice",
+               "task_id": format!("task-{engagement}"), "task_reservation_id": format!("res-{engagement}-{ts}")}),
     )
 }
 

@@ -93,6 +93,7 @@ fn media(link: &str) -> MediaView {
         deleted_at: None,
         attempts: 1,
         error: None,
+        ..Default::default()
     }
 }
 
@@ -142,11 +143,13 @@ fn record(engagement_id: &str, consumer_number: &str) -> EngagementRecord {
             deleted: false,
             media: Some(media(RECORDING_LINK)),
             transcript_media: Some(media(TRANSCRIPT_LINK)),
+            ..Default::default()
         }],
         transcripts: Vec::new(),
         voicemails: Vec::new(),
         timeline: Vec::new(),
         sources: Vec::new(),
+        ..Default::default()
     }
 }
 

@@ -49,6 +49,7 @@ fn media(link: &str) -> MediaView {
         deleted_at: None,
         attempts: 0,
         error: None,
+        ..Default::default()
     }
 }
 
@@ -66,6 +67,7 @@ fn recording(id: &str, link: &str) -> RecordingView {
         deleted: false,
         media: Some(media(link)),
         transcript_media: None,
+        ..Default::default()
     }
 }
 
@@ -111,6 +113,7 @@ fn record(engagement: &str, consumer: &str) -> EngagementRecord {
         voicemails: vec![],
         timeline: vec![],
         sources: vec![],
+        ..Default::default()
     }
 }
 

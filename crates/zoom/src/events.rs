@@ -1,196 +1,353 @@
 //! The webhook envelope and the `payload.object` fields the bridge reads.
 //!
-//! Zoom publishes no complete payload schemas for `contact_center.*` events (reference §2.4), so every field is
-//! optional and unknown fields are ignored here (the raw bytes are kept by the bridge). Field names follow
-//! Zoom's REST resources where the webhook name is unconfirmed; correcting one is a one-line change here.
+//! Shapes follow Zoom's published Contact Center webhook examples (`shared/vendor/zoom/webhooks/`, reproduced by
+//! ZoomNet from Zoom's reference): `engagement_direction`, `user_display_name`, `*_time_ms` fields as ISO-8601
+//! strings, transfer targets as `transfer_to_*`, the offered agent of `task_reservation_*` as `assigned_user_id`,
+//! recordings with `users[]` and `consumers[]`. Older or alternative spellings are read too (`direction`,
+//! `display_name`, epoch-millisecond numbers). Fields are read one by one (see [`crate::lenient`]): a field of an
+//! unexpected type or format is reported in [`WebhookEnvelope::field_errors`] and the rest of the event is kept.
+//! Only a body that is not a JSON object or has no usable `event` is refused.
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
 
-/// `{"event": "...", "event_ts": <ms>, "payload": {"account_id": "...", "object": {...}}}`.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+use crate::lenient::{kind, FieldError, Reader};
+
+/// A decoded webhook body: `{"event": "...", "event_ts": <ms>, "payload": {"account_id": "...", "object": {...}}}`.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct WebhookEnvelope {
+    /// The event name, trimmed (surrounding blanks and trailing dots are removed; see `field_errors`).
     pub event: String,
-    /// Epoch milliseconds when the event happened.
-    pub event_ts: i64,
-    #[serde(default)]
-    pub payload: Payload,
+    /// Epoch milliseconds when the event happened; None when absent or unreadable.
+    pub event_ts: Option<i64>,
+    pub account_id: Option<String>,
+    pub object: ObjectFields,
+    /// Fields that were present but could not be read. The raw body keeps them.
+    pub field_errors: Vec<FieldError>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-pub struct Payload {
-    #[serde(default)]
-    pub account_id: Option<String>,
-    #[serde(default)]
-    pub object: ObjectFields,
+/// Why a body is not a webhook envelope at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error("the body is {0}, not a JSON object")]
+    NotAnObject(&'static str),
+    #[error("the envelope has no `event`")]
+    NoEvent,
+    #[error("`event` is {0}, not a string")]
+    EventNotAString(&'static str),
+    #[error("`event` is empty")]
+    EmptyEvent,
+}
+
+impl WebhookEnvelope {
+    /// Decodes an envelope leniently. Errors only when there is no event name to file the body under.
+    pub fn decode(value: &Value) -> Result<Self, EnvelopeError> {
+        let Value::Object(top) = value else {
+            return Err(EnvelopeError::NotAnObject(kind(value)));
+        };
+        let event = match top.get("event") {
+            None | Some(Value::Null) => return Err(EnvelopeError::NoEvent),
+            Some(Value::String(s)) => s,
+            Some(other) => return Err(EnvelopeError::EventNotAString(kind(other))),
+        };
+        let mut field_errors = Vec::new();
+        // A published sample ends its name with a dot (`contact_center.user_skills_assigned.`).
+        let trimmed = event.trim().trim_end_matches('.').trim();
+        if trimmed.is_empty() {
+            return Err(EnvelopeError::EmptyEvent);
+        }
+        if trimmed != event {
+            field_errors.push(FieldError {
+                field: "event".into(),
+                problem: format!("{event:?} trimmed to {trimmed:?}"),
+            });
+        }
+        let mut reader = Reader::new(top, "", &mut field_errors);
+        let event_ts = reader.time("event_ts");
+        let (account_id, object) = reader
+            .object("payload", |payload| {
+                let account_id = payload.string("account_id");
+                // Most events nest their fields in `payload.object`; `voice_rtms_*` and a few others put them in
+                // `payload` itself.
+                let object = if payload.value("object").is_some() {
+                    payload
+                        .object("object", ObjectFields::read)
+                        .unwrap_or_default()
+                } else {
+                    ObjectFields::read(payload)
+                };
+                (account_id, object)
+            })
+            .unwrap_or_default();
+        Ok(Self {
+            event: trimmed.to_string(),
+            event_ts,
+            account_id,
+            object,
+            field_errors,
+        })
+    }
 }
 
 /// A queue as Zoom names it on engagements (`cc_queue_id`; `queue_id` is the deprecated alias).
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Queue {
-    #[serde(default, alias = "queue_id")]
     pub cc_queue_id: Option<String>,
-    #[serde(default)]
     pub queue_name: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+/// A user (agent) as named on engagements and recordings.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Agent {
-    #[serde(default)]
     pub user_id: Option<String>,
-    #[serde(default, alias = "user_display_name")]
     pub display_name: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Consumer {
-    #[serde(default)]
     pub consumer_id: Option<String>,
-    #[serde(default)]
     pub consumer_number: Option<String>,
-    #[serde(default, alias = "consumer_name")]
     pub consumer_display_name: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Note {
-    #[serde(default)]
     pub note_id: Option<String>,
-    #[serde(default)]
     pub note: Option<String>,
-    #[serde(default)]
     pub user_id: Option<String>,
-    #[serde(default)]
-    pub last_modified_time: Option<String>,
+    /// Epoch ms.
+    pub last_modified_time: Option<i64>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Disposition {
-    #[serde(default)]
     pub disposition_id: Option<String>,
-    #[serde(default)]
     pub disposition_name: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ChannelRef {
-    #[serde(default)]
     pub channel: Option<String>,
-    #[serde(default)]
     pub channel_source: Option<String>,
 }
 
-/// The union of `payload.object` fields the bridge understands, across event types.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+/// The union of `payload.object` fields the bridge understands, across event types. Times are epoch ms.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ObjectFields {
-    #[serde(default)]
     pub engagement_id: Option<String>,
-    #[serde(default)]
     pub channel: Option<String>,
-    #[serde(default)]
     pub channel_source: Option<String>,
-    #[serde(default)]
+    /// `engagement_direction` (Zoom's webhooks) or `direction` (REST).
     pub direction: Option<String>,
-    #[serde(default)]
-    pub start_time: Option<String>,
-    #[serde(default)]
-    pub end_time: Option<String>,
+    pub start_time: Option<i64>,
+    pub end_time: Option<i64>,
+    /// When the fact happened by Zoom's clock: `date_time_ms` (an ISO string in Zoom's examples), `date_time`
+    /// or `date-time`.
+    pub date_time: Option<i64>,
+    pub flow_id: Option<String>,
+    pub flow_name: Option<String>,
+    pub flow_number: Option<String>,
 
     // Queue, agent and consumer as flat fields (lifecycle events) ...
-    #[serde(default, alias = "queue_id", alias = "cci_queue_id")]
     pub cc_queue_id: Option<String>,
-    #[serde(default)]
     pub queue_name: Option<String>,
-    #[serde(default)]
     pub user_id: Option<String>,
-    #[serde(default, alias = "user_display_name")]
+    /// `user_display_name` (engagement events) or `display_name` (agent events).
     pub display_name: Option<String>,
-    #[serde(default)]
     pub user_email: Option<String>,
-    #[serde(default)]
     pub consumer_id: Option<String>,
-    #[serde(default)]
     pub consumer_number: Option<String>,
-    #[serde(default, alias = "consumer_name")]
     pub consumer_display_name: Option<String>,
 
-    // ... and as arrays (engagement-shaped objects).
-    #[serde(default, deserialize_with = "null_as_empty")]
+    // ... and as arrays (engagement-shaped objects, recordings).
     pub channels: Vec<ChannelRef>,
-    #[serde(default, deserialize_with = "null_as_empty")]
     pub queues: Vec<Queue>,
-    #[serde(default, deserialize_with = "null_as_empty")]
     pub agents: Vec<Agent>,
-    #[serde(default, deserialize_with = "null_as_empty")]
+    /// `users[]` of recording and upgrade events.
+    pub users: Vec<Agent>,
     pub consumers: Vec<Consumer>,
-    #[serde(default, deserialize_with = "null_as_empty")]
     pub notes: Vec<Note>,
-    #[serde(default, deserialize_with = "null_as_empty")]
     pub dispositions: Vec<Disposition>,
 
     // Notes and dispositions as flat fields (`engagement_note_added`, `engagement_disposition_added`).
-    #[serde(default)]
     pub note_id: Option<String>,
-    #[serde(default)]
     pub note: Option<String>,
-    #[serde(default)]
-    pub last_modified_time: Option<String>,
-    #[serde(default)]
+    pub last_modified_time: Option<i64>,
     pub disposition_id: Option<String>,
-    #[serde(default)]
     pub disposition_name: Option<String>,
 
+    // Transfers (`engagement_transfer_*`): `user_id` is the transferring agent, `transfer_to_*` the target.
+    pub task_id: Option<String>,
+    pub transfer_to_task_id: Option<String>,
+    pub transfer_type: Option<String>,
+    pub transfer_level: Option<String>,
+    pub transfer_to_user_id: Option<String>,
+    pub transfer_to_user_display_name: Option<String>,
+    pub transfer_to_cc_queue_id: Option<String>,
+    pub transfer_to_queue_name: Option<String>,
+    pub transfer_to_flow_id: Option<String>,
+    pub transfer_to_flow_name: Option<String>,
+    pub transfer_to_inbox_id: Option<String>,
+    pub transfer_to_inbox_name: Option<String>,
+    pub transfer_to_number: Option<String>,
+
+    /// `task_reservation_*`: the agent the task is offered to.
+    pub assigned_user_id: Option<String>,
+
     // Recordings and transcripts.
-    #[serde(default)]
     pub recording_id: Option<String>,
-    #[serde(default)]
-    pub recording_start_time: Option<String>,
-    #[serde(default)]
-    pub recording_end_time: Option<String>,
-    #[serde(default)]
-    pub recording_start_time_ms: Option<i64>,
-    #[serde(default)]
-    pub recording_end_time_ms: Option<i64>,
-    #[serde(default)]
+    /// `recording_start_time_ms` (an ISO string in Zoom's examples) or `recording_start_time`.
+    pub recording_start_time: Option<i64>,
+    pub recording_end_time: Option<i64>,
+    /// Seconds.
     pub recording_duration: Option<i64>,
-    #[serde(default)]
+    /// `on_demand` | `automatic`.
+    pub recording_type: Option<String>,
+    pub owner_id: Option<String>,
+    pub owner_name: Option<String>,
+    /// `user` | `queue`.
+    pub owner_type: Option<String>,
     pub download_url: Option<String>,
-    #[serde(default)]
     pub transcript_url: Option<String>,
-    #[serde(default)]
     pub playback_url: Option<String>,
 
-    // Agent status (`user_status_changed`, `user_login`, `user_logout`); names from a community integration
-    // (reference §2.4), unconfirmed.
-    #[serde(default)]
+    // Agent status (`user_status_changed`).
+    pub current_status_id: Option<String>,
     pub current_status_name: Option<String>,
-    #[serde(default)]
+    pub current_sub_status_id: Option<String>,
     pub current_sub_status_name: Option<String>,
-    #[serde(default)]
+    pub previous_status_id: Option<String>,
     pub previous_status_name: Option<String>,
-    #[serde(default)]
+    pub previous_sub_status_id: Option<String>,
     pub previous_sub_status_name: Option<String>,
 
     // Inbox (voicemail) messages.
-    #[serde(default)]
     pub message_id: Option<String>,
-    #[serde(default)]
     pub inbox_id: Option<String>,
-    #[serde(default)]
     pub inbox_name: Option<String>,
-    #[serde(default)]
     pub message_type: Option<String>,
-    #[serde(default)]
+    /// Seconds.
     pub message_duration: Option<i64>,
-    #[serde(default)]
-    pub created_at: Option<String>,
+    pub created_at: Option<i64>,
+    /// Inbox message status (`normal`, `deleted`).
+    pub status: Option<String>,
 }
 
-fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+fn agent(r: &mut Reader<'_>) -> Option<Agent> {
+    let a = Agent {
+        user_id: r.string("user_id"),
+        display_name: r.string_of(&["user_display_name", "display_name", "user_name"]),
+    };
+    (a.user_id.is_some() || a.display_name.is_some()).then_some(a)
+}
+
+fn consumer(r: &mut Reader<'_>) -> Option<Consumer> {
+    let c = Consumer {
+        consumer_id: r.string("consumer_id"),
+        consumer_number: r.string("consumer_number"),
+        consumer_display_name: r.string_of(&["consumer_display_name", "consumer_name"]),
+    };
+    (c.consumer_id.is_some() || c.consumer_number.is_some()).then_some(c)
+}
+
+impl ObjectFields {
+    /// Reads every field the bridge understands; unreadable ones are reported by the reader.
+    pub fn read(r: &mut Reader<'_>) -> Self {
+        Self {
+            engagement_id: r.string("engagement_id"),
+            channel: r.string("channel"),
+            channel_source: r.string("channel_source"),
+            direction: r.string_of(&["engagement_direction", "direction"]),
+            start_time: r.time("start_time"),
+            end_time: r.time("end_time"),
+            date_time: r.time_of(&["date_time_ms", "date_time", "date-time"]),
+            flow_id: r.string("flow_id"),
+            flow_name: r.string("flow_name"),
+            flow_number: r.string("flow_number"),
+            cc_queue_id: r.string_of(&["cc_queue_id", "queue_id", "cci_queue_id"]),
+            queue_name: r.string("queue_name"),
+            user_id: r.string("user_id"),
+            display_name: r.string_of(&["user_display_name", "display_name"]),
+            user_email: r.string("user_email"),
+            consumer_id: r.string("consumer_id"),
+            consumer_number: r.string("consumer_number"),
+            consumer_display_name: r.string_of(&["consumer_display_name", "consumer_name"]),
+            channels: r.list("channels", |c| {
+                Some(ChannelRef {
+                    channel: c.string("channel"),
+                    channel_source: c.string("channel_source"),
+                })
+            }),
+            queues: r.list("queues", |q| {
+                Some(Queue {
+                    cc_queue_id: q.string_of(&["cc_queue_id", "queue_id"]),
+                    queue_name: q.string("queue_name"),
+                })
+            }),
+            agents: r.list("agents", agent),
+            users: r.list("users", agent),
+            consumers: r.list("consumers", consumer),
+            notes: r.list("notes", |n| {
+                Some(Note {
+                    note_id: n.string("note_id"),
+                    note: n.string("note"),
+                    user_id: n.string("user_id"),
+                    last_modified_time: n.time("last_modified_time"),
+                })
+            }),
+            dispositions: r.list("dispositions", |d| {
+                Some(Disposition {
+                    disposition_id: d.string("disposition_id"),
+                    disposition_name: d.string("disposition_name"),
+                })
+            }),
+            note_id: r.string("note_id"),
+            note: r.string("note"),
+            last_modified_time: r.time("last_modified_time"),
+            disposition_id: r.string("disposition_id"),
+            disposition_name: r.string("disposition_name"),
+            task_id: r.string("task_id"),
+            transfer_to_task_id: r.string("transfer_to_task_id"),
+            transfer_type: r.string("transfer_type"),
+            transfer_level: r.string("transfer_level"),
+            transfer_to_user_id: r.string("transfer_to_user_id"),
+            transfer_to_user_display_name: r.string("transfer_to_user_display_name"),
+            transfer_to_cc_queue_id: r
+                .string_of(&["transfer_to_cc_queue_id", "transfer_to_queue_id"]),
+            transfer_to_queue_name: r.string("transfer_to_queue_name"),
+            transfer_to_flow_id: r.string("transfer_to_flow_id"),
+            transfer_to_flow_name: r.string("transfer_to_flow_name"),
+            transfer_to_inbox_id: r.string("transfer_to_inbox_id"),
+            transfer_to_inbox_name: r.string("transfer_to_inbox_name"),
+            transfer_to_number: r.string("transfer_to_number"),
+            assigned_user_id: r.string("assigned_user_id"),
+            recording_id: r.string("recording_id"),
+            recording_start_time: r.time_of(&["recording_start_time_ms", "recording_start_time"]),
+            recording_end_time: r.time_of(&["recording_end_time_ms", "recording_end_time"]),
+            recording_duration: r.int("recording_duration"),
+            recording_type: r.string("recording_type"),
+            owner_id: r.string("owner_id"),
+            owner_name: r.string("owner_name"),
+            owner_type: r.string("owner_type"),
+            download_url: r.string("download_url"),
+            transcript_url: r.string("transcript_url"),
+            playback_url: r.string("playback_url"),
+            current_status_id: r.string("current_status_id"),
+            current_status_name: r.string("current_status_name"),
+            current_sub_status_id: r.string("current_sub_status_id"),
+            current_sub_status_name: r.string("current_sub_status_name"),
+            previous_status_id: r.string("previous_status_id"),
+            previous_status_name: r.string("previous_status_name"),
+            previous_sub_status_id: r.string("previous_sub_status_id"),
+            previous_sub_status_name: r.string("previous_sub_status_name"),
+            message_id: r.string("message_id"),
+            inbox_id: r.string("inbox_id"),
+            inbox_name: r.string("inbox_name"),
+            message_type: r.string("message_type"),
+            message_duration: r.int("message_duration"),
+            created_at: r.time("created_at"),
+            status: r.string("status"),
+        }
+    }
 }
 
 /// Prefix shared by every Zoom Contact Center event.
@@ -348,20 +505,44 @@ mod tests {
 
     #[test]
     fn lenient_envelope() {
-        let e: WebhookEnvelope = serde_json::from_str(
-            r#"{"event":"contact_center.engagement_disposition_added","event_ts":1729500000000,
-               "payload":{"account_id":"A","object":{"engagement_id":"E","disposition_id":"D",
-               "disposition_name":"Inquiry","something_new":{"x":1},"queues":null}}}"#,
+        let value: Value = serde_json::from_str(
+            r#"{"event":"contact_center.recording_completed","event_ts":1729500000000,
+               "payload":{"account_id":"A","object":{"engagement_id":"E","engagement_direction":"inbound",
+               "recording_start_time_ms":"2022-02-15T08:12:15.986Z","recording_duration":{"s":1},
+               "users":[{"user_id":"U","user_display_name":"Ann"}],"something_new":{"x":1},"queues":null}}}"#,
         )
         .unwrap();
-        assert_eq!(e.payload.object.engagement_id.as_deref(), Some("E"));
+        let e = WebhookEnvelope::decode(&value).unwrap();
+        assert_eq!(e.event_ts, Some(1_729_500_000_000));
+        assert_eq!(e.object.engagement_id.as_deref(), Some("E"));
+        assert_eq!(e.object.direction.as_deref(), Some("inbound"));
+        assert_eq!(e.object.recording_start_time, Some(1_644_912_735_986));
+        assert_eq!(e.object.recording_duration, None);
+        assert_eq!(e.object.users[0].display_name.as_deref(), Some("Ann"));
+        assert!(e.object.queues.is_empty());
+        assert_eq!(e.field_errors.len(), 1);
+        assert_eq!(e.field_errors[0].field, "payload.object.recording_duration");
+
+        // Missing payload or a bad event time is allowed; a missing event name is not.
+        let ok = |s: &str| WebhookEnvelope::decode(&serde_json::from_str(s).unwrap());
+        assert!(ok(r#"{"event":"x","event_ts":1}"#).is_ok());
+        let soon = ok(r#"{"event":"x","event_ts":"soon","payload":[1]}"#).unwrap();
+        assert_eq!(soon.event_ts, None);
+        assert_eq!(soon.field_errors.len(), 2);
+        assert_eq!(ok(r#"{"event_ts":1}"#), Err(EnvelopeError::NoEvent));
         assert_eq!(
-            e.payload.object.disposition_name.as_deref(),
-            Some("Inquiry")
+            ok(r#"{"event":5}"#),
+            Err(EnvelopeError::EventNotAString("a number"))
         );
-        assert!(e.payload.object.queues.is_empty());
-        // Missing payload is allowed; a missing event name is not.
-        assert!(serde_json::from_str::<WebhookEnvelope>(r#"{"event":"x","event_ts":1}"#).is_ok());
-        assert!(serde_json::from_str::<WebhookEnvelope>(r#"{"event_ts":1}"#).is_err());
+        assert_eq!(ok(r#"{"event":" . "}"#), Err(EnvelopeError::EmptyEvent));
+        assert_eq!(ok("[1]"), Err(EnvelopeError::NotAnObject("an array")));
+        // The trailing dot of a published sample's name.
+        let dotted =
+            ok(r#"{"event":"contact_center.user_skills_assigned.","event_ts":1}"#).unwrap();
+        assert_eq!(dotted.event, "contact_center.user_skills_assigned");
+        assert_eq!(dotted.field_errors[0].field, "event");
+        // Flat payloads (`voice_rtms_*`).
+        let flat = ok(r#"{"event":"contact_center.voice_rtms_started","event_ts":1,"payload":{"engagement_id":"E"}}"#).unwrap();
+        assert_eq!(flat.object.engagement_id.as_deref(), Some("E"));
     }
 }

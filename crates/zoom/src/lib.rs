@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod events;
+pub mod lenient;
 pub mod webhook;
 pub mod websocket;
 

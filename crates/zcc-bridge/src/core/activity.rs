@@ -187,6 +187,16 @@ pub struct Activity {
     /// Reason of a `Not Ready` status (`Break`, `Meal`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub_status: Option<String>,
+    /// Zoom's ids of the status and its reason (`current_status_id`, `current_sub_status_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_status_id: Option<String>,
+    /// The status before the change, as Zoom reports it (name and id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_sub_status: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disposition: Option<String>,
     /// Extra variables a Flow event script posted, kept as they came.
@@ -207,6 +217,10 @@ impl Activity {
             consumer_number: None,
             status: None,
             sub_status: None,
+            status_id: None,
+            sub_status_id: None,
+            previous_status: None,
+            previous_sub_status: None,
             disposition: None,
             variables: BTreeMap::new(),
         }
@@ -588,6 +602,11 @@ pub struct AgentDay {
     pub status: Option<String>,
     pub sub_status: Option<String>,
     pub status_since: Option<i64>,
+    /// Zoom's ids of the current status and reason, when the event that set them carried ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_status_id: Option<String>,
     pub logged_in: bool,
     pub timeline: Vec<StatusSpan>,
     /// Milliseconds per status in the window (`Not Ready` reasons as `Not Ready: Break`).
@@ -627,6 +646,8 @@ pub fn agent_day(
         status: None,
         sub_status: None,
         status_since: None,
+        status_id: None,
+        sub_status_id: None,
         logged_in: false,
         timeline: Vec::new(),
         status_ms: BTreeMap::new(),
@@ -640,6 +661,8 @@ pub fn agent_day(
         day.status = Some(status.clone());
         day.sub_status = sub.clone();
         day.status_since = before.map(|b| b.activity.event_ts);
+        day.status_id = before.and_then(|b| b.activity.status_id.clone());
+        day.sub_status_id = before.and_then(|b| b.activity.sub_status_id.clone());
         day.timeline.push(StatusSpan {
             status,
             sub_status: sub,
@@ -724,6 +747,14 @@ pub fn agent_day(
                 day.status = Some(status);
                 day.sub_status = sub;
                 day.status_since = Some(t);
+            }
+            // Ids come with the names (a repeat of the same status may be the first to carry them).
+            if a.kind != ActivityKind::AgentLogout && a.status_id.is_some() {
+                day.status_id.clone_from(&a.status_id);
+                day.sub_status_id.clone_from(&a.sub_status_id);
+            } else if a.kind == ActivityKind::AgentLogout {
+                day.status_id = None;
+                day.sub_status_id = None;
             }
         }
     }

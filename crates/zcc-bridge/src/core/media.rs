@@ -88,7 +88,7 @@ impl MediaSource {
 }
 
 /// The archive's state of one file, as shown in a record (`recordings[].media`, ...).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MediaView {
     /// `pending` (being fetched or waiting for Zoom), `archived`, `dead` (gave up; replayable) or `expired`
     /// (deleted by the retention policy).
@@ -99,6 +99,10 @@ pub struct MediaView {
     /// A signed, expiring link to the archived copy (archived files only).
     pub link: Option<String>,
     pub link_expires_at: Option<String>,
+    /// A durable link for systems of record: it does not expire, it redirects to a fresh short-lived link
+    /// while the file is archived, answers 410 once retention deleted it, and can be revoked.
+    #[serde(default)]
+    pub permalink: Option<String>,
     pub archived_at: Option<String>,
     pub deleted_at: Option<String>,
     /// Failed attempts so far, and the last error (pending and dead files).

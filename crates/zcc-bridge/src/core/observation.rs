@@ -79,6 +79,50 @@ impl ConsumerRef {
     }
 }
 
+/// A flow the engagement went through (Zoom's `flow_id`, `flow_name`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FlowRef {
+    pub flow_id: Option<String>,
+    pub flow_name: Option<String>,
+}
+
+impl FlowRef {
+    /// Flows are identified by id when known, otherwise by name.
+    pub fn key(&self) -> Option<String> {
+        self.flow_id
+            .as_ref()
+            .map(|id| format!("id:{id}"))
+            .or_else(|| self.flow_name.as_ref().map(|n| format!("name:{n}")))
+    }
+}
+
+/// What one `engagement_transfer_*` event says about one transfer. The events of one transfer share its key
+/// (Zoom's `transfer_to_task_id`, the task the transfer creates), so they merge into one history entry.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TransferFact {
+    pub transfer_key: String,
+    /// The step this event reports: `initiated`, `queued`, `reserved`, `accepted`, `rejected`, `canceled`,
+    /// `timeout`, `completed`.
+    pub status: String,
+    pub from_user_id: Option<String>,
+    pub from_display_name: Option<String>,
+    pub from_cc_queue_id: Option<String>,
+    pub from_queue_name: Option<String>,
+    pub to_user_id: Option<String>,
+    pub to_display_name: Option<String>,
+    pub to_cc_queue_id: Option<String>,
+    pub to_queue_name: Option<String>,
+    pub to_flow_id: Option<String>,
+    pub to_flow_name: Option<String>,
+    pub to_inbox_id: Option<String>,
+    pub to_inbox_name: Option<String>,
+    pub to_number: Option<String>,
+    /// `warm` | `cold` (Zoom's `transfer_type`).
+    pub transfer_type: Option<String>,
+    /// `queue` | `agent` | `flow` | ... (Zoom's `transfer_level`).
+    pub transfer_level: Option<String>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NoteFact {
     pub note_id: String,
@@ -94,6 +138,21 @@ pub struct DispositionFact {
     pub disposition_name: Option<String>,
 }
 
+impl DispositionFact {
+    /// A disposition by id, or by name (`name:<name>`) when no id is known; None without either.
+    pub fn new(disposition_id: Option<String>, disposition_name: Option<String>) -> Option<Self> {
+        let disposition_id = disposition_id.or_else(|| {
+            disposition_name
+                .as_ref()
+                .map(|n| format!("{}{n}", super::record::DISPOSITION_BY_NAME))
+        })?;
+        Some(Self {
+            disposition_id,
+            disposition_name,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RecordingFact {
     pub recording_id: String,
@@ -107,6 +166,18 @@ pub struct RecordingFact {
     pub user_id: Option<String>,
     /// `recording_deleted` / `recording_permanently_deleted`.
     pub deleted: Option<bool>,
+    /// `on_demand` | `automatic`.
+    pub recording_type: Option<String>,
+    pub owner_id: Option<String>,
+    pub owner_name: Option<String>,
+    /// `user` | `queue`.
+    pub owner_type: Option<String>,
+    /// The users (agents) on the recording.
+    #[serde(default)]
+    pub users: Vec<AgentRef>,
+    /// The consumers on the recording.
+    #[serde(default)]
+    pub consumers: Vec<ConsumerRef>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -167,8 +238,12 @@ pub struct Observation {
     pub start_time: Option<i64>,
     pub end_time: Option<i64>,
     pub queues: Vec<QueueRef>,
+    #[serde(default)]
+    pub flows: Vec<FlowRef>,
     pub agents: Vec<AgentRef>,
     pub consumers: Vec<ConsumerRef>,
+    #[serde(default)]
+    pub transfers: Vec<TransferFact>,
     pub notes: Vec<NoteFact>,
     pub dispositions: Vec<DispositionFact>,
     pub recordings: Vec<RecordingFact>,
@@ -194,8 +269,10 @@ impl Observation {
             start_time: None,
             end_time: None,
             queues: Vec::new(),
+            flows: Vec::new(),
             agents: Vec::new(),
             consumers: Vec::new(),
+            transfers: Vec::new(),
             notes: Vec::new(),
             dispositions: Vec::new(),
             recordings: Vec::new(),

@@ -12,7 +12,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::media::{MediaKind, MediaSource, MediaView};
-use super::observation::{EventSource, Observation, TranscriptKind};
+use super::observation::{AgentRef, ConsumerRef, EventSource, Observation, TranscriptKind};
+
+/// Prefix of the key of a disposition known only by its name (`name:<disposition_name>`).
+pub const DISPOSITION_BY_NAME: &str = "name:";
 
 /// Combine two states into their least upper bound (commutative, associative, idempotent).
 pub trait Merge {
@@ -44,6 +47,11 @@ impl<T: Ord + Clone> Reg<T> {
 
     pub fn get(&self) -> Option<&T> {
         self.0.as_ref().map(|(_, v)| v)
+    }
+
+    /// When the value was written (the event time of the winning write).
+    pub fn written_at(&self) -> Option<i64> {
+        self.0.as_ref().map(|(stamp, _)| stamp.ts)
     }
 
     /// The value, if the write that set it came from `source`'s rank.
@@ -144,6 +152,60 @@ merge_fields!(ConsumerState {
 });
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowState {
+    first_seen: FirstSeen,
+    flow_id: Reg<String>,
+    flow_name: Reg<String>,
+}
+merge_fields!(FlowState {
+    first_seen,
+    flow_id,
+    flow_name
+});
+
+/// One transfer's history, merged from its `engagement_transfer_*` events. `status` is the latest step by event
+/// time; `first_seen` is when it started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransferState {
+    first_seen: FirstSeen,
+    status: Reg<String>,
+    from_user_id: Reg<String>,
+    from_display_name: Reg<String>,
+    from_cc_queue_id: Reg<String>,
+    from_queue_name: Reg<String>,
+    to_user_id: Reg<String>,
+    to_display_name: Reg<String>,
+    to_cc_queue_id: Reg<String>,
+    to_queue_name: Reg<String>,
+    to_flow_id: Reg<String>,
+    to_flow_name: Reg<String>,
+    to_inbox_id: Reg<String>,
+    to_inbox_name: Reg<String>,
+    to_number: Reg<String>,
+    transfer_type: Reg<String>,
+    transfer_level: Reg<String>,
+}
+merge_fields!(TransferState {
+    first_seen,
+    status,
+    from_user_id,
+    from_display_name,
+    from_cc_queue_id,
+    from_queue_name,
+    to_user_id,
+    to_display_name,
+    to_cc_queue_id,
+    to_queue_name,
+    to_flow_id,
+    to_flow_name,
+    to_inbox_id,
+    to_inbox_name,
+    to_number,
+    transfer_type,
+    transfer_level,
+});
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NoteState {
     first_seen: FirstSeen,
     note: Reg<String>,
@@ -179,6 +241,18 @@ pub struct RecordingState {
     playback_url: Reg<String>,
     user_id: Reg<String>,
     deleted: Reg<bool>,
+    #[serde(default)]
+    recording_type: Reg<String>,
+    #[serde(default)]
+    owner_id: Reg<String>,
+    #[serde(default)]
+    owner_name: Reg<String>,
+    #[serde(default)]
+    owner_type: Reg<String>,
+    #[serde(default)]
+    users: BTreeMap<String, AgentState>,
+    #[serde(default)]
+    consumers: BTreeMap<String, ConsumerState>,
 }
 merge_fields!(RecordingState {
     first_seen,
@@ -191,6 +265,12 @@ merge_fields!(RecordingState {
     playback_url,
     user_id,
     deleted,
+    recording_type,
+    owner_id,
+    owner_name,
+    owner_type,
+    users,
+    consumers,
 });
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -248,8 +328,13 @@ pub struct EngagementState {
     start_time: Reg<i64>,
     end_time: Reg<i64>,
     queues: BTreeMap<String, QueueState>,
+    /// Keyed by `id:<flow_id>` or `name:<flow_name>`.
+    #[serde(default)]
+    flows: BTreeMap<String, FlowState>,
     agents: BTreeMap<String, AgentState>,
     consumers: BTreeMap<String, ConsumerState>,
+    #[serde(default)]
+    transfers: BTreeMap<String, TransferState>,
     notes: BTreeMap<String, NoteState>,
     dispositions: BTreeMap<String, DispositionState>,
     recordings: BTreeMap<String, RecordingState>,
@@ -269,8 +354,10 @@ impl Merge for EngagementState {
         self.start_time.join(&other.start_time);
         self.end_time.join(&other.end_time);
         self.queues.join(&other.queues);
+        self.flows.join(&other.flows);
         self.agents.join(&other.agents);
         self.consumers.join(&other.consumers);
+        self.transfers.join(&other.transfers);
         self.notes.join(&other.notes);
         self.dispositions.join(&other.dispositions);
         self.recordings.join(&other.recordings);
@@ -291,8 +378,10 @@ impl EngagementState {
             start_time: Reg::default(),
             end_time: Reg::default(),
             queues: BTreeMap::new(),
+            flows: BTreeMap::new(),
             agents: BTreeMap::new(),
             consumers: BTreeMap::new(),
+            transfers: BTreeMap::new(),
             notes: BTreeMap::new(),
             dispositions: BTreeMap::new(),
             recordings: BTreeMap::new(),
@@ -330,27 +419,49 @@ impl EngagementState {
                 },
             )]));
         }
-        for a in &obs.agents {
-            s.agents.join(&BTreeMap::from([(
-                a.user_id.clone(),
-                AgentState {
-                    first_seen: seen,
-                    display_name: Reg::with(stamp, a.display_name.clone()),
-                },
-            )]));
-        }
-        for c in &obs.consumers {
-            if let Some(key) = c.key() {
-                s.consumers.join(&BTreeMap::from([(
+        for f in &obs.flows {
+            if let Some(key) = f.key() {
+                s.flows.join(&BTreeMap::from([(
                     key,
-                    ConsumerState {
+                    FlowState {
                         first_seen: seen,
-                        consumer_id: Reg::with(stamp, c.consumer_id.clone()),
-                        consumer_number: Reg::with(stamp, c.consumer_number.clone()),
-                        consumer_display_name: Reg::with(stamp, c.consumer_display_name.clone()),
+                        flow_id: Reg::with(stamp, f.flow_id.clone()),
+                        flow_name: Reg::with(stamp, f.flow_name.clone()),
                     },
                 )]));
             }
+        }
+        s.agents = agent_states(&obs.agents, stamp, seen);
+        s.consumers = consumer_states(&obs.consumers, stamp, seen);
+        for t in &obs.transfers {
+            // Steps are ordered by when they happened, whatever the source.
+            let step = Stamp {
+                rank: 0,
+                ts: obs.event_ts,
+            };
+            let reg = |v: &Option<String>| Reg::with(stamp, v.clone());
+            s.transfers.join(&BTreeMap::from([(
+                t.transfer_key.clone(),
+                TransferState {
+                    first_seen: seen,
+                    status: Reg::with(step, Some(t.status.clone())),
+                    from_user_id: reg(&t.from_user_id),
+                    from_display_name: reg(&t.from_display_name),
+                    from_cc_queue_id: reg(&t.from_cc_queue_id),
+                    from_queue_name: reg(&t.from_queue_name),
+                    to_user_id: reg(&t.to_user_id),
+                    to_display_name: reg(&t.to_display_name),
+                    to_cc_queue_id: reg(&t.to_cc_queue_id),
+                    to_queue_name: reg(&t.to_queue_name),
+                    to_flow_id: reg(&t.to_flow_id),
+                    to_flow_name: reg(&t.to_flow_name),
+                    to_inbox_id: reg(&t.to_inbox_id),
+                    to_inbox_name: reg(&t.to_inbox_name),
+                    to_number: reg(&t.to_number),
+                    transfer_type: reg(&t.transfer_type),
+                    transfer_level: reg(&t.transfer_level),
+                },
+            )]));
         }
         for n in &obs.notes {
             // A re-fired old version of a note must not overwrite a newer edit: order by the edit time alone,
@@ -392,6 +503,12 @@ impl EngagementState {
                     playback_url: Reg::with(stamp, r.playback_url.clone()),
                     user_id: Reg::with(stamp, r.user_id.clone()),
                     deleted: Reg::with(stamp, r.deleted),
+                    recording_type: Reg::with(stamp, r.recording_type.clone()),
+                    owner_id: Reg::with(stamp, r.owner_id.clone()),
+                    owner_name: Reg::with(stamp, r.owner_name.clone()),
+                    owner_type: Reg::with(stamp, r.owner_type.clone()),
+                    users: agent_states(&r.users, stamp, seen),
+                    consumers: consumer_states(&r.consumers, stamp, seen),
                 },
             )]));
         }
@@ -569,8 +686,10 @@ impl EngagementState {
             || self.start_time != before.start_time
             || self.end_time != before.end_time
             || self.queues != before.queues
+            || self.flows != before.flows
             || self.agents != before.agents
             || self.consumers != before.consumers
+            || self.transfers != before.transfers
             || self.notes != before.notes
             || self.dispositions != before.dispositions
             || self.recordings != before.recordings
@@ -587,6 +706,93 @@ impl EngagementState {
             queues: new_keys(&self.queues, &before.queues),
         }
     }
+}
+
+fn agent_states(
+    agents: &[AgentRef],
+    stamp: Stamp,
+    seen: FirstSeen,
+) -> BTreeMap<String, AgentState> {
+    let mut out = BTreeMap::new();
+    for a in agents {
+        out.join(&BTreeMap::from([(
+            a.user_id.clone(),
+            AgentState {
+                first_seen: seen,
+                display_name: Reg::with(stamp, a.display_name.clone()),
+            },
+        )]));
+    }
+    out
+}
+
+fn consumer_states(
+    consumers: &[ConsumerRef],
+    stamp: Stamp,
+    seen: FirstSeen,
+) -> BTreeMap<String, ConsumerState> {
+    let mut out = BTreeMap::new();
+    for c in consumers {
+        if let Some(key) = c.key() {
+            out.join(&BTreeMap::from([(
+                key,
+                ConsumerState {
+                    first_seen: seen,
+                    consumer_id: Reg::with(stamp, c.consumer_id.clone()),
+                    consumer_number: Reg::with(stamp, c.consumer_number.clone()),
+                    consumer_display_name: Reg::with(stamp, c.consumer_display_name.clone()),
+                },
+            )]));
+        }
+    }
+    out
+}
+
+/// Consumers for display: an entry known only by its number joins the entry with an id that has the same number
+/// (one event names the consumer by id and number, a REST recording by number alone), field by field.
+fn consumer_views(consumers: &BTreeMap<String, ConsumerState>) -> Vec<ConsumerView> {
+    let mut merged: BTreeMap<&String, ConsumerState> = BTreeMap::new();
+    let mut by_number: BTreeMap<&String, &String> = BTreeMap::new();
+    for (key, c) in consumers {
+        if c.consumer_id.get().is_some() {
+            if let Some(n) = c.consumer_number.get() {
+                by_number.entry(n).or_insert(key);
+            }
+        }
+    }
+    for (key, c) in consumers {
+        let target = match (c.consumer_id.get(), c.consumer_number.get()) {
+            (None, Some(n)) => by_number.get(n).copied().unwrap_or(key),
+            _ => key,
+        };
+        match merged.get_mut(target) {
+            Some(existing) => existing.join(c),
+            None => {
+                merged.insert(target, c.clone());
+            }
+        }
+    }
+    let mut entries: Vec<_> = merged.into_iter().collect();
+    entries
+        .sort_by(|(ka, a), (kb, b)| a.first_seen.0.cmp(&b.first_seen.0).then_with(|| ka.cmp(kb)));
+    entries
+        .into_iter()
+        .map(|(_, c)| ConsumerView {
+            consumer_id: c.consumer_id.get().cloned(),
+            consumer_number: c.consumer_number.get().cloned(),
+            consumer_display_name: c.consumer_display_name.get().cloned(),
+        })
+        .collect()
+}
+
+fn agent_views(agents: &BTreeMap<String, AgentState>) -> Vec<AgentView> {
+    in_seen_order(agents, |a| a.first_seen)
+        .into_iter()
+        .map(|(id, a)| AgentView {
+            user_id: id.clone(),
+            display_name: a.display_name.get().cloned(),
+        })
+        .collect()
 }
 
 /// See [`EngagementState::diff_from`].
@@ -618,7 +824,7 @@ pub fn format_ms(ms: i64) -> Option<String> {
 // ---------------------------------------------------------------------------------------------------------
 // The API view (DESIGN.md "The engagement record"). Field names follow Zoom's where Zoom has one.
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EngagementRecord {
     pub engagement_id: String,
     pub channel: Option<String>,
@@ -629,8 +835,14 @@ pub struct EngagementRecord {
     /// Seconds between start and end, when both are known.
     pub duration: Option<i64>,
     pub queues: Vec<QueueView>,
+    /// Flows the engagement went through (`flow_id`, `flow_name`).
+    #[serde(default)]
+    pub flows: Vec<FlowView>,
     pub agents: Vec<AgentView>,
     pub consumers: Vec<ConsumerView>,
+    /// Transfers in the order they started.
+    #[serde(default)]
+    pub transfers: Vec<TransferView>,
     pub notes: Vec<NoteView>,
     pub dispositions: Vec<DispositionView>,
     pub recordings: Vec<RecordingView>,
@@ -644,6 +856,54 @@ pub struct EngagementRecord {
 pub struct QueueView {
     pub cc_queue_id: String,
     pub queue_name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowView {
+    pub flow_id: Option<String>,
+    pub flow_name: Option<String>,
+}
+
+/// Who or what a transfer went from or to. Empty fields are left out.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TransferParty {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cc_queue_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inbox_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inbox_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransferView {
+    /// Zoom's `transfer_to_task_id` (the task the transfer created), or a key derived from the parties.
+    pub transfer_id: String,
+    /// The latest step: `initiated`, `queued`, `reserved`, `accepted`, `rejected`, `canceled`, `timeout`,
+    /// `completed`.
+    pub status: Option<String>,
+    /// When the transfer was first seen (RFC 3339).
+    pub time: Option<String>,
+    /// When its latest step happened.
+    pub status_time: Option<String>,
+    /// `warm` | `cold`.
+    pub transfer_type: Option<String>,
+    /// `queue`, `agent`, `flow`, ...
+    pub transfer_level: Option<String>,
+    pub from: TransferParty,
+    pub to: TransferParty,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -673,7 +933,7 @@ pub struct DispositionView {
     pub disposition_name: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RecordingView {
     pub recording_id: String,
     pub channel: Option<String>,
@@ -685,6 +945,21 @@ pub struct RecordingView {
     pub playback_url: Option<String>,
     pub user_id: Option<String>,
     pub deleted: bool,
+    /// `on_demand` | `automatic`.
+    #[serde(default)]
+    pub recording_type: Option<String>,
+    #[serde(default)]
+    pub owner_id: Option<String>,
+    #[serde(default)]
+    pub owner_name: Option<String>,
+    /// `user` | `queue`.
+    #[serde(default)]
+    pub owner_type: Option<String>,
+    /// The users (agents) on the recording.
+    #[serde(default)]
+    pub users: Vec<AgentView>,
+    #[serde(default)]
+    pub consumers: Vec<ConsumerView>,
     /// The archived copy of the recording (`null` until the archive knows of it).
     #[serde(default)]
     pub media: Option<MediaView>,
@@ -777,19 +1052,45 @@ impl From<&EngagementState> for EngagementRecord {
                     queue_name: q.queue_name.get().cloned(),
                 })
                 .collect(),
-            agents: in_seen_order(&s.agents, |a| a.first_seen)
+            flows: in_seen_order(&s.flows, |f| f.first_seen)
                 .into_iter()
-                .map(|(id, a)| AgentView {
-                    user_id: id.clone(),
-                    display_name: a.display_name.get().cloned(),
+                .map(|(_, f)| FlowView {
+                    flow_id: f.flow_id.get().cloned(),
+                    flow_name: f.flow_name.get().cloned(),
                 })
                 .collect(),
-            consumers: in_seen_order(&s.consumers, |c| c.first_seen)
+            agents: agent_views(&s.agents),
+            consumers: consumer_views(&s.consumers),
+            transfers: in_seen_order(&s.transfers, |t| t.first_seen)
                 .into_iter()
-                .map(|(_, c)| ConsumerView {
-                    consumer_id: c.consumer_id.get().cloned(),
-                    consumer_number: c.consumer_number.get().cloned(),
-                    consumer_display_name: c.consumer_display_name.get().cloned(),
+                .map(|(id, t)| {
+                    let get = |r: &Reg<String>| r.get().cloned();
+                    TransferView {
+                        transfer_id: id.clone(),
+                        status: get(&t.status),
+                        time: format_ms(t.first_seen.0),
+                        status_time: t.status.written_at().and_then(format_ms),
+                        transfer_type: get(&t.transfer_type),
+                        transfer_level: get(&t.transfer_level),
+                        from: TransferParty {
+                            user_id: get(&t.from_user_id),
+                            display_name: get(&t.from_display_name),
+                            cc_queue_id: get(&t.from_cc_queue_id),
+                            queue_name: get(&t.from_queue_name),
+                            ..TransferParty::default()
+                        },
+                        to: TransferParty {
+                            user_id: get(&t.to_user_id),
+                            display_name: get(&t.to_display_name),
+                            cc_queue_id: get(&t.to_cc_queue_id),
+                            queue_name: get(&t.to_queue_name),
+                            flow_id: get(&t.to_flow_id),
+                            flow_name: get(&t.to_flow_name),
+                            inbox_id: get(&t.to_inbox_id),
+                            inbox_name: get(&t.to_inbox_name),
+                            number: get(&t.to_number),
+                        },
+                    }
                 })
                 .collect(),
             notes: in_seen_order(&s.notes, |n| n.first_seen)
@@ -803,6 +1104,15 @@ impl From<&EngagementState> for EngagementRecord {
                 .collect(),
             dispositions: in_seen_order(&s.dispositions, |d| d.first_seen)
                 .into_iter()
+                // A disposition known only by name (a Flow script's, a webhook without an id) is the same as
+                // one with an id and that name.
+                .filter(|(id, d)| {
+                    !id.starts_with(DISPOSITION_BY_NAME)
+                        || !s.dispositions.iter().any(|(other, o)| {
+                            !other.starts_with(DISPOSITION_BY_NAME)
+                                && o.disposition_name.get() == d.disposition_name.get()
+                        })
+                })
                 .map(|(id, d)| DispositionView {
                     disposition_id: id.clone(),
                     disposition_name: d.disposition_name.get().cloned(),
@@ -821,6 +1131,12 @@ impl From<&EngagementState> for EngagementRecord {
                     playback_url: r.playback_url.get().cloned(),
                     user_id: r.user_id.get().cloned(),
                     deleted: r.deleted.get().copied().unwrap_or(false),
+                    recording_type: r.recording_type.get().cloned(),
+                    owner_id: r.owner_id.get().cloned(),
+                    owner_name: r.owner_name.get().cloned(),
+                    owner_type: r.owner_type.get().cloned(),
+                    users: agent_views(&r.users),
+                    consumers: consumer_views(&r.consumers),
                     media: None,
                     transcript_media: None,
                 })
@@ -892,6 +1208,9 @@ mod tests {
             recording in proptest::option::of((pick(&["R1", "R2"]), proptest::option::of(0i64..9), proptest::option::of(pick(&["u1", "u2"])), proptest::option::of(any::<bool>()))),
             transcript in proptest::option::of((proptest::sample::select(vec![TranscriptKind::Recording, TranscriptKind::Messaging]), pick(&["R1", "E"]), proptest::option::of(pick(&["t1", "t2"])))),
             voicemail in proptest::option::of((pick(&["M1"]), proptest::option::of(pick(&["received", "resolved"])))),
+            flow in proptest::option::of((proptest::option::of(pick(&["F1", "F2"])), proptest::option::of(pick(&["Main", "After hours"])))),
+            transfer in proptest::option::of((pick(&["T1", "T2"]), pick(&["initiated", "accepted", "completed"]), proptest::option::of(pick(&["U1", "U2"])), proptest::option::of(pick(&["Q1", "Q2"])))),
+            recording_people in proptest::option::of((pick(&["R1", "R2"]), proptest::option::of(pick(&["U1", "U3"])), proptest::option::of(pick(&["+1", "+3"])), proptest::option::of(pick(&["automatic", "on_demand"])))),
         ) -> Observation {
             let mut o = Observation::new("E", event, event_ts, source);
             o.channel = channel;
@@ -907,6 +1226,17 @@ mod tests {
             }));
             o.transcripts.extend(transcript.map(|(kind, source_id, transcript_url)| TranscriptFact { kind, source_id, transcript_url, completed_time: None }));
             o.voicemails.extend(voicemail.map(|(message_id, status)| VoicemailFact { message_id, status, ..Default::default() }));
+            o.flows.extend(flow.map(|(flow_id, flow_name)| FlowRef { flow_id, flow_name }));
+            o.transfers.extend(transfer.map(|(transfer_key, status, to_user_id, to_cc_queue_id)| TransferFact {
+                transfer_key, status, to_user_id, to_cc_queue_id, ..Default::default()
+            }));
+            o.recordings.extend(recording_people.map(|(recording_id, user, number, recording_type)| RecordingFact {
+                recording_id,
+                recording_type,
+                users: user.into_iter().map(|user_id| AgentRef { user_id, display_name: None }).collect(),
+                consumers: number.into_iter().map(|n| ConsumerRef { consumer_id: None, consumer_number: Some(n), consumer_display_name: None }).collect(),
+                ..Default::default()
+            }));
             o
         }
     }
@@ -986,6 +1316,75 @@ mod tests {
         assert_eq!(record.notes.len(), 1);
         assert_eq!(record.notes[0].note.as_deref(), Some("new"));
         assert_eq!(record.timeline.len(), 2);
+    }
+
+    #[test]
+    fn a_consumer_known_by_number_joins_the_one_with_an_id() {
+        let mut webhook = Observation::new(
+            "E",
+            "contact_center.engagement_started",
+            10,
+            EventSource::Webhook,
+        );
+        webhook.consumers.push(ConsumerRef {
+            consumer_id: Some("C1".into()),
+            consumer_number: Some("+15550100".into()),
+            consumer_display_name: Some("Jo".into()),
+        });
+        let mut polled = Observation::new("E", "poll.recording", 20, EventSource::Poll);
+        polled.consumers.push(ConsumerRef {
+            consumer_id: None,
+            consumer_number: Some("+15550100".into()),
+            consumer_display_name: Some("Jo Smith".into()),
+        });
+        polled.consumers.push(ConsumerRef {
+            consumer_id: None,
+            consumer_number: Some("+15550199".into()),
+            consumer_display_name: None,
+        });
+        for order in [[&webhook, &polled], [&polled, &webhook]] {
+            let record = fold(&order.map(Clone::clone)).to_record();
+            let consumers: Vec<_> = record
+                .consumers
+                .iter()
+                .map(|c| {
+                    (
+                        c.consumer_id.as_deref(),
+                        c.consumer_number.as_deref(),
+                        c.consumer_display_name.as_deref(),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                consumers,
+                [
+                    (Some("C1"), Some("+15550100"), Some("Jo Smith")),
+                    (None, Some("+15550199"), None)
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn a_disposition_known_by_name_gives_way_to_one_with_an_id() {
+        let mut flow = Observation::new("E", "flow.disposition_saved", 10, EventSource::Flow);
+        flow.dispositions
+            .extend(DispositionFact::new(None, Some("Resolved".into())));
+        let only_flow = fold(&[flow.clone()]).to_record();
+        assert_eq!(only_flow.dispositions.len(), 1);
+        assert_eq!(only_flow.dispositions[0].disposition_id, "name:Resolved");
+        let mut zoom = Observation::new("E", "poll.engagement", 20, EventSource::Poll);
+        zoom.dispositions.extend(DispositionFact::new(
+            Some("D1".into()),
+            Some("Resolved".into()),
+        ));
+        let both = fold(&[flow, zoom]).to_record();
+        let ids: Vec<_> = both
+            .dispositions
+            .iter()
+            .map(|d| d.disposition_id.as_str())
+            .collect();
+        assert_eq!(ids, ["D1"]);
     }
 
     #[test]

@@ -264,8 +264,9 @@ pub fn message_id(engagement_id: &str, event_type: &str, revision: i64) -> Strin
     format!("msg_{}", &hex::encode(digest)[..32])
 }
 
-/// What the record says, for "did it change": without links (re-signed on every read), the timeline and the
-/// sources (a reconciliation that confirms what webhooks said changes nothing a sink cares about).
+/// What the record says, for "did it change": without links (re-signed on every read; a revoked durable link is
+/// not news to send either), the timeline and the sources (a reconciliation that confirms what webhooks said
+/// changes nothing a sink cares about).
 pub fn content_hash(record: &EngagementRecord) -> String {
     let mut r = record.clone();
     r.timeline.clear();
@@ -274,6 +275,7 @@ pub fn content_hash(record: &EngagementRecord) -> String {
         if let Some(m) = m {
             m.link = None;
             m.link_expires_at = None;
+            m.permalink = None;
         }
     };
     for x in &mut r.recordings {

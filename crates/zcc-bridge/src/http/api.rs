@@ -15,9 +15,7 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::{error, AppState};
-use crate::core::EventSource;
 use crate::reconcile::{RunKind, RunReport};
-use crate::sources::zoom_webhook::{self, ParsedWebhook};
 use crate::store::{now_ms, EngagementQuery, EventQuery, Inbound, NewEvent, StoreError};
 
 pub fn router(state: AppState) -> Router<AppState> {
@@ -43,6 +41,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/media", get(super::media::list))
         .route("/media/stats", get(super::media::stats))
         .route("/media/retry", post(super::media::retry))
+        .route(
+            "/media/permalinks/revoke",
+            post(super::media::revoke_permalinks),
+        )
         .route("/deliveries", get(super::deliveries::list))
         .route("/deliveries/replay", post(super::deliveries::replay_many))
         .route("/deliveries/{id}", get(super::deliveries::show))
@@ -346,7 +348,8 @@ async fn get_quarantine(State(app): State<AppState>, Path(id): Path<i64>) -> Res
     }
 }
 
-/// Parses a quarantined body again (after a parser fix, say) and logs it if it now parses.
+/// Parses a quarantined body again with its own source's adapter (after a parser or mapping fix, say) and logs
+/// it if it now parses.
 async fn replay_quarantine(State(app): State<AppState>, Path(id): Path<i64>) -> Response {
     let item = match app.store.quarantine_item(id).await {
         Ok(Some(item)) => item,
@@ -359,78 +362,15 @@ async fn replay_quarantine(State(app): State<AppState>, Path(id): Path<i64>) -> 
             format!("already replayed as event {event_id}"),
         );
     }
-    if let Some(name) = item.source.strip_prefix("flow:").map(str::to_string) {
-        return replay_flow(&app, id, &name, item).await;
+    match app.decoder.replay(
+        &item.source,
+        item.raw.into(),
+        item.received_at,
+        item.request_id.clone(),
+    ) {
+        Ok(event) => append_replay(&app, id, event).await,
+        Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
     }
-    let source = EventSource::parse(&item.source).unwrap_or(EventSource::Webhook);
-    let parsed = match zoom_webhook::parse(&item.raw, source) {
-        Ok(ParsedWebhook::Event(parsed)) => parsed,
-        Ok(ParsedWebhook::UrlValidation { .. }) => {
-            return error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "a URL validation challenge is not an event",
-            )
-        }
-        Err(e) => {
-            return error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("still unparseable: {e}"),
-            )
-        }
-    };
-    let event = NewEvent {
-        source,
-        dedup_key: parsed.dedup_key,
-        event_type: parsed.event_type,
-        engagement_id: parsed.engagement_id,
-        event_ts: Some(parsed.event_ts),
-        received_at: now_ms(),
-        request_id: item.request_id.clone(),
-        raw: item.raw.into(),
-        observation: parsed.observation,
-        activity: parsed.activity,
-        source_label: None,
-    };
-    append_replay(&app, id, event).await
-}
-
-/// A quarantined Flow post, parsed again with its source's current mapping (fix the mapping, then replay).
-async fn replay_flow(
-    app: &AppState,
-    id: i64,
-    name: &str,
-    item: crate::store::QuarantineItem,
-) -> Response {
-    let Some(config) = app.decoder.flows().get(name) else {
-        return error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("flow source {name:?} is not configured any more"),
-        );
-    };
-    let received_at = now_ms();
-    let parsed = match crate::sources::flow::parse(name, config, &item.raw, item.received_at) {
-        Ok(parsed) => parsed,
-        Err(e) => {
-            return error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("still unusable: {e}"),
-            )
-        }
-    };
-    let event = NewEvent {
-        source: EventSource::Flow,
-        dedup_key: parsed.dedup_key,
-        event_type: parsed.event_type,
-        engagement_id: Some(parsed.engagement_id),
-        event_ts: Some(parsed.event_ts),
-        received_at,
-        request_id: item.request_id.clone(),
-        raw: item.raw.into(),
-        observation: Some(parsed.observation),
-        activity: parsed.activity,
-        source_label: Some(crate::sources::flow_source_column(name)),
-    };
-    append_replay(app, id, event).await
 }
 
 async fn append_replay(app: &AppState, id: i64, event: NewEvent) -> Response {

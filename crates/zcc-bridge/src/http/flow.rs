@@ -13,7 +13,7 @@ use super::{error, AppState};
 use crate::core::EventSource;
 use crate::sources::flow::{self, SIGNATURE_HEADER};
 use crate::sources::flow_source_column;
-use crate::store::{now_ms, Inbound, NewEvent, NewQuarantine, Outcome};
+use crate::store::{now_ms, Inbound, NewQuarantine, Outcome};
 
 fn rejected(source: &str, reason: &'static str) {
     metrics::counter!("zcc_flow_rejected_total", "source" => source.to_string(), "reason" => reason)
@@ -62,19 +62,7 @@ pub async fn post(
     let label = Some(flow_source_column(&name));
     let mut quarantine_reason = None;
     let item = match flow::parse(&name, &config, &body, received_at) {
-        Ok(parsed) => Inbound::Event(NewEvent {
-            source: EventSource::Flow,
-            dedup_key: parsed.dedup_key,
-            event_type: parsed.event_type,
-            engagement_id: Some(parsed.engagement_id),
-            event_ts: Some(parsed.event_ts),
-            received_at,
-            request_id: None,
-            raw: body,
-            observation: Some(parsed.observation),
-            activity: parsed.activity,
-            source_label: label,
-        }),
+        Ok(parsed) => Inbound::Event(parsed.into_event(&name, body, received_at, None)),
         Err(e) => {
             tracing::warn!(source = %name, reason = %e, bytes = body.len(), "authenticated flow post could not be used; quarantining");
             quarantine_reason = Some(e.to_string());

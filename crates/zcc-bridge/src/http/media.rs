@@ -86,6 +86,113 @@ pub(crate) fn parse_range(header: Option<&str>, total: u64) -> RangeRequest {
     }
 }
 
+/// How long the link a durable link redirects to lives (at most `media.link_ttl_seconds`).
+const PERMALINK_REDIRECT_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// `GET /media/{kind}/{item_id}/permalink/{token}`: a durable link, as systems of record keep it. While the file
+/// is archived it redirects (307, not cached) to a fresh short-lived link; once retention has deleted the file
+/// it answers 410; a revoked or wrong token (or an unknown file: no existence oracle) gets 403.
+///
+/// A mode in which the viewer must also be signed in to the console belongs here, before the redirect, once the
+/// console exists.
+pub(super) async fn permalink(
+    State(app): State<AppState>,
+    Path((kind, item_id, token)): Path<(String, String, String)>,
+) -> Response {
+    let Some(links) = &app.media else {
+        return error(StatusCode::NOT_FOUND, "the media archive is turned off");
+    };
+    let Some(kind) = MediaKind::parse(&kind) else {
+        return error(StatusCode::NOT_FOUND, "no such media kind");
+    };
+    let row = match app.store.media_row(&media_id(kind, &item_id)).await {
+        Ok(row) => row,
+        Err(e) => return store_error(e),
+    };
+    let valid = row.as_ref().is_some_and(|row| {
+        links
+            .signer()
+            .verify_permalink(kind, &item_id, row.link_generation, &token)
+            .is_ok()
+    });
+    let Some(row) = row.filter(|_| valid) else {
+        metrics::counter!("zcc_media_link_refused_total", "reason" => "permalink").increment(1);
+        tracing::warn!(kind = kind.as_str(), item_id = ?item_id, "durable media link refused");
+        return error(
+            StatusCode::FORBIDDEN,
+            "the link is not valid (it may have been revoked)",
+        );
+    };
+    if row.state == MEDIA_EXPIRED {
+        return error(
+            StatusCode::GONE,
+            "the file was deleted by the retention policy",
+        );
+    }
+    let ttl = PERMALINK_REDIRECT_TTL.min(links.signer().ttl());
+    match links.fresh_link(&row, ttl).await {
+        (Some(url), _) => {
+            metrics::counter!("zcc_media_permalink_redirects_total").increment(1);
+            (
+                StatusCode::TEMPORARY_REDIRECT,
+                [
+                    (header::LOCATION, url),
+                    (header::CACHE_CONTROL, "no-store".to_string()),
+                ],
+            )
+                .into_response()
+        }
+        (None, _) => error(StatusCode::NOT_FOUND, "the file is not archived (yet)"),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RevokeBody {
+    /// `recording`, `recording_transcript`, ... with `item_id`; or `all: true`.
+    kind: Option<String>,
+    item_id: Option<String>,
+    #[serde(default)]
+    all: bool,
+}
+
+/// `POST /api/v1/media/permalinks/revoke` with `{"kind": "...", "item_id": "..."}` (one file) or `{"all": true}`:
+/// the durable links handed out so far stop working; records and later deliveries carry new ones.
+pub(super) async fn revoke_permalinks(
+    State(app): State<AppState>,
+    body: Result<Json<RevokeBody>, JsonRejection>,
+) -> Response {
+    let Json(body) = match body {
+        Ok(body) => body,
+        Err(rejection) => return error(StatusCode::BAD_REQUEST, rejection.body_text()),
+    };
+    let target = match (body.all, body.kind.as_deref(), body.item_id.as_deref()) {
+        (true, None, None) => None,
+        (false, Some(kind), Some(item_id)) => match MediaKind::parse(kind) {
+            Some(kind) => Some(media_id(kind, item_id)),
+            None => return error(StatusCode::BAD_REQUEST, "unknown media kind"),
+        },
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "give either kind and item_id, or all: true",
+            )
+        }
+    };
+    match app.store.media_revoke_links(target.as_deref()).await {
+        Ok(0) if target.is_some() => error(StatusCode::NOT_FOUND, "no such file in the archive"),
+        Ok(revoked) => {
+            tracing::info!(
+                revoked,
+                all = target.is_none(),
+                "durable media links revoked"
+            );
+            Json(json!({ "revoked": revoked })).into_response()
+        }
+        Err(e) => store_error(e),
+    }
+}
+
 /// `GET /media/{kind}/{item_id}?expires=..&signature=..`
 pub(super) async fn serve(
     State(app): State<AppState>,

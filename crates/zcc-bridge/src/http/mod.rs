@@ -59,6 +59,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .nest("/api/v1", api)
         .route("/media/{kind}/{item_id}", get(media::serve))
+        .route(
+            "/media/{kind}/{item_id}/permalink/{token}",
+            get(media::permalink),
+        )
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

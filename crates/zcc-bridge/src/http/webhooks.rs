@@ -15,7 +15,7 @@ use super::{error, AppState};
 use crate::core::EventSource;
 use crate::ingest::IngestError;
 use crate::sources::zoom_webhook::{self, ParsedWebhook};
-use crate::store::{now_ms, Inbound, NewEvent, NewQuarantine, Outcome};
+use crate::store::{now_ms, Inbound, NewQuarantine, Outcome};
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
@@ -69,7 +69,7 @@ pub async fn zoom(
         }
     };
 
-    match zoom_webhook::parse(&body, EventSource::Webhook) {
+    match zoom_webhook::parse(&body, EventSource::Webhook, received_at) {
         Ok(ParsedWebhook::UrlValidation { plain_token }) => {
             let Some(encrypted_token) = app
                 .verifier
@@ -93,19 +93,9 @@ pub async fn zoom(
             } else {
                 "unknown".to_string()
             };
-            let event = NewEvent {
-                source: EventSource::Webhook,
-                dedup_key: parsed.dedup_key,
-                event_type: parsed.event_type,
-                engagement_id: parsed.engagement_id,
-                event_ts: Some(parsed.event_ts),
-                received_at,
-                request_id: request_id.clone(),
-                raw: body,
-                observation: parsed.observation,
-                activity: parsed.activity,
-                source_label: None,
-            };
+            zoom_webhook::report_field_errors(&parsed.event_type, &parsed.field_errors);
+            let event =
+                parsed.into_event(EventSource::Webhook, body, received_at, request_id.clone());
             let result = app.log.append_one(Inbound::Event(event)).await;
             metrics::histogram!("zcc_webhook_ingest_seconds")
                 .record(started.elapsed().as_secs_f64());

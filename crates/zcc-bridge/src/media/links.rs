@@ -14,6 +14,8 @@ use crate::core::MediaKind;
 #[derive(Clone)]
 pub struct LinkSigner {
     key: Vec<u8>,
+    /// Signs durable links; derived from `key`, so the two kinds of link can never stand for each other.
+    permalink_key: Vec<u8>,
     base: String,
     ttl: Duration,
 }
@@ -37,7 +39,11 @@ pub enum LinkError {
 
 impl LinkSigner {
     pub fn new(key: &[u8], base: &str, ttl: Duration) -> Self {
+        let mut derive = <Hmac<Sha256> as Mac>::new_from_slice(key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        derive.update(b"zcc-bridge durable media links v1");
         Self {
+            permalink_key: derive.finalize().into_bytes().to_vec(),
             key: key.to_vec(),
             base: base.trim_end_matches('/').to_string(),
             ttl,
@@ -103,6 +109,56 @@ impl LinkSigner {
     }
 }
 
+impl LinkSigner {
+    /// The path of a file's durable link.
+    pub fn permalink_path(kind: MediaKind, item_id: &str, token: &str) -> String {
+        format!("{}/permalink/{token}", Self::path(kind, item_id))
+    }
+
+    /// A file's durable link token: 128 bits of HMAC over the file and its link generation. Unguessable; the
+    /// same for as long as the generation stays; revoked by bumping the generation.
+    pub fn permalink_token(&self, kind: MediaKind, item_id: &str, generation: i64) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.permalink_key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(kind.as_str().as_bytes());
+        mac.update(b"\n");
+        mac.update(item_id.as_bytes());
+        mac.update(b"\n");
+        mac.update(generation.to_string().as_bytes());
+        URL_SAFE_NO_PAD.encode(&mac.finalize().into_bytes()[..16])
+    }
+
+    /// A file's durable link (`{base}/media/{kind}/{item_id}/permalink/{token}`): it does not expire; it answers
+    /// with a redirect to a fresh short-lived link.
+    pub fn permalink(&self, kind: MediaKind, item_id: &str, generation: i64) -> String {
+        let token = self.permalink_token(kind, item_id, generation);
+        format!(
+            "{}{}",
+            self.base,
+            Self::permalink_path(kind, item_id, &token)
+        )
+    }
+
+    /// Checks a durable link's token against the file's current generation (in constant time).
+    pub fn verify_permalink(
+        &self,
+        kind: MediaKind,
+        item_id: &str,
+        generation: i64,
+        token: &str,
+    ) -> Result<(), LinkError> {
+        let expected = self.permalink_token(kind, item_id, generation);
+        if bool::from(subtle::ConstantTimeEq::ct_eq(
+            expected.as_bytes(),
+            token.as_bytes(),
+        )) {
+            Ok(())
+        } else {
+            Err(LinkError::BadSignature)
+        }
+    }
+}
+
 /// Percent-encodes everything but unreserved characters.
 fn encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
@@ -156,6 +212,47 @@ mod tests {
         assert_eq!(
             s.verify(MediaKind::Recording, "R1", e, &sig, 1_600),
             Err(LinkError::Expired)
+        );
+    }
+
+    #[test]
+    fn a_durable_link_is_stable_until_revoked_and_distinct_from_expiring_links() {
+        let s = signer();
+        let link = s.permalink(MediaKind::Recording, "R1", 0);
+        assert_eq!(link, s.permalink(MediaKind::Recording, "R1", 0));
+        let token = link.rsplit('/').next().unwrap();
+        assert_eq!(token.len(), 22);
+        assert!(link.starts_with("https://bridge.example.com/media/recording/R1/permalink/"));
+        assert_eq!(
+            s.verify_permalink(MediaKind::Recording, "R1", 0, token),
+            Ok(())
+        );
+        // Revoked (the generation moved), another file, another kind, another key: refused.
+        for (kind, id, generation) in [
+            (MediaKind::Recording, "R1", 1),
+            (MediaKind::Recording, "R2", 0),
+            (MediaKind::Voicemail, "R1", 0),
+        ] {
+            assert_eq!(
+                s.verify_permalink(kind, id, generation, token),
+                Err(LinkError::BadSignature)
+            );
+        }
+        let other = LinkSigner::new(
+            b"another key, also long enough!!",
+            "http://x",
+            Duration::from_secs(60),
+        );
+        assert_eq!(
+            other.verify_permalink(MediaKind::Recording, "R1", 0, token),
+            Err(LinkError::BadSignature)
+        );
+        // An expiring link's signature is no durable token, nor the other way round.
+        let (expiring, _) = s.link(MediaKind::Recording, "R1", 0);
+        let (_, signature) = parts(&expiring);
+        assert_eq!(
+            s.verify_permalink(MediaKind::Recording, "R1", 0, &signature),
+            Err(LinkError::BadSignature)
         );
     }
 

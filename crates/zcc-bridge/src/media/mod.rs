@@ -177,28 +177,32 @@ impl MediaLinks {
         &self.signer
     }
 
+    /// A fresh link to an archived file valid for `ttl` (the store's presigned URL in `presigned` mode), and
+    /// when it expires (epoch ms); nothing for a file that is not archived.
+    pub async fn fresh_link(&self, row: &MediaRow, ttl: Duration) -> (Option<String>, Option<i64>) {
+        let now = crate::store::now_ms();
+        if row.state != crate::store::media::MEDIA_ARCHIVED {
+            return (None, None);
+        }
+        match (self.mode, &row.object_key) {
+            (LinkMode::Presigned, Some(key)) => match self.archive.presigned_url(key, ttl).await {
+                Ok(url) => (url, Some(now + ttl.as_millis() as i64)),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), media_id = ?row.media_id, "presigning failed");
+                    (None, None)
+                }
+            },
+            _ => {
+                let expires = now / 1000 + ttl.as_secs() as i64;
+                let url = self.signer.link_expiring(row.kind, &row.item_id, expires);
+                (Some(url), Some(expires * 1000))
+            }
+        }
+    }
+
     /// The public view of one file (with a fresh link when it is archived).
     pub async fn view(&self, row: &MediaRow) -> MediaView {
-        let now = crate::store::now_ms();
-        let (link, expires) = if row.state == crate::store::media::MEDIA_ARCHIVED {
-            match (self.mode, &row.object_key) {
-                (LinkMode::Presigned, Some(key)) => {
-                    match self.archive.presigned_url(key, self.signer.ttl()).await {
-                        Ok(url) => (url, Some(now + self.signer.ttl().as_millis() as i64)),
-                        Err(e) => {
-                            tracing::warn!(error = %format!("{e:#}"), media_id = %row.media_id, "presigning failed");
-                            (None, None)
-                        }
-                    }
-                }
-                _ => {
-                    let (url, expires) = self.signer.link(row.kind, &row.item_id, now / 1000);
-                    (Some(url), Some(expires * 1000))
-                }
-            }
-        } else {
-            (None, None)
-        };
+        let (link, expires) = self.fresh_link(row, self.signer.ttl()).await;
         MediaView {
             state: row.state.clone(),
             sha256: row.sha256.clone(),
@@ -206,6 +210,10 @@ impl MediaLinks {
             content_type: row.content_type.clone(),
             link,
             link_expires_at: expires.and_then(format_ms),
+            permalink: (row.state != crate::store::media::MEDIA_EXPIRED).then(|| {
+                self.signer
+                    .permalink(row.kind, &row.item_id, row.link_generation)
+            }),
             archived_at: row.archived_at.and_then(format_ms),
             deleted_at: row.deleted_at.and_then(format_ms),
             attempts: row.attempts,

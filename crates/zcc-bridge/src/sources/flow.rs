@@ -17,7 +17,7 @@ use subtle::ConstantTimeEq;
 
 use crate::config::Secret;
 use crate::core::activity::{Activity, ActivityKind, AgentIdent};
-use crate::core::observation::{EventSource, Observation, QueueRef};
+use crate::core::observation::{ConsumerRef, DispositionFact, EventSource, Observation, QueueRef};
 
 /// Header carrying `sha256=<hex HMAC-SHA256 of the body>` for sources that sign instead of sending a token.
 pub const SIGNATURE_HEADER: &str = "x-flow-signature";
@@ -53,6 +53,7 @@ pub struct FlowFields {
     pub queue_id: String,
     pub queue_name: String,
     pub disposition: String,
+    pub disposition_id: String,
     pub channel: String,
     pub direction: String,
 }
@@ -69,6 +70,7 @@ impl Default for FlowFields {
             queue_id: "queue_id".into(),
             queue_name: "queue_name".into(),
             disposition: "disposition".into(),
+            disposition_id: "disposition_id".into(),
             channel: "channel".into(),
             direction: "direction".into(),
         }
@@ -76,7 +78,7 @@ impl Default for FlowFields {
 }
 
 impl FlowFields {
-    fn all(&self) -> [&str; 11] {
+    fn all(&self) -> [&str; 12] {
         [
             &self.engagement_id,
             &self.event,
@@ -87,6 +89,7 @@ impl FlowFields {
             &self.queue_id,
             &self.queue_name,
             &self.disposition,
+            &self.disposition_id,
             &self.channel,
             &self.direction,
         ]
@@ -237,6 +240,31 @@ pub struct FlowEvent {
     pub activity: Option<Activity>,
 }
 
+impl FlowEvent {
+    /// The event-log entry of this post to source `name`.
+    pub fn into_event(
+        self,
+        name: &str,
+        body: bytes::Bytes,
+        received_at: i64,
+        request_id: Option<String>,
+    ) -> crate::store::NewEvent {
+        crate::store::NewEvent {
+            source: EventSource::Flow,
+            dedup_key: self.dedup_key,
+            event_type: self.event_type,
+            engagement_id: Some(self.engagement_id),
+            event_ts: Some(self.event_ts),
+            received_at,
+            request_id,
+            raw: body,
+            observation: Some(self.observation),
+            activity: self.activity,
+            source_label: Some(super::flow_source_column(name)),
+        }
+    }
+}
+
 /// Parses a post of source `name`; `received_at` stands in for a time the body does not carry.
 pub fn parse(
     name: &str,
@@ -301,6 +329,23 @@ pub fn parse(
     observation.channel.clone_from(&channel);
     observation.direction.clone_from(&direction);
     observation.queues.extend(queue.clone());
+    let consumer_number = text(&value, &f.consumer_number);
+    if let Some(number) = &consumer_number {
+        observation.consumers.push(ConsumerRef {
+            consumer_id: None,
+            consumer_number: Some(number.clone()),
+            consumer_display_name: None,
+        });
+    }
+    let disposition = text(&value, &f.disposition);
+    if kind == Some(ActivityKind::DispositionSaved) {
+        // The Disposition Saved script posts the name an agent picked; the record lists it like Zoom's (a
+        // later REST fetch with its id takes its place: see `DISPOSITION_BY_NAME`).
+        observation.dispositions.extend(DispositionFact::new(
+            text(&value, &f.disposition_id),
+            disposition.clone(),
+        ));
+    }
 
     let activity = kind.map(|kind| {
         let mut a = Activity::new(kind, event_ts);
@@ -314,8 +359,8 @@ pub fn parse(
         a.queue = queue;
         a.channel = channel;
         a.direction = direction;
-        a.consumer_number = text(&value, &f.consumer_number);
-        a.disposition = text(&value, &f.disposition);
+        a.consumer_number = consumer_number;
+        a.disposition = disposition;
         let mapped: Vec<&str> = f
             .all()
             .into_iter()

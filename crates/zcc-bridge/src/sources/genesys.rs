@@ -162,24 +162,36 @@ pub fn parse(name: &str, body: &[u8], received_at: i64) -> Result<GenesysEvent, 
     })
 }
 
+/// The log's `source` column of a Genesys source's events: `genesys:<source name>`.
+pub fn source_column(name: &str) -> String {
+    format!("genesys:{name}")
+}
+
+impl GenesysEvent {
+    /// The event-log entry of this event of source `name`.
+    pub fn into_event(self, name: &str, body: Bytes, received_at: i64) -> NewEvent {
+        NewEvent {
+            source: EventSource::Genesys,
+            dedup_key: self.dedup_key,
+            event_type: self.event_type,
+            engagement_id: None,
+            event_ts: Some(self.event_ts),
+            received_at,
+            request_id: None,
+            raw: body,
+            observation: None,
+            activity: Some(self.activity),
+            source_label: Some(source_column(name)),
+        }
+    }
+}
+
 /// A body for the event log: the event, or (when it cannot be used) a quarantine entry and the reason.
 pub fn inbound(name: &str, body: Bytes, received_at: i64) -> (Inbound, Option<String>) {
-    let label = Some(format!("genesys:{name}"));
+    let label = Some(source_column(name));
     match parse(name, &body, received_at) {
         Ok(parsed) => (
-            Inbound::Event(NewEvent {
-                source: EventSource::Genesys,
-                dedup_key: parsed.dedup_key,
-                event_type: parsed.event_type,
-                engagement_id: None,
-                event_ts: Some(parsed.event_ts),
-                received_at,
-                request_id: None,
-                raw: body,
-                observation: None,
-                activity: Some(parsed.activity),
-                source_label: label,
-            }),
+            Inbound::Event(parsed.into_event(name, body, received_at)),
             None,
         ),
         Err(e) => {

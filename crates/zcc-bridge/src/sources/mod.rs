@@ -8,6 +8,8 @@ pub mod zoom_websocket;
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use crate::core::activity::Activity;
 use crate::core::{EventSource, Observation};
 
@@ -85,12 +87,53 @@ impl Decoder {
                 activity: None,
             });
         }
-        match zoom_webhook::parse(raw, source)? {
+        match zoom_webhook::parse(raw, source, event_ts.unwrap_or(0))? {
             zoom_webhook::ParsedWebhook::Event(parsed) => Ok(Decoded {
                 observation: parsed.observation,
                 activity: parsed.activity,
             }),
             zoom_webhook::ParsedWebhook::UrlValidation { .. } => Ok(Decoded::default()),
+        }
+    }
+}
+
+/// Why a quarantined item still cannot be logged.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("still unusable: {0}")]
+    Unusable(#[from] DecodeError),
+    #[error("a URL validation challenge is not an event")]
+    NotAnEvent,
+}
+
+impl Decoder {
+    /// A quarantined item parsed again by its own source's adapter (a Zoom webhook or WebSocket event, a Flow
+    /// post with its source's current mapping, a Genesys event), as the event to log. `received_at` is when the
+    /// item was first received: it stands in for a time the body does not carry.
+    pub fn replay(
+        &self,
+        source: &str,
+        raw: Bytes,
+        received_at: i64,
+        request_id: Option<String>,
+    ) -> Result<crate::store::NewEvent, ReplayError> {
+        if let Some(name) = source.strip_prefix("flow:") {
+            let config = self.flows.get(name).ok_or_else(|| {
+                DecodeError::from(flow::FlowError::UnknownSource(name.to_string()))
+            })?;
+            let parsed = flow::parse(name, config, &raw, received_at).map_err(DecodeError::from)?;
+            return Ok(parsed.into_event(name, raw, received_at, request_id));
+        }
+        if let Some(name) = source.strip_prefix("genesys:") {
+            let parsed = genesys::parse(name, &raw, received_at).map_err(DecodeError::from)?;
+            return Ok(parsed.into_event(name, raw, received_at));
+        }
+        let source = EventSource::parse(source).unwrap_or(EventSource::Webhook);
+        match zoom_webhook::parse(&raw, source, received_at).map_err(DecodeError::from)? {
+            zoom_webhook::ParsedWebhook::Event(parsed) => {
+                Ok(parsed.into_event(source, raw, received_at, request_id))
+            }
+            zoom_webhook::ParsedWebhook::UrlValidation { .. } => Err(ReplayError::NotAnEvent),
         }
     }
 }

@@ -183,13 +183,12 @@ fn observe_engagement(obs: &mut Observation, e: &Engagement) {
         .dispositions
         .iter()
         .filter_map(|d| {
-            Some(DispositionFact {
-                disposition_id: nonempty(&d.disposition_id)
-                    .or_else(|| nonempty(&d.disposition_name).map(|n| format!("name:{n}")))?,
-                disposition_name: nonempty(&d.disposition_name),
-            })
+            DispositionFact::new(nonempty(&d.disposition_id), nonempty(&d.disposition_name))
         })
         .collect();
+    for f in &e.flows {
+        push_flow(obs, &f.flow_id, &f.flow_name);
+    }
     // Zoom sets `transcript_url` on messaging (and email) engagements once their transcript exists.
     if let Some(url) = nonempty(&e.transcript_url) {
         let kind = match obs.channel.as_deref() {
@@ -215,6 +214,40 @@ fn observe_recording(obs: &mut Observation, r: &Recording) {
             queue_name: nonempty(&r.queue_name),
         });
     }
+    obs.direction = nonempty(&r.direction);
+    push_flow(obs, &r.flow_id, &r.flow_name);
+    let users: Vec<AgentRef> = nonempty(&r.user_id)
+        .map(|user_id| AgentRef {
+            user_id,
+            display_name: nonempty(&r.display_name),
+        })
+        .into_iter()
+        .collect();
+    let mut consumers: Vec<ConsumerRef> = r
+        .consumers
+        .iter()
+        .map(|c| ConsumerRef {
+            consumer_id: nonempty(&c.consumer_id),
+            consumer_number: nonempty(&c.consumer_number),
+            consumer_display_name: nonempty(&c.consumer_name),
+        })
+        .filter(|c| c.key().is_some())
+        .collect();
+    let deprecated = ConsumerRef {
+        consumer_id: None,
+        consumer_number: nonempty(&r.consumer_number),
+        consumer_display_name: nonempty(&r.consumer_name),
+    };
+    if deprecated.key().is_some()
+        && !consumers
+            .iter()
+            .any(|c| c.consumer_number == deprecated.consumer_number)
+    {
+        consumers.push(deprecated);
+    }
+    // The people on a recording are the engagement's agents and consumers too.
+    obs.agents.extend(users.iter().cloned());
+    obs.consumers.extend(consumers.iter().cloned());
     obs.recordings.push(RecordingFact {
         recording_id: r.recording_id.clone(),
         channel: nonempty(&r.channel),
@@ -226,6 +259,12 @@ fn observe_recording(obs: &mut Observation, r: &Recording) {
         playback_url: nonempty(&r.playback_url),
         user_id: nonempty(&r.user_id),
         deleted: None,
+        recording_type: nonempty(&r.recording_type),
+        owner_id: nonempty(&r.owner_id),
+        owner_name: nonempty(&r.owner_name),
+        owner_type: nonempty(&r.owner_type),
+        users,
+        consumers,
     });
     // A recording lists a `transcript_url` once its transcript exists.
     if let Some(url) = nonempty(&r.transcript_url) {
@@ -238,7 +277,18 @@ fn observe_recording(obs: &mut Observation, r: &Recording) {
     }
 }
 
+fn push_flow(obs: &mut Observation, flow_id: &Option<String>, flow_name: &Option<String>) {
+    let flow = FlowRef {
+        flow_id: nonempty(flow_id),
+        flow_name: nonempty(flow_name),
+    };
+    if flow.key().is_some() {
+        obs.flows.push(flow);
+    }
+}
+
 fn observe_inbox_message(obs: &mut Observation, m: &InboxMessage) {
+    push_flow(obs, &m.flow_id, &m.flow_name);
     if let Some(id) = m.queue() {
         obs.queues.push(QueueRef {
             cc_queue_id: id.to_string(),

@@ -17,7 +17,7 @@ use super::zoom_webhook::{self, ParsedWebhook};
 use crate::core::EventSource;
 use crate::ingest::EventLog;
 use crate::reconcile::{now_ms, Reconciler, RunKind};
-use crate::store::{Inbound, NewEvent, NewQuarantine};
+use crate::store::{Inbound, NewQuarantine};
 
 /// Tokens for the socket from the REST client's cache (one token for both).
 struct ClientTokens(Arc<ZoomClient>);
@@ -150,20 +150,16 @@ fn inbound(frame: WsItem) -> Option<Inbound> {
             format!("malformed WebSocket frame: {reason}"),
         ));
     }
-    match zoom_webhook::parse(&raw, EventSource::Websocket) {
-        Ok(ParsedWebhook::Event(parsed)) => Some(Inbound::Event(NewEvent {
-            source: EventSource::Websocket,
-            dedup_key: parsed.dedup_key,
-            event_type: parsed.event_type,
-            engagement_id: parsed.engagement_id,
-            event_ts: Some(parsed.event_ts),
-            received_at,
-            request_id: None,
-            raw,
-            observation: parsed.observation,
-            activity: parsed.activity,
-            source_label: None,
-        })),
+    match zoom_webhook::parse(&raw, EventSource::Websocket, received_at) {
+        Ok(ParsedWebhook::Event(parsed)) => {
+            zoom_webhook::report_field_errors(&parsed.event_type, &parsed.field_errors);
+            Some(Inbound::Event(parsed.into_event(
+                EventSource::Websocket,
+                raw,
+                received_at,
+                None,
+            )))
+        }
         Ok(ParsedWebhook::UrlValidation { .. }) => {
             tracing::warn!("URL validation request over the WebSocket ignored");
             None

@@ -54,10 +54,26 @@ pub struct AgentRow {
     pub status: Option<String>,
     pub sub_status: Option<String>,
     pub status_ts: i64,
+    /// Zoom's ids of `status` and `sub_status`, when the event that set them carried ids.
+    pub status_id: Option<String>,
+    pub sub_status_id: Option<String>,
     pub last_event_ts: i64,
+    /// The latest login (true) or logout (false) and its time; 0 when neither was seen.
+    pub session_open: bool,
+    pub session_ts: i64,
 }
 
 impl AgentRow {
+    /// Logged in by the newest of the session register (login, logout) and the status register (a status
+    /// other than Offline means a session, even when its login event never came).
+    pub fn logged_in(&self) -> bool {
+        if self.session_ts > self.status_ts || (self.status.is_none() && self.session_ts > 0) {
+            self.session_open
+        } else {
+            self.status.as_deref().is_some_and(|s| s != "Offline")
+        }
+    }
+
     pub fn ident(&self) -> AgentIdent {
         AgentIdent {
             user_id: self.user_id.clone(),
@@ -199,12 +215,28 @@ macro_rules! record_activity_sql {
                 status: None,
                 sub_status: None,
                 status_ts: 0,
+                status_id: None,
+                sub_status_id: None,
                 last_event_ts: 0,
+                session_open: false,
+                session_ts: 0,
             });
             row.user_id = row.user_id.take().or(ident.user_id);
             row.email = row.email.take().or(ident.email);
             row.display_name = row.display_name.take().or(ident.display_name);
             row.last_event_ts = row.last_event_ts.max(r.activity.event_ts);
+            let session = match r.activity.kind {
+                $crate::core::activity::ActivityKind::AgentLogin => Some(true),
+                $crate::core::activity::ActivityKind::AgentLogout => Some(false),
+                _ => None,
+            };
+            if let Some(open) = session {
+                // At the same time a logout wins (as the upsert below decides).
+                if (r.activity.event_ts, !open) > (row.session_ts, !row.session_open) {
+                    row.session_ts = r.activity.event_ts;
+                    row.session_open = open;
+                }
+            }
             if let Some((status, sub)) = r.activity.resulting_status() {
                 let newer = (r.activity.event_ts, Some(status.as_str()))
                     > (row.status_ts, row.status.as_deref());
@@ -212,6 +244,8 @@ macro_rules! record_activity_sql {
                     row.status = Some(status);
                     row.sub_status = sub;
                     row.status_ts = r.activity.event_ts;
+                    row.status_id.clone_from(&r.activity.status_id);
+                    row.sub_status_id.clone_from(&r.activity.sub_status_id);
                 }
             }
         }
@@ -267,7 +301,7 @@ macro_rules! record_activity_sql {
         let agents: Vec<$crate::store::activity::AgentRow> = agents.into_values().collect();
         for chunk in agents.chunks($crate::store::sql::CHUNK) {
             let mut qb = sqlx::QueryBuilder::<$db>::new(
-                "INSERT INTO agents (agent_key, user_id, email, display_name, status, sub_status, status_ts, last_event_ts) ",
+                "INSERT INTO agents (agent_key, user_id, email, display_name, status, sub_status, status_ts, last_event_ts, session_ts, session_open, status_id, sub_status_id) ",
             );
             qb.push_values(chunk, |mut b, a| {
                 b.push_bind(a.agent_key.as_str())
@@ -277,7 +311,11 @@ macro_rules! record_activity_sql {
                     .push_bind(a.status.as_deref())
                     .push_bind(a.sub_status.as_deref())
                     .push_bind(a.status_ts)
-                    .push_bind(a.last_event_ts);
+                    .push_bind(a.last_event_ts)
+                    .push_bind(a.session_ts)
+                    .push_bind(i64::from(a.session_open))
+                    .push_bind(a.status_id.as_deref())
+                    .push_bind(a.sub_status_id.as_deref());
             });
             qb.push(
                 " ON CONFLICT (agent_key) DO UPDATE SET
@@ -290,9 +328,20 @@ macro_rules! record_activity_sql {
                   sub_status = CASE WHEN excluded.status_ts > agents.status_ts
                       OR (excluded.status_ts = agents.status_ts AND COALESCE(excluded.status, '') > COALESCE(agents.status, ''))
                       THEN excluded.sub_status ELSE agents.sub_status END,
+                  status_id = CASE WHEN excluded.status_ts > agents.status_ts
+                      OR (excluded.status_ts = agents.status_ts AND COALESCE(excluded.status, '') > COALESCE(agents.status, ''))
+                      THEN excluded.status_id ELSE agents.status_id END,
+                  sub_status_id = CASE WHEN excluded.status_ts > agents.status_ts
+                      OR (excluded.status_ts = agents.status_ts AND COALESCE(excluded.status, '') > COALESCE(agents.status, ''))
+                      THEN excluded.sub_status_id ELSE agents.sub_status_id END,
                   status_ts = CASE WHEN excluded.status_ts > agents.status_ts THEN excluded.status_ts ELSE agents.status_ts END,
                   last_event_ts = CASE WHEN excluded.last_event_ts > agents.last_event_ts
-                      THEN excluded.last_event_ts ELSE agents.last_event_ts END",
+                      THEN excluded.last_event_ts ELSE agents.last_event_ts END,
+                  session_open = CASE WHEN excluded.session_ts > agents.session_ts
+                      OR (excluded.session_ts = agents.session_ts AND excluded.session_open < agents.session_open)
+                      THEN excluded.session_open ELSE agents.session_open END,
+                  session_ts = CASE WHEN excluded.session_ts > agents.session_ts
+                      THEN excluded.session_ts ELSE agents.session_ts END",
             );
             qb.build().execute(&mut *$conn).await?;
         }
@@ -337,9 +386,11 @@ macro_rules! impl_activity_repo {
             }
 
             async fn agent_rows(&self) -> $crate::store::Result<Vec<$crate::store::activity::AgentRow>> {
-                let rows: Vec<(String, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, i64, i64)> =
+                #[allow(clippy::type_complexity)]
+                let rows: Vec<(String, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, i64, i64, i64, i64, Option<String>, Option<String>)> =
                     sqlx::query_as(
-                        "SELECT agent_key, user_id, email, display_name, status, sub_status, status_ts, last_event_ts
+                        "SELECT agent_key, user_id, email, display_name, status, sub_status, status_ts, last_event_ts,
+                                session_ts, session_open, status_id, sub_status_id
                          FROM agents ORDER BY agent_key",
                     )
                     .fetch_all(self.reader())
@@ -355,6 +406,10 @@ macro_rules! impl_activity_repo {
                         sub_status: r.5,
                         status_ts: r.6,
                         last_event_ts: r.7,
+                        session_ts: r.8,
+                        session_open: r.9 != 0,
+                        status_id: r.10,
+                        sub_status_id: r.11,
                     })
                     .collect())
             }

@@ -23,7 +23,7 @@ pub fn jobs_queued_signal() -> tokio::sync::futures::Notified<'static> {
 /// The SQL columns of a `MediaRow`, in `MediaRow::from_row` order.
 pub(crate) const MEDIA_COLUMNS: &str = "media_id, engagement_id, kind, item_id, source_url, item_time, channel, \
     state, CAST(attempts AS BIGINT), not_ready_since, retry_at, last_error, object_key, content_type, sha256, bytes, \
-    created_at, updated_at, archived_at, deleted_at";
+    created_at, updated_at, archived_at, deleted_at, CAST(link_generation AS BIGINT)";
 
 /// One file of the archive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -52,6 +52,9 @@ pub struct MediaRow {
     pub updated_at: i64,
     pub archived_at: Option<i64>,
     pub deleted_at: Option<i64>,
+    /// Bumped to revoke the file's durable link (see `media::links`).
+    #[serde(skip)]
+    pub link_generation: i64,
 }
 
 pub const MEDIA_PENDING: &str = "pending";
@@ -128,6 +131,8 @@ pub trait MediaRepo: Send + Sync {
         limit: u32,
     ) -> Result<Vec<MediaRow>>;
     async fn media_expired(&self, media_id: &str, now: i64) -> Result<()>;
+    /// Revokes durable links: of one file, or of every file when `media_id` is `None`. Returns how many.
+    async fn media_revoke_links(&self, media_id: Option<&str>) -> Result<u64>;
     /// Ids `media migrate` has already copied to `target`.
     async fn media_copies(&self, target: &str) -> Result<Vec<String>>;
     async fn record_media_copy(
@@ -223,6 +228,7 @@ macro_rules! impl_media_repo {
                 updated_at: row.try_get(17)?,
                 archived_at: row.try_get(18)?,
                 deleted_at: row.try_get(19)?,
+                link_generation: row.try_get(20)?,
             })
         }
 
@@ -433,6 +439,16 @@ macro_rules! impl_media_repo {
                     .push(" AND state = 'archived'");
                 qb.build().execute(self.writer()).await?;
                 Ok(())
+            }
+
+            async fn media_revoke_links(&self, media_id: Option<&str>) -> $crate::store::Result<u64> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new(
+                    "UPDATE media_objects SET link_generation = link_generation + 1",
+                );
+                if let Some(id) = media_id {
+                    qb.push(" WHERE media_id = ").push_bind(id);
+                }
+                Ok(qb.build().execute(self.writer()).await?.rows_affected())
             }
 
             async fn media_copies(&self, target: &str) -> $crate::store::Result<Vec<String>> {

@@ -51,6 +51,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "presence sync",
         include_str!("../../migrations/postgres/0008_presence.sql"),
     ),
+    (
+        9,
+        "agent sessions and status ids",
+        include_str!("../../migrations/postgres/0009_agent_sessions_and_status_ids.sql"),
+    ),
+    (
+        10,
+        "media permalinks",
+        include_str!("../../migrations/postgres/0010_media_permalinks.sql"),
+    ),
 ];
 
 pub struct PgStore {

@@ -183,13 +183,22 @@ pub struct Recording {
     pub flow_id: Option<String>,
     pub flow_name: Option<String>,
     pub consumers: Vec<RecordingConsumer>,
+    /// Deprecated by Zoom in favour of `consumers[]`, still sent.
+    pub consumer_number: Option<String>,
+    /// Deprecated by Zoom in favour of `consumers[]`, still sent.
+    pub consumer_name: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,
 }
 
+/// A consumer on a recording: Zoom's REST reference lists `consumer_name` and `consumer_number`; the webhook
+/// form (`consumer_id`, `consumer_display_name`) is read too.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RecordingConsumer {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumer_id: Option<String>,
+    #[serde(alias = "consumer_display_name")]
     pub consumer_name: Option<String>,
     pub consumer_number: Option<String>,
 }

@@ -280,13 +280,38 @@ pub fn contact_search(settings: &Settings, summary: &CallSummary) -> Option<Valu
     if groups.is_empty() {
         return None;
     }
+    // HubSpot's guides write `sorts` as objects, its OpenAPI schema as strings (and marks `sorts` and `after`
+    // required): an empty `sorts` and the first page satisfy both. The oldest of the matches is picked here
+    // (`oldest`), so duplicates resolve to the same contact every time.
     Some(json!({
         "filterGroups": groups,
-        "properties": ["email", "phone", "mobilephone"],
-        // The oldest match: the same contact every time when there are duplicates.
-        "sorts": [{"propertyName": "createdate", "direction": "ASCENDING"}],
-        "limit": 1,
+        "properties": ["email", "phone", "mobilephone", "createdate"],
+        "sorts": [],
+        "after": "0",
+        "limit": CONTACT_SEARCH_LIMIT,
     }))
+}
+
+/// Matches read per contact search: the oldest of them is the contact (more duplicates than this are unlikely).
+const CONTACT_SEARCH_LIMIT: u64 = 100;
+
+/// The oldest search result (by `createdate`, then id): the same contact every time.
+fn oldest(json: &Value) -> Option<String> {
+    let results = json.get("results")?.as_array()?;
+    results
+        .iter()
+        .filter_map(|r| {
+            let id = object_id(r)?;
+            let created = r
+                .pointer("/properties/createdate")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            // Numeric ids compare as numbers (HubSpot's ids grow with time).
+            let numeric = id.parse::<u64>().unwrap_or(u64::MAX);
+            Some(((created.is_none(), created, numeric, id.clone()), id))
+        })
+        .min_by(|a, b| a.0.cmp(&b.0))
+        .map(|(_, id)| id)
 }
 
 /// The call search by engagement id.
@@ -296,6 +321,8 @@ pub fn call_search(settings: &Settings, engagement_id: &str) -> Value {
             "propertyName": settings.id_property, "operator": "EQ", "value": engagement_id,
         }]}],
         "properties": [settings.id_property],
+        "sorts": [],
+        "after": "0",
         "limit": 1,
     })
 }
@@ -572,7 +599,7 @@ impl HubspotSink {
         let (status, body) = self
             .send(step, Method::POST, url, Some(&search), None)
             .await?;
-        Ok(first_id(&self.parse(step, status, &body)?))
+        Ok(oldest(&self.parse(step, status, &body)?))
     }
 
     async fn find_call(&self, engagement_id: &str) -> Result<Option<String>, AttemptResult> {
@@ -609,13 +636,15 @@ impl HubspotSink {
         contact: Option<&str>,
     ) -> Result<(u16, Option<String>), AttemptResult> {
         let step = "create call";
-        let mut body = json!({ "properties": properties });
-        if let Some(contact) = contact {
-            body["associations"] = json!([{
+        // HubSpot's schema requires `associations` (its guides leave it out when there is nothing to link).
+        let associations = match contact {
+            Some(contact) => json!([{
                 "to": {"id": contact},
                 "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": CALL_TO_CONTACT}],
-            }]);
-        }
+            }]),
+            None => json!([]),
+        };
+        let body = json!({ "properties": properties, "associations": associations });
         let url = self.url(&["crm", "v3", "objects", "calls"]);
         let (status, response) = self
             .send(step, Method::POST, url, Some(&body), None)
@@ -770,6 +799,7 @@ mod tests {
             deleted_at: None,
             attempts: 0,
             error: None,
+            ..Default::default()
         })
     }
 
@@ -787,6 +817,7 @@ mod tests {
             deleted: false,
             media: media(link),
             transcript_media: None,
+            ..Default::default()
         }
     }
 
@@ -837,6 +868,7 @@ mod tests {
             voicemails: vec![],
             timeline: vec![],
             sources: vec![],
+            ..Default::default()
         }
     }
 
@@ -978,6 +1010,18 @@ mod tests {
     }
 
     #[test]
+    fn the_oldest_match_is_the_contact() {
+        let results = json!({"results": [
+            {"id": "30", "properties": {"createdate": "2024-05-01T00:00:00Z"}},
+            {"id": "7", "properties": {"createdate": "2023-01-01T00:00:00Z"}},
+            {"id": "5", "properties": {}},
+            {"id": "9", "properties": {"createdate": "2023-01-01T00:00:00Z"}}
+        ]});
+        assert_eq!(oldest(&results).as_deref(), Some("7"));
+        assert_eq!(oldest(&json!({"results": []})), None);
+    }
+
+    #[test]
     fn the_contact_search_ors_phone_properties_or_the_email() {
         let s = settings(&[]);
         let summary = CallSummary::from_record(&record("inbound", "+14155550100"));
@@ -988,7 +1032,8 @@ mod tests {
         assert_eq!(groups[1]["filters"][0]["propertyName"], "mobilephone");
         assert_eq!(groups[1]["filters"][0]["operator"], "IN");
         assert_eq!(groups[1]["filters"][0]["values"][0], "+14155550100");
-        assert_eq!(search["limit"], 1);
+        assert_eq!(search["sorts"], json!([]));
+        assert_eq!(search["after"], "0");
 
         let summary = CallSummary::from_record(&record("inbound", "Ada@Example.com"));
         let search = contact_search(&s, &summary).expect("a search");

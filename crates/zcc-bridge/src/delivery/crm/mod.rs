@@ -74,7 +74,11 @@ impl CallSummary {
         {
             subject.push_str(&format!(" ({who})"));
         }
-        let link = |m: &Option<crate::core::MediaView>| m.as_ref().and_then(|m| m.link.clone());
+        // Systems of record keep links for years: the durable link, never the expiring one, when there is one.
+        let link = |m: &Option<crate::core::MediaView>| {
+            m.as_ref()
+                .and_then(|m| m.permalink.clone().or_else(|| m.link.clone()))
+        };
         let mut transcript_links: Vec<String> = record
             .recordings
             .iter()

@@ -5,6 +5,12 @@
 //!
 //! It is stricter than HubSpot where that catches sink bugs: unknown call properties, bad enumerations, non-HTTPS
 //! recording URLs and search requests over HubSpot's limits are refused the way HubSpot refuses them.
+//!
+//! Where HubSpot's guides and its published OpenAPI documents (CRM search, calls; not copied here: HubSpot marks
+//! them as not licensed for use outside its tooling) disagree, the fake accepts only what satisfies both: a search
+//! must carry `after` (a string) and `sorts` (the schema requires both; the guides leave them out), and `sorts`
+//! must be empty (the guides write its elements as objects, the schema as strings); a call is created with an
+//! `associations` array (required by the schema, left out by the guides when there is nothing to link).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -174,7 +180,7 @@ impl FakeHubspot {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         props.insert("hs_object_id".into(), id.clone());
-        props.insert("createdate".into(), created.to_string());
+        props.insert("createdate".into(), hubspot_time(created));
         p.contacts.push(FakeObject {
             id: id.clone(),
             properties: props,
@@ -416,13 +422,11 @@ impl Portal {
                 "REQUIRED_PROPERTY",
             );
         }
+        let Some(associations) = body.get("associations").and_then(Value::as_array) else {
+            return validation("Some required fields were not set: [associations]");
+        };
         let mut links = Vec::new();
-        for a in body
-            .get("associations")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-        {
+        for a in associations {
             let to = a.pointer("/to/id").and_then(|v| match v {
                 Value::String(s) => Some(s.clone()),
                 Value::Number(n) => Some(n.to_string()),
@@ -465,7 +469,7 @@ impl Portal {
             .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
             .collect();
         props.insert("hs_object_id".into(), id.clone());
-        props.insert("hs_createdate".into(), created.to_string());
+        props.insert("hs_createdate".into(), hubspot_time(created));
         let call = FakeObject {
             id: id.clone(),
             properties: props,
@@ -496,7 +500,7 @@ impl Portal {
             }
         }
         call.properties
-            .insert("hs_lastmodifieddate".into(), modified.to_string());
+            .insert("hs_lastmodifieddate".into(), hubspot_time(modified));
         axum::Json(object_json(call, None)).into_response()
     }
 
@@ -571,13 +575,34 @@ fn failure_response(failure: Failure) -> Response {
     }
 }
 
-/// `POST /crm/v3/objects/{type}/search`: filter groups OR-ed, filters AND-ed; EQ, NEQ, IN, HAS_PROPERTY.
+/// HubSpot's timestamps (ISO 8601 with milliseconds): the fake's clock ticks a second a write from 2026-03-01.
+fn hubspot_time(tick: u64) -> String {
+    let secs = 1_772_323_200 + i64::try_from(tick).unwrap_or(0);
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_default()
+}
+
+/// `POST /crm/v3/objects/{type}/search`: filter groups OR-ed, filters AND-ed; EQ, NEQ, IN, HAS_PROPERTY. Results
+/// in id order (HubSpot's order without sorts).
 fn search(
     objects: &[FakeObject],
     body: &Value,
     known: Option<&BTreeSet<String>>,
     lagging: bool,
 ) -> Response {
+    if !body.get("after").is_some_and(Value::is_string) {
+        return validation("Some required fields were not set: [after] (a string)");
+    }
+    match body.get("sorts").and_then(Value::as_array) {
+        None => return validation("Some required fields were not set: [sorts]"),
+        Some(sorts) if !sorts.is_empty() => {
+            return validation(
+                "sorts: HubSpot's guides (objects) and schema (strings) disagree; the fake takes only []",
+            )
+        }
+        Some(_) => {}
+    }
     let groups = body
         .get("filterGroups")
         .and_then(Value::as_array)
@@ -657,35 +682,11 @@ fn search(
                 })
             })
     };
-    let mut found: Vec<&FakeObject> = objects
+    let found: Vec<&FakeObject> = objects
         .iter()
         .filter(|o| !lagging || o.indexed)
         .filter(|o| matches(o))
         .collect();
-    if let Some(sort) = body
-        .get("sorts")
-        .and_then(Value::as_array)
-        .and_then(|s| s.first())
-    {
-        let key = sort
-            .get("propertyName")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        found.sort_by(|a, b| {
-            let (x, y) = (a.properties.get(&key), b.properties.get(&key));
-            match (
-                x.and_then(|x| x.parse::<i64>().ok()),
-                y.and_then(|y| y.parse::<i64>().ok()),
-            ) {
-                (Some(x), Some(y)) => x.cmp(&y),
-                _ => x.cmp(&y),
-            }
-        });
-        if sort.get("direction").and_then(Value::as_str) == Some("DESCENDING") {
-            found.reverse();
-        }
-    }
     let wanted: Option<Vec<String>> = body.get("properties").and_then(Value::as_array).map(|p| {
         p.iter()
             .filter_map(Value::as_str)
