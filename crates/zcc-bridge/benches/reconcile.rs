@@ -147,7 +147,7 @@ async fn main() -> anyhow::Result<()> {
         "sqlite://{}",
         dir.path().join("bench.db").display()
     ));
-    let store = zcc_bridge::store::open(&config).await?;
+    let store = zcc_bridge::server::open_store(&config, Default::default()).await?;
     let (feed, projection, projector) =
         zcc_bridge::projection::Projector::start(store.clone(), Default::default());
     let (log, committers) = zcc_bridge::ingest::EventLog::start(store.clone(), 256, feed);

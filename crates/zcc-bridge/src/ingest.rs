@@ -139,7 +139,7 @@ async fn commit(store: &dyn Store, mut batch: Vec<Pending>, projection: &Project
     match result {
         Ok(outcomes) => {
             // Real-time deliveries were queued by the statement that logged the events.
-            let signals = store.delivery_signals();
+            let signals = store.signals();
             if signals.realtime() {
                 signals.deliveries_queued();
             }
@@ -163,7 +163,7 @@ async fn commit(store: &dyn Store, mut batch: Vec<Pending>, projection: &Project
                 })
                 .collect();
             if outcomes.iter().any(|o| matches!(o, Outcome::Stored { .. })) {
-                store.log_signals().events_logged();
+                store.signals().events_logged();
             }
             projection.submit(fresh).await;
             let mut outcomes = outcomes.into_iter();

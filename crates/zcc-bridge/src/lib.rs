@@ -18,6 +18,7 @@ pub mod projection;
 pub mod rebuild;
 pub mod reconcile;
 pub mod server;
+pub mod signals;
 pub mod sources;
 pub mod store;
 pub mod stream;

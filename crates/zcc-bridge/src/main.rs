@@ -181,7 +181,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rebuild => {
             let config = Config::load(cli.config.as_deref())?;
             telemetry::init_logging(&config.log);
-            let store = store::open(&config).await.context("opening storage")?;
+            let store = zcc_bridge::server::open_store(&config, Default::default()).await?;
             let report = rebuild::rebuild(&*store, &config.decoder()).await?;
             store.close().await;
             println!("{}", serde_json::to_string_pretty(&report)?);
@@ -227,7 +227,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Deliveries { command } => {
             let config = Config::load(cli.config.as_deref())?;
             telemetry::init_logging(&config.log);
-            let store = store::open(&config).await.context("opening storage")?;
+            let store = zcc_bridge::server::open_store(&config, Default::default()).await?;
             let result = deliveries_command(store.clone(), command).await;
             store.close().await;
             result
@@ -235,7 +235,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Media { command } => {
             let config = Config::load(cli.config.as_deref())?;
             telemetry::init_logging(&config.log);
-            let store = store::open(&config).await.context("opening storage")?;
+            let store = zcc_bridge::server::open_store(&config, Default::default()).await?;
             let result = media_command(&config, store.clone(), command).await;
             store.close().await;
             result

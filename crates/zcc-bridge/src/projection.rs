@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch, Mutex};
 use tokio::task::JoinHandle;
 
+use crate::signals::Signals;
 use crate::sources::Decoder;
-use crate::store::{now_ms, ProjectionItem, Store, StoreError};
+use crate::store::{now_ms, Projected, ProjectionItem, Store, StoreError};
 
 /// Events merged per transaction, at most.
 const MAX_BATCH: usize = 4096;
@@ -207,6 +208,20 @@ async fn run(
     }
 }
 
+/// Once a projection is committed: wakes the workers it gave work to and counts the activity it recorded.
+pub fn after_projection(signals: &Signals, projected: &Projected) {
+    if projected.media_queued {
+        signals.media_queued();
+    }
+    if projected.watched {
+        signals.watch_touched();
+    }
+    if projected.presence_touched {
+        signals.presence_touched();
+    }
+    crate::activity::count_new_activity(&projected.new_activity, &projected.closed_spans);
+}
+
 /// Merges one batch, retrying transient failures. On persistent failure the events stay queued in the database
 /// and the periodic sweep merges them later.
 async fn merge(store: &dyn Store, items: &[ProjectionItem]) {
@@ -215,9 +230,10 @@ async fn merge(store: &dyn Store, items: &[ProjectionItem]) {
     metrics::histogram!("zcc_projection_batch_size").record(items.len() as f64);
     for attempt in 1..=5u64 {
         match store.project(items, &ids).await {
-            Ok(()) => {
+            Ok(projected) => {
                 metrics::histogram!("zcc_projection_seconds")
                     .record(started.elapsed().as_secs_f64());
+                after_projection(store.signals(), &projected);
                 return;
             }
             Err(e) if attempt < 5 => {
@@ -282,7 +298,8 @@ async fn sweep_chunk(
         }
     }
     let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
-    store.project(&items, &ids).await?;
+    let projected = store.project(&items, &ids).await?;
+    after_projection(store.signals(), &projected);
     tracing::info!(events = ids.len(), "merged queued events into records");
     Ok(Some(last))
 }

@@ -87,7 +87,8 @@ async fn rebuild_activity(store: &dyn Store, decoder: &Decoder) -> Result<u64, S
             .collect();
         recorded += items.len() as u64;
         if !items.is_empty() {
-            store.project(&items, &[]).await?;
+            let projected = store.project(&items, &[]).await?;
+            crate::projection::after_projection(store.signals(), &projected);
         }
     }
 }

@@ -16,6 +16,7 @@ use crate::http::{self, AppState};
 use crate::ingest::EventLog;
 use crate::projection::Projector;
 use crate::reconcile::{fetcher, schedule, Reconciler, RunSettings};
+use crate::signals::Signals;
 use crate::store::{self, Store};
 use crate::telemetry;
 
@@ -57,9 +58,22 @@ impl RunningServer {
     }
 }
 
+/// Opens the configured database with this process's `signals` (the CLI's one-off commands pass fresh ones).
+pub async fn open_store(config: &Config, signals: Arc<Signals>) -> anyhow::Result<Arc<dyn Store>> {
+    config.database_kind()?;
+    let options = store::StoreOptions {
+        max_connections: config.storage.max_connections,
+        postgres_committers: config.ingest.postgres_committers,
+    };
+    store::open(config.storage.database.expose(), options, signals)
+        .await
+        .context("opening storage")
+}
+
 /// Opens storage, binds `server.listen` (port 0 picks a free port) and serves.
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
-    let store = store::open(&config).await.context("opening storage")?;
+    let signals = Arc::new(Signals::default());
+    let store = open_store(&config, signals.clone()).await?;
     let listener = TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("binding {}", config.server.listen))?;
@@ -78,9 +92,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         None => None,
     };
     // Before the projector starts: engagements it merges at start-up are marked for presence sync too.
-    store
-        .log_signals()
-        .set_presence(config.presence.enabled && config.zoom.client_config().is_some());
+    signals.set_presence(config.presence.enabled && config.zoom.client_config().is_some());
     let (feed, projection, projector) = Projector::start(store.clone(), decoder.clone());
     let (log, committers) = EventLog::start(store.clone(), config.ingest.max_batch, feed);
     let (stop_background, background_stopping) = tokio::sync::watch::channel(false);

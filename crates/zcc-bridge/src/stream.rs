@@ -243,7 +243,7 @@ impl Stream {
         let mut last_read = tokio::time::Instant::now();
         loop {
             let woken = tokio::select! {
-                _ = self.store.log_signals().wait_logged() => true,
+                _ = self.store.signals().wait_logged() => true,
                 _ = tokio::time::sleep(poll) => false,
                 _ = shutdown.changed() => return,
             };

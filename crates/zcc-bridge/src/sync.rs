@@ -13,7 +13,6 @@ use crate::config::Config;
 use crate::ingest::EventLog;
 use crate::projection::Projector;
 use crate::reconcile::{Reconciler, RunKind, RunReport, RunSettings, RunSummary};
-use crate::store;
 
 /// RFC 3339, or `yyyy-mm-dd` (its first second as `from`, its last as `to`), to epoch ms.
 pub fn parse_time(value: &str, end_of_day: bool) -> anyhow::Result<i64> {
@@ -38,7 +37,7 @@ pub async fn run(config: Config, from: &str, to: &str) -> anyhow::Result<RunRepo
         "sync needs the Zoom Server-to-Server OAuth app: set zoom.account_id, zoom.client_id and zoom.client_secret",
     )?;
     let client = Arc::new(zoom::api::ZoomClient::new(client_config)?);
-    let store = store::open(&config).await.context("opening storage")?;
+    let store = crate::server::open_store(&config, Default::default()).await?;
     let (feed, projection, projector) = Projector::start(store.clone(), config.decoder());
     let (log, committers) = EventLog::start(store.clone(), config.ingest.max_batch, feed);
     let reconciler = Reconciler::new(

@@ -429,9 +429,10 @@ async fn applying_leases_the_users_it_makes_due_and_claims_skip_them() {
 
     for backend in backends() {
         let db = common::fresh_db(&backend).await;
-        let store = zcc_bridge::store::open(&common::test_config(&db.url))
-            .await
-            .expect("open the store");
+        let store =
+            zcc_bridge::server::open_store(&common::test_config(&db.url), Default::default())
+                .await
+                .expect("open the store");
         let now = 1_800_000_000_000;
         let start = |user: &str| {
             (

@@ -397,7 +397,9 @@ async fn a_run_interrupted_by_a_restart_resumes_at_the_next_start() {
                 .expect("window time")
                 .timestamp_millis()
         };
-        let store = zcc_bridge::store::open(&config).await.expect("store");
+        let store = zcc_bridge::server::open_store(&config, Default::default())
+            .await
+            .expect("store");
         let mut row = store
             .create_run("manual", ms("from"), ms("to"), ms("from"))
             .await

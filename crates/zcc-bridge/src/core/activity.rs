@@ -114,6 +114,20 @@ impl ActivityKind {
         )
     }
 
+    /// Kinds that change who is on an engagement (what presence sync follows).
+    pub fn drives_presence(self) -> bool {
+        matches!(
+            self,
+            ActivityKind::Offered
+                | ActivityKind::Declined
+                | ActivityKind::Accepted
+                | ActivityKind::Transferred
+                | ActivityKind::Left
+                | ActivityKind::Ended
+                | ActivityKind::WrapUpStarted
+        )
+    }
+
     /// Order among events with the same time: a session opens before anything happens in it, an engagement
     /// starts before it is answered, a hold ends before the engagement does, and a logout comes last.
     fn tie_rank(self) -> u8 {

@@ -589,6 +589,11 @@ impl EngagementState {
         out
     }
 
+    /// The ids of the queues the engagement was in, in id order.
+    pub fn queue_ids(&self) -> Vec<String> {
+        self.queues.keys().cloned().collect()
+    }
+
     /// How many distinct events were merged in.
     pub fn event_count(&self) -> usize {
         self.timeline.len()

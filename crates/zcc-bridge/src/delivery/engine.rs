@@ -131,7 +131,7 @@ pub async fn run_sink(
             break;
         }
         // Armed before looking, so work queued (or unblocked by a recorded attempt) while we look wakes us.
-        let queued = store.delivery_signals().queued();
+        let queued = store.signals().deliveries_queued_signal();
         tokio::pin!(queued);
         queued.as_mut().enable();
         let unblocked = recorded.notified();

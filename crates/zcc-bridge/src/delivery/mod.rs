@@ -30,7 +30,7 @@ pub async fn spawn(
 ) -> anyhow::Result<()> {
     let routes: Vec<sinks::Route> = config.sinks.iter().map(sinks::Route::new).collect();
     let watching = routes.iter().any(sinks::Route::wants_engagements);
-    let signals = store.delivery_signals();
+    let signals = store.signals();
     signals.set_watching(
         watching,
         i64::try_from(config.delivery.coalesce_ms).unwrap_or(i64::MAX / 2),

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use super::sink::{CALL_LOGGED, ENGAGEMENT_COMPLETED, ENGAGEMENT_UPDATED};
-use super::sinks::{record_queues, Facets, Route};
+use super::sinks::{Facets, Route};
 use crate::core::{EngagementRecord, EngagementState};
 use crate::media::MediaLinks;
 use crate::store::delivery::{ExtraMessage, PlannedMessage, PlannedState, WatchRow};
@@ -44,7 +44,7 @@ impl Planner {
             if *shutdown.borrow() {
                 return;
             }
-            let touched = self.store.delivery_signals().touched();
+            let touched = self.store.signals().watch_touched_signal();
             tokio::pin!(touched);
             touched.as_mut().enable();
             let looked = match self.round().await {
@@ -84,7 +84,7 @@ impl Planner {
             }
         }
         if queued {
-            self.store.delivery_signals().deliveries_queued();
+            self.store.signals().deliveries_queued();
         }
         Ok(due.len())
     }
@@ -215,7 +215,7 @@ impl Planner {
     }
 
     fn sinks_for(&self, event_type: &str, state: &EngagementState) -> Vec<String> {
-        let queues = record_queues(state);
+        let queues = state.queue_ids();
         let facets = Facets {
             channel: state.channel(),
             direction: state.direction(),

@@ -7,7 +7,6 @@ use super::crm::{hubspot::HubspotSink, salesforce::SalesforceSink, zendesk::Zend
 use super::http_sink::HttpSink;
 use super::sink::{is_planned_type, Sink, CALL_LOGGED, ENGAGEMENT_COMPLETED, ENGAGEMENT_UPDATED};
 use crate::config::{SinkConfig, SinkKind};
-use crate::core::EngagementState;
 
 /// Checks a sink's settings beyond what the types say (called by `Config::validate`).
 pub fn check_config(config: &SinkConfig) -> Result<(), String> {
@@ -109,14 +108,4 @@ impl Route {
             && one(&self.directions, facets.direction)
             && (self.queues.is_empty() || facets.queues.iter().any(|q| self.queues.contains(q)))
     }
-}
-
-/// The filter facets of a record.
-pub fn record_queues(state: &EngagementState) -> Vec<String> {
-    state
-        .index_entries()
-        .into_iter()
-        .filter(|(kind, _)| *kind == "queue")
-        .map(|(_, v)| v)
-        .collect()
 }

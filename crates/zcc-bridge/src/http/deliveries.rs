@@ -158,7 +158,7 @@ async fn replayed(app: &AppState, replay: &Replay) -> Response {
     match app.store.replay_deliveries(replay, now_ms()).await {
         Ok(n) => {
             tracing::info!(?replay, replayed = n, "deliveries replayed");
-            app.store.delivery_signals().deliveries_queued();
+            app.store.signals().deliveries_queued();
             if n == 0 {
                 if let Replay::One(id) = replay {
                     return error(
@@ -212,7 +212,7 @@ pub(super) async fn enable(State(app): State<AppState>, Path(name): Path<String>
     match app.store.enable_sink(&name).await {
         Ok(was) => {
             tracing::info!(sink = %name, was_disabled = was, "sink enabled");
-            app.store.delivery_signals().deliveries_queued();
+            app.store.signals().deliveries_queued();
             Json(json!({"sink": name, "was_disabled": was})).into_response()
         }
         Err(e) => store_error(e),

@@ -138,7 +138,8 @@ impl Archiver {
                 }
             }
             // Listen before claiming, so jobs committed while we claim still wake us.
-            let queued = crate::store::media::jobs_queued_signal();
+            let store = self.store.clone();
+            let queued = store.signals().media_queued_signal();
             tokio::pin!(queued);
             queued.as_mut().enable();
             let free = self.settings.concurrency.saturating_sub(running.len());

@@ -42,20 +42,6 @@ const LEASE_MS: i64 = 60_000;
 /// Audit lines are kept this long.
 const AUDIT_KEEP_MS: i64 = 7 * 24 * 3_600_000;
 
-/// Activity kinds that change who is on an engagement.
-pub fn drives_presence(kind: ActivityKind) -> bool {
-    matches!(
-        kind,
-        ActivityKind::Offered
-            | ActivityKind::Declined
-            | ActivityKind::Accepted
-            | ActivityKind::Transferred
-            | ActivityKind::Left
-            | ActivityKind::Ended
-            | ActivityKind::WrapUpStarted
-    )
-}
-
 #[derive(Clone)]
 pub struct PresenceSync {
     store: Arc<dyn Store>,
@@ -121,7 +107,7 @@ impl PresenceSync {
                 }
             }
             tokio::select! {
-                _ = self.store.log_signals().wait_presence() => {}
+                _ = self.store.signals().wait_presence() => {}
                 _ = tokio::time::sleep(TICK) => {}
                 r = shutdown.changed() => if r.is_err() { return },
             }

@@ -7,43 +7,6 @@ use serde::Serialize;
 use super::Result;
 use crate::core::activity::{Activity, ActivityKind, AgentIdent, LoggedActivity};
 
-/// Wakes the live stream when events were logged (one reader per process, so a stored permit is enough), and
-/// the presence worker when the projector marked engagements for it.
-#[derive(Debug, Default)]
-pub struct LogSignals {
-    logged: tokio::sync::Notify,
-    /// Whether the projector marks engagements for presence sync (set at start-up when it is on).
-    presence: std::sync::atomic::AtomicBool,
-    presence_watch: tokio::sync::Notify,
-}
-
-impl LogSignals {
-    pub fn set_presence(&self, on: bool) {
-        self.presence
-            .store(on, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    pub fn presence(&self) -> bool {
-        self.presence.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    pub fn presence_touched(&self) {
-        self.presence_watch.notify_one();
-    }
-
-    pub async fn wait_presence(&self) {
-        self.presence_watch.notified().await
-    }
-
-    pub fn events_logged(&self) {
-        self.logged.notify_one();
-    }
-
-    pub async fn wait_logged(&self) {
-        self.logged.notified().await
-    }
-}
-
 /// A row of `agents`: who an event named, and their latest status by event time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AgentRow {
@@ -130,7 +93,6 @@ pub struct ActivityRow {
 
 #[async_trait]
 pub trait ActivityRepo: Send + Sync {
-    fn log_signals(&self) -> &LogSignals;
     /// Forgets all recorded activity and agents (`rebuild` records them again from the log).
     async fn clear_activity(&self) -> Result<()>;
     /// Everyone events named.
@@ -373,10 +335,6 @@ macro_rules! impl_activity_repo {
 
         #[async_trait::async_trait]
         impl $crate::store::activity::ActivityRepo for $store {
-            fn log_signals(&self) -> &$crate::store::activity::LogSignals {
-                &self.log_signals
-            }
-
             async fn clear_activity(&self) -> $crate::store::Result<()> {
                 let mut tx = self.writer().begin().await?;
                 sqlx::query("DELETE FROM activity").execute(&mut *tx).await?;

@@ -1,79 +1,10 @@
 //! The delivery outbox's tables (see the `0005_delivery` migration). `DeliveryRepo` is a supertrait of `Store`,
 //! implemented for both backends by `impl_delivery_repo!` (same SQL; Postgres adds `FOR UPDATE SKIP LOCKED`).
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-
 use async_trait::async_trait;
 use serde::Serialize;
 
 use super::Result;
-
-/// The delivery switches and wake-ups of one store (one server): set from the configuration at start-up, read
-/// by the projector, the committers, the planner and the workers.
-#[derive(Debug)]
-pub struct DeliverySignals {
-    /// Wakes the delivery workers when deliveries were queued (real-time routes at commit, the planner, a replay).
-    queued: tokio::sync::Notify,
-    /// Wakes the planner when the projector or the archiver marked records.
-    watch_touched: tokio::sync::Notify,
-    /// Whether the projector marks changed engagements for the planner (some sink takes engagement messages).
-    watching: AtomicBool,
-    /// Whether real-time routes exist (then committers wake the workers after each commit).
-    realtime: AtomicBool,
-    /// How long after a change the planner looks at the record (changes in between are gathered).
-    coalesce_ms: AtomicI64,
-}
-
-impl Default for DeliverySignals {
-    fn default() -> Self {
-        Self {
-            queued: tokio::sync::Notify::new(),
-            watch_touched: tokio::sync::Notify::new(),
-            watching: AtomicBool::new(false),
-            realtime: AtomicBool::new(false),
-            coalesce_ms: AtomicI64::new(1000),
-        }
-    }
-}
-
-impl DeliverySignals {
-    pub fn deliveries_queued(&self) {
-        self.queued.notify_waiters();
-    }
-
-    pub fn queued(&self) -> tokio::sync::futures::Notified<'_> {
-        self.queued.notified()
-    }
-
-    pub fn watch_touched(&self) {
-        self.watch_touched.notify_waiters();
-    }
-
-    pub fn touched(&self) -> tokio::sync::futures::Notified<'_> {
-        self.watch_touched.notified()
-    }
-
-    /// Turns the projector's marking of changed engagements on (a sink takes engagement messages) or off.
-    pub fn set_watching(&self, on: bool, coalesce_ms: i64) {
-        self.coalesce_ms.store(coalesce_ms, Ordering::Relaxed);
-        self.watching.store(on, Ordering::Relaxed);
-    }
-
-    pub fn set_realtime(&self, on: bool) {
-        self.realtime.store(on, Ordering::Relaxed);
-    }
-
-    pub fn realtime(&self) -> bool {
-        self.realtime.load(Ordering::Relaxed)
-    }
-
-    /// When a record marked now is due for the planner, if records are marked at all.
-    pub fn watch_due(&self, now: i64) -> Option<i64> {
-        self.watching
-            .load(Ordering::Relaxed)
-            .then(|| now.saturating_add(self.coalesce_ms.load(Ordering::Relaxed)))
-    }
-}
 
 pub const DELIVERY_PENDING: &str = "pending";
 pub const DELIVERY_DELIVERED: &str = "delivered";
@@ -264,8 +195,6 @@ pub struct ExtraMessage {
 
 #[async_trait]
 pub trait DeliveryRepo: Send + Sync {
-    /// This store's delivery switches and wake-ups.
-    fn delivery_signals(&self) -> &DeliverySignals;
     /// Replaces the real-time routes (event type → sink) the event-log trigger queues deliveries by.
     async fn set_realtime_routes(&self, routes: &[(String, String)]) -> Result<()>;
     /// Leases up to `limit` due deliveries of `sink` whose earlier deliveries (same ordering key) are all
@@ -423,10 +352,6 @@ macro_rules! impl_delivery_repo {
 
         #[async_trait::async_trait]
         impl $crate::store::delivery::DeliveryRepo for $store {
-            fn delivery_signals(&self) -> &$crate::store::delivery::DeliverySignals {
-                &self.delivery_signals
-            }
-
             async fn set_realtime_routes(&self, routes: &[(String, String)]) -> $crate::store::Result<()> {
                 let mut tx = self.writer().begin().await?;
                 sqlx::query("DELETE FROM realtime_routes").execute(&mut *tx).await?;
@@ -917,7 +842,7 @@ macro_rules! impl_delivery_repo {
             }
 
             async fn touch_watch(&self, engagement_ids: &[String], now: i64) -> $crate::store::Result<()> {
-                let Some(due) = self.delivery_signals.watch_due(now) else {
+                let Some(due) = self.signals.watch_due(now) else {
                     return Ok(());
                 };
                 if engagement_ids.is_empty() {
@@ -927,7 +852,7 @@ macro_rules! impl_delivery_repo {
                 let result: $crate::store::Result<()> =
                     $crate::store::delivery::touch_watch_sql!($db, conn, engagement_ids, now, due);
                 result?;
-                self.delivery_signals.watch_touched();
+                self.signals.watch_touched();
                 Ok(())
             }
         }

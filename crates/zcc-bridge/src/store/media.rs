@@ -7,19 +7,6 @@ use serde::Serialize;
 use super::Result;
 use crate::core::{MediaKind, MediaSource};
 
-/// Wakes archivers of this process when the projector has committed new archive jobs (they also poll, for
-/// retries and for jobs written by other replicas).
-static JOBS_QUEUED: tokio::sync::Notify = tokio::sync::Notify::const_new();
-
-pub fn jobs_queued() {
-    JOBS_QUEUED.notify_waiters();
-}
-
-/// Resolves at the next `jobs_queued` after it is first polled (or enabled).
-pub fn jobs_queued_signal() -> tokio::sync::futures::Notified<'static> {
-    JOBS_QUEUED.notified()
-}
-
 /// The SQL columns of a `MediaRow`, in `MediaRow::from_row` order.
 pub(crate) const MEDIA_COLUMNS: &str = "media_id, engagement_id, kind, item_id, source_url, item_time, channel, \
     state, CAST(attempts AS BIGINT), not_ready_since, retry_at, last_error, object_key, content_type, sha256, bytes, \

@@ -20,10 +20,10 @@ use bytes::Bytes;
 use serde::Serialize;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
-use crate::config::{Config, DatabaseKind};
 use crate::core::activity::Activity;
 use crate::core::record::Merge;
 use crate::core::{EngagementState, EventSource, MediaSource, Observation};
+use crate::signals::Signals;
 
 pub use activity::ActivityRepo;
 pub use delivery::DeliveryRepo;
@@ -302,8 +302,11 @@ pub trait Store:
     /// are counted as duplicates, unparseable input is quarantined. Records are not touched: see `project`.
     async fn commit(&self, batch: &[Inbound]) -> Result<Vec<Outcome>>;
     /// Merges observations into their engagement records and removes `event_ids` from the projection queue, in
-    /// one transaction. Merging is idempotent, so projecting an event twice is harmless.
-    async fn project(&self, items: &[ProjectionItem], event_ids: &[i64]) -> Result<()>;
+    /// one transaction. Merging is idempotent, so projecting an event twice is harmless. Returns what it did, for
+    /// the caller to wake the workers concerned.
+    async fn project(&self, items: &[ProjectionItem], event_ids: &[i64]) -> Result<Projected>;
+    /// The switches and wake-ups this store was opened with (shared with the workers).
+    fn signals(&self) -> &Signals;
     /// Queued (not yet projected) events with their raw bytes, ascending by id, received before
     /// `received_before` if given.
     async fn projection_backlog(
@@ -376,20 +379,45 @@ pub trait Store:
     async fn close(&self);
 }
 
-/// Opens the configured database, creating it and applying migrations as needed.
-pub async fn open(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    let url = config.storage.database.expose();
-    let kind = config.database_kind()?;
-    let store: Arc<dyn Store> = match kind {
-        DatabaseKind::Sqlite => Arc::new(SqliteStore::open(url).await?),
-        DatabaseKind::Postgres => Arc::new(
+/// How to open the database, besides its URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Postgres pool size per replica.
+    pub max_connections: u32,
+    /// Concurrent committing transactions on Postgres (SQLite has one writer).
+    pub postgres_committers: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            postgres_committers: 4,
+        }
+    }
+}
+
+/// Opens the database at `url` (`sqlite://PATH` or `postgres://...`), creating it and applying migrations as
+/// needed. `signals` is shared with the workers the store wakes.
+pub async fn open(
+    url: &str,
+    options: StoreOptions,
+    signals: Arc<Signals>,
+) -> anyhow::Result<Arc<dyn Store>> {
+    let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
+        Arc::new(SqliteStore::open(url, signals).await?)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Arc::new(
             PgStore::open(
                 url,
-                config.storage.max_connections,
-                config.ingest.postgres_committers,
+                options.max_connections,
+                options.postgres_committers,
+                signals,
             )
             .await?,
-        ),
+        )
+    } else {
+        anyhow::bail!("storage.database: expected sqlite://PATH or postgres://USER:PASS@HOST/DB");
     };
     Ok(store)
 }
@@ -605,9 +633,10 @@ pub(crate) fn fresh_outcomes(batch: &[Inbound], inserted: &HashMap<String, i64>)
         .collect()
 }
 
-/// What a projection transaction did, for the work to do once it is committed.
+/// What a projection transaction did, for the work to do once it is committed (wake-ups, metrics: the
+/// projector's business, not the store's).
 #[derive(Debug, Default)]
-pub(crate) struct Projected {
+pub struct Projected {
     /// Archive jobs were written (wake the archiver).
     pub media_queued: bool,
     /// Records were marked for the delivery planner.
@@ -626,8 +655,7 @@ pub(crate) async fn project_in<T: BatchTx>(
     tx: &mut T,
     items: &[ProjectionItem],
     event_ids: &[i64],
-    signals: &delivery::DeliverySignals,
-    presence: bool,
+    signals: &Signals,
 ) -> Result<Projected> {
     let mut deltas: BTreeMap<String, EngagementState> = BTreeMap::new();
     for obs in items.iter().filter_map(|i| i.observation.as_ref()) {
@@ -679,10 +707,10 @@ pub(crate) async fn project_in<T: BatchTx>(
         }
     }
     // Engagements whose agents' interactions changed, for presence sync.
-    let mut presence_ids: Vec<String> = if presence {
+    let mut presence_ids: Vec<String> = if signals.presence() {
         new_activity
             .iter()
-            .filter(|(a, _)| crate::presence::drives_presence(a.kind))
+            .filter(|(a, _)| a.kind.drives_presence())
             .filter_map(|(a, _)| a.engagement_id.clone())
             .collect()
     } else {
@@ -743,10 +771,7 @@ async fn merge_into_records<T: BatchTx>(
                     updates.push(EngagementRow::new(&state, now)?);
                 }
                 None => {
-                    if let Some(q) = crate::delivery::sinks::record_queues(delta)
-                        .into_iter()
-                        .next()
-                    {
+                    if let Some(q) = delta.queue_ids().into_iter().next() {
                         queues.insert(id.clone(), q);
                     }
                     inserts.push(EngagementRow::new(delta, now)?)

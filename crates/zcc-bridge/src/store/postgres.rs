@@ -67,12 +67,16 @@ pub struct PgStore {
     pool: PgPool,
     migrator: Migrator,
     committers: usize,
-    delivery_signals: delivery::DeliverySignals,
-    log_signals: activity::LogSignals,
+    signals: Arc<Signals>,
 }
 
 impl PgStore {
-    pub async fn open(url: &str, max_connections: u32, committers: usize) -> Result<Self> {
+    pub async fn open(
+        url: &str,
+        max_connections: u32,
+        committers: usize,
+        signals: Arc<Signals>,
+    ) -> Result<Self> {
         // Plans made for the parameters at hand, every time. The tables start empty and grow fast, and a generic
         // plan cached while they were tiny (scan the sink's rows, say) stays in use long after it stopped fitting:
         // measured, the delivery claim went from under a millisecond to seconds within a minute of start-up.
@@ -91,8 +95,7 @@ impl PgStore {
             migrator,
             // Leave a connection for the projector and one for reads.
             committers: committers.clamp(1, max_connections.saturating_sub(2).max(1) as usize),
-            delivery_signals: delivery::DeliverySignals::default(),
-            log_signals: activity::LogSignals::default(),
+            signals,
         })
     }
 

@@ -323,32 +323,19 @@ macro_rules! impl_sql_store {
                 &self,
                 items: &[$crate::store::ProjectionItem],
                 event_ids: &[i64],
-            ) -> $crate::store::Result<()> {
+            ) -> $crate::store::Result<$crate::store::Projected> {
                 // Derived state that dequeues its own work: its commit need not wait for the disk (see `relaxed`).
                 let mut writer = $crate::store::relaxed::Relaxed::<$db>::acquire(self.writer()).await?;
                 let mut tx = writer.begin().await?;
                 let projected =
-                    $crate::store::project_in(
-                        &mut $conn(&mut *tx),
-                        items,
-                        event_ids,
-                        &self.delivery_signals,
-                        self.log_signals.presence(),
-                    )
-                    .await?;
+                    $crate::store::project_in(&mut $conn(&mut *tx), items, event_ids, &self.signals).await?;
                 tx.commit().await?;
                 writer.release().await;
-                if projected.media_queued {
-                    $crate::store::media::jobs_queued();
-                }
-                if projected.watched {
-                    self.delivery_signals.watch_touched();
-                }
-                $crate::activity::count_new_activity(&projected.new_activity, &projected.closed_spans);
-                if projected.presence_touched {
-                    self.log_signals.presence_touched();
-                }
-                Ok(())
+                Ok(projected)
+            }
+
+            fn signals(&self) -> &$crate::signals::Signals {
+                &self.signals
             }
 
             async fn projection_backlog(

@@ -74,12 +74,11 @@ pub struct SqliteStore {
     readers: SqlitePool,
     migrator: Migrator,
     checkpointer: Mutex<Option<JoinHandle<()>>>,
-    delivery_signals: delivery::DeliverySignals,
-    log_signals: activity::LogSignals,
+    signals: Arc<Signals>,
 }
 
 impl SqliteStore {
-    pub async fn open(url: &str) -> Result<Self> {
+    pub async fn open(url: &str, signals: Arc<Signals>) -> Result<Self> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -133,8 +132,7 @@ impl SqliteStore {
             readers,
             migrator,
             checkpointer: Mutex::new(Some(checkpointer)),
-            delivery_signals: delivery::DeliverySignals::default(),
-            log_signals: activity::LogSignals::default(),
+            signals,
         })
     }
 
