@@ -306,7 +306,7 @@ fn config(db_url: &str, sim: &SimServer, sim_config: &SimServerConfig, s: &Setti
     c.admin.token = Some(Secret::new(TOKEN));
     c.media.enabled = false;
     c.sinks = Vec::new();
-    // As tests/common/sim.rs `use_simulator`: the S2S app is the simulator's; scheduled work off.
+    // As tests/it/common/sim.rs `use_simulator`: the S2S app is the simulator's; scheduled work off.
     c.zoom.account_id = Some(sim_config.account_id.clone());
     c.zoom.client_id = Some(sim_config.client_id.clone());
     c.zoom.client_secret = Some(Secret::new(sim_config.client_secret.clone()));

@@ -6,6 +6,7 @@
 
 pub mod activity;
 pub mod config;
+pub mod connectors;
 pub mod contacts;
 pub mod core;
 pub mod delivery;

@@ -149,7 +149,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         let mut ws = zoom::websocket::WsConfig::new(url.clone(), subscription_id.clone());
         ws.heartbeat_interval = Duration::from_secs(config.zoom.websocket_heartbeat_seconds);
         ws.silence_timeout = Some(ws.heartbeat_interval * 5 / 2);
-        background.spawn(crate::sources::zoom_websocket::run(
+        background.spawn(crate::connectors::zoom_websocket::run(
             ws,
             Duration::from_secs(config.zoom.websocket_gap_margin_seconds),
             client.clone(),
@@ -163,11 +163,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let genesys_orgs = crate::presence::GenesysOrgs::new(&config.presence)
         .map_err(anyhow::Error::msg)
         .context("setting up the Genesys sources")?;
-    let genesys_feeds: std::collections::BTreeMap<String, Arc<crate::presence::pull::Feed>> =
+    let genesys_feeds: std::collections::BTreeMap<String, Arc<crate::connectors::genesys::Feed>> =
         genesys_orgs
             .iter()
             .filter_map(|org| {
-                crate::presence::pull::Feed::new(org.clone(), store.clone(), log.clone())
+                crate::connectors::genesys::Feed::new(org.clone(), store.clone(), log.clone())
                     .map(|feed| (org.name.clone(), feed))
             })
             .collect();
@@ -176,9 +176,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .filter(|o| o.config.notifications)
         .filter_map(|o| Some((o, genesys_feeds.get(&o.name)?)))
     {
-        background.spawn(crate::presence::pull::run(
+        background.spawn(crate::connectors::genesys::run(
             feed.clone(),
-            crate::presence::pull::PullSettings {
+            crate::connectors::genesys::PullSettings {
                 notifications: org.config.notifications_config(),
                 ..Default::default()
             },

@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::sink::{read_response, AttemptResult, Message, Sink};
+use super::http::{describe, read_response};
+use super::sink::{AttemptResult, Message, Sink};
 use super::standard_webhooks::{
     signature_header, Secret, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP,
 };
@@ -102,29 +103,5 @@ impl Sink for HttpSink {
             Ok(response) => read_response(response, self.body_limit).await,
             Err(e) => AttemptResult::network(describe(&e)),
         }
-    }
-}
-
-/// A reqwest error in words, without the URL's query (which may carry a token).
-pub fn describe(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else if e.is_body() || e.is_decode() {
-        "response body failed"
-    } else {
-        "request failed"
-    };
-    let mut detail = String::new();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        detail = s.to_string();
-        source = s.source();
-    }
-    if detail.is_empty() {
-        kind.to_string()
-    } else {
-        format!("{kind}: {detail}")
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod crm;
 pub mod engine;
+pub mod http;
 pub mod http_sink;
 pub mod planner;
 pub mod sink;

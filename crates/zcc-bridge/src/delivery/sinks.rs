@@ -1,7 +1,7 @@
 //! Building the configured sinks, and which messages each one takes.
 
+use super::http::http_client;
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::crm::{hubspot::HubspotSink, salesforce::SalesforceSink, zendesk::ZendeskSink};
 use super::http_sink::HttpSink;
@@ -29,18 +29,6 @@ pub fn check_config(config: &SinkConfig) -> Result<(), String> {
         SinkKind::Hubspot => HubspotSink::check(config),
         SinkKind::Zendesk => ZendeskSink::check(config),
     }
-}
-
-/// The HTTP client of one sink: its timeout, no redirects, rustls.
-pub fn http_client(config: &SinkConfig) -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(config.timeout_seconds))
-        .connect_timeout(Duration::from_secs(config.timeout_seconds.min(10)))
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("zcc-bridge/", env!("CARGO_PKG_VERSION")))
-        .pool_max_idle_per_host(config.concurrency.max(1))
-        .build()
-        .map_err(|e| format!("sink {:?}: HTTP client: {e}", config.name))
 }
 
 pub fn build(config: &SinkConfig, body_limit: usize) -> Result<Arc<dyn Sink>, String> {

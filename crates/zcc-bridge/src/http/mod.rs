@@ -34,7 +34,8 @@ pub struct AppState {
     /// Genesys push sources (`POST /webhooks/genesys/{source}`).
     pub genesys: crate::presence::GenesysOrgs,
     /// Orgs with API access: pushed ringing starts are followed until connected or ended.
-    pub genesys_feeds: Arc<std::collections::BTreeMap<String, Arc<crate::presence::pull::Feed>>>,
+    pub genesys_feeds:
+        Arc<std::collections::BTreeMap<String, Arc<crate::connectors::genesys::Feed>>>,
     /// Turns true when the server starts shutting down (open streams end so that the shutdown is not held up).
     pub stopping: tokio::sync::watch::Receiver<bool>,
     pub log: EventLog,

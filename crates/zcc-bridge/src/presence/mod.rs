@@ -24,7 +24,6 @@ use crate::store::presence::{AuditEntry, Claim, DueFn, NEVER};
 use crate::store::{now_ms, Store};
 
 pub mod orgs;
-pub mod pull;
 pub mod setup;
 
 pub use orgs::{GenesysOrg, GenesysOrgs, ZoomUser};

@@ -19,10 +19,8 @@ use serde_json::{json, Map, Value};
 use super::CallSummary;
 use crate::config::SinkConfig;
 use crate::core::EngagementRecord;
-use crate::delivery::http_sink::describe;
-use crate::delivery::sink::{
-    classify_status, parse_retry_after, read_body, AttemptResult, Message, Outcome, Sink,
-};
+use crate::delivery::http::{classify_status, describe, parse_retry_after, read_body};
+use crate::delivery::sink::{AttemptResult, Message, Outcome, Sink};
 
 /// The API base when `url` is empty.
 pub const DEFAULT_URL: &str = "https://api.hubapi.com";

@@ -16,10 +16,8 @@ use tokio::sync::Mutex;
 
 use super::CallSummary;
 use crate::config::{Secret, SinkConfig};
-use crate::delivery::http_sink::describe;
-use crate::delivery::sink::{
-    classify_status, parse_retry_after, read_body, AttemptResult, Message, Outcome, Sink,
-};
+use crate::delivery::http::{classify_status, describe, parse_retry_after, read_body};
+use crate::delivery::sink::{AttemptResult, Message, Outcome, Sink};
 
 pub const DEFAULT_EXTERNAL_ID_FIELD: &str = "Zoom_Engagement_Id__c";
 pub const DEFAULT_API_VERSION: &str = "60.0";

@@ -22,10 +22,8 @@ use sha2::{Digest, Sha256};
 
 use super::CallSummary;
 use crate::config::SinkConfig;
-use crate::delivery::http_sink::describe;
-use crate::delivery::sink::{
-    classify_status, parse_retry_after, AttemptResult, Message, Outcome, Sink,
-};
+use crate::delivery::http::{classify_status, describe, parse_retry_after};
+use crate::delivery::sink::{AttemptResult, Message, Outcome, Sink};
 
 /// Tag on every ticket the sink creates (channel and direction tags are added, `zcc_` prefixed).
 const TAG: &str = "zoom_contact_center";

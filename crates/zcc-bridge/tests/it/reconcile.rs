@@ -2,13 +2,11 @@
 //! Webhooks are lost, duplicated and reordered; after a reconciliation every record equals the simulator's ground
 //! truth, and reconciling again changes nothing. Token expiry, expired page tokens and 429s are survived.
 
-mod common;
-
 use std::time::Duration;
 
-use common::sim::{reconcile, simulator, use_simulator, window};
-use common::truth::differences;
-use common::*;
+use crate::common::sim::{reconcile, simulator, use_simulator, window};
+use crate::common::truth::differences;
+use crate::common::*;
 use serde_json::{json, Value};
 use zcc_bridge::core::record::EngagementRecord;
 use zoom_sim::emitter::{Emitter, EmitterConfig, Faults};

@@ -1,15 +1,13 @@
 //! A 1 GiB recording archived into every store with bounded memory. In a test binary of its own so that the
 //! process's memory is this test's alone.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::archives::{stores, use_store};
-use common::sim::{reconcile, simulator, use_simulator};
-use common::*;
+use crate::common::archives::{stores, use_store};
+use crate::common::sim::{reconcile, simulator, use_simulator};
+use crate::common::*;
 use zcc_bridge::config::Secret;
 use zoom_sim::SimServerConfig;
 

@@ -1,17 +1,17 @@
 //! Black-box tests of `POST /webhooks/flow/{source}` (Flow event scripts) with the bodies the scripts in
 //! `docs/flow-scripts/` post, and of what the read API makes of them, against every configured backend.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use zcc_bridge::config::Secret;
 use zcc_bridge::sources::flow::{sign, FlowSourceConfig, SIGNATURE_HEADER};
 
-const ACCEPTED: &str = include_str!("../../../docs/flow-scripts/engagement-accepted.example.json");
-const DISPOSITION: &str = include_str!("../../../docs/flow-scripts/disposition-saved.example.json");
+const ACCEPTED: &str =
+    include_str!("../../../../docs/flow-scripts/engagement-accepted.example.json");
+const DISPOSITION: &str =
+    include_str!("../../../../docs/flow-scripts/disposition-saved.example.json");
 const TOKEN: &str = "crm-flow-token-0123456789";
 const HMAC_SECRET: &str = "crm-flow-hmac-secret-0123456789";
 

@@ -1,8 +1,6 @@
 //! Black-box tests of `POST /webhooks/zoom` and the read API, against every configured backend.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 #[tokio::test]

@@ -1,14 +1,12 @@
 //! The media archive end to end: the bridge against the simulator's REST API and download URLs, archiving into
 //! local disk, the S3-compatible server and Azurite that `scripts/test.sh` starts, on SQLite and Postgres.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::archives::{stores, use_store, Store};
-use common::sim::{file_sha256, reconcile, simulator, use_simulator};
-use common::*;
+use crate::common::archives::{stores, use_store, Store};
+use crate::common::sim::{file_sha256, reconcile, simulator, use_simulator};
+use crate::common::*;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use zcc_bridge::config::{Config, LinkMode, Secret};
@@ -321,7 +319,7 @@ async fn cut_downloads_resume_and_tokens_expiring_mid_download_are_renewed() {
         let (sim, scenario) = simulator(6, 43, sim_config.clone()).await;
         let expected = expected_media(&scenario);
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut server = TestServer::start_with(&common::Backend::Sqlite, |c| {
+        let mut server = TestServer::start_with(&crate::common::Backend::Sqlite, |c| {
             archive_config(c, &sim, &sim_config, store, dir.path())
         })
         .await;
@@ -450,7 +448,7 @@ async fn retention_deletes_old_files_and_the_record_shows_it() {
         let (sim, scenario) = simulator(6, 53, sim_config.clone()).await;
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config_used = None;
-        let mut server = TestServer::start_with(&common::Backend::Sqlite, |c| {
+        let mut server = TestServer::start_with(&crate::common::Backend::Sqlite, |c| {
             archive_config(c, &sim, &sim_config, store, dir.path());
             // Recordings are kept for 0 days: deleted at the first check after archiving. Transcripts are kept.
             c.media.retention_days.recordings = Some(0);
@@ -666,7 +664,7 @@ async fn presigned_links_come_from_the_store_itself() {
     for store in stores().into_iter().filter(|s| *s != Store::Local) {
         let (sim, scenario) = simulator(4, 59, sim_config.clone()).await;
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut server = TestServer::start_with(&common::Backend::Sqlite, |c| {
+        let mut server = TestServer::start_with(&crate::common::Backend::Sqlite, |c| {
             archive_config(c, &sim, &sim_config, store, dir.path());
             c.media.links = LinkMode::Presigned;
         })
@@ -700,7 +698,7 @@ async fn migrate_copies_the_archive_verified_and_resumes() {
     let (sim, scenario) = simulator(8, 61, sim_config.clone()).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config_used = None;
-    let mut server = TestServer::start_with(&common::Backend::Sqlite, |c| {
+    let mut server = TestServer::start_with(&crate::common::Backend::Sqlite, |c| {
         archive_config(c, &sim, &sim_config, Store::Local, &dir.path().join("disk"));
         config_used = Some(c.clone());
     })
@@ -863,7 +861,7 @@ async fn server_errors_and_rate_limits_on_downloads_are_retried_with_backoff() {
     let (sim, scenario) = simulator(24, 71, sim_config.clone()).await;
     let expected = expected_media(&scenario);
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut server = TestServer::start_with(&common::Backend::Sqlite, |c| {
+    let mut server = TestServer::start_with(&crate::common::Backend::Sqlite, |c| {
         archive_config(c, &sim, &sim_config, Store::Local, dir.path());
     })
     .await;

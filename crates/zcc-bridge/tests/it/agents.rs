@@ -1,9 +1,7 @@
 //! Agent state from marketplace events: a simulated shift of three agents, posted out of order, with every event
 //! delivered twice and some facts reported twice in different words, gives exact timelines and counters.
 
-mod common;
-
-use common::{backends, envelope, TestServer};
+use crate::common::{backends, envelope, TestServer};
 use futures_util::stream::{self, StreamExt};
 use serde_json::{json, Value};
 
@@ -16,7 +14,7 @@ const SHIFT_MS: i64 = 310_000;
 fn base() -> i64 {
     static BASE: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
     *BASE.get_or_init(|| {
-        let mut t = common::now_secs() * 1000 - 15 * 60_000;
+        let mut t = crate::common::now_secs() * 1000 - 15 * 60_000;
         if t.div_euclid(DAY_MS) != (t + SHIFT_MS).div_euclid(DAY_MS) {
             t -= 2 * SHIFT_MS;
         }

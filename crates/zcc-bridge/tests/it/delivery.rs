@@ -1,13 +1,11 @@
 //! Delivery to an HTTP sink, black-box: a real server on port 0 against a real database, a Standard Webhooks
 //! receiver that verifies every signature, and the admin API to look at the outbox.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::receiver::{reserve_port, Receiver, WHSEC};
-use common::*;
+use crate::common::receiver::{reserve_port, Receiver, WHSEC};
+use crate::common::*;
 use serde_json::{json, Value};
 use zcc_bridge::config::{Config, Secret, SinkConfig, SinkKind};
 

@@ -6,13 +6,11 @@
 //! Push: a ringing start is followed through the API until connected; users are found by their Genesys e-mail.
 //! Setup: the triggers are created once, left alone when unchanged, and updated when the rule changes.
 
-mod common;
-
 use std::time::Duration;
 
-use common::presence::*;
-use common::sim::use_simulator;
-use common::{backends, now_secs, TestServer};
+use crate::common::presence::*;
+use crate::common::sim::use_simulator;
+use crate::common::{backends, now_secs, TestServer};
 use genesys_sim::{GenesysSim, GenesysSimConfig, Media};
 use serde_json::{json, Value};
 use zcc_bridge::config::{GenesysSource, Secret};
@@ -402,7 +400,7 @@ directions = ["inbound"]
 async fn one_replica_pulls_and_another_takes_over() {
     let Some(backend) = backends()
         .into_iter()
-        .find(|b| matches!(b, common::Backend::Postgres(_)))
+        .find(|b| matches!(b, crate::common::Backend::Postgres(_)))
     else {
         return;
     };
@@ -428,7 +426,7 @@ async fn one_replica_pulls_and_another_takes_over() {
         g.connected_sockets() == 1
     })
     .await;
-    let mut config = common::test_config(&first.db.url);
+    let mut config = crate::common::test_config(&first.db.url);
     configure(&mut config);
     let second = zcc_bridge::start(config).await.expect("second replica");
     tokio::time::sleep(Duration::from_secs(2)).await;

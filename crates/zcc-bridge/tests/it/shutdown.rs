@@ -1,13 +1,11 @@
 //! Graceful shutdown under load: every event acknowledged before or during the shutdown is in the log and
 //! merged into its record when the server comes back.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

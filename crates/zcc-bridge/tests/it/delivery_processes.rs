@@ -1,14 +1,12 @@
 //! Delivery across process deaths and replicas: kill -9 with deliveries in flight loses nothing; two server
 //! processes sharing one Postgres deliver each message once.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::process::{send_signed, spawn_serve};
-use common::receiver::{Receiver, WHSEC};
-use common::*;
+use crate::common::process::{send_signed, spawn_serve};
+use crate::common::receiver::{Receiver, WHSEC};
+use crate::common::*;
 use serde_json::{json, Value};
 use tokio::process::Child;
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod archives;
+pub mod crm;
 pub mod fakes;
 pub mod presence;
 pub mod process;

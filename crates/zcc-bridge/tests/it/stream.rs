@@ -1,11 +1,9 @@
 //! The live stream (`GET /api/v1/stream`): normalised events in order, filters, the matched customer, and a
 //! client that disconnects and resumes with `Last-Event-ID` receives every event exactly once, in order.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{backends, envelope, now_secs, TestServer, ADMIN_TOKEN};
+use crate::common::{backends, envelope, now_secs, TestServer, ADMIN_TOKEN};
 use serde_json::{json, Value};
 
 /// One SSE frame.

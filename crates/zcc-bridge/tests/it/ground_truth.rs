@@ -2,12 +2,10 @@
 //! (signed, with duplicate deliveries and reordering injected), must yield records equal to the day's ground
 //! truth; `rebuild` must then find nothing to change.
 
-mod common;
-
 use std::time::Duration;
 
-use common::truth::differences;
-use common::*;
+use crate::common::truth::differences;
+use crate::common::*;
 use zcc_bridge::core::record::EngagementRecord;
 use zoom_sim::emitter::{Emitter, EmitterConfig, Faults};
 use zoom_sim::generator::{generate, GeneratorConfig};

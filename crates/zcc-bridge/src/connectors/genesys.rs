@@ -23,9 +23,9 @@ use genesys::{Conversation, GenesysClient, SessionState};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
-use super::GenesysOrg;
 use crate::core::EventSource;
 use crate::ingest::EventLog;
+use crate::presence::GenesysOrg;
 use crate::sources::genesys as detail_events;
 use crate::store::{now_ms, Inbound, NewQuarantine, Outcome, Store};
 

@@ -7,13 +7,11 @@
 //! Every example shares one `event_ts` and many share ids, so each is posted under its own engagement id
 //! (`E-<event>`) and its own agent (`U-<event>`): the record then says what that one example says.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
+use crate::common::*;
 use chrono::DateTime;
-use common::*;
 use serde_json::{json, Value};
 
 fn vendor_dir() -> PathBuf {

@@ -1,18 +1,15 @@
-//! The HubSpot sink against the local fake of HubSpot's CRM API (`common::fakes::hubspot`): what it sends, that
+//! The HubSpot sink against the local fake of HubSpot's CRM API (`crate::common::fakes::hubspot`): what it sends, that
 //! a later delivery of the same engagement updates the same call, and how failures map to outcomes.
 
-mod common;
-
+use crate::common::crm;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::fakes::hubspot::{FakeHubspot, Recorded, CALL_TO_CONTACT, ID_PROPERTY, TOKEN};
+use crate::common::fakes::hubspot::{FakeHubspot, Recorded, CALL_TO_CONTACT, ID_PROPERTY, TOKEN};
 use serde_json::{json, Value};
 use zcc_bridge::config::{Secret, SinkConfig, SinkKind};
-use zcc_bridge::core::record::{
-    AgentView, ConsumerView, DispositionView, NoteView, QueueView, RecordingView,
-};
-use zcc_bridge::core::{EngagementRecord, MediaView};
+use zcc_bridge::core::record::NoteView;
+use zcc_bridge::core::EngagementRecord;
 use zcc_bridge::delivery::sink::{
     Message, Outcome, Sink, ENGAGEMENT_COMPLETED, ENGAGEMENT_UPDATED,
 };
@@ -40,90 +37,27 @@ fn sink(fake: &FakeHubspot, options: &[(&str, &str)]) -> Arc<dyn Sink> {
     sinks::build(&config(&fake.base, TOKEN, options), 2048).expect("the sink builds")
 }
 
-fn media(link: &str) -> Option<MediaView> {
-    Some(MediaView {
-        state: "archived".into(),
-        sha256: Some("ab".repeat(32)),
-        bytes: Some(48_000),
-        content_type: Some("audio/mpeg".into()),
-        link: Some(link.into()),
-        link_expires_at: Some("2026-03-09T10:00:00Z".into()),
-        archived_at: Some("2026-03-02T10:03:00Z".into()),
-        deleted_at: None,
-        attempts: 1,
-        error: None,
-        ..Default::default()
-    })
-}
-
-fn recording(id: &str) -> RecordingView {
-    RecordingView {
-        recording_id: id.into(),
-        channel: Some("voice".into()),
-        recording_start_time: Some("2026-03-02T10:00:05Z".into()),
-        recording_end_time: Some("2026-03-02T10:02:00Z".into()),
-        recording_duration: Some(115),
-        download_url: Some(format!("https://zoom.example/rec/{id}/download")),
-        transcript_url: None,
-        playback_url: None,
-        user_id: Some("agent-1".into()),
-        deleted: false,
-        media: media(&format!("https://bridge.example/media/{id}?sig=abc")),
-        transcript_media: None,
-        ..Default::default()
-    }
-}
-
 fn record(engagement_id: &str, number: &str) -> EngagementRecord {
-    EngagementRecord {
-        engagement_id: engagement_id.into(),
-        channel: Some("voice".into()),
-        channel_source: Some("phone".into()),
-        direction: Some("inbound".into()),
-        start_time: Some("2026-03-02T10:00:00Z".into()),
-        end_time: Some("2026-03-02T10:02:05Z".into()),
-        duration: Some(125),
-        queues: vec![QueueView {
-            cc_queue_id: "q-billing".into(),
-            queue_name: Some("Billing".into()),
-        }],
-        agents: vec![AgentView {
-            user_id: "agent-1".into(),
-            display_name: Some("Ada Lovelace".into()),
-        }],
-        consumers: vec![ConsumerView {
-            consumer_id: Some("c-1".into()),
-            consumer_number: Some(number.into()),
-            consumer_display_name: Some("Grace".into()),
-        }],
-        notes: vec![NoteView {
-            note_id: "n-1".into(),
-            note: Some("Customer asked about the March invoice".into()),
-            user_id: Some("agent-1".into()),
-            last_modified_time: Some("2026-03-02T10:02:30Z".into()),
-        }],
-        dispositions: vec![DispositionView {
-            disposition_id: "disp-1".into(),
-            disposition_name: Some("Resolved".into()),
-        }],
+    let recording = |id: &str| {
+        crm::recording(
+            id,
+            "agent-1",
+            &format!("https://bridge.example/media/{id}?sig=abc"),
+            ("2026-03-02T10:00:05Z", "2026-03-02T10:02:00Z", 115),
+        )
+    };
+    crm::Call {
+        engagement_id,
+        consumer: number,
         recordings: vec![recording("rec-1"), recording("rec-2")],
-        transcripts: vec![],
-        voicemails: vec![],
-        timeline: vec![],
-        sources: vec![],
         ..Default::default()
     }
+    .record()
 }
 
 fn message(event_type: &str, record: &EngagementRecord) -> Message {
-    Message {
-        id: format!("msg_{}_{event_type}", record.engagement_id),
-        event_type: event_type.into(),
-        created_at: 1_772_445_800_000,
-        engagement_id: Some(record.engagement_id.clone()),
-        data: serde_json::to_string(record).expect("record serialises"),
-        attempt: 1,
-    }
+    let id = format!("msg_{}_{event_type}", record.engagement_id);
+    crm::message(id, event_type, record, 1_772_445_800_000, 1)
 }
 
 fn prop<'a>(request: &'a Recorded, name: &str) -> Option<&'a str> {

@@ -2,13 +2,11 @@
 //! one-update-per-user-per-minute rule (shortened to one second here, and the bridge's interval with it). The
 //! final presence of every user is right, and no update ever broke the rule.
 
-mod common;
-
 use std::time::Duration;
 
-use common::presence::*;
-use common::sim::use_simulator;
-use common::{backends, envelope, now_secs, TestServer};
+use crate::common::presence::*;
+use crate::common::sim::use_simulator;
+use crate::common::{backends, envelope, now_secs, TestServer};
 use serde_json::{json, Value};
 
 async fn presence_of(server: &TestServer, user: &str) -> Value {
@@ -143,7 +141,7 @@ async fn state_survives_a_restart() {
         // Same database, a new server process (in-process here): the end of the call arrives.
         let db_url = server.db.url.clone();
         let restarted = zcc_bridge::start({
-            let mut c = common::test_config(&db_url);
+            let mut c = crate::common::test_config(&db_url);
             c.storage.media = format!("file://{}", server.db.dir().join("media").display());
             use_simulator(&mut c, &sim, &sim_config);
             c.presence.enabled = true;
@@ -162,7 +160,7 @@ async fn state_survives_a_restart() {
             .header("x-zm-request-timestamp", ts.to_string())
             .header(
                 "x-zm-signature",
-                zoom::webhook::sign(common::SECRET.as_bytes(), ts, &body),
+                zoom::webhook::sign(crate::common::SECRET.as_bytes(), ts, &body),
             )
             .body(body)
             .send()
@@ -309,7 +307,7 @@ async fn genesys_conversation_events_drive_presence() {
                 "/api/v1/quarantine/{}/replay",
                 bad["quarantine_id"]
             )))
-            .bearer_auth(common::ADMIN_TOKEN)
+            .bearer_auth(crate::common::ADMIN_TOKEN)
             .send()
             .await
             .expect("sent");
@@ -428,11 +426,13 @@ async fn applying_leases_the_users_it_makes_due_and_claims_skip_them() {
     use zcc_bridge::store::presence::Claim;
 
     for backend in backends() {
-        let db = common::fresh_db(&backend).await;
-        let store =
-            zcc_bridge::server::open_store(&common::test_config(&db.url), Default::default())
-                .await
-                .expect("open the store");
+        let db = crate::common::fresh_db(&backend).await;
+        let store = zcc_bridge::server::open_store(
+            &crate::common::test_config(&db.url),
+            Default::default(),
+        )
+        .await
+        .expect("open the store");
         let now = 1_800_000_000_000;
         let start = |user: &str| {
             (

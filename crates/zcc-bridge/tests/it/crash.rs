@@ -1,15 +1,13 @@
 //! kill -9 during a load of signed events: after a restart every acknowledged event is in the log and merged,
 //! and Zoom's retries of everything (acknowledged or not) duplicate nothing in the records.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::process::{send_signed, spawn_serve};
-use common::*;
+use crate::common::process::{send_signed, spawn_serve};
+use crate::common::*;
 use serde_json::{json, Value};
 use tokio::process::Child;
 
@@ -180,7 +178,7 @@ async fn an_archive_interrupted_by_kill_9_completes_after_restart() {
         download_bytes_per_second: Some(2_000_000),
         ..Default::default()
     };
-    let (sim, scenario) = common::sim::simulator(1, 1, sim_config.clone()).await;
+    let (sim, scenario) = crate::common::sim::simulator(1, 1, sim_config.clone()).await;
     let completed: Vec<&zoom_sim::generator::SimEvent> = scenario
         .events
         .iter()
@@ -291,7 +289,7 @@ async fn an_archive_interrupted_by_kill_9_completes_after_restart() {
             );
             assert_eq!(
                 row["sha256"],
-                common::sim::file_sha256(&sim, &sim_config, &url).await,
+                crate::common::sim::file_sha256(&sim, &sim_config, &url).await,
                 "{backend:?}"
             );
         }

@@ -1,19 +1,16 @@
 //! The Zendesk sink against a local fake of the Zendesk Support API (tests/common/fakes/zendesk.rs): ticket
 //! creation, idempotency across retries and updates, comment mode, and how failures are classified.
 
-mod common;
-
+use crate::common::crm;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::fakes::zendesk::{self, FakeZendesk};
+use crate::common::fakes::zendesk::{self, FakeZendesk};
 use serde_json::{json, Value};
 use zcc_bridge::config::{Secret, SinkConfig, SinkKind};
-use zcc_bridge::core::record::{
-    AgentView, ConsumerView, DispositionView, NoteView, QueueView, RecordingView,
-};
-use zcc_bridge::core::{EngagementRecord, MediaView};
+use zcc_bridge::core::record::NoteView;
+use zcc_bridge::core::EngagementRecord;
 use zcc_bridge::delivery::sink::{
     AttemptResult, Message, Outcome, Sink, ENGAGEMENT_COMPLETED, ENGAGEMENT_UPDATED,
 };
@@ -37,95 +34,32 @@ fn sink(config: &SinkConfig) -> Arc<dyn Sink> {
     zcc_bridge::delivery::sinks::build(config, 2048).expect("the zendesk sink builds")
 }
 
-fn media(link: &str) -> MediaView {
-    MediaView {
-        state: "archived".into(),
-        sha256: Some("ab".repeat(32)),
-        bytes: Some(123_456),
-        content_type: Some("audio/mpeg".into()),
-        link: Some(link.into()),
-        link_expires_at: Some("2026-03-09T10:00:00Z".into()),
-        archived_at: Some("2026-03-02T10:07:00Z".into()),
-        deleted_at: None,
-        attempts: 0,
-        error: None,
-        ..Default::default()
-    }
-}
-
-fn recording(id: &str, link: &str) -> RecordingView {
-    RecordingView {
-        recording_id: id.into(),
-        channel: Some("voice".into()),
-        recording_start_time: Some("2026-03-02T10:00:05Z".into()),
-        recording_end_time: Some("2026-03-02T10:05:25Z".into()),
-        recording_duration: Some(320),
-        download_url: Some(format!("https://zoom.example/rec/{id}")),
-        transcript_url: None,
-        playback_url: None,
-        user_id: Some("agent-1".into()),
-        deleted: false,
-        media: Some(media(link)),
-        transcript_media: None,
-        ..Default::default()
-    }
-}
-
 /// A finished inbound call from `consumer` (a number, or an address for email) with a note, a disposition and
 /// an archived recording.
 fn record(engagement: &str, consumer: &str) -> EngagementRecord {
-    EngagementRecord {
-        engagement_id: engagement.into(),
-        channel: Some("voice".into()),
-        channel_source: Some("phone".into()),
-        direction: Some("inbound".into()),
-        start_time: Some("2026-03-02T10:00:00Z".into()),
-        end_time: Some("2026-03-02T10:05:30Z".into()),
-        duration: Some(330),
-        queues: vec![QueueView {
-            cc_queue_id: "q-billing".into(),
-            queue_name: Some("Billing".into()),
-        }],
-        agents: vec![AgentView {
-            user_id: "agent-1".into(),
-            display_name: Some("Ada Lovelace".into()),
-        }],
-        consumers: vec![ConsumerView {
-            consumer_id: Some("c-1".into()),
-            consumer_number: Some(consumer.into()),
-            consumer_display_name: Some("Grace Hopper".into()),
-        }],
-        notes: vec![NoteView {
-            note_id: "n-1".into(),
-            note: Some("Customer disputes the March invoice".into()),
-            user_id: Some("agent-1".into()),
-            last_modified_time: Some("2026-03-02T10:04:00Z".into()),
-        }],
-        dispositions: vec![DispositionView {
-            disposition_id: "d-1".into(),
-            disposition_name: Some("Billing dispute".into()),
-        }],
-        recordings: vec![recording(
+    crm::Call {
+        engagement_id: engagement,
+        consumer,
+        consumer_name: "Grace Hopper",
+        times: ("2026-03-02T10:00:00Z", "2026-03-02T10:05:30Z", 330),
+        note: (
+            "Customer disputes the March invoice",
+            "2026-03-02T10:04:00Z",
+        ),
+        dispositions: vec![("d-1", "Billing dispute")],
+        recordings: vec![crm::recording(
             "rec-1",
+            "agent-1",
             "https://bridge.example/media/recording/rec-1?expires=1000&signature=first",
+            ("2026-03-02T10:00:05Z", "2026-03-02T10:05:25Z", 320),
         )],
-        transcripts: vec![],
-        voicemails: vec![],
-        timeline: vec![],
-        sources: vec![],
         ..Default::default()
     }
+    .record()
 }
 
 fn message(id: &str, event_type: &str, record: &EngagementRecord) -> Message {
-    Message {
-        id: id.into(),
-        event_type: event_type.into(),
-        created_at: 1_772_445_930_000,
-        engagement_id: Some(record.engagement_id.clone()),
-        data: serde_json::to_string(record).expect("record json"),
-        attempt: 1,
-    }
+    crm::message(id.into(), event_type, record, 1_772_445_930_000, 1)
 }
 
 fn assert_outcome(result: &AttemptResult, outcome: Outcome) {
@@ -284,7 +218,7 @@ async fn an_update_adds_a_note_to_the_same_ticket_once() {
         user_id: Some("agent-2".into()),
         last_modified_time: Some("2026-03-02T11:00:00Z".into()),
     });
-    rec.recordings[0].transcript_media = Some(media(
+    rec.recordings[0].transcript_media = Some(crm::media(
         "https://bridge.example/media/recording_transcript/rec-1?expires=2000&signature=t",
     ));
     let update = message("msg-2", ENGAGEMENT_UPDATED, &rec);
@@ -316,7 +250,7 @@ async fn an_update_adds_a_note_to_the_same_ticket_once() {
 
     // The same update again, and a later one with the links signed anew but nothing else changed: no new note.
     assert_outcome(&sink.deliver(&update).await, Outcome::Delivered);
-    rec.recordings[0].media = Some(media(
+    rec.recordings[0].media = Some(crm::media(
         "https://bridge.example/media/recording/rec-1?expires=9000&signature=again",
     ));
     assert_outcome(

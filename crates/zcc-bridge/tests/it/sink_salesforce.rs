@@ -1,22 +1,19 @@
-//! The Salesforce sink against a local fake of the Salesforce REST API (`common::fakes::salesforce`): token
+//! The Salesforce sink against a local fake of the Salesforce REST API (`crate::common::fakes::salesforce`): token
 //! handling, the Task upsert and its fields, customer matching, and how failures map to outcomes.
 
-mod common;
-
+use crate::common::crm;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::Method;
-use common::fakes::salesforce::{
+use crate::common::fakes::salesforce::{
     Failure, FakeSalesforce, Person, CLIENT_ID, CLIENT_SECRET, EXTERNAL_ID_FIELD,
 };
+use axum::http::Method;
 use serde_json::{json, Value};
 use zcc_bridge::config::{Secret, SinkConfig, SinkKind};
-use zcc_bridge::core::record::{
-    AgentView, ConsumerView, DispositionView, NoteView, QueueView, RecordingView,
-};
-use zcc_bridge::core::{EngagementRecord, MediaView};
+use zcc_bridge::core::record::{DispositionView, NoteView};
+use zcc_bridge::core::EngagementRecord;
 use zcc_bridge::delivery::sink::{
     Message, Outcome, Sink, ENGAGEMENT_COMPLETED, ENGAGEMENT_UPDATED,
 };
@@ -81,90 +78,39 @@ fn build_sink(fake: &FakeSalesforce, options: &[(&str, &str)]) -> Arc<dyn Sink> 
     zcc_bridge::delivery::sinks::build(&config(fake, options), 2048).expect("the sink builds")
 }
 
-fn media(link: &str) -> MediaView {
-    MediaView {
-        state: "archived".into(),
-        sha256: Some("0".repeat(64)),
-        bytes: Some(48_000),
-        content_type: Some("audio/mpeg".into()),
-        link: Some(link.into()),
-        link_expires_at: Some("2026-01-01T01:00:00Z".into()),
-        archived_at: Some("2026-01-01T00:10:00Z".into()),
-        deleted_at: None,
-        attempts: 1,
-        error: None,
-        ..Default::default()
-    }
-}
-
 /// A settled inbound call from `consumer_number`.
 fn record(engagement_id: &str, consumer_number: &str) -> EngagementRecord {
-    EngagementRecord {
-        engagement_id: engagement_id.into(),
-        channel: Some("voice".into()),
-        channel_source: Some("phone".into()),
-        direction: Some("inbound".into()),
-        start_time: Some("2026-01-01T00:00:00Z".into()),
-        end_time: Some("2026-01-01T00:05:07Z".into()),
-        duration: Some(307),
-        queues: vec![QueueView {
-            cc_queue_id: "q-billing".into(),
-            queue_name: Some("Billing".into()),
-        }],
-        agents: vec![AgentView {
-            user_id: "u-1".into(),
-            display_name: Some("Agent Smith".into()),
-        }],
-        consumers: vec![ConsumerView {
-            consumer_id: Some("c-1".into()),
-            consumer_number: Some(consumer_number.into()),
-            consumer_display_name: Some("Ada Lovelace".into()),
-        }],
-        notes: vec![NoteView {
-            note_id: "n-1".into(),
-            note: Some("Customer asked about the March invoice".into()),
-            user_id: Some("u-1".into()),
-            last_modified_time: Some("2026-01-01T00:06:00Z".into()),
-        }],
-        dispositions: vec![DispositionView {
-            disposition_id: "d-1".into(),
-            disposition_name: Some("Resolved".into()),
-        }],
-        recordings: vec![RecordingView {
-            recording_id: "r-1".into(),
-            channel: Some("voice".into()),
-            recording_start_time: Some("2026-01-01T00:00:05Z".into()),
-            recording_end_time: Some("2026-01-01T00:05:05Z".into()),
-            recording_duration: Some(300),
-            download_url: Some("https://zoom.example/rec/r-1".into()),
-            transcript_url: Some("https://zoom.example/rec/r-1.vtt".into()),
-            playback_url: None,
-            user_id: Some("u-1".into()),
-            deleted: false,
-            media: Some(media(RECORDING_LINK)),
-            transcript_media: Some(media(TRANSCRIPT_LINK)),
-            ..Default::default()
-        }],
-        transcripts: Vec::new(),
-        voicemails: Vec::new(),
-        timeline: Vec::new(),
-        sources: Vec::new(),
-        ..Default::default()
+    let mut recording = crm::recording(
+        "r-1",
+        "u-1",
+        RECORDING_LINK,
+        ("2026-01-01T00:00:05Z", "2026-01-01T00:05:05Z", 300),
+    );
+    recording.transcript_url = Some("https://zoom.example/rec/r-1.vtt".into());
+    recording.transcript_media = Some(crm::media(TRANSCRIPT_LINK));
+    crm::Call {
+        engagement_id,
+        consumer: consumer_number,
+        consumer_name: "Ada Lovelace",
+        agent_id: "u-1",
+        agent_name: "Agent Smith",
+        times: ("2026-01-01T00:00:00Z", "2026-01-01T00:05:07Z", 307),
+        note: (
+            "Customer asked about the March invoice",
+            "2026-01-01T00:06:00Z",
+        ),
+        dispositions: vec![("d-1", "Resolved")],
+        recordings: vec![recording],
     }
+    .record()
 }
 
 fn message(event_type: &str, record: &EngagementRecord, attempt: u32) -> Message {
-    Message {
-        id: format!("msg_{}_{event_type}", record.engagement_id),
-        event_type: event_type.into(),
-        created_at: 1_767_225_907_000,
-        engagement_id: Some(record.engagement_id.clone()),
-        data: serde_json::to_string(record).expect("serialise the record"),
-        attempt,
-    }
+    let id = format!("msg_{}_{event_type}", record.engagement_id);
+    crm::message(id, event_type, record, 1_767_225_907_000, attempt)
 }
 
-fn text(task: &common::fakes::salesforce::Task, field: &str) -> String {
+fn text(task: &crate::common::fakes::salesforce::Task, field: &str) -> String {
     task.field(field)
         .and_then(Value::as_str)
         .unwrap_or_default()
