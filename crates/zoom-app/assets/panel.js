@@ -76,6 +76,8 @@ function entry(id) {
       finalizing: null,
       finalized: false,
       info: null,
+      live: [],
+      liveIds: new Set(),
     };
     panel.engagements.set(id, e);
   }
@@ -254,8 +256,10 @@ function follow(id) {
       return;
     }
     const e = entry(id);
-    if (!e.info) e.info = {};
-    e.info.activity = [...(e.info.activity ?? []), item];
+    // Kept apart from the context answer, which may arrive later and must not drop live items.
+    if (msg.lastEventId && e.liveIds.has(msg.lastEventId)) return;
+    if (msg.lastEventId) e.liveIds.add(msg.lastEventId);
+    e.live.push(item);
     if (panel.current === id) renderInfo();
   });
 }
@@ -430,7 +434,8 @@ function renderWorkspace() {
 }
 
 function renderInfo() {
-  const info = entry(panel.current).info ?? {};
+  const e = entry(panel.current);
+  const info = e.info ?? {};
   const customer = $("customer");
   customer.replaceChildren();
   if (info.customer) {
@@ -446,9 +451,9 @@ function renderInfo() {
     const node = $(id);
     node.replaceChildren(...(items ?? []).map((item) => line(item)));
   };
-  fill("activity", info.activity, (a) => el("li", [time(a.at), a.kind, a.detail].filter(Boolean).join(" · ")));
+  fill("activity", [...(info.activity ?? []), ...e.live], (a) => el("li", [time(a.at), a.kind, a.detail].filter(Boolean).join(" · ")));
   fill("previous", info.previous_engagements, (p) =>
-    el("li", [time(p.start_time), p.channel, p.queue_name, p.disposition].filter(Boolean).join(" · ")),
+    el("li", [dateTime(p.start_time), p.channel, p.queue_name, p.disposition].filter(Boolean).join(" · ")),
   );
   const media = [
     ...(info.recordings ?? []).map((r) => ({ label: `Recording ${time(r.recording_start_time) ?? ""}`, href: r.link })),
@@ -477,6 +482,14 @@ function time(value) {
   if (value === undefined || value === null || value === "") return null;
   const d = new Date(value);
   return Number.isNaN(d.getTime()) ? String(value) : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+function dateTime(value) {
+  if (value === undefined || value === null || value === "") return null;
+  const d = new Date(value);
+  return Number.isNaN(d.getTime())
+    ? String(value)
+    : d.toLocaleString([], { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
 }
 
 function renderOAuth(message = "") {
