@@ -471,8 +471,8 @@ function renderInfo() {
 
 function link(href, text) {
   const a = el("a", text);
-  // Only http(s) links from the backend become clickable.
-  if (/^https?:\/\//i.test(href) || href.startsWith("/")) a.href = href;
+  // Only http(s) links and same-origin paths from the backend become clickable ("//host" is another origin).
+  if (/^https?:\/\//i.test(href) || (href.startsWith("/") && !href.startsWith("//"))) a.href = href;
   a.target = "_blank";
   a.rel = "noopener noreferrer";
   return a;

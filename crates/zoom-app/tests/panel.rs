@@ -63,7 +63,8 @@ struct Backend {
 struct App {
     backend: Arc<Mutex<Backend>>,
     verifier: ContextVerifier,
-    double: Arc<Vec<u8>>,
+    /// The SDK double, served as `sdk.js`; `None` serves the real (vendored) SDK.
+    double: Option<Arc<Vec<u8>>>,
 }
 
 fn user_of(app: &App, headers: &HeaderMap) -> Option<String> {
@@ -288,10 +289,10 @@ async fn oauth_authorized(
 
 async fn asset(State(app): State<App>, path: Option<Path<String>>) -> Response {
     let path = path.map(|Path(p)| p).unwrap_or_default();
-    if path == "sdk.js" {
+    if let (Some(double), "sdk.js") = (&app.double, path.as_str()) {
         return (
             [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-            app.double.as_ref().clone(),
+            double.as_ref().clone(),
         )
             .into_response();
     }
@@ -305,7 +306,7 @@ async fn asset(State(app): State<App>, path: Option<Path<String>>) -> Response {
     response
 }
 
-async fn serve() -> (String, App) {
+async fn serve(with_double: bool) -> (String, App) {
     let double_path =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/test/zoomsdk-double.js");
     let app = App {
@@ -315,7 +316,7 @@ async fn serve() -> (String, App) {
             client_id: CLIENT_ID.into(),
             client_secret: CLIENT_SECRET.into(),
         }]),
-        double: Arc::new(std::fs::read(double_path).expect("the SDK double")),
+        double: with_double.then(|| Arc::new(std::fs::read(double_path).expect("the SDK double"))),
     };
     let router = Router::new()
         .route("/zoomapp/", get(asset))
@@ -463,23 +464,21 @@ fn scenario() -> Value {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn notes_land_on_their_own_engagement_through_switches_ends_and_a_reload() {
-    let Ok(webdriver) = std::env::var("ZCC_CHROMEDRIVER_URL") else {
-        if std::env::var("ZCC_REQUIRE_BROWSER").as_deref() == Ok("1") {
-            panic!("ZCC_REQUIRE_BROWSER=1 but ZCC_CHROMEDRIVER_URL is not set: run `source scripts/browser.sh && browser_start`");
+/// The ChromeDriver URL, or `None` when the test is to be skipped.
+fn webdriver_url() -> Option<String> {
+    match std::env::var("ZCC_CHROMEDRIVER_URL") {
+        Ok(url) => Some(url),
+        Err(_) if std::env::var("ZCC_REQUIRE_BROWSER").as_deref() == Ok("1") => {
+            panic!("ZCC_REQUIRE_BROWSER=1 but ZCC_CHROMEDRIVER_URL is not set: run `source scripts/browser.sh && browser_start`")
         }
-        eprintln!("SKIPPED: the panel browser test needs ZCC_CHROMEDRIVER_URL (run it as `scripts/browser.sh cargo test -p zoom-app --test panel`)");
-        return;
-    };
-    let (base, app) = serve().await;
+        Err(_) => {
+            eprintln!("SKIPPED: the panel browser tests need ZCC_CHROMEDRIVER_URL (run them as `scripts/browser.sh cargo test -p zoom-app --test panel`)");
+            None
+        }
+    }
+}
 
-    // The HTML route carries the headers the Zoom client requires.
-    let home = reqwest::get(format!("{base}/zoomapp/")).await.unwrap();
-    assert_eq!(home.status(), 200);
-    assert_eq!(owasp::check(home.headers()), Vec::<String>::new());
-
-    let profile = tempfile::tempdir().unwrap();
+async fn browser(webdriver: &str, profile: &std::path::Path) -> Client {
     let chromium = std::env::var("ZCC_CHROMIUM_BIN").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let mut caps = serde_json::Map::new();
     caps.insert(
@@ -489,22 +488,82 @@ async fn notes_land_on_their_own_engagement_through_switches_ends_and_a_reload()
             "args": [
                 "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                format!("--user-data-dir={}", profile.path().display()),
+                format!("--user-data-dir={}", profile.display()),
                 "--window-size=460,1200",
             ]
         }),
     );
     // ChromeDriver is on loopback over plain http: no TLS connector.
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    let client = ClientBuilder::new(connector)
+    ClientBuilder::new(connector)
         .capabilities(caps)
-        .connect(&webdriver)
+        .connect(webdriver)
         .await
-        .expect("a ChromeDriver session");
+        .expect("a ChromeDriver session")
+}
 
-    let result = run(&client, &base, &app).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notes_land_on_their_own_engagement_through_switches_ends_and_a_reload() {
+    let Some(webdriver) = webdriver_url() else {
+        return;
+    };
+    let (base, app) = serve(true).await;
+
+    // The HTML route carries the headers the Zoom client requires.
+    let home = reqwest::get(format!("{base}/zoomapp/")).await.unwrap();
+    assert_eq!(home.status(), 200);
+    assert_eq!(owasp::check(home.headers()), Vec::<String>::new());
+
+    let profile = tempfile::tempdir().unwrap();
+    let client = browser(&webdriver, profile.path()).await;
+    run(&client, &base, &app).await;
     client.close().await.ok();
-    result
+}
+
+/// The real vendored SDK under the real CSP, outside Zoom: the module loads (no CSP violation, imports resolve),
+/// `config` fails as it must outside the client, and the panel says so. Also the load metrics of BENCHMARKS.md.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_sdk_loads_under_the_csp_and_outside_zoom_the_panel_says_so() {
+    let Some(webdriver) = webdriver_url() else {
+        return;
+    };
+    let (base, _app) = serve(false).await;
+    let profile = tempfile::tempdir().unwrap();
+    let client = browser(&webdriver, profile.path()).await;
+    client.goto(&format!("{base}/zoomapp/")).await.unwrap();
+    wait_js(
+        &client,
+        "document.getElementById('status-line').textContent === 'Not running in Zoom'",
+        "the outside-Zoom notice",
+    )
+    .await;
+    let metrics = js(
+        &client,
+        "const paint = performance.getEntriesByName('first-contentful-paint')[0];\
+         const nav = performance.getEntriesByType('navigation')[0];\
+         const res = performance.getEntriesByType('resource');\
+         return {fcp_ms: paint ? paint.startTime : null, html_bytes: nav.transferSize,\
+                 total_bytes: nav.transferSize + res.reduce((n, r) => n + r.transferSize, 0),\
+                 files: res.map(r => [r.name.split('/zoomapp/')[1], r.transferSize])};",
+    )
+    .await;
+    eprintln!("panel load on loopback (real SDK): {metrics}");
+    let files: Vec<String> = metrics["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f[0].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        files.contains(&assets::VENDORED_SDK_PATH.to_string()),
+        "{files:?}"
+    );
+    assert!(
+        metrics["fcp_ms"].as_f64().is_some(),
+        "no first paint: {metrics}"
+    );
+    shot(&client, "00-outside-zoom").await;
+    client.close().await.ok();
 }
 
 async fn run(client: &Client, base: &str, app: &App) {
