@@ -67,6 +67,8 @@ pub enum ContextError {
     UnsupportedIvLength(usize),
     #[error("the cipher text length is negative")]
     NegativeLength,
+    #[error("{0} bytes of AAD do not fit the 2-byte length")]
+    AadTooLong(usize),
     #[error("the authentication tag is {0} bytes, not 16")]
     TagLength(usize),
     #[error("the app context does not decrypt with any configured client secret")]
@@ -94,6 +96,7 @@ impl ContextError {
             ContextError::Truncated { .. } => "truncated",
             ContextError::UnsupportedIvLength(_) => "iv_length",
             ContextError::NegativeLength => "negative_length",
+            ContextError::AadTooLong(_) => "aad_too_long",
             ContextError::TagLength(_) => "tag_length",
             ContextError::Decrypt => "decrypt",
             ContextError::Claims(_) => "claims",
@@ -293,50 +296,55 @@ pub fn decode(input: &[u8], key: &ContextKey) -> Result<AppContext, ContextError
     parse_claims(&decrypt(&envelope, key)?)
 }
 
-/// Builds a context exactly as Zoom lays it out: random 12-byte IV, the given AAD, base64url without padding.
+/// Builds a context exactly as Zoom lays it out: random 12-byte IV, no AAD, base64url without padding.
 /// For tests and the simulator; `claims` is serialised as JSON.
 pub fn encode(claims: &AppContext, client_secret: &str) -> String {
     let mut iv = [0u8; 12];
     rand::rng().fill_bytes(&mut iv);
+    // Serialising a struct of strings and numbers, and sealing with a 12-byte IV and no AAD, cannot fail.
     let plaintext = serde_json::to_vec(claims).unwrap_or_default();
-    URL_SAFE_NO_PAD.encode(seal(
+    seal(
         &plaintext,
         &ContextKey::from_client_secret(client_secret),
         &iv,
         &[],
-    ))
+    )
+    .map(|raw| URL_SAFE_NO_PAD.encode(raw))
+    .unwrap_or_default()
 }
 
-/// The binary layout for any plaintext, IV (12 or 16 bytes; other lengths are treated as 12 zero bytes) and
-/// AAD (at most 65,535 bytes; longer AAD is cut). Encode the result with any base64 flavour.
-pub fn seal(plaintext: &[u8], key: &ContextKey, iv: &[u8], aad: &[u8]) -> Vec<u8> {
-    let iv: &[u8] = if iv.len() == 12 || iv.len() == 16 {
-        iv
-    } else {
-        &[0u8; 12]
-    };
-    let aad = &aad[..aad.len().min(usize::from(u16::MAX))];
+/// The binary layout for any plaintext, a 12- or 16-byte IV and up to 65,535 bytes of AAD.
+/// Encode the result with any base64 flavour.
+pub fn seal(
+    plaintext: &[u8],
+    key: &ContextKey,
+    iv: &[u8],
+    aad: &[u8],
+) -> Result<Vec<u8>, ContextError> {
+    let aad_len = u16::try_from(aad.len()).map_err(|_| ContextError::AadTooLong(aad.len()))?;
     let payload = Payload {
         msg: plaintext,
         aad,
     };
     let gcm_key = GenericArray::from_slice(&key.0);
-    // Encryption with a valid key and nonce size only fails for messages over 64 GiB.
     let sealed = match iv.len() {
+        12 => AesGcm::<Aes256, U12>::new(gcm_key).encrypt(GenericArray::from_slice(iv), payload),
         16 => AesGcm::<Aes256, U16>::new(gcm_key).encrypt(GenericArray::from_slice(iv), payload),
-        _ => AesGcm::<Aes256, U12>::new(gcm_key).encrypt(GenericArray::from_slice(iv), payload),
+        n => return Err(ContextError::UnsupportedIvLength(n)),
     }
-    .unwrap_or_default();
+    // Only messages over 64 GiB fail to encrypt.
+    .map_err(|_| ContextError::Decrypt)?;
     let (ciphertext, tag) = sealed.split_at(sealed.len().saturating_sub(TAG_LEN));
+    let ct_len = i32::try_from(ciphertext.len()).map_err(|_| ContextError::NegativeLength)?;
     let mut out = Vec::with_capacity(1 + iv.len() + 2 + aad.len() + 4 + sealed.len());
     out.push(iv.len() as u8);
     out.extend_from_slice(iv);
-    out.extend_from_slice(&(aad.len() as u16).to_le_bytes());
+    out.extend_from_slice(&aad_len.to_le_bytes());
     out.extend_from_slice(aad);
-    out.extend_from_slice(&(ciphertext.len() as i32).to_le_bytes());
+    out.extend_from_slice(&ct_len.to_le_bytes());
     out.extend_from_slice(ciphertext);
     out.extend_from_slice(tag);
-    out
+    Ok(out)
 }
 
 /// A Zoom App's credentials for one environment (development or production).
@@ -524,7 +532,7 @@ mod tests {
     #[test]
     fn layout_is_zooms_little_endian_one_two_four() {
         let key = ContextKey::from_client_secret(DEV_SECRET);
-        let raw = seal(b"{\"a\":1}", &key, &[7u8; 12], b"xyz");
+        let raw = seal(b"{\"a\":1}", &key, &[7u8; 12], b"xyz").unwrap();
         assert_eq!(raw[0], 12);
         assert_eq!(&raw[1..13], &[7u8; 12]);
         assert_eq!(&raw[13..15], &[3, 0]);
@@ -552,7 +560,7 @@ mod tests {
     fn every_base64_flavour_is_accepted() {
         let key = ContextKey::from_client_secret(DEV_SECRET);
         let json = serde_json::to_vec(&claims("devClientId")).unwrap();
-        let raw = seal(&json, &key, &[1u8; 12], &[]);
+        let raw = seal(&json, &key, &[1u8; 12], &[]).unwrap();
         let v = verifier();
         for text in [
             URL_SAFE_NO_PAD.encode(&raw),
@@ -568,7 +576,7 @@ mod tests {
     fn aad_and_a_sixteen_byte_iv_are_honoured() {
         let key = ContextKey::from_client_secret(DEV_SECRET);
         let json = serde_json::to_vec(&claims("devClientId")).unwrap();
-        let raw = seal(&json, &key, &[9u8; 16], b"additional data");
+        let raw = seal(&json, &key, &[9u8; 16], b"additional data").unwrap();
         let ctx = decode(URL_SAFE_NO_PAD.encode(&raw).as_bytes(), &key).unwrap();
         assert_eq!(ctx.aud.as_deref(), Some("devClientId"));
         // The AAD is authenticated: changing it fails the tag.
@@ -631,7 +639,7 @@ mod tests {
             decode(&too_long, &key),
             Err(ContextError::TooLong { .. })
         ));
-        let raw = seal(b"{}", &key, &[0u8; 12], &[]);
+        let raw = seal(b"{}", &key, &[0u8; 12], &[]).unwrap();
         // Claimed cipher length larger than what follows.
         let mut lying = raw.clone();
         lying[15..19].copy_from_slice(&1000i32.to_le_bytes());
@@ -651,11 +659,25 @@ mod tests {
             unpack(&raw[..raw.len() - 1]),
             Err(ContextError::TagLength(15))
         );
-        let not_json = seal(b"not json", &key, &[0u8; 12], &[]);
+        let not_json = seal(b"not json", &key, &[0u8; 12], &[]).unwrap();
         assert!(matches!(
             decode(URL_SAFE_NO_PAD.encode(&not_json).as_bytes(), &key),
             Err(ContextError::Claims(_))
         ));
+    }
+
+    #[test]
+    fn seal_refuses_what_the_layout_cannot_carry() {
+        let key = ContextKey::from_client_secret(DEV_SECRET);
+        assert_eq!(
+            seal(b"{}", &key, &[0u8; 8], &[]),
+            Err(ContextError::UnsupportedIvLength(8))
+        );
+        assert_eq!(
+            seal(b"{}", &key, &[0u8; 12], &vec![0u8; 65_536]),
+            Err(ContextError::AadTooLong(65_536))
+        );
+        assert!(seal(b"{}", &key, &[0u8; 12], &vec![0u8; 65_535]).is_ok());
     }
 
     #[test]

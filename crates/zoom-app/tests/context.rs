@@ -37,7 +37,7 @@ fn claims(uid: &str, exp: i64) -> AppContext {
 /// A valid context's raw bytes (before base64).
 fn raw(uid: &str, exp: i64, iv: &[u8], aad: &[u8]) -> Vec<u8> {
     let json = serde_json::to_vec(&claims(uid, exp)).unwrap();
-    seal(&json, &ContextKey::from_client_secret(SECRET), iv, aad)
+    seal(&json, &ContextKey::from_client_secret(SECRET), iv, aad).unwrap()
 }
 
 fn valid_parts() -> impl Strategy<Value = (String, Vec<u8>, Vec<u8>)> {
@@ -97,7 +97,7 @@ proptest! {
     fn a_wrong_key_is_refused((uid, iv, aad) in valid_parts(), other in "[ -~]{1,40}") {
         prop_assume!(other != SECRET);
         let json = serde_json::to_vec(&claims(&uid, NOW + 60_000)).unwrap();
-        let bytes = seal(&json, &ContextKey::from_client_secret(&other), &iv, &aad);
+        let bytes = seal(&json, &ContextKey::from_client_secret(&other), &iv, &aad).unwrap();
         prop_assert_eq!(
             verifier().verify(URL_SAFE_NO_PAD.encode(&bytes).as_bytes(), NOW).unwrap_err(),
             ContextError::Decrypt
@@ -135,7 +135,7 @@ proptest! {
     /// Well-formed layout around an arbitrary plaintext under the right key: claims errors, never a panic.
     #[test]
     fn arbitrary_plaintext_never_panics(plain in prop::collection::vec(any::<u8>(), 0..300)) {
-        let bytes = seal(&plain, &ContextKey::from_client_secret(SECRET), &[3u8; 12], &[]);
+        let bytes = seal(&plain, &ContextKey::from_client_secret(SECRET), &[3u8; 12], &[]).unwrap();
         let _ = verifier().verify(URL_SAFE_NO_PAD.encode(&bytes).as_bytes(), NOW);
     }
 }
