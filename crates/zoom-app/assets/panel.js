@@ -88,13 +88,18 @@ function apiPath(id, what) {
   return `api/engagements/${encodeURIComponent(id)}/${what}`;
 }
 
-async function api(method, path, body, extra = {}) {
+async function api(method, path, body, extra = {}, renewed = false) {
   const init = { method, credentials: "same-origin", headers: { Accept: "application/json" }, ...extra };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
   const response = await fetch(path, init);
+  if (response.status === 401 && !renewed && path !== "api/session") {
+    // The session ended (expiry, restart of the backend): prove who we are again, then retry once.
+    await renewSession();
+    return api(method, path, body, extra, true);
+  }
   let data = null;
   try {
     data = await response.json();
@@ -106,14 +111,30 @@ async function api(method, path, body, extra = {}) {
 
 // ---- session -------------------------------------------------------------------------------------------------
 
+let renewing = null;
+
+// A fresh app context (valid for minutes) exchanged for a new session; concurrent callers share one exchange.
+function renewSession() {
+  if (!renewing) {
+    renewing = (async () => {
+      try {
+        const { context } = await zoomSdk.getAppContext();
+        return await api("POST", "api/session", { context });
+      } catch (err) {
+        return { status: 0, ok: false, data: null, error: err };
+      } finally {
+        renewing = null;
+      }
+    })();
+  }
+  return renewing;
+}
+
 async function ensureSession() {
   // The desktop client's Home URL request carried X-Zoom-App-Context and opened a session already; the PWA client
   // sends no header, so the panel posts getAppContext() instead.
   let r = await api("GET", "api/session");
-  if (r.status === 401) {
-    const { context } = await zoomSdk.getAppContext();
-    r = await api("POST", "api/session", { context });
-  }
+  if (r.status === 401) r = await renewSession();
   if (!r.ok) throw new Error(`the backend refused the session (${r.status})`);
   panel.checklist = Array.isArray(r.data?.checklist) ? r.data.checklist : [];
   panel.oauth = r.data?.oauth ?? null;

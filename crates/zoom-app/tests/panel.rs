@@ -694,6 +694,10 @@ async fn run(client: &Client, base: &str, app: &App) {
         .unwrap();
     wait_backend(app, "onAuthorized forwarded", |b| !b.authorized.is_empty()).await;
 
+    // The backend forgets every session (expiry, restart): the panel proves who it is again and carries on.
+    let sessions_before = app.backend.lock().unwrap().sessions.len();
+    app.backend.lock().unwrap().sessions.clear();
+
     // Alice's chat ends on screen; a last edit typed just before goes into the final workspace.
     type_notes(client, " (end)").await;
     js(
@@ -727,6 +731,8 @@ async fn run(client: &Client, base: &str, app: &App) {
     assert!(b.finalized);
     assert_eq!(b.end_time, Some(1_795_251_700_000));
     let backend = app.backend.lock().unwrap();
+    assert!(sessions_before >= 1);
+    assert_eq!(backend.sessions.len(), 1, "one new session after the loss");
     for w in &backend.writes {
         let foreign = if w.engagement == A { "banana" } else { "apple" };
         assert!(
