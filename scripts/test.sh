@@ -5,9 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/postgres.sh
 source scripts/object-stores.sh
-trap 'objstores_stop; pg_stop' EXIT
+source scripts/browser.sh
+trap 'browser_stop; objstores_stop; pg_stop' EXIT
 pg_start
 objstores_start
+browser_start
 export ZCC_REQUIRE_POSTGRES=1
 export ZCC_REQUIRE_OBJECT_STORES=1
+export ZCC_REQUIRE_BROWSER=1
 cargo test --workspace --lib --bins --tests --locked "$@"
