@@ -294,7 +294,8 @@ async fn trigger_mode_replies_survive_a_post_url_outage_in_order() {
     }
     // The Post URL is down (503) for a while, then rate-limits once.
     post_url.set_outage(Some(Fault::Status(503)));
-    let first = client.post(&h.outbox.lock().unwrap()[0]).await;
+    let head = h.outbox.lock().unwrap()[0].clone();
+    let first = client.post(&head).await;
     assert!(
         matches!(
             first,
