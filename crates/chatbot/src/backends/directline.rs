@@ -95,7 +95,8 @@ struct ConversationBody {
     conversation_id: String,
     #[serde(default)]
     token: Option<String>,
-    #[serde(default)]
+    /// Direct Line spells this one in snake case (`expires_in`), unlike the other fields.
+    #[serde(default, rename = "expires_in")]
     expires_in: Option<u64>,
 }
 
