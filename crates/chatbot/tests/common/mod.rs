@@ -17,6 +17,11 @@ impl Fake {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
+        Self::start_on(listener, app)
+    }
+
+    /// Serves `app` on a listener bound earlier (when the URL is needed before the app exists).
+    pub fn start_on(listener: tokio::net::TcpListener, app: Router) -> Fake {
         let addr = listener.local_addr().expect("local addr");
         let handle = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("fake server");
