@@ -8,6 +8,7 @@
 //!   HS256/HS512 with a secret, RS256/RS512 with a public key), and HS credential generation.
 //! - [`backends`]: one [`backends::BotBackend`] trait and the `builtin`, `http`, `rasa`, `directline` and `openai`
 //!   backends.
+//! - [`channel`]: one `[chat.channels.NAME]` as configured, and the pieces it makes.
 //! - [`push`]: push notifications (all messages or only delivery failures; original or standard message).
 //! - [`model`]: the neutral conversation types every module speaks (replies, hand-over, end of conversation).
 //! - [`secret`]: a string that never shows in `Debug`/`Display` output.
@@ -18,6 +19,7 @@
 //! its outbox retries Post URL replies and push notifications; the clients here only classify outcomes.
 
 pub mod backends;
+pub mod channel;
 pub mod client_app;
 pub mod http_outcome;
 pub mod model;
