@@ -56,6 +56,9 @@ pub struct DirectLineConfig {
     /// How long to wait for the bot's first activity; nothing by then is an empty answer.
     #[serde(default = "default_reply_timeout")]
     pub reply_timeout_ms: u64,
+    /// Conversations idle this long are forgotten from memory (their stored state resumes them).
+    #[serde(default = "default_session_idle")]
+    pub session_idle_ms: u64,
 }
 
 fn default_base() -> String {
@@ -73,6 +76,11 @@ fn default_settle() -> u64 {
 fn default_reply_timeout() -> u64 {
     10_000
 }
+fn default_session_idle() -> u64 {
+    3_600_000
+}
+/// Above this many conversations in memory, idle ones are evicted on the next insert.
+const EVICT_ABOVE: usize = 1024;
 
 /// What the bridge keeps between turns ([`BotResponse::backend_state`]): no credential.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +95,7 @@ pub struct DirectLineState {
 struct Session {
     state: DirectLineState,
     token: Option<(Secret, Instant)>,
+    last_used: Instant,
 }
 
 #[derive(Debug, Deserialize)]
@@ -175,6 +184,7 @@ impl DirectLineBackend {
                     watermark: None,
                 },
                 token,
+                last_used: Instant::now(),
             })
         } else {
             let (_, body) = send_ok(self.post("/conversations", secret), self.timeout()).await?;
@@ -185,6 +195,7 @@ impl DirectLineBackend {
                     watermark: None,
                 },
                 token: None,
+                last_used: Instant::now(),
             })
         }
     }
@@ -192,7 +203,11 @@ impl DirectLineBackend {
     /// A conversation known from the stored state (after a restart): in token mode, reconnect to get a token.
     async fn resume(&self, state: DirectLineState) -> Result<Session, BackendError> {
         if !self.config.use_tokens {
-            return Ok(Session { state, token: None });
+            return Ok(Session {
+                state,
+                token: None,
+                last_used: Instant::now(),
+            });
         }
         let mut url = format!("{}/conversations/{}", self.base, state.conversation_id);
         if let Some(w) = &state.watermark {
@@ -207,6 +222,7 @@ impl DirectLineBackend {
         Ok(Session {
             token: Self::token_from(&reconnected),
             state,
+            last_used: Instant::now(),
         })
     }
 
@@ -363,10 +379,13 @@ impl BotBackend for DirectLineBackend {
         if result.as_ref().is_ok_and(|r| r.end.is_some()) {
             self.sessions.lock().await.remove(&request.conversation_id);
         } else {
-            self.sessions
-                .lock()
-                .await
-                .insert(request.conversation_id.clone(), session);
+            session.last_used = Instant::now();
+            let idle = Duration::from_millis(self.config.session_idle_ms);
+            let mut sessions = self.sessions.lock().await;
+            if sessions.len() >= EVICT_ABOVE {
+                sessions.retain(|_, s| s.last_used.elapsed() < idle);
+            }
+            sessions.insert(request.conversation_id.clone(), session);
         }
         let mut response = result?;
         response.backend_state = state;
