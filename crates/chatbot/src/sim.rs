@@ -169,6 +169,9 @@ pub struct ConsumerSession {
     seq: u64,
     sent: Vec<SentMessage>,
     last: Option<(String, Vec<u8>)>,
+    retries: u32,
+    retry_delay: Duration,
+    deliveries: AtomicUsize,
 }
 
 impl ConsumerSession {
@@ -189,7 +192,23 @@ impl ConsumerSession {
             seq: 0,
             sent: Vec::new(),
             last: None,
+            retries: 0,
+            retry_delay: Duration::from_millis(50),
+            deliveries: AtomicUsize::new(0),
         }
+    }
+
+    /// Redeliver a message (same body, same `id`, a fresh token) up to `retries` more times when the Webhook URL
+    /// answers 5xx or 429 or cannot be reached, as ZCC would (❓ ZCC's actual retry policy is not public).
+    pub fn with_retries(mut self, retries: u32, delay: Duration) -> Self {
+        self.retries = retries;
+        self.retry_delay = delay;
+        self
+    }
+
+    /// How many HTTP deliveries were made, retries and resends included.
+    pub fn deliveries(&self) -> usize {
+        self.deliveries.load(Ordering::SeqCst)
     }
 
     /// The consumer's id as the JWT subject (none: anonymous).
@@ -275,6 +294,23 @@ impl ConsumerSession {
     }
 
     async fn post(&self, body: Vec<u8>, token: Option<&str>) -> Result<SimResponse, SimError> {
+        let mut attempt = 0;
+        loop {
+            let result = self.post_once(body.clone(), token).await;
+            let retry = match &result {
+                Ok(r) => r.status == 429 || r.status >= 500,
+                Err(_) => true,
+            };
+            if !retry || attempt >= self.retries {
+                return result;
+            }
+            attempt += 1;
+            tokio::time::sleep(self.retry_delay).await;
+        }
+    }
+
+    async fn post_once(&self, body: Vec<u8>, token: Option<&str>) -> Result<SimResponse, SimError> {
+        self.deliveries.fetch_add(1, Ordering::SeqCst);
         let token = match token {
             Some(t) => t.to_owned(),
             None => self.signer.sign(self.subject.as_deref()),

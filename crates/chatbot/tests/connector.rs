@@ -41,9 +41,22 @@ struct Harness {
     seen: Mutex<HashSet<String>>,
     bot_calls: Mutex<usize>,
     outbox: Mutex<VecDeque<ConnectorReply>>,
+    /// The next this-many requests fail with 503 before anything is stored (a failed commit).
+    fail_inbound: Mutex<usize>,
 }
 
 async fn webhook(State(h): State<Arc<Harness>>, headers: HeaderMap, body: Bytes) -> Response {
+    {
+        let mut failing = h.fail_inbound.lock().unwrap();
+        if *failing > 0 {
+            *failing -= 1;
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(error_body(503, "try again")),
+            )
+                .into_response();
+        }
+    }
     if !h.enabled {
         return (
             StatusCode::FORBIDDEN,
@@ -133,6 +146,7 @@ async fn harness(app: ClientAppConfig, mode: ReplyMode, enabled: bool) -> (Arc<H
         seen: Mutex::new(HashSet::new()),
         bot_calls: Mutex::new(0),
         outbox: Mutex::new(VecDeque::new()),
+        fail_inbound: Mutex::new(0),
     });
     let fake = Fake::start(
         Router::new()
@@ -263,6 +277,39 @@ async fn duplicate_deliveries_reach_the_bot_once() {
     assert_eq!(*h.bot_calls.lock().unwrap(), 1);
     assert_eq!(h.outbox.lock().unwrap().len(), 1);
     assert_eq!(s.sent().len(), 1);
+}
+
+#[tokio::test]
+async fn the_connector_retries_a_failed_delivery_with_the_same_id() {
+    let (h, fake) = harness(hs_config(), ReplyMode::Trigger, true).await;
+    *h.fail_inbound.lock().unwrap() = 2;
+    let signer =
+        Arc::new(TokenSigner::hs("cs-zcc", JwtAlgorithm::HS256, &Secret::new(SECRET)).unwrap());
+    let mut s = ConsumerSession::new(
+        http(),
+        format!("{}/chat/zoom/web", fake.url()),
+        signer,
+        "sess-retry",
+    )
+    .with_subject("a")
+    .with_retries(3, Duration::from_millis(5));
+    let r = s.start("hello").await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(s.deliveries(), 3);
+    assert_eq!(*h.bot_calls.lock().unwrap(), 1);
+    // Without retries the failure is what the caller sees.
+    *h.fail_inbound.lock().unwrap() = 1;
+    let signer =
+        Arc::new(TokenSigner::hs("cs-zcc", JwtAlgorithm::HS256, &Secret::new(SECRET)).unwrap());
+    let mut once = ConsumerSession::new(
+        http(),
+        format!("{}/chat/zoom/web", fake.url()),
+        signer,
+        "sess-once",
+    )
+    .with_subject("a");
+    assert_eq!(once.start("hello").await.unwrap().status, 503);
+    assert_eq!(once.deliveries(), 1);
 }
 
 #[tokio::test]
