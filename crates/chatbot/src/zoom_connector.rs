@@ -461,6 +461,12 @@ pub struct ConnectorReply {
 }
 
 impl ConnectorReply {
+    /// Nothing to tell ZCC: no message, no hand-over, no end (e.g. a deferred `http` turn). The bridge posts no such
+    /// reply in trigger mode; in action mode it is the (empty) answer.
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty() && self.conversation_mode.is_none()
+    }
+
     /// The reply for a bot's response. `transcript` is included only when the bot hands over. Returns the reply and
     /// how many parts had to be dropped (a link or image whose URL is not http(s), options beyond the 20 allowed).
     pub fn from_response(
@@ -1008,7 +1014,11 @@ mod tests {
             ..Default::default()
         };
         let (reply, _) = ConnectorReply::from_response("r2", &req, &resp, &history);
+        assert!(!reply.is_empty());
         assert_eq!(reply.conversation_mode.as_deref(), Some("END_CONVERSATION"));
+        let (empty, _) =
+            ConnectorReply::from_response("r0", &req, &BotResponse::default(), &history);
+        assert!(empty.is_empty());
         assert!(reply.handover.is_none());
         let resp = BotResponse {
             replies: vec![Reply::text("ok")],
