@@ -32,7 +32,11 @@ pg_start() {
         || { cat "$PG_DIR/initdb.log" >&2; return 1; }
     # fsync stays on: the benchmarks measure durable commits. PG_EXTRA_OPTS: more server options, e.g. for profiling
     # "-c shared_preload_libraries=pg_stat_statements".
-    "${run[@]}" "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
+    # PG_CPUS=1 pins the server and every backend it forks to those CPUs (`taskset` list), for benchmarks that
+    # measure with the load on other cores.
+    local pin=()
+    [ -n "${PG_CPUS:-}" ] && pin=(taskset -c "$PG_CPUS")
+    "${pin[@]}" "${run[@]}" "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
         -o "-h 127.0.0.1 -p $PG_PORT -k $PG_DIR -c max_connections=400 -c shared_buffers=256MB ${PG_EXTRA_OPTS:-}" start >&2 \
         || { cat "$PG_DIR/server.log" >&2; return 1; }
     PG_CTL=("${run[@]}" "$bin/pg_ctl" -D "$PG_DIR/data")

@@ -1,13 +1,24 @@
-//! Ingest benchmark: signed, distinct Zoom webhook events over loopback at 64 connections.
+//! Ingest benchmark: signed, distinct Zoom webhook events over loopback, the load generator and the server in
+//! separate processes pinned to separate cores (issue 18's method): the load on core 0, the server (and
+//! PostgreSQL's processes, when `scripts/postgres.sh` started it with `PG_CPUS=1`) on core 1. The server's CPU time
+//! per acknowledged event is read from `/proc` (the server process, plus every PostgreSQL process when one is
+//! used), so the client's own cost is out of the figures and they compare from machine to machine.
 //!
-//! In the same run it measures a baseline, a bare axum handler that only reads the body and returns 200, and
-//! reports events/s, p50 and p99 latency for the baseline, for durable ingest into SQLite and (when
-//! `ZCC_TEST_POSTGRES_URL` is set, as `scripts/bench.sh` does) into Postgres, with the ratio to the baseline.
+//! In the same run it measures a baseline: a bare axum handler that only reads the body and answers 200, in a
+//! process of its own pinned the same way. Two modes per target:
+//! - saturation: `ZCC_BENCH_CONNECTIONS` (64) closed-loop senders for `ZCC_BENCH_SECONDS` (8);
+//! - fixed rate: `ZCC_BENCH_RATE` (2,000) events/s offered open-loop for the same time; latency is measured
+//!   from when each request was due (no coordinated omission).
 //!
-//!   scripts/bench.sh                     # or: cargo bench -p zcc-bridge --bench ingest
-//!   ZCC_BENCH_SECONDS=10 ZCC_BENCH_CONNECTIONS=64 scripts/bench.sh
+//!   scripts/bench.sh                     # SQLite and PostgreSQL, pinned
+//!   cargo bench -p zcc-bridge --bench ingest   # SQLite only unless ZCC_TEST_POSTGRES_URL is set
+//!
+//! Environment: `ZCC_BENCH_SECONDS`, `ZCC_BENCH_CONNECTIONS`, `ZCC_BENCH_RATE`, `ZCC_BENCH_PIN=0` (no pinning),
+//! `ZCC_BENCH_PG_DATA` (PostgreSQL's data directory, for its CPU; `scripts/bench.sh` sets it).
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -16,9 +27,13 @@ use axum::routing::post;
 use axum::Router;
 use bytes::Bytes;
 use sqlx::Connection;
-use zcc_bridge::config::{Config, Secret};
 
 const SECRET: &str = "bench-webhook-secret";
+const TOKEN: &str = "bench-admin-token-0123456789";
+/// Set in the environment of the bench's own child that serves the bare axum baseline.
+const BASELINE_ROLE: &str = "ZCC_BENCH_BASELINE_ADDR";
+/// Set once the bench has re-executed itself pinned to core 0.
+const PINNED: &str = "ZCC_BENCH_PINNED";
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -89,33 +104,172 @@ fn event_body(run: &str, i: usize) -> Vec<u8> {
     format!(r#"{{"event":"contact_center.{event}","event_ts":{ts},"payload":{{"account_id":"bench","object":{object}}}}}"#).into_bytes()
 }
 
-struct Result {
-    name: String,
-    /// Machine-wide CPU time (all processes: client, server, database) per acknowledged event, in µs.
-    cpu_us_per_event: f64,
-    /// Machine-wide CPU utilisation during the run, 0..1.
-    cpu_busy: f64,
+/// One measured run.
+struct Measured {
+    target: String,
+    mode: String,
     events_per_sec: f64,
     p50_ms: f64,
     p99_ms: f64,
     errors: usize,
+    /// Server CPU (server process, plus PostgreSQL's processes when used) per acknowledged event.
+    server_us_per_event: f64,
+    /// Of which PostgreSQL.
+    postgres_us_per_event: f64,
+    /// The server's resident set at the end of the run, and its peak, MiB.
+    rss_mib: f64,
+    peak_rss_mib: f64,
 }
 
-/// Drives `connections` concurrent senders at `addr` for `seconds` (after a 1 s warm-up).
-async fn drive(name: &str, addr: SocketAddr, connections: usize, seconds: f64) -> Result {
-    let run = format!(
-        "{name}-{}",
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-    );
+/// CPU seconds (user + system) a process has used, with the children it has reaped.
+fn process_cpu_seconds(pid: u32, with_reaped_children: bool) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // The command name may hold spaces: fields count from after its closing parenthesis.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let fields: Vec<f64> = rest
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    // After the name: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14).
+    let ticks = fields.get(11).copied().unwrap_or(0.0)
+        + fields.get(12).copied().unwrap_or(0.0)
+        + if with_reaped_children {
+            fields.get(13).copied().unwrap_or(0.0) + fields.get(14).copied().unwrap_or(0.0)
+        } else {
+            0.0
+        };
+    ticks / clock_ticks_per_second()
+}
+
+fn clock_ticks_per_second() -> f64 {
+    // sysconf(_SC_CLK_TCK) is 100 on every Linux this runs on; `getconf` confirms it without libc bindings.
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// CPU seconds of PostgreSQL: the postmaster (with the backends it has reaped) and its live children.
+fn postgres_cpu_seconds(data_dir: &Path) -> f64 {
+    let Some(postmaster) = std::fs::read_to_string(data_dir.join("postmaster.pid"))
+        .ok()
+        .and_then(|s| s.lines().next().and_then(|l| l.trim().parse::<u32>().ok()))
+    else {
+        return 0.0;
+    };
+    let mut total = process_cpu_seconds(postmaster, true);
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            if let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            {
+                if parent_of(pid) == Some(postmaster) {
+                    total += process_cpu_seconds(pid, false);
+                }
+            }
+        }
+    }
+    total
+}
+
+/// (current, peak) resident set of a process, MiB.
+fn rss_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| -> f64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(f64::NAN, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+async fn send(client: &reqwest::Client, url: &str, run: &str, i: usize) -> bool {
+    let body = event_body(run, i);
+    let ts = now_secs();
+    let signature = zoom::webhook::sign(SECRET.as_bytes(), ts, &body);
+    match client
+        .post(url)
+        .header("content-type", "application/json; charset=utf-8")
+        .header("x-zm-request-timestamp", ts.to_string())
+        .header("x-zm-signature", signature)
+        .body(body)
+        .send()
+        .await
+    {
+        Ok(r) => {
+            let ok = r.status().is_success();
+            let _ = r.bytes().await;
+            ok
+        }
+        Err(_) => false,
+    }
+}
+
+/// What is measured around a run: the server's pid (for its CPU and memory) and PostgreSQL's data directory.
+struct Target<'a> {
+    name: &'a str,
+    addr: SocketAddr,
+    pid: u32,
+    postgres: Option<&'a Path>,
+}
+
+impl Target<'_> {
+    fn cpu(&self) -> (f64, f64) {
+        let server = process_cpu_seconds(self.pid, true);
+        let pg = self.postgres.map_or(0.0, postgres_cpu_seconds);
+        (server + pg, pg)
+    }
+}
+
+/// `connections` closed-loop senders for `seconds` after a 1 s warm-up.
+async fn saturate(target: &Target<'_>, connections: usize, seconds: f64) -> Measured {
+    let run = format!("{}-sat-{}", target.name, now_secs());
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(connections)
         .http1_only()
         .build()
         .expect("client");
-    let url = format!("http://{addr}/webhooks/zoom");
+    let url = format!("http://{}/webhooks/zoom", target.addr);
     let next = Arc::new(AtomicUsize::new(0));
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
@@ -134,29 +288,8 @@ async fn drive(name: &str, addr: SocketAddr, connections: usize, seconds: f64) -
             let mut errors = 0usize;
             while !stop.load(Ordering::Relaxed) {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let body = event_body(&run, i);
-                let ts = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_secs() as i64)
-                    .unwrap_or(0);
-                let signature = zoom::webhook::sign(SECRET.as_bytes(), ts, &body);
                 let started = Instant::now();
-                let response = client
-                    .post(&url)
-                    .header("content-type", "application/json; charset=utf-8")
-                    .header("x-zm-request-timestamp", ts.to_string())
-                    .header("x-zm-signature", signature)
-                    .body(body)
-                    .send()
-                    .await;
-                let ok = match response {
-                    Ok(r) => {
-                        let ok = r.status().is_success();
-                        let _ = r.bytes().await;
-                        ok
-                    }
-                    Err(_) => false,
-                };
+                let ok = send(&client, &url, &run, i).await;
                 if measuring.load(Ordering::Relaxed) {
                     if ok {
                         latencies.push(started.elapsed());
@@ -170,12 +303,13 @@ async fn drive(name: &str, addr: SocketAddr, connections: usize, seconds: f64) -
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     measuring.store(true, Ordering::Relaxed);
-    let cpu_before = cpu_ticks();
+    let cpu_before = target.cpu();
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
     measuring.store(false, Ordering::Relaxed);
     let elapsed = started.elapsed().as_secs_f64();
-    let cpu_after = cpu_ticks();
+    let cpu_after = target.cpu();
+    let memory = rss_mib(target.pid);
     stop.store(true, Ordering::Relaxed);
     let mut all = Vec::new();
     let mut errors = 0;
@@ -184,168 +318,340 @@ async fn drive(name: &str, addr: SocketAddr, connections: usize, seconds: f64) -
         all.extend(l);
         errors += e;
     }
-    all.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if all.is_empty() {
-            return f64::NAN;
-        }
-        let i = ((all.len() as f64 * p).ceil() as usize).clamp(1, all.len()) - 1;
-        all[i].as_secs_f64() * 1000.0
-    };
-    let (busy, total) = (cpu_after.0 - cpu_before.0, cpu_after.1 - cpu_before.1);
-    let cpu_busy = if total > 0.0 { busy / total } else { f64::NAN };
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1) as f64;
-    Result {
-        name: name.to_string(),
-        cpu_us_per_event: cpu_busy * cores * elapsed * 1e6 / all.len().max(1) as f64,
-        cpu_busy,
-        events_per_sec: all.len() as f64 / elapsed,
-        p50_ms: pct(0.50),
-        p99_ms: pct(0.99),
+    finish(
+        target,
+        "saturation",
+        all,
         errors,
+        elapsed,
+        cpu_before,
+        cpu_after,
+        memory,
+    )
+}
+
+/// `rate` events/s offered open-loop for `seconds` after a 1 s warm-up; latency from when each was due.
+async fn fixed_rate(target: &Target<'_>, rate: f64, seconds: f64) -> Measured {
+    let run = format!("{}-rate-{}", target.name, now_secs());
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .http1_only()
+        .build()
+        .expect("client");
+    let url = Arc::new(format!("http://{}/webhooks/zoom", target.addr));
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let warmup = (rate as usize).max(1);
+    let total = warmup + (rate * seconds) as usize;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Duration, bool)>();
+    let start = tokio::time::Instant::now();
+    let mut cpu_before = None;
+    let mut measure_start = None;
+    for i in 0..total {
+        let due = start + interval * i as u32;
+        tokio::time::sleep_until(due).await;
+        if i == warmup {
+            cpu_before = Some(target.cpu());
+            measure_start = Some(Instant::now());
+        }
+        let (client, url, run, tx) = (client.clone(), url.clone(), run.clone(), tx.clone());
+        tokio::spawn(async move {
+            let ok = send(&client, &url, &run, i).await;
+            let _ = tx.send((i, due.elapsed(), ok));
+        });
+    }
+    drop(tx);
+    let mut all = Vec::new();
+    let mut errors = 0;
+    while let Some((i, latency, ok)) = rx.recv().await {
+        if i >= warmup {
+            if ok {
+                all.push(latency);
+            } else {
+                errors += 1;
+            }
+        }
+    }
+    let elapsed = measure_start.map_or(seconds, |s| s.elapsed().as_secs_f64());
+    let cpu_after = target.cpu();
+    let memory = rss_mib(target.pid);
+    let before = cpu_before.unwrap_or(cpu_after);
+    finish(
+        target,
+        &format!("{rate:.0}/s"),
+        all,
+        errors,
+        elapsed,
+        before,
+        cpu_after,
+        memory,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    target: &Target<'_>,
+    mode: &str,
+    mut latencies: Vec<Duration>,
+    errors: usize,
+    elapsed: f64,
+    cpu_before: (f64, f64),
+    cpu_after: (f64, f64),
+    memory: (f64, f64),
+) -> Measured {
+    latencies.sort_unstable();
+    let events = latencies.len().max(1) as f64;
+    Measured {
+        target: target.name.to_string(),
+        mode: mode.to_string(),
+        events_per_sec: latencies.len() as f64 / elapsed,
+        p50_ms: percentile(&latencies, 0.50),
+        p99_ms: percentile(&latencies, 0.99),
+        errors,
+        server_us_per_event: (cpu_after.0 - cpu_before.0) * 1e6 / events,
+        postgres_us_per_event: (cpu_after.1 - cpu_before.1) * 1e6 / events,
+        rss_mib: memory.0,
+        peak_rss_mib: memory.1,
     }
 }
 
-/// (busy, total) jiffies of the whole machine from /proc/stat (NaN where there is no /proc).
-fn cpu_ticks() -> (f64, f64) {
-    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
-        return (f64::NAN, f64::NAN);
-    };
-    let fields: Vec<f64> = stat
-        .lines()
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    let total: f64 = fields.iter().sum();
-    // idle and iowait
-    let idle = fields.get(3).copied().unwrap_or(0.0) + fields.get(4).copied().unwrap_or(0.0);
-    (total - idle, total)
-}
-
-async fn baseline() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+/// The bare axum baseline, served by this very program in a child process (see `main`).
+async fn serve_baseline(addr: SocketAddr) {
     let app = Router::new().route(
         "/webhooks/zoom",
         post(|_body: Bytes| async { axum::http::StatusCode::OK }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (addr, task)
+    let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
+    let _ = axum::serve(listener, app.into_make_service()).await;
 }
 
-fn config(database: &str) -> Config {
-    let mut config = Config::load(None).expect("defaults");
-    config.server.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    config.storage.database = Secret::new(database);
-    config.zoom.webhook_secret_token = Some(Secret::new(SECRET));
-    config.media.enabled = false;
-    config
+fn free_addr() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr")
 }
 
-async fn bridge(name: &str, database: &str, connections: usize, seconds: f64) -> Result {
-    let server = zcc_bridge::start(config(database))
-        .await
-        .expect("server starts");
-    let before = commit_figures();
-    let result = drive(name, server.addr(), connections, seconds).await;
-    let after = commit_figures();
-    let d: Vec<f64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
-    if d[1] > 0.0 && d[4] > 0.0 {
-        eprintln!(
-            "  {name}: {:.0} commits, {:.1} items and {:.2} ms per commit; {:.0} merges, {:.1} events and {:.2} ms per merge",
-            d[1],
-            d[0] / d[1],
-            d[2] * 1000.0 / d[1],
-            d[4],
-            d[3] / d[4],
-            d[5] * 1000.0 / d[4],
-        );
+/// `command` pinned to `cpus` (a `taskset` list) when pinning is on.
+fn pinned(program: &Path, cpus: &str) -> Command {
+    if pinning() {
+        let mut c = Command::new("taskset");
+        c.arg("-c").arg(cpus).arg(program);
+        c
+    } else {
+        Command::new(program)
     }
-    let stats = server.store().stats().await.expect("stats");
-    server.shutdown().await.expect("shutdown");
-    eprintln!("  {name}: {} events durable in the log", stats.events);
-    result
 }
 
-/// (items committed, commits, seconds spent committing, events merged, merges, seconds spent merging) so far in
-/// this process, from the Prometheus recorder.
-fn commit_figures() -> [f64; 6] {
-    let text = zcc_bridge::telemetry::metrics_handle().render();
-    let value = |name: &str| -> f64 {
-        text.lines()
-            .find_map(|l| {
-                l.strip_prefix(name)
-                    .and_then(|rest| rest.trim().parse().ok())
-            })
-            .unwrap_or(0.0)
+/// Whether to pin: on unless `ZCC_BENCH_PIN=0`, with two cores or more and `taskset` at hand. Decided once by the
+/// first process (the pinned re-run sees a single core and inherits the decision).
+fn pinning() -> bool {
+    if std::env::var(PINNED).is_ok() {
+        return true;
+    }
+    env_or("ZCC_BENCH_PIN", 1u8) == 1
+        && std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2
+        && Command::new("taskset").arg("-V").output().is_ok()
+}
+
+/// Waits until `addr` accepts connections.
+fn wait_listening(addr: SocketAddr, child: &mut Child) {
+    for _ in 0..600 {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the server exited before listening: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing listens on {addr} after 30 s");
+}
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_baseline() -> Server {
+    let addr = free_addr();
+    let program = std::env::current_exe().expect("this program");
+    let mut child = pinned(&program, "1")
+        .env(BASELINE_ROLE, addr.to_string())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn the baseline");
+    wait_listening(addr, &mut child);
+    Server { child, addr }
+}
+
+fn start_bridge(database: &str) -> Server {
+    let addr = free_addr();
+    let program = PathBuf::from(env!("CARGO_BIN_EXE_zcc-bridge"));
+    let mut child = pinned(&program, "1")
+        .arg("serve")
+        .env("ZCC_BRIDGE_SERVER__LISTEN", addr.to_string())
+        .env("ZCC_BRIDGE_STORAGE__DATABASE", database)
+        .env("ZCC_BRIDGE_ZOOM__WEBHOOK_SECRET_TOKEN", SECRET)
+        .env("ZCC_BRIDGE_ADMIN__TOKEN", TOKEN)
+        .env("ZCC_BRIDGE_MEDIA__ENABLED", "false")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn zcc-bridge");
+    wait_listening(addr, &mut child);
+    Server { child, addr }
+}
+
+/// Events the server says are durable in its log (read at the end of a target's runs).
+async fn logged(addr: SocketAddr) -> i64 {
+    let stats: serde_json::Value = reqwest::Client::new()
+        .get(format!("http://{addr}/api/v1/stats"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("json");
+    stats["events"].as_i64().unwrap_or(-1)
+}
+
+async fn measure(
+    name: &str,
+    server: &Server,
+    postgres: Option<&Path>,
+    connections: usize,
+    seconds: f64,
+    rate: f64,
+) -> Vec<Measured> {
+    let target = Target {
+        name,
+        addr: server.addr,
+        pid: server.child.id(),
+        postgres,
     };
-    [
-        value("zcc_ingest_commit_batch_size_sum "),
-        value("zcc_ingest_commit_batch_size_count "),
-        value("zcc_ingest_commit_seconds_sum "),
-        value("zcc_projection_batch_size_sum "),
-        value("zcc_projection_batch_size_count "),
-        value("zcc_projection_seconds_sum "),
-    ]
+    let saturated = saturate(&target, connections, seconds).await;
+    // Let the server drain the backlog the saturation left (its projector) before the fixed-rate run.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let steady = fixed_rate(&target, rate, seconds).await;
+    vec![saturated, steady]
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; filters are not supported here.
-    let seconds: f64 = env_or("ZCC_BENCH_SECONDS", 5.0);
+    // The baseline's own process.
+    if let Ok(addr) = std::env::var(BASELINE_ROLE) {
+        let addr: SocketAddr = addr.parse().expect("baseline address");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(serve_baseline(addr));
+        return;
+    }
+    // The load generator: pinned to core 0 (re-executed under taskset once).
+    if pinning() && std::env::var(PINNED).is_err() {
+        let program = std::env::current_exe().expect("this program");
+        let status = Command::new("taskset")
+            .arg("-c")
+            .arg("0")
+            .arg(program)
+            .args(std::env::args().skip(1))
+            .env(PINNED, "1")
+            .status()
+            .expect("re-run pinned");
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    let seconds: f64 = env_or("ZCC_BENCH_SECONDS", 8.0);
     let connections: usize = env_or("ZCC_BENCH_CONNECTIONS", 64);
+    let rate: f64 = env_or("ZCC_BENCH_RATE", 2000.0);
+    let pg_data = std::env::var("ZCC_BENCH_PG_DATA").ok().map(PathBuf::from);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
     runtime.block_on(async {
         let mut results = Vec::new();
-        let (addr, task) = baseline().await;
-        results.push(drive("baseline (bare axum)", addr, connections, seconds).await);
-        task.abort();
-
+        {
+            let baseline = start_baseline();
+            results.extend(measure("baseline (bare axum)", &baseline, None, connections, seconds, rate).await);
+        }
         let dir = tempfile::tempdir().expect("tempdir");
         let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
-        results.push(bridge("zcc-bridge sqlite", &sqlite, connections, seconds).await);
-
+        {
+            let bridge = start_bridge(&sqlite);
+            results.extend(measure("zcc-bridge sqlite", &bridge, None, connections, seconds, rate).await);
+            eprintln!("  sqlite: {} events durable in the log", logged(bridge.addr).await);
+        }
         match std::env::var("ZCC_TEST_POSTGRES_URL") {
             Ok(admin) if !admin.is_empty() => {
                 let name = format!("zcc_bench_{}", std::process::id());
                 let mut conn = sqlx::PgConnection::connect(&admin).await.expect("postgres");
-                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create db");
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create db");
                 let url = format!("{}/{name}", admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin));
-                results.push(bridge("zcc-bridge postgres", &url, connections, seconds).await);
+                let bridge = start_bridge(&url);
+                results.extend(
+                    measure("zcc-bridge postgres", &bridge, pg_data.as_deref(), connections, seconds, rate)
+                        .await,
+                );
+                eprintln!("  postgres: {} events durable in the log", logged(bridge.addr).await);
+                if pg_data.is_none() {
+                    eprintln!("  (ZCC_BENCH_PG_DATA not set: PostgreSQL's own CPU is not counted)");
+                }
             }
             _ => eprintln!("ZCC_TEST_POSTGRES_URL not set: skipping Postgres (scripts/bench.sh starts one)"),
         }
 
-        let base = results[0].events_per_sec;
+        let base = results
+            .iter()
+            .find(|r| r.mode == "saturation")
+            .map_or(f64::NAN, |r| r.events_per_sec);
+        let base_cpu = results
+            .iter()
+            .find(|r| r.mode == "saturation")
+            .map_or(f64::NAN, |r| r.server_us_per_event);
         println!();
-        println!("ingest benchmark: {connections} connections, {seconds} s per run, signed distinct events, loopback");
         println!(
-            "{:<24} {:>12} {:>9} {:>9} {:>7} {:>8} {:>9} {:>12}",
-            "target", "events/s", "p50 ms", "p99 ms", "errors", "ratio", "cpu busy", "cpu µs/event"
+            "ingest benchmark: signed distinct events over loopback, {}; saturation = {connections} connections, fixed rate offered open-loop; {seconds} s per run",
+            if pinning() { "load on core 0, server (and PostgreSQL) on core 1" } else { "not pinned" }
+        );
+        println!(
+            "{:<22} {:>10} {:>10} {:>8} {:>8} {:>6} {:>7} {:>11} {:>8} {:>9} {:>9}",
+            "target", "mode", "events/s", "p50 ms", "p99 ms", "errors", "ratio", "server µs/ev", "of it pg", "RSS MiB", "peak MiB"
         );
         for r in &results {
+            let ratio = if r.mode == "saturation" {
+                format!("{:.2}x", r.events_per_sec / base)
+            } else {
+                String::from("-")
+            };
             println!(
-                "{:<24} {:>12.0} {:>9.2} {:>9.2} {:>7} {:>7.2}x {:>8.0}% {:>12.1}",
-                r.name,
+                "{:<22} {:>10} {:>10.0} {:>8.2} {:>8.2} {:>6} {:>7} {:>11.1} {:>8.1} {:>9.1} {:>9.1}",
+                r.target,
+                r.mode,
                 r.events_per_sec,
                 r.p50_ms,
                 r.p99_ms,
                 r.errors,
-                r.events_per_sec / base,
-                r.cpu_busy * 100.0,
-                r.cpu_us_per_event
+                ratio,
+                r.server_us_per_event,
+                r.postgres_us_per_event,
+                r.rss_mib,
+                r.peak_rss_mib
             );
         }
+        println!("server CPU per event against the baseline's: {}", results
+            .iter()
+            .filter(|r| r.mode == "saturation")
+            .map(|r| format!("{} {:.1}x", r.target, r.server_us_per_event / base_cpu))
+            .collect::<Vec<_>>()
+            .join(", "));
     });
 }
