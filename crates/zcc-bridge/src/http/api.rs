@@ -71,7 +71,7 @@ async fn require_admin(State(app): State<AppState>, request: Request, next: Next
     if bool::from(presented.as_bytes().ct_eq(expected.expose().as_bytes())) {
         next.run(request).await
     } else {
-        tracing::warn!(path = %request.uri().path(), "admin API request with a missing or wrong bearer token");
+        tracing::warn!(path = ?request.uri().path(), "admin API request with a missing or wrong bearer token");
         (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],

@@ -211,7 +211,7 @@ pub(super) async fn sinks(State(app): State<AppState>) -> Response {
 pub(super) async fn enable(State(app): State<AppState>, Path(name): Path<String>) -> Response {
     match app.store.enable_sink(&name).await {
         Ok(was) => {
-            tracing::info!(sink = %name, was_disabled = was, "sink enabled");
+            tracing::info!(sink = ?name, was_disabled = was, "sink enabled");
             app.store.delivery_signals().deliveries_queued();
             Json(json!({"sink": name, "was_disabled": was})).into_response()
         }

@@ -29,7 +29,7 @@ pub async fn post(
     let received_at = now_ms();
     let Some(config) = app.decoder.flows().get(&name).cloned() else {
         rejected("unknown", "unknown_source");
-        tracing::warn!(source = %name, "flow post for a source that is not configured");
+        tracing::warn!(source = ?name, "flow post for a source that is not configured");
         return error(
             StatusCode::NOT_FOUND,
             format!("no flow source {name:?} is configured"),
@@ -39,7 +39,7 @@ pub async fn post(
         Ok(body) => body,
         Err(rejection) => {
             rejected(&name, "unreadable_body");
-            tracing::warn!(source = %name, "flow post body refused: {}", rejection.body_text());
+            tracing::warn!(source = ?name, error = ?rejection.body_text(), "flow post body refused");
             return error(rejection.status(), rejection.body_text());
         }
     };
@@ -51,7 +51,7 @@ pub async fn post(
         &body,
     ) {
         rejected(&name, "auth");
-        tracing::warn!(source = %name, bytes = body.len(), "flow post refused: {e}");
+        tracing::warn!(source = ?name, bytes = body.len(), error = ?e.to_string(), "flow post refused");
         return (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],
@@ -76,7 +76,7 @@ pub async fn post(
             source_label: label,
         }),
         Err(e) => {
-            tracing::warn!(source = %name, reason = %e, bytes = body.len(), "authenticated flow post could not be used; quarantining");
+            tracing::warn!(source = ?name, reason = ?e.to_string(), bytes = body.len(), "authenticated flow post could not be used; quarantining");
             quarantine_reason = Some(e.to_string());
             Inbound::Quarantine(NewQuarantine {
                 source: EventSource::Flow,
@@ -128,7 +128,7 @@ pub(super) async fn append_and_answer(
             Json(outcome).into_response()
         }
         Err(e) => {
-            tracing::error!(source, error = %e, "post not acknowledged");
+            tracing::error!(?source, error = %e, "post not acknowledged");
             error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
         }
     }

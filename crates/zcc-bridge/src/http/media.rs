@@ -120,7 +120,7 @@ pub(super) async fn serve(
             LinkError::BadSignature => "signature",
         })
         .increment(1);
-        tracing::warn!(kind = kind.as_str(), %item_id, reason = %e, "media link refused");
+        tracing::warn!(kind = kind.as_str(), ?item_id, reason = %e, "media link refused");
         return error(StatusCode::FORBIDDEN, e.to_string());
     }
     let row = match app.store.media_row(&media_id(kind, &item_id)).await {
@@ -155,7 +155,7 @@ pub(super) async fn serve(
     let object = match links.archive().get(&key, range.clone()).await {
         Ok(object) => object,
         Err(e) => {
-            tracing::error!(media_id = %row.media_id, error = %format!("{e:#}"), "reading an archived file failed");
+            tracing::error!(media_id = ?row.media_id, error = %format!("{e:#}"), "reading an archived file failed");
             return error(StatusCode::BAD_GATEWAY, "the archive could not be read");
         }
     };

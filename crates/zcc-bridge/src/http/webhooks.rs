@@ -43,7 +43,7 @@ pub async fn zoom(
                 "unreadable_body"
             };
             rejected(reason);
-            tracing::warn!(%status, reason, request_id, "webhook body refused: {}", rejection.body_text());
+            tracing::warn!(%status, reason, request_id, error = ?rejection.body_text(), "webhook body refused");
             return error(status, rejection.body_text());
         }
     };
@@ -63,7 +63,8 @@ pub async fn zoom(
                 reason = e.reason(),
                 request_id,
                 bytes = body.len(),
-                "webhook refused: {e}"
+                error = %e,
+                "webhook refused"
             );
             return error(StatusCode::UNAUTHORIZED, e.to_string());
         }
@@ -133,7 +134,12 @@ pub async fn zoom(
         }
         Err(parse_error) => {
             let reason = parse_error.to_string();
-            tracing::warn!(request_id, %reason, bytes = body.len(), "authenticated webhook could not be parsed; quarantining");
+            tracing::warn!(
+                request_id,
+                ?reason,
+                bytes = body.len(),
+                "authenticated webhook could not be parsed; quarantining"
+            );
             let item = NewQuarantine {
                 source: EventSource::Webhook,
                 source_label: None,

@@ -186,7 +186,7 @@ impl MediaLinks {
                     match self.archive.presigned_url(key, self.signer.ttl()).await {
                         Ok(url) => (url, Some(now + self.signer.ttl().as_millis() as i64)),
                         Err(e) => {
-                            tracing::warn!(error = %format!("{e:#}"), media_id = %row.media_id, "presigning failed");
+                            tracing::warn!(error = %format!("{e:#}"), media_id = ?row.media_id, "presigning failed");
                             (None, None)
                         }
                     }

@@ -183,7 +183,7 @@ pub fn inbound(name: &str, body: Bytes, received_at: i64) -> (Inbound, Option<St
             None,
         ),
         Err(e) => {
-            tracing::warn!(source = %name, reason = %e, "Genesys event could not be used; quarantining");
+            tracing::warn!(source = ?name, reason = ?e.to_string(), "Genesys event could not be used; quarantining");
             (
                 Inbound::Quarantine(NewQuarantine {
                     source: EventSource::Genesys,
