@@ -244,3 +244,163 @@ fn config_check_does_not_print_a_misplaced_secret() {
         );
     }
 }
+
+/// Page sizes out of range are refused (400) by every list, never silently clamped.
+#[tokio::test]
+async fn list_limits_out_of_range_are_refused() {
+    for backend in backends() {
+        let s = TestServer::start(&backend).await;
+        for path in [
+            "/api/v1/events?limit=0",
+            "/api/v1/events?limit=1001",
+            "/api/v1/events?limit=100000000",
+            "/api/v1/quarantine?limit=0",
+            "/api/v1/quarantine?limit=201",
+            "/api/v1/engagements?limit=0",
+            "/api/v1/media?limit=100000000",
+            "/api/v1/deliveries?limit=0",
+        ] {
+            let r = s.get(path).await;
+            assert_eq!(r.status(), 400, "{backend:?} {path}");
+            let body: serde_json::Value = r.json().await.unwrap();
+            assert!(
+                body["error"].as_str().unwrap_or_default().contains("limit"),
+                "{path}: {body}"
+            );
+        }
+        for path in [
+            "/api/v1/events?limit=1",
+            "/api/v1/events?limit=1000",
+            "/api/v1/quarantine?limit=200",
+        ] {
+            assert_eq!(s.get(path).await.status(), 200, "{backend:?} {path}");
+        }
+    }
+}
+
+/// The admin API takes the bearer scheme in any case, as the webhook endpoints do (RFC 9110 §11.1).
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    for backend in backends() {
+        let s = TestServer::start(&backend).await;
+        for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+            let r = s
+                .client
+                .get(s.url("/api/v1/stats"))
+                .header("authorization", format!("{scheme} {ADMIN_TOKEN}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{backend:?} {scheme}");
+        }
+        for wrong in [
+            format!("Basic {ADMIN_TOKEN}"),
+            format!("Bearer{ADMIN_TOKEN}"),
+            format!("bearer {ADMIN_TOKEN}x"),
+            ADMIN_TOKEN.to_string(),
+        ] {
+            let r = s
+                .client
+                .get(s.url("/api/v1/stats"))
+                .header("authorization", &wrong)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 401, "{backend:?} {wrong}");
+        }
+    }
+}
+
+/// Events dated beyond any real time (or a day past their receipt) are quarantined, not logged to sort first.
+#[tokio::test]
+async fn event_times_out_of_range_are_quarantined() {
+    for backend in backends() {
+        let s = TestServer::start_with(&backend, |c| {
+            c.flow.sources.insert(
+                "ivr".into(),
+                toml::from_str("token = \"flow-token-0123456789\"").unwrap(),
+            );
+        })
+        .await;
+        let tomorrow_and_more = (now_secs() + 2 * 86_400) * 1000;
+        for ts in [i64::MAX, -1, tomorrow_and_more] {
+            let body = envelope(
+                "contact_center.engagement_started",
+                ts,
+                serde_json::json!({"engagement_id": "E-future"}),
+            );
+            let r = s.post_webhook(&body).await;
+            assert_eq!(r.status(), 400, "{backend:?} zoom {ts}");
+            let flow =
+                format!(r#"{{"engagement_id":"E-future","event":"accepted","event_ts":{ts}}}"#);
+            let r = s
+                .client
+                .post(s.url("/webhooks/flow/ivr"))
+                .bearer_auth("flow-token-0123456789")
+                .body(flow)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 400, "{backend:?} flow {ts}");
+        }
+        let stats = s.stats().await;
+        assert_eq!(stats["events"], 0, "{backend:?}: {stats}");
+        assert_eq!(stats["quarantined"], 6, "{backend:?}: {stats}");
+        // A real time is logged.
+        let body = envelope(
+            "contact_center.engagement_started",
+            now_secs() * 1000,
+            serde_json::json!({"engagement_id": "E-now"}),
+        );
+        assert_eq!(s.post_webhook(&body).await.status(), 200);
+    }
+}
+
+/// A sink that is not configured cannot be "enabled": 404 over the API, an error from the CLI.
+#[tokio::test]
+async fn enabling_an_unknown_sink_is_refused() {
+    for backend in backends() {
+        let s = TestServer::start(&backend).await;
+        let r = s
+            .client
+            .post(s.url("/api/v1/sinks/no-such-sink/enable"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{backend:?}");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_zcc-bridge"))
+            .args(["deliveries", "enable", "no-such-sink"])
+            .env("ZCC_BRIDGE_STORAGE__DATABASE", &s.db.url)
+            .output()
+            .expect("run deliveries enable");
+        assert!(
+            !out.status.success(),
+            "{backend:?}: the CLI enabled an unknown sink"
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("no sink"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// `log.level = "!!!"` and an unbounded timestamp tolerance are refused by `config check`.
+#[test]
+fn config_check_refuses_a_bad_log_filter_and_an_unbounded_replay_window() {
+    for (key, value) in [
+        ("ZCC_BRIDGE_LOG__LEVEL", "!!!"),
+        (
+            "ZCC_BRIDGE_ZOOM__WEBHOOK_TIMESTAMP_TOLERANCE_SECONDS",
+            "9223372036854775807",
+        ),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_zcc-bridge"))
+            .args(["config", "check"])
+            .env(key, value)
+            .output()
+            .expect("run config check");
+        assert!(!out.status.success(), "{key}={value} accepted");
+    }
+}

@@ -66,7 +66,7 @@ async fn require_admin(State(app): State<AppState>, request: Request, next: Next
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(crate::sources::flow::bearer_token)
         .unwrap_or("");
     if bool::from(presented.as_bytes().ct_eq(expected.expose().as_bytes())) {
         next.run(request).await
@@ -271,7 +271,10 @@ async fn list_events(
         Ok(p) => p,
         Err(r) => return bad_query(r),
     };
-    let limit = p.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = p.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return error(StatusCode::BAD_REQUEST, "limit: must be between 1 and 1000");
+    }
     let query = EventQuery {
         engagement_id: p.engagement_id,
         after_id: p.after,
@@ -325,7 +328,10 @@ async fn list_quarantine(
         Ok(p) => p,
         Err(r) => return bad_query(r),
     };
-    let limit = p.limit.unwrap_or(20).clamp(1, 200);
+    let limit = p.limit.unwrap_or(20);
+    if !(1..=200).contains(&limit) {
+        return error(StatusCode::BAD_REQUEST, "limit: must be between 1 and 200");
+    }
     match app.store.quarantined(p.after, limit).await {
         Ok(items) => {
             let next_after = (items.len() == limit as usize)
@@ -363,7 +369,7 @@ async fn replay_quarantine(State(app): State<AppState>, Path(id): Path<i64>) -> 
         return replay_flow(&app, id, &name, item).await;
     }
     let source = EventSource::parse(&item.source).unwrap_or(EventSource::Webhook);
-    let parsed = match zoom_webhook::parse(&item.raw, source) {
+    let parsed = match zoom_webhook::parse_received(&item.raw, source, item.received_at) {
         Ok(ParsedWebhook::Event(parsed)) => parsed,
         Ok(ParsedWebhook::UrlValidation { .. }) => {
             return error(

@@ -70,7 +70,7 @@ pub async fn zoom(
         }
     };
 
-    match zoom_webhook::parse(&body, EventSource::Webhook) {
+    match zoom_webhook::parse_received(&body, EventSource::Webhook, received_at) {
         Ok(ParsedWebhook::UrlValidation { plain_token }) => {
             let Some(encrypted_token) = app
                 .verifier

@@ -63,9 +63,24 @@ pub fn parse(body: &[u8], source: EventSource) -> Result<ParsedWebhook, ParseErr
     if envelope.event.trim().is_empty() {
         return Err(ParseError::Envelope("`event` is empty".into()));
     }
+    super::check_event_time(envelope.event_ts, 0).map_err(ParseError::Envelope)?;
     Ok(ParsedWebhook::Event(from_envelope(
         &envelope, &value, source,
     )))
+}
+
+/// `parse` for an event received at `received_at` (epoch ms): also refuses an event dated more than a day after
+/// its receipt (`check_event_time`).
+pub fn parse_received(
+    body: &[u8],
+    source: EventSource,
+    received_at: i64,
+) -> Result<ParsedWebhook, ParseError> {
+    let parsed = parse(body, source)?;
+    if let ParsedWebhook::Event(event) = &parsed {
+        super::check_event_time(event.event_ts, received_at).map_err(ParseError::Envelope)?;
+    }
+    Ok(parsed)
 }
 
 /// Event-log fields and the observation for an envelope; `value` is the same envelope as JSON (for the key).
@@ -384,6 +399,31 @@ fn observe(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_times_out_of_range_are_refused() {
+        let body = |ts: i64| {
+            format!(
+                r#"{{"event":"contact_center.engagement_started","event_ts":{ts},"payload":{{"object":{{"engagement_id":"E"}}}}}}"#
+            )
+        };
+        for ts in [i64::MAX, -1, super::super::MAX_EVENT_TS + 1] {
+            assert!(
+                parse(body(ts).as_bytes(), EventSource::Webhook).is_err(),
+                "{ts}"
+            );
+        }
+        let now = 1_795_251_600_000;
+        assert!(
+            parse_received(body(now + 3_600_000).as_bytes(), EventSource::Webhook, now).is_ok()
+        );
+        assert!(parse_received(
+            body(now + 2 * 86_400_000).as_bytes(),
+            EventSource::Webhook,
+            now
+        )
+        .is_err());
+    }
 
     fn event(body: &str) -> ParsedEvent {
         match parse(body.as_bytes(), EventSource::Webhook).unwrap() {

@@ -150,7 +150,7 @@ fn inbound(frame: WsItem) -> Option<Inbound> {
             format!("malformed WebSocket frame: {reason}"),
         ));
     }
-    match zoom_webhook::parse(&raw, EventSource::Websocket) {
+    match zoom_webhook::parse_received(&raw, EventSource::Websocket, received_at) {
         Ok(ParsedWebhook::Event(parsed)) => Some(Inbound::Event(NewEvent {
             source: EventSource::Websocket,
             dedup_key: parsed.dedup_key,
