@@ -444,6 +444,20 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// How long graceful shutdown waits for in-flight requests before giving up.
     pub shutdown_timeout_seconds: u64,
+    /// Client connections served at once (lowered to fit the open-file limit). When full, the connection idle
+    /// longest is closed for a new one; if none is idle, the new one is closed.
+    pub max_connections: usize,
+    /// A connection with no request in flight and no byte of a new one is closed after this long.
+    pub idle_timeout_seconds: u64,
+    /// A request head must be complete this long after its first byte.
+    pub header_read_timeout_seconds: u64,
+    /// A request body must be complete this long after its head (else 408).
+    pub body_read_timeout_seconds: u64,
+    /// Request body bytes held at once by all requests beyond each request's first 16 KiB.
+    pub body_memory_bytes: usize,
+    /// Requests of one client address in flight at once on the unauthenticated endpoints (webhooks, media links);
+    /// 0: no limit.
+    pub max_requests_per_ip: usize,
 }
 
 impl Default for ServerConfig {
@@ -452,6 +466,12 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 1024 * 1024,
             shutdown_timeout_seconds: 30,
+            max_connections: 1024,
+            idle_timeout_seconds: 60,
+            header_read_timeout_seconds: 10,
+            body_read_timeout_seconds: 30,
+            body_memory_bytes: 16 * 1024 * 1024,
+            max_requests_per_ip: 64,
         }
     }
 }
@@ -1127,6 +1147,27 @@ impl Config {
             return Err(InvalidValue {
                 key: "server.max_body_bytes",
                 problem: "must be greater than 0".into(),
+            });
+        }
+        if self.server.max_connections == 0
+            || self.server.idle_timeout_seconds == 0
+            || self.server.header_read_timeout_seconds == 0
+            || self.server.body_read_timeout_seconds == 0
+        {
+            return Err(InvalidValue {
+                key: "server",
+                problem: "max_connections, idle_timeout_seconds, header_read_timeout_seconds and \
+                          body_read_timeout_seconds must be greater than 0"
+                    .into(),
+            });
+        }
+        if self.server.body_memory_bytes < self.server.max_body_bytes {
+            return Err(InvalidValue {
+                key: "server.body_memory_bytes",
+                problem: format!(
+                    "must be at least server.max_body_bytes ({}), or a largest body could never be read",
+                    self.server.max_body_bytes
+                ),
             });
         }
         if !(1..=MAX_TIMESTAMP_TOLERANCE_SECONDS)

@@ -39,8 +39,9 @@ pub async fn post(
         Ok(body) => body,
         Err(rejection) => {
             rejected(&name, "unreadable_body");
-            tracing::warn!(source = ?name, error = ?rejection.body_text(), "flow post body refused");
-            return error(rejection.status(), rejection.body_text());
+            let (status, message) = super::connections::body_refusal(&rejection);
+            tracing::warn!(source = ?name, %status, error = ?message, "flow post body refused");
+            return error(status, message);
         }
     };
     let text = |h: &str| headers.get(h).and_then(|v| v.to_str().ok());

@@ -34,7 +34,11 @@ pub async fn post(
     let config = &org.config;
     let body = match body {
         Ok(body) => body,
-        Err(rejection) => return error(rejection.status(), rejection.body_text()),
+        Err(rejection) => {
+            let (status, message) = super::connections::body_refusal(&rejection);
+            tracing::warn!(source = ?name, %status, error = ?message, "Genesys post body refused");
+            return error(status, message);
+        }
     };
     let text = |h: &str| headers.get(h).and_then(|v| v.to_str().ok());
     if let Err(e) = authenticate_with(

@@ -36,15 +36,15 @@ pub async fn zoom(
     let body = match body {
         Ok(body) => body,
         Err(rejection) => {
-            let status = rejection.status();
-            let reason = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                "too_large"
-            } else {
-                "unreadable_body"
+            let (status, message) = super::connections::body_refusal(&rejection);
+            let reason = match status {
+                StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+                StatusCode::REQUEST_TIMEOUT => "body_timeout",
+                _ => "unreadable_body",
             };
             rejected(reason);
-            tracing::warn!(%status, reason, request_id, error = ?rejection.body_text(), "webhook body refused");
-            return error(status, rejection.body_text());
+            tracing::warn!(%status, reason, request_id, error = ?message, "webhook body refused");
+            return error(status, message);
         }
     };
 

@@ -4,6 +4,7 @@
 
 pub mod archives;
 pub mod fakes;
+pub mod hostile;
 pub mod presence;
 pub mod process;
 pub mod receiver;
