@@ -126,6 +126,8 @@ pub struct Shared {
     open: AtomicUsize,
     body_memory: Arc<Semaphore>,
     per_ip: Mutex<HashMap<IpAddr, Vec<Arc<RequestState>>>>,
+    refused_since_log: AtomicU64,
+    last_refusal_log_ms: AtomicU64,
 }
 
 impl Shared {
@@ -139,6 +141,8 @@ impl Shared {
             open: AtomicUsize::new(0),
             body_memory: Arc::new(Semaphore::new(permits)),
             per_ip: Mutex::new(HashMap::new()),
+            refused_since_log: AtomicU64::new(0),
+            last_refusal_log_ms: AtomicU64::new(0),
         })
     }
 
@@ -811,8 +815,20 @@ pub async fn per_ip_limit(
         return next.run(request).await;
     }
     metrics::counter!("zcc_http_requests_refused_total", "reason" => "per_ip").increment(1);
-    tracing::warn!(peer = ?state.ip, limit = shared.limits.max_requests_per_ip,
-        "too many requests in flight from one address; refused with 503");
+    // At most one line per 10 s (the metric counts them all): refusals come in floods.
+    let refused = shared.refused_since_log.fetch_add(1, Ordering::AcqRel) + 1;
+    let now = shared.now_ms();
+    let last = shared.last_refusal_log_ms.load(Ordering::Acquire);
+    if (last == 0 || now.saturating_sub(last) >= 10_000)
+        && shared
+            .last_refusal_log_ms
+            .compare_exchange(last, now.max(1), Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    {
+        shared.refused_since_log.store(0, Ordering::Release);
+        tracing::warn!(peer = ?state.ip, limit = shared.limits.max_requests_per_ip, refused,
+            "too many requests in flight from one address; refused with 503 (count since the last such line)");
+    }
     (
         StatusCode::SERVICE_UNAVAILABLE,
         [(header::RETRY_AFTER, HeaderValue::from_static("1"))],
