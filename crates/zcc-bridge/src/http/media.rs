@@ -40,14 +40,14 @@ pub(super) struct LinkParams {
 
 /// What a `Range` header asks for, against a file of `total` bytes (RFC 9110 §14.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum RangeRequest {
+pub enum RangeRequest {
     /// No range, or one we may ignore (several ranges, bad syntax): the whole file.
     Full,
     Partial(Range<u64>),
     Unsatisfiable,
 }
 
-pub(crate) fn parse_range(header: Option<&str>, total: u64) -> RangeRequest {
+pub fn parse_range(header: Option<&str>, total: u64) -> RangeRequest {
     let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
         return RangeRequest::Full;
     };
@@ -92,7 +92,7 @@ pub(crate) fn parse_range(header: Option<&str>, total: u64) -> RangeRequest {
 }
 
 /// Whether an `If-None-Match` / `If-Range` value names `etag` (`*` matches any; `W/` tags match weakly only).
-pub(crate) fn etag_matches(condition: &str, etag: &str, strong: bool) -> bool {
+pub fn etag_matches(condition: &str, etag: &str, strong: bool) -> bool {
     let condition = condition.trim();
     if condition == "*" {
         return !strong;

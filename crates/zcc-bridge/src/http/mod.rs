@@ -25,6 +25,9 @@ use crate::ingest::EventLog;
 use crate::projection::Projection;
 use crate::store::Store;
 
+/// The `Range` and entity-tag parsers of `/media` links (public for the fuzz targets in `fuzz/`).
+pub use media::{etag_matches, parse_range, RangeRequest};
+
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
