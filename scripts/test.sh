@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: unit, property and black-box tests, each black-box test against SQLite and against a real
-# PostgreSQL that this script starts on loopback and tears down afterwards.
+# PostgreSQL that this script starts on loopback and tears down afterwards; then a short fuzzing run of every fuzz
+# target (scripts/fuzz.sh, FUZZ_SECONDS each, default 30; ZCC_SKIP_FUZZ=1 skips it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/postgres.sh
@@ -14,3 +15,6 @@ export ZCC_REQUIRE_POSTGRES=1
 export ZCC_REQUIRE_OBJECT_STORES=1
 export ZCC_REQUIRE_BROWSER=1
 cargo test --workspace --lib --bins --tests --locked "$@"
+if [ "${ZCC_SKIP_FUZZ:-0}" != 1 ]; then
+    scripts/fuzz.sh
+fi

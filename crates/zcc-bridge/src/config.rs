@@ -12,9 +12,12 @@ use serde::{Deserialize, Serialize};
 /// Prefix of environment overrides.
 pub const ENV_PREFIX: &str = "ZCC_BRIDGE_";
 
-/// A value that must never be printed or logged. `Debug`, `Display` and `Serialize` all mask it.
-#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
+/// Largest accepted `zoom.webhook_timestamp_tolerance_seconds`: the replay window of a captured webhook.
+pub const MAX_TIMESTAMP_TOLERANCE_SECONDS: i64 = 3600;
+
+/// A value that must never be printed or logged. `Debug`, `Display` and `Serialize` all mask it, and so do the
+/// errors of its `Deserialize`: a value of the wrong type is refused without being echoed.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);
 
 impl Secret {
@@ -36,6 +39,143 @@ impl Serialize for Secret {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str("***")
     }
+}
+
+/// What a secret's deserialisation errors say instead of the value.
+const SECRET_NOT_SHOWN: &str = "the value is not shown: it is a secret";
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(SecretVisitor).map(Secret)
+    }
+}
+
+/// Accepts a string only. Anything else is refused with its kind, never its value: a secret given as a number
+/// (an environment variable of digits is read as one) or a list must not end up in an error message.
+struct SecretVisitor;
+
+impl SecretVisitor {
+    fn refuse<E: serde::de::Error>(found: &str) -> E {
+        E::custom(format_args!(
+            "invalid type: found {found}, expected a string ({SECRET_NOT_SHOWN})"
+        ))
+    }
+
+    fn refuse_number<E: serde::de::Error>(found: &str) -> E {
+        E::custom(format_args!(
+            "invalid type: found {found}, expected a string (quote it: an environment variable of digits \
+             is read as a number; {SECRET_NOT_SHOWN})"
+        ))
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for SecretVisitor {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a secret string")
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<String, E> {
+        Ok(v)
+    }
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<String, E> {
+        Err(Self::refuse("a boolean"))
+    }
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<String, E> {
+        Err(Self::refuse_number("an integer"))
+    }
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<String, E> {
+        Err(Self::refuse_number("an integer"))
+    }
+    fn visit_i128<E: serde::de::Error>(self, _: i128) -> Result<String, E> {
+        Err(Self::refuse_number("an integer"))
+    }
+    fn visit_u128<E: serde::de::Error>(self, _: u128) -> Result<String, E> {
+        Err(Self::refuse_number("an integer"))
+    }
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<String, E> {
+        Err(Self::refuse_number("a number"))
+    }
+    fn visit_char<E: serde::de::Error>(self, _: char) -> Result<String, E> {
+        Err(Self::refuse("a character"))
+    }
+    fn visit_bytes<E: serde::de::Error>(self, _: &[u8]) -> Result<String, E> {
+        Err(Self::refuse("bytes"))
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<String, E> {
+        Err(Self::refuse("nothing"))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<String, A::Error> {
+        Err(Self::refuse("a list"))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, _: A) -> Result<String, A::Error> {
+        Err(Self::refuse("a table"))
+    }
+}
+
+/// `deserialize_with` for lists of secrets: a single value where the list belongs is refused without echoing it
+/// (the list's own error would quote it). The elements are `Secret`s.
+fn secret_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Secret>, D::Error> {
+    struct ListVisitor;
+    impl<'de> serde::de::Visitor<'de> for ListVisitor {
+        type Value = Vec<Secret>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of secret strings")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(secret) = seq.next_element::<Secret>()? {
+                out.push(secret);
+            }
+            Ok(out)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+            Err(refuse_list("a table"))
+        }
+        fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Err(refuse_list("a single string"))
+        }
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Err(refuse_list("a boolean"))
+        }
+        fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Err(refuse_list("an integer"))
+        }
+        fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Err(refuse_list("an integer"))
+        }
+        fn visit_i128<E: serde::de::Error>(self, _: i128) -> Result<Self::Value, E> {
+            Err(refuse_list("an integer"))
+        }
+        fn visit_u128<E: serde::de::Error>(self, _: u128) -> Result<Self::Value, E> {
+            Err(refuse_list("an integer"))
+        }
+        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Err(refuse_list("a number"))
+        }
+        fn visit_char<E: serde::de::Error>(self, _: char) -> Result<Self::Value, E> {
+            Err(refuse_list("a character"))
+        }
+        fn visit_bytes<E: serde::de::Error>(self, _: &[u8]) -> Result<Self::Value, E> {
+            Err(refuse_list("bytes"))
+        }
+    }
+    fn refuse_list<E: serde::de::Error>(found: &str) -> E {
+        E::custom(format_args!(
+            "invalid type: found {found}, expected a list of strings such as [\"...\", \"...\"] \
+             ({SECRET_NOT_SHOWN})"
+        ))
+    }
+    d.deserialize_any(ListVisitor)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -304,6 +444,20 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// How long graceful shutdown waits for in-flight requests before giving up.
     pub shutdown_timeout_seconds: u64,
+    /// Client connections served at once (lowered to fit the open-file limit). When full, the connection idle
+    /// longest is closed for a new one; if none is idle, the new one is closed.
+    pub max_connections: usize,
+    /// A connection with no request in flight and no byte of a new one is closed after this long.
+    pub idle_timeout_seconds: u64,
+    /// A request head must be complete this long after its first byte.
+    pub header_read_timeout_seconds: u64,
+    /// A request body must be complete this long after its head (else 408).
+    pub body_read_timeout_seconds: u64,
+    /// Request body bytes held at once by all requests beyond each request's first 16 KiB.
+    pub body_memory_bytes: usize,
+    /// Requests of one client address in flight at once on the unauthenticated endpoints (webhooks, media links);
+    /// 0: no limit.
+    pub max_requests_per_ip: usize,
 }
 
 impl Default for ServerConfig {
@@ -312,6 +466,12 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 1024 * 1024,
             shutdown_timeout_seconds: 30,
+            max_connections: 1024,
+            idle_timeout_seconds: 60,
+            header_read_timeout_seconds: 10,
+            body_read_timeout_seconds: 30,
+            body_memory_bytes: 16 * 1024 * 1024,
+            max_requests_per_ip: 64,
         }
     }
 }
@@ -478,6 +638,7 @@ pub struct ZoomConfig {
     pub client_secret: Option<Secret>,
     pub webhook_secret_token: Option<Secret>,
     /// Several tokens at once while rotating; any of them verifies.
+    #[serde(deserialize_with = "secret_list")]
     pub webhook_secret_tokens: Vec<Secret>,
     /// Accepted distance between `x-zm-request-timestamp` and now, either way.
     pub webhook_timestamp_tolerance_seconds: i64,
@@ -708,7 +869,7 @@ pub struct SinkConfig {
     /// `https://acme.zendesk.com`).
     pub url: String,
     /// `http`: Standard Webhooks secrets (`whsec_...`); the first signs, all are sent (rotation).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "secret_list")]
     pub secrets: Vec<Secret>,
     /// Message types: `engagement.completed`, `engagement.updated`, and Zoom event names delivered as they arrive.
     #[serde(default = "default_deliver")]
@@ -841,6 +1002,7 @@ impl Config {
             if !path.exists() {
                 anyhow::bail!("config file {} does not exist", path.display());
             }
+            check_toml_syntax(path)?;
             figment = figment.merge(Toml::file_exact(path));
         }
         let config: Config = figment
@@ -987,10 +1149,43 @@ impl Config {
                 problem: "must be greater than 0".into(),
             });
         }
-        if self.zoom.webhook_timestamp_tolerance_seconds <= 0 {
+        if self.server.max_connections == 0
+            || self.server.idle_timeout_seconds == 0
+            || self.server.header_read_timeout_seconds == 0
+            || self.server.body_read_timeout_seconds == 0
+        {
+            return Err(InvalidValue {
+                key: "server",
+                problem: "max_connections, idle_timeout_seconds, header_read_timeout_seconds and \
+                          body_read_timeout_seconds must be greater than 0"
+                    .into(),
+            });
+        }
+        if self.server.body_memory_bytes < self.server.max_body_bytes {
+            return Err(InvalidValue {
+                key: "server.body_memory_bytes",
+                problem: format!(
+                    "must be at least server.max_body_bytes ({}), or a largest body could never be read",
+                    self.server.max_body_bytes
+                ),
+            });
+        }
+        if !(1..=MAX_TIMESTAMP_TOLERANCE_SECONDS)
+            .contains(&self.zoom.webhook_timestamp_tolerance_seconds)
+        {
             return Err(InvalidValue {
                 key: "zoom.webhook_timestamp_tolerance_seconds",
-                problem: "must be greater than 0".into(),
+                problem: format!(
+                    "must be between 1 and {MAX_TIMESTAMP_TOLERANCE_SECONDS} (a longer window lets a captured \
+                     request be replayed for longer), got {}",
+                    self.zoom.webhook_timestamp_tolerance_seconds
+                ),
+            });
+        }
+        if let Err(problem) = crate::telemetry::check_filter(&self.log.level) {
+            return Err(InvalidValue {
+                key: "log.level",
+                problem,
             });
         }
         self.reconcile.schedule()?;
@@ -1232,7 +1427,8 @@ impl Default for ZoomDefaults {
     }
 }
 
-/// One line naming the key, the problem and where the value came from.
+/// One line naming the key, the problem and where the value came from. Values are quoted only where they cannot
+/// be secrets (see `kind_message`).
 fn figment_message(error: &figment::Error) -> String {
     error
         .clone()
@@ -1248,10 +1444,103 @@ fn figment_message(error: &figment::Error) -> String {
                 .as_ref()
                 .map(|m| format!(" (from {})", m.name))
                 .unwrap_or_default();
-            format!("{key}{}{origin}", e.kind)
+            format!("{key}{}{origin}", kind_message(&e.kind, &e.path))
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// Whether the key at `path` holds (or may hold) a secret, by its name: the keys of `Secret` values refuse wrong
+/// types without echoing them anyway; this also covers keys added later and values given to the wrong key.
+fn secret_key(path: &[String]) -> bool {
+    const HINTS: [&str; 5] = ["token", "secret", "password", "key", "database"];
+    path.iter()
+        .rev()
+        .find(|segment| segment.parse::<usize>().is_err())
+        .is_some_and(|name| {
+            let name = name.to_ascii_lowercase();
+            HINTS.iter().any(|hint| name.contains(hint))
+        })
+}
+
+/// A figment error's message, without the offending value when it could be a secret: on a secret key, or where a
+/// section or list was expected (a value given one level too high, e.g. `ZCC_BRIDGE_ADMIN=<token>`, or a list key
+/// given a string, lands there).
+fn kind_message(kind: &figment::error::Kind, path: &[String]) -> String {
+    use figment::error::{Actual, Kind};
+    let compound = |expected: &str| {
+        ["sequence", "map", "struct", "tuple", "list", "table"]
+            .iter()
+            .any(|word| expected.contains(word))
+    };
+    let hide = |actual: &Actual| -> String {
+        match actual {
+            Actual::Bool(_) => "a boolean".into(),
+            Actual::Unsigned(_) | Actual::Signed(_) => "an integer".into(),
+            Actual::Float(_) => "a number".into(),
+            Actual::Char(_) => "a character".into(),
+            Actual::Str(_) => "a string".into(),
+            Actual::Bytes(_) => "bytes".into(),
+            Actual::Other(_) => "a value".into(),
+            other => other.to_string(),
+        }
+    };
+    let secret = secret_key(path);
+    match kind {
+        Kind::InvalidType(actual, expected) if secret || compound(expected) => format!(
+            "invalid type: found {}, expected {expected} (the value is not shown)",
+            hide(actual)
+        ),
+        Kind::InvalidValue(actual, expected) if secret || compound(expected) => format!(
+            "invalid value: found {}, expected {expected} (the value is not shown)",
+            hide(actual)
+        ),
+        Kind::Unsupported(actual) if secret => format!("unsupported type {}", hide(actual)),
+        Kind::UnsupportedKey(actual, expected) if secret => {
+            format!("unsupported key type {}: must be {expected}", hide(actual))
+        }
+        Kind::ISizeOutOfRange(_) | Kind::USizeOutOfRange(_) if secret => {
+            "integer out of range (the value is not shown)".into()
+        }
+        // A deserializer's own message may quote what it was given (`Secret`'s own messages do not).
+        Kind::Message(m) if secret && !m.contains(SECRET_NOT_SHOWN) => {
+            "invalid value (the value is not shown: it is a secret)".into()
+        }
+        Kind::UnknownVariant(..) if secret => {
+            "invalid value (the value is not shown: it is a secret)".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Checks a config file's TOML syntax first, so that a syntax error is reported by position only: the parser's
+/// own message quotes the offending line, which may hold a secret (`token = unquoted-secret`).
+fn check_toml_syntax(path: &Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", path.display()))?;
+    let Err(e) = text.parse::<toml::Table>() else {
+        return Ok(());
+    };
+    let position = e
+        .span()
+        .map(|span| {
+            let before = text.get(..span.start).unwrap_or(&text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!(" at line {line}, column {column}")
+        })
+        .unwrap_or_default();
+    // The message describes the problem ("invalid string", "expected `=`"), not the text.
+    let problem = e
+        .message()
+        .lines()
+        .next()
+        .unwrap_or("invalid TOML")
+        .to_string();
+    anyhow::bail!(
+        "invalid configuration: {}: TOML syntax error{position}: {problem} (the line is not shown: it may hold a secret)",
+        path.display()
+    )
 }
 
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
@@ -1285,8 +1574,9 @@ mod tests {
         let path = dir.path().join("c.toml");
         std::fs::write(&path, toml)?;
         // `Env::prefixed` reads the process environment; tests use a private prefix so they cannot collide.
-        let prefix = format!("ZCC_TEST_{}_", std::process::id());
-        let prefix = format!("{prefix}{}_", env.len() + toml.len());
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let prefix = format!("ZCC_TEST_{}_{call}_", std::process::id());
         for (k, v) in env {
             std::env::set_var(format!("{prefix}{k}"), v);
         }
@@ -1411,6 +1701,292 @@ mod tests {
         }
         assert!(out.contains("postgres://u:***@db/zcc"), "{out}");
         assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    /// The secret every wrong-typed value below carries, as text and as a number.
+    const SECRET_TEXT: &str = "sup3r-secret-value-9f8e7d";
+    const SECRET_DIGITS: &str = "9876543210987654";
+
+    /// Every key that holds a secret today, as a TOML path (`sinks.0`: the first `[[sinks]]`), and whether it is
+    /// a list. `secret_keys_are_all_listed` keeps this complete.
+    const SECRET_KEYS: [(&str, bool); 17] = [
+        ("admin.token", false),
+        ("storage.database", false),
+        ("storage.s3.secret_access_key", false),
+        ("storage.s3.session_token", false),
+        ("storage.azure.access_key", false),
+        ("media.link_secret", false),
+        ("zoom.client_secret", false),
+        ("zoom.webhook_secret_token", false),
+        ("zoom.webhook_secret_tokens", true),
+        ("sinks.0.secrets", true),
+        ("sinks.0.client_secret", false),
+        ("sinks.0.token", false),
+        ("flow.sources.f.token", false),
+        ("flow.sources.f.hmac_secret", false),
+        ("presence.genesys.g.token", false),
+        ("presence.genesys.g.hmac_secret", false),
+        ("presence.genesys.g.client_secret", false),
+    ];
+
+    /// A configuration with every secret key set (to `"secret-<n>"`), the tables they live in included.
+    fn all_secrets_toml() -> String {
+        let mut table = toml::Table::new();
+        for (n, (key, list)) in SECRET_KEYS.iter().enumerate() {
+            let value = match *key {
+                "sinks.0.secrets" => "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string(),
+                _ => format!("secret-{n}-0123456789abcdef"),
+            };
+            let value = if *list {
+                toml::Value::Array(vec![value.into()])
+            } else {
+                toml::Value::String(value)
+            };
+            set_path(&mut table, key, value);
+        }
+        set_path(&mut table, "storage.database", "sqlite://x.db".into());
+        for (key, value) in [
+            ("sinks.0.name", "s"),
+            ("sinks.0.kind", "http"),
+            ("sinks.0.url", "https://example.com/hook"),
+            ("presence.genesys.g.region", "eu_central_1"),
+            ("presence.genesys.g.client_id", "id"),
+        ] {
+            set_path(&mut table, key, value.into());
+        }
+        toml::to_string(&table).unwrap()
+    }
+
+    /// Sets `value` at a dotted path; a numeric segment is an index into an array of tables.
+    fn set_path(table: &mut toml::Table, path: &str, value: toml::Value) {
+        let parts: Vec<&str> = path.split('.').collect();
+        let mut current = table;
+        let mut i = 0;
+        while i + 1 < parts.len() {
+            let part = parts[i];
+            if let Some(index) = parts.get(i + 1).and_then(|p| p.parse::<usize>().ok()) {
+                let array = current
+                    .entry(part)
+                    .or_insert_with(|| toml::Value::Array(Vec::new()))
+                    .as_array_mut()
+                    .unwrap();
+                while array.len() <= index {
+                    array.push(toml::Value::Table(toml::Table::new()));
+                }
+                current = array[index].as_table_mut().unwrap();
+                i += 2;
+            } else {
+                current = current
+                    .entry(part)
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                    .as_table_mut()
+                    .unwrap();
+                i += 1;
+            }
+        }
+        current.insert(parts[parts.len() - 1].to_string(), value);
+    }
+
+    /// Paths of every masked value (`"***"`, or a list of them) in a masked TOML tree.
+    fn masked_paths(value: &toml::Value, path: String, out: &mut Vec<String>) {
+        match value {
+            toml::Value::String(s) if s == "***" => out.push(path),
+            toml::Value::Array(items)
+                if items.iter().all(|i| i.as_str() == Some("***")) && !items.is_empty() =>
+            {
+                out.push(path)
+            }
+            toml::Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    masked_paths(item, format!("{path}.{i}"), out);
+                }
+            }
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    masked_paths(v, p, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn secret_keys_are_all_listed() {
+        let config = load(&all_secrets_toml(), &[]).unwrap();
+        let masked: toml::Value = toml::from_str(&config.to_masked_toml().unwrap()).unwrap();
+        let mut found = Vec::new();
+        masked_paths(&masked, String::new(), &mut found);
+        // The database URL is shown with its password masked rather than as "***".
+        found.push("storage.database".into());
+        found.sort();
+        let mut listed: Vec<String> = SECRET_KEYS.iter().map(|(k, _)| k.to_string()).collect();
+        listed.sort();
+        assert_eq!(
+            found, listed,
+            "a key masked in the output is missing from SECRET_KEYS, or vice versa"
+        );
+        for (key, _) in SECRET_KEYS {
+            let path: Vec<String> = key.split('.').map(String::from).collect();
+            assert!(
+                secret_key(&path),
+                "{key} is not recognised as a secret key by its name"
+            );
+        }
+    }
+
+    /// Wrong-typed values carrying the secret: (TOML, environment) forms.
+    fn wrong_values(list: bool) -> Vec<(String, String)> {
+        let mut out = vec![
+            (SECRET_DIGITS.to_string(), SECRET_DIGITS.to_string()),
+            (
+                format!("{{ x = \"{SECRET_TEXT}\" }}"),
+                format!("{{x=\"{SECRET_TEXT}\"}}"),
+            ),
+        ];
+        if list {
+            out.push((format!("\"{SECRET_TEXT}\""), SECRET_TEXT.to_string()));
+            out.push((format!("[{SECRET_DIGITS}]"), format!("[{SECRET_DIGITS}]")));
+        } else {
+            out.push((
+                format!("[\"{SECRET_TEXT}\"]"),
+                format!("[\"{SECRET_TEXT}\"]"),
+            ));
+            out.push(("true".into(), "true".into()));
+        }
+        out
+    }
+
+    fn assert_hidden(result: anyhow::Result<Config>, key: &str, how: &str) {
+        let error = match result {
+            Ok(_) => panic!("{key} = {how}: accepted"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(
+            !error.contains(SECRET_TEXT) && !error.contains(SECRET_DIGITS),
+            "{key} = {how}: the error echoes the secret: {error}"
+        );
+        assert!(
+            error.contains(key),
+            "{key} = {how}: the error does not name the key: {error}"
+        );
+    }
+
+    #[test]
+    fn wrong_types_of_secret_keys_in_a_file_are_not_echoed() {
+        for (key, list) in SECRET_KEYS {
+            for (toml_value, _) in wrong_values(list) {
+                let mut table: toml::Table = toml::from_str(&all_secrets_toml()).unwrap();
+                let value: toml::Value =
+                    toml::from_str::<toml::Table>(&format!("v = {toml_value}")).unwrap()["v"]
+                        .clone();
+                set_path(&mut table, key, value);
+                let text = toml::to_string(&table).unwrap();
+                assert_hidden(load(&text, &[]), key, &toml_value);
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_types_of_secret_keys_in_the_environment_are_not_echoed() {
+        for (key, list) in SECRET_KEYS {
+            for (_, env_value) in wrong_values(list) {
+                // Array-of-tables keys (sinks) are given whole in the environment.
+                let (var, value) = match key.strip_prefix("sinks.0.") {
+                    Some(field) => (
+                        "SINKS".to_string(),
+                        format!("[{{name=\"s\",kind=\"http\",url=\"https://e.com\",{field}={env_value}}}]"),
+                    ),
+                    None => (key.replace('.', "__").to_ascii_uppercase(), env_value.clone()),
+                };
+                let result = load(&all_secrets_toml(), &[(var.as_str(), value.as_str())]);
+                assert_hidden(result, key, &format!("{var}={value}"));
+            }
+        }
+        // The issue's case: a list key given a string.
+        let e = load("", &[("ZOOM__WEBHOOK_SECRET_TOKENS", SECRET_TEXT)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("zoom.webhook_secret_tokens") && !e.contains(SECRET_TEXT),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_secret_given_to_its_section_is_not_echoed() {
+        for var in [
+            "ADMIN",
+            "ZOOM",
+            "STORAGE",
+            "MEDIA",
+            "SINKS",
+            "FLOW",
+            "PRESENCE__GENESYS",
+        ] {
+            let e = load("", &[(var, SECRET_TEXT)]).unwrap_err().to_string();
+            assert!(!e.contains(SECRET_TEXT), "{var}: {e}");
+        }
+        let e = load(&format!("admin = \"{SECRET_TEXT}\"\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains(SECRET_TEXT) && e.contains("admin"), "{e}");
+    }
+
+    #[test]
+    fn toml_syntax_errors_do_not_quote_the_line() {
+        let e = load(&format!("[admin]\ntoken = {SECRET_TEXT}\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains(SECRET_TEXT), "{e}");
+        assert!(e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn numeric_secrets_must_be_quoted_but_strings_of_digits_work() {
+        let c = load("", &[("ADMIN__TOKEN", &format!("\"{SECRET_DIGITS}\""))]).unwrap();
+        assert_eq!(c.admin.token.unwrap().expose(), SECRET_DIGITS);
+        let c = load(&format!("[admin]\ntoken = \"{SECRET_DIGITS}\"\n"), &[]).unwrap();
+        assert_eq!(c.admin.token.unwrap().expose(), SECRET_DIGITS);
+    }
+
+    #[test]
+    fn log_level_must_be_a_filter() {
+        for bad in ["!!!", "", "info,!!!", "zcc bridge=debug", "zcc_bridge=loud"] {
+            let e = load(&format!("[log]\nlevel = {bad:?}\n"), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("log.level"), "{bad:?}: {e}");
+        }
+        for good in [
+            "info",
+            "warn,zcc_bridge=debug",
+            "zcc_bridge::http=trace,info,",
+            "off",
+        ] {
+            load(&format!("[log]\nlevel = {good:?}\n"), &[]).unwrap();
+        }
+    }
+
+    #[test]
+    fn the_timestamp_tolerance_is_bounded() {
+        for bad in ["0", "-5", "3601", &i64::MAX.to_string()] {
+            let e = load(
+                &format!("[zoom]\nwebhook_timestamp_tolerance_seconds = {bad}\n"),
+                &[],
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.contains("webhook_timestamp_tolerance_seconds"),
+                "{bad}: {e}"
+            );
+        }
+        load("[zoom]\nwebhook_timestamp_tolerance_seconds = 3600\n", &[]).unwrap();
     }
 
     #[test]

@@ -228,7 +228,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = Config::load(cli.config.as_deref())?;
             telemetry::init_logging(&config.log);
             let store = zcc_bridge::server::open_store(&config, Default::default()).await?;
-            let result = deliveries_command(store.clone(), command).await;
+            let result = deliveries_command(&config, store.clone(), command).await;
             store.close().await;
             result
         }
@@ -354,6 +354,7 @@ async fn media_command(
 }
 
 async fn deliveries_command(
+    config: &Config,
     store: std::sync::Arc<dyn store::Store>,
     command: DeliveriesCommand,
 ) -> anyhow::Result<()> {
@@ -448,6 +449,9 @@ async fn deliveries_command(
             Ok(())
         }
         DeliveriesCommand::Enable { sink } => {
+            if !config.sinks.iter().any(|s| s.name == sink) {
+                anyhow::bail!("no sink {sink:?} is configured");
+            }
             if store.enable_sink(&sink).await? {
                 println!("sink {sink} enabled");
             } else {

@@ -1,6 +1,5 @@
 //! Starting and stopping the server: storage, committers, projector, HTTP, graceful shutdown.
 
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,6 +77,17 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .await
         .with_context(|| format!("binding {}", config.server.listen))?;
     let addr = listener.local_addr()?;
+    let fd_limit = http::connections::raise_fd_limit();
+    let limits = http::connections::Limits::new(&config.server, fd_limit);
+    if limits.max_connections < config.server.max_connections {
+        tracing::warn!(
+            configured = config.server.max_connections,
+            serving = limits.max_connections,
+            open_file_limit = fd_limit,
+            "server.max_connections lowered to fit the open-file limit (raise the hard limit: ulimit -Hn)"
+        );
+    }
+    let connections = http::connections::Shared::new(limits);
     let secrets = config.zoom.webhook_secrets();
     if secrets.is_empty() {
         tracing::warn!(
@@ -281,23 +291,22 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         media,
         sinks: Arc::new(config.sinks.clone()),
     };
-    let app = http::router(state, config.server.max_body_bytes);
+    let app = http::router(state, config.server.max_body_bytes, connections.clone());
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let grace = Duration::from_secs(config.server.shutdown_timeout_seconds);
     let task_store = store.clone();
     let task = tokio::spawn(async move {
         let (stopping_tx, stopping_rx) = oneshot::channel::<()>();
-        // One router for every connection (serving the `Router` itself rebuilds its route table per connection:
-        // ~32 KiB each, measured by the stream benchmark).
-        let serve =
-            axum::serve(listener, app.into_make_service()).with_graceful_shutdown(async move {
-                let _ = stop_rx.await;
-                let _ = http_stopping_tx.send(true);
-                let _ = stopping_tx.send(());
-            });
-        let mut serve = Box::pin(serve.into_future());
+        // One router for every connection (a router per connection would rebuild its route table: ~32 KiB each,
+        // measured by the stream benchmark).
+        let serve = http::connections::serve(listener, app, connections, async move {
+            let _ = stop_rx.await;
+            let _ = http_stopping_tx.send(true);
+            let _ = stopping_tx.send(());
+        });
+        let mut serve = Box::pin(serve);
         let served = tokio::select! {
-            result = &mut serve => result.map_err(anyhow::Error::from),
+            () = &mut serve => Ok(()),
             _ = async {
                 let _ = stopping_rx.await;
                 tokio::time::sleep(grace).await;

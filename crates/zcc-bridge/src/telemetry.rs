@@ -8,17 +8,117 @@ use tracing_subscriber::EnvFilter;
 use crate::config::{LogConfig, LogFormat};
 
 /// Installs the global subscriber once; later calls (tests starting several servers) are no-ops.
+///
+/// Text logs are one line per event whatever the event holds: values from requests are logged as escaped fields,
+/// and the writer (`OneLine`) escapes any control character that still reaches it, so no request can start a
+/// line of its own, move the cursor or hide text. Colours are used only on a terminal (and not with `NO_COLOR`).
 pub fn init_logging(config: &LogConfig) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let _ = match config.format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder
+            .with_writer(std::io::stderr)
+            .json()
+            .flatten_event(true)
+            .try_init(),
+        LogFormat::Text => {
+            use std::io::IsTerminal;
+            let colours = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            builder
+                .with_ansi(colours)
+                .with_writer(move || OneLine::new(std::io::stderr(), colours))
+                .try_init()
+        }
     };
+}
+
+/// A writer for text logs that keeps every event on one line: each write is one formatted event (the formatter
+/// writes an event with a single `write_all`), and every control character in it but the final newline is written
+/// escaped (`\n`, `\x1b`, `\u{9b}`). With `colours`, ESC passes (the formatter's colour codes; it escapes ESC
+/// in values itself).
+pub struct OneLine<W> {
+    inner: W,
+    colours: bool,
+}
+
+impl<W: std::io::Write> OneLine<W> {
+    pub fn new(inner: W, colours: bool) -> Self {
+        Self { inner, colours }
+    }
+}
+
+/// `text` with control characters escaped, except a final newline and (with `colours`) ESC.
+pub fn escape_line(text: &str, colours: bool) -> std::borrow::Cow<'_, str> {
+    let (body, newline) = match text.strip_suffix('\n') {
+        Some(body) => (body, "\n"),
+        None => (text, ""),
+    };
+    let needs = |c: char| c.is_control() && c != '\t' && !(colours && c == '\x1b');
+    if !body.chars().any(needs) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in body.chars() {
+        match c {
+            c if !needs(c) => out.push(c),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+        }
+    }
+    out.push_str(newline);
+    std::borrow::Cow::Owned(out)
+}
+
+impl<W: std::io::Write> std::io::Write for OneLine<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        self.inner
+            .write_all(escape_line(&text, self.colours).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Checks a `log.level` filter: it must parse as a `tracing` filter, and every target in it must look like a module
+/// path (`zcc_bridge::http`). `EnvFilter` itself takes any other word as a target name (`!!!` would turn logging
+/// off for everything else).
+pub fn check_filter(filter: &str) -> Result<(), String> {
+    if filter.trim().is_empty() {
+        return Err("must not be empty (e.g. \"info\" or \"zcc_bridge=debug,info\")".into());
+    }
+    for directive in filter.split(',').map(str::trim) {
+        if directive.is_empty() {
+            continue;
+        }
+        let target = directive.split(['[', '=']).next().unwrap_or_default();
+        let is_level = target
+            .parse::<tracing_subscriber::filter::LevelFilter>()
+            .is_ok();
+        let target_ok = target
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && target
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '-'));
+        if !(is_level || target_ok || (target.is_empty() && directive.starts_with('['))) {
+            return Err(format!(
+                "{directive:?} is neither a level (trace, debug, info, warn, error, off) nor TARGET=LEVEL with a \
+                 module path as the target"
+            ));
+        }
+    }
+    EnvFilter::builder()
+        .parse(filter)
+        .map(drop)
+        .map_err(|e| format!("{filter:?} is not a valid filter: {e}"))
 }
 
 /// The process-wide Prometheus recorder (metrics macros are global, so one per process).
@@ -91,4 +191,33 @@ fn describe() {
         "zcc_projection_failures_total",
         "Projector batches that failed after retries (their events stay queued for the next sweep)"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn one_line_escapes_control_characters() {
+        let mut out = Vec::new();
+        let mut w = OneLine::new(&mut out, false);
+        w.write_all("a\nb\r\x1b[31mc\0d\u{9b}e\tf\n".as_bytes())
+            .unwrap();
+        w.write_all(b"plain\n").unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "a\\nb\\r\\x1b[31mc\\x00d\\u{9b}e\tf\nplain\n"
+        );
+        assert_eq!(escape_line("\x1b[1mx\n", true), "\x1b[1mx\n");
+        assert_eq!(escape_line("x\n\n", true), "x\\n\n");
+    }
+
+    #[test]
+    fn filters() {
+        assert!(check_filter("info").is_ok());
+        assert!(check_filter("zcc_bridge::http=debug,warn").is_ok());
+        assert!(check_filter("!!!").is_err());
+        assert!(check_filter("zcc_bridge=loud").is_err());
+    }
 }

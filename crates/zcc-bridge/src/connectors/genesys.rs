@@ -231,7 +231,7 @@ impl Feed {
                 }
                 Err(e) if e.is_not_found() => return,
                 Err(e) => {
-                    tracing::warn!(source = %self.org.name, conversation = %conversation_id, error = %e, "Genesys: checking a ringing session failed")
+                    tracing::warn!(source = %self.org.name, conversation = ?conversation_id, error = %e, "Genesys: checking a ringing session failed")
                 }
             }
         }
@@ -269,7 +269,7 @@ impl Feed {
                 .map(str::to_ascii_lowercase)
                 .collect::<BTreeSet<_>>();
             for missing in emails.difference(&found) {
-                tracing::warn!(source = %self.org.name, email = %missing, "Genesys notifications: no active Genesys user has this e-mail");
+                tracing::warn!(source = %self.org.name, email = ?missing, "Genesys notifications: no active Genesys user has this e-mail");
             }
         }
         Ok(ids.iter().map(|id| user_conversations_topic(id)).collect())
@@ -321,7 +321,7 @@ impl Feed {
                     error,
                     received_at_ms,
                 } => {
-                    tracing::warn!(source = %name, %error, "Genesys notifications: frame not understood; quarantining");
+                    tracing::warn!(source = %name, error = ?error.to_string(), "Genesys notifications: frame not understood; quarantining");
                     self.quarantine(raw, error, received_at_ms).await;
                 }
             }
@@ -359,7 +359,7 @@ impl Feed {
                 self.log_sessions(user, &sessions, received_at).await;
             }
             Err(error) => {
-                tracing::warn!(source = %self.org.name, topic, %error, "Genesys notifications: conversation event not understood; quarantining");
+                tracing::warn!(source = %self.org.name, topic, error = ?error.to_string(), "Genesys notifications: conversation event not understood; quarantining");
                 self.quarantine(
                     raw.to_vec(),
                     format!("conversation event: {error}"),
@@ -474,7 +474,7 @@ impl Feed {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(source = %self.org.name, conversation = %id, error = %e, "Genesys notifications: conversation lookup failed")
+                    tracing::warn!(source = %self.org.name, conversation = ?id, error = %e, "Genesys notifications: conversation lookup failed")
                 }
             }
         }

@@ -78,7 +78,7 @@ impl Planner {
             match self.plan(watch, now).await {
                 Ok(q) => queued |= q,
                 Err(e) => {
-                    tracing::warn!(engagement_id = %watch.engagement_id, error = %e,
+                    tracing::warn!(engagement_id = ?watch.engagement_id, error = %e,
                         "planning the delivery of an engagement failed; it is looked at again when its lease ends");
                 }
             }
@@ -154,7 +154,7 @@ impl Planner {
             sinks,
         };
         self.store.plan_message(watch, &message).await?;
-        tracing::debug!(engagement_id = %watch.engagement_id, event_type, revision, sinks = message.sinks.len(),
+        tracing::debug!(engagement_id = ?watch.engagement_id, event_type, revision, sinks = message.sinks.len(),
             "engagement message queued");
         Ok(!message.sinks.is_empty())
     }

@@ -68,12 +68,12 @@ async fn require_admin(State(app): State<AppState>, request: Request, next: Next
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(crate::sources::flow::bearer_token)
         .unwrap_or("");
     if bool::from(presented.as_bytes().ct_eq(expected.expose().as_bytes())) {
         next.run(request).await
     } else {
-        tracing::warn!(path = %request.uri().path(), "admin API request with a missing or wrong bearer token");
+        tracing::warn!(path = ?request.uri().path(), "admin API request with a missing or wrong bearer token");
         (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],
@@ -273,7 +273,10 @@ async fn list_events(
         Ok(p) => p,
         Err(r) => return bad_query(r),
     };
-    let limit = p.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = p.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return error(StatusCode::BAD_REQUEST, "limit: must be between 1 and 1000");
+    }
     let query = EventQuery {
         engagement_id: p.engagement_id,
         after_id: p.after,
@@ -327,7 +330,10 @@ async fn list_quarantine(
         Ok(p) => p,
         Err(r) => return bad_query(r),
     };
-    let limit = p.limit.unwrap_or(20).clamp(1, 200);
+    let limit = p.limit.unwrap_or(20);
+    if !(1..=200).contains(&limit) {
+        return error(StatusCode::BAD_REQUEST, "limit: must be between 1 and 200");
+    }
     match app.store.quarantined(p.after, limit).await {
         Ok(items) => {
             let next_after = (items.len() == limit as usize)

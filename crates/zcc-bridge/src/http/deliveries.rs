@@ -209,9 +209,15 @@ pub(super) async fn sinks(State(app): State<AppState>) -> Response {
 
 /// `POST /api/v1/sinks/{name}/enable`: resumes a sink disabled by `410 Gone`.
 pub(super) async fn enable(State(app): State<AppState>, Path(name): Path<String>) -> Response {
+    if !app.sinks.iter().any(|s| s.name == name) {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no sink {name:?} is configured"),
+        );
+    }
     match app.store.enable_sink(&name).await {
         Ok(was) => {
-            tracing::info!(sink = %name, was_disabled = was, "sink enabled");
+            tracing::info!(sink = ?name, was_disabled = was, "sink enabled");
             app.store.signals().deliveries_queued();
             Json(json!({"sink": name, "was_disabled": was})).into_response()
         }

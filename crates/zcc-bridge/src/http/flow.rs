@@ -29,7 +29,7 @@ pub async fn post(
     let received_at = now_ms();
     let Some(config) = app.decoder.flows().get(&name).cloned() else {
         rejected("unknown", "unknown_source");
-        tracing::warn!(source = %name, "flow post for a source that is not configured");
+        tracing::warn!(source = ?name, "flow post for a source that is not configured");
         return error(
             StatusCode::NOT_FOUND,
             format!("no flow source {name:?} is configured"),
@@ -39,8 +39,9 @@ pub async fn post(
         Ok(body) => body,
         Err(rejection) => {
             rejected(&name, "unreadable_body");
-            tracing::warn!(source = %name, "flow post body refused: {}", rejection.body_text());
-            return error(rejection.status(), rejection.body_text());
+            let (status, message) = super::connections::body_refusal(&rejection);
+            tracing::warn!(source = ?name, %status, error = ?message, "flow post body refused");
+            return error(status, message);
         }
     };
     let text = |h: &str| headers.get(h).and_then(|v| v.to_str().ok());
@@ -51,7 +52,7 @@ pub async fn post(
         &body,
     ) {
         rejected(&name, "auth");
-        tracing::warn!(source = %name, bytes = body.len(), "flow post refused: {e}");
+        tracing::warn!(source = ?name, bytes = body.len(), error = ?e.to_string(), "flow post refused");
         return (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],
@@ -64,7 +65,7 @@ pub async fn post(
     let item = match flow::parse(&name, &config, &body, received_at) {
         Ok(parsed) => Inbound::Event(parsed.into_event(&name, body, received_at, None)),
         Err(e) => {
-            tracing::warn!(source = %name, reason = %e, bytes = body.len(), "authenticated flow post could not be used; quarantining");
+            tracing::warn!(source = ?name, reason = ?e.to_string(), bytes = body.len(), "authenticated flow post could not be used; quarantining");
             quarantine_reason = Some(e.to_string());
             Inbound::Quarantine(NewQuarantine {
                 source: EventSource::Flow,
@@ -116,7 +117,7 @@ pub(super) async fn append_and_answer(
             Json(outcome).into_response()
         }
         Err(e) => {
-            tracing::error!(source, error = %e, "post not acknowledged");
+            tracing::error!(?source, error = %e, "post not acknowledged");
             error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
         }
     }

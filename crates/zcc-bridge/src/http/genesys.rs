@@ -25,7 +25,7 @@ pub async fn post(
 ) -> Response {
     let received_at = now_ms();
     let Some(org) = app.genesys.get(&name).cloned() else {
-        tracing::warn!(source = %name, "Genesys post for a source that is not configured");
+        tracing::warn!(source = ?name, "Genesys post for a source that is not configured");
         return error(
             StatusCode::NOT_FOUND,
             format!("no Genesys source {name:?} is configured (presence.genesys.{name})"),
@@ -34,7 +34,11 @@ pub async fn post(
     let config = &org.config;
     let body = match body {
         Ok(body) => body,
-        Err(rejection) => return error(rejection.status(), rejection.body_text()),
+        Err(rejection) => {
+            let (status, message) = super::connections::body_refusal(&rejection);
+            tracing::warn!(source = ?name, %status, error = ?message, "Genesys post body refused");
+            return error(status, message);
+        }
     };
     let text = |h: &str| headers.get(h).and_then(|v| v.to_str().ok());
     if let Err(e) = authenticate_with(
@@ -45,7 +49,7 @@ pub async fn post(
         &body,
     ) {
         metrics::counter!("zcc_genesys_rejected_total", "source" => name.clone()).increment(1);
-        tracing::warn!(source = %name, bytes = body.len(), "Genesys post refused: {e}");
+        tracing::warn!(source = ?name, bytes = body.len(), error = ?e.to_string(), "Genesys post refused");
         return (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],

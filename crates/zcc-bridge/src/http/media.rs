@@ -40,14 +40,14 @@ pub(super) struct LinkParams {
 
 /// What a `Range` header asks for, against a file of `total` bytes (RFC 9110 §14.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum RangeRequest {
+pub enum RangeRequest {
     /// No range, or one we may ignore (several ranges, bad syntax): the whole file.
     Full,
     Partial(Range<u64>),
     Unsatisfiable,
 }
 
-pub(crate) fn parse_range(header: Option<&str>, total: u64) -> RangeRequest {
+pub fn parse_range(header: Option<&str>, total: u64) -> RangeRequest {
     let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
         return RangeRequest::Full;
     };
@@ -58,7 +58,12 @@ pub(crate) fn parse_range(header: Option<&str>, total: u64) -> RangeRequest {
         return RangeRequest::Full;
     };
     let (first, last) = (first.trim(), last.trim());
-    let parse = |v: &str| v.parse::<u64>().ok();
+    // Digits only; a position too large for u64 is still a valid one, past any file's end (RFC 9110 §14.1.2:
+    // a last position beyond the end is clamped to it).
+    let parse = |v: &str| {
+        (!v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| v.parse::<u64>().unwrap_or(u64::MAX))
+    };
     match (first.is_empty(), last.is_empty()) {
         // bytes=-N: the last N bytes.
         (true, false) => match parse(last) {
@@ -193,6 +198,19 @@ pub(super) async fn revoke_permalinks(
     }
 }
 
+/// Whether an `If-None-Match` / `If-Range` value names `etag` (`*` matches any; `W/` tags match weakly only).
+pub fn etag_matches(condition: &str, etag: &str, strong: bool) -> bool {
+    let condition = condition.trim();
+    if condition == "*" {
+        return !strong;
+    }
+    condition.split(',').map(str::trim).any(|tag| {
+        let weak = tag.starts_with("W/");
+        let opaque = tag.trim_start_matches("W/");
+        opaque == etag && !(strong && weak)
+    })
+}
+
 /// `GET /media/{kind}/{item_id}?expires=..&signature=..`
 pub(super) async fn serve(
     State(app): State<AppState>,
@@ -227,7 +245,7 @@ pub(super) async fn serve(
             LinkError::BadSignature => "signature",
         })
         .increment(1);
-        tracing::warn!(kind = kind.as_str(), %item_id, reason = %e, "media link refused");
+        tracing::warn!(kind = kind.as_str(), ?item_id, reason = %e, "media link refused");
         return error(StatusCode::FORBIDDEN, e.to_string());
     }
     let row = match app.store.media_row(&media_id(kind, &item_id)).await {
@@ -245,7 +263,31 @@ pub(super) async fn serve(
         }
         _ => return error(StatusCode::NOT_FOUND, "the file is not archived (yet)"),
     };
-    let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let etag = row.sha256.as_ref().map(|sha| format!("\"{sha}\""));
+    let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    // A client that holds this version gets 304 and no body (RFC 9110 §13.1.2: weak comparison).
+    if let (Some(condition), Some(etag)) = (text(header::IF_NONE_MATCH), &etag) {
+        if etag_matches(condition, etag, false) {
+            metrics::counter!("zcc_media_served_total", "status" => "304").increment(1);
+            let remaining = (expires - now_ms() / 1000).max(0);
+            let mut response = StatusCode::NOT_MODIFIED.into_response();
+            let h = response.headers_mut();
+            if let Ok(v) = HeaderValue::from_str(etag) {
+                h.insert(header::ETAG, v);
+            }
+            if let Ok(v) = HeaderValue::from_str(&format!("private, max-age={remaining}")) {
+                h.insert(header::CACHE_CONTROL, v);
+            }
+            return response;
+        }
+    }
+    // `If-Range`: the range applies only to the version the client has (strong comparison); otherwise the whole
+    // file is sent. A date cannot match: no Last-Modified is sent.
+    let range_header = match (text(header::IF_RANGE), &etag) {
+        (Some(condition), Some(etag)) if !etag_matches(condition, etag, true) => None,
+        (Some(_), None) => None,
+        _ => text(header::RANGE),
+    };
     let range = parse_range(range_header, total);
     let (status, range) = match range {
         RangeRequest::Full => (StatusCode::OK, None),
@@ -262,7 +304,7 @@ pub(super) async fn serve(
     let object = match links.archive().get(&key, range.clone()).await {
         Ok(object) => object,
         Err(e) => {
-            tracing::error!(media_id = %row.media_id, error = %format!("{e:#}"), "reading an archived file failed");
+            tracing::error!(media_id = ?row.media_id, error = %format!("{e:#}"), "reading an archived file failed");
             return error(StatusCode::BAD_GATEWAY, "the archive could not be read");
         }
     };
@@ -281,8 +323,8 @@ pub(super) async fn serve(
     );
     set(header::CONTENT_LENGTH, length.to_string());
     set(header::ACCEPT_RANGES, "bytes".into());
-    if let Some(sha) = &row.sha256 {
-        set(header::ETAG, format!("\"{sha}\""));
+    if let Some(etag) = &etag {
+        set(header::ETAG, etag.clone());
     }
     let remaining = (expires - now_ms() / 1000).max(0);
     set(
@@ -418,6 +460,36 @@ mod tests {
         assert_eq!(parse_range(Some("bytes=0-1,5-6"), 100), Full);
         assert_eq!(parse_range(Some("bytes=9-1"), 100), Full);
         assert_eq!(parse_range(Some("items=0-1"), 100), Full);
+        // Positions past u64 are valid positions past the end: clamped, or unsatisfiable for a first position.
+        assert_eq!(
+            parse_range(Some("bytes=0-18446744073709551615"), 100),
+            Partial(0..100)
+        );
+        assert_eq!(
+            parse_range(Some("bytes=10-999999999999999999999999"), 100),
+            Partial(10..100)
+        );
+        assert_eq!(
+            parse_range(Some("bytes=-999999999999999999999999"), 100),
+            Partial(0..100)
+        );
+        assert_eq!(
+            parse_range(Some("bytes=999999999999999999999999-"), 100),
+            Unsatisfiable
+        );
+        assert_eq!(parse_range(Some("bytes=+1-5"), 100), Full);
+    }
+
+    #[test]
+    fn entity_tags_compare() {
+        let etag = "\"abc\"";
+        assert!(etag_matches("\"abc\"", etag, false));
+        assert!(etag_matches("W/\"abc\"", etag, false));
+        assert!(!etag_matches("W/\"abc\"", etag, true));
+        assert!(etag_matches("\"x\", \"abc\"", etag, false));
+        assert!(etag_matches("*", etag, false));
+        assert!(!etag_matches("\"abcd\"", etag, false));
+        assert!(!etag_matches("abc", etag, false));
     }
 
     proptest! {

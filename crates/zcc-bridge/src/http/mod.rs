@@ -1,6 +1,7 @@
 //! The HTTP surface: Zoom webhooks, the admin read API, health and metrics.
 
 mod api;
+pub mod connections;
 mod deliveries;
 mod flow;
 mod genesys;
@@ -23,6 +24,9 @@ use crate::config::Secret;
 use crate::ingest::EventLog;
 use crate::projection::Projection;
 use crate::store::Store;
+
+/// The `Range` and entity-tag parsers of `/media` links (public for the fuzz targets in `fuzz/`).
+pub use media::{etag_matches, parse_range, RangeRequest};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -51,19 +55,27 @@ pub struct AppState {
     pub sinks: Arc<Vec<crate::config::SinkConfig>>,
 }
 
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+/// The routes. The unauthenticated endpoints that read bodies or stream files (webhooks, media links) are limited
+/// per client address (`connections::per_ip_limit`).
+pub fn router(
+    state: AppState,
+    max_body_bytes: usize,
+    connections: Arc<connections::Shared>,
+) -> Router {
     let api = api::router(state.clone());
+    let per_ip = axum::middleware::from_fn_with_state(connections, connections::per_ip_limit);
     Router::new()
         .route("/webhooks/zoom", post(webhooks::zoom))
         .route("/webhooks/flow/{source}", post(flow::post))
         .route("/webhooks/genesys/{source}", post(genesys::post))
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .nest("/api/v1", api)
         .route("/media/{kind}/{item_id}", get(media::serve))
         .route(
             "/media/{kind}/{item_id}/permalink/{token}",
             get(media::permalink),
         )
+        .layer(per_ip)
+        .nest("/api/v1", api)
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -36,15 +36,15 @@ pub async fn zoom(
     let body = match body {
         Ok(body) => body,
         Err(rejection) => {
-            let status = rejection.status();
-            let reason = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                "too_large"
-            } else {
-                "unreadable_body"
+            let (status, message) = super::connections::body_refusal(&rejection);
+            let reason = match status {
+                StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+                StatusCode::REQUEST_TIMEOUT => "body_timeout",
+                _ => "unreadable_body",
             };
             rejected(reason);
-            tracing::warn!(%status, reason, request_id, "webhook body refused: {}", rejection.body_text());
-            return error(status, rejection.body_text());
+            tracing::warn!(%status, reason, request_id, error = ?message, "webhook body refused");
+            return error(status, message);
         }
     };
 
@@ -63,7 +63,8 @@ pub async fn zoom(
                 reason = e.reason(),
                 request_id,
                 bytes = body.len(),
-                "webhook refused: {e}"
+                error = %e,
+                "webhook refused"
             );
             return error(StatusCode::UNAUTHORIZED, e.to_string());
         }
@@ -123,7 +124,12 @@ pub async fn zoom(
         }
         Err(parse_error) => {
             let reason = parse_error.to_string();
-            tracing::warn!(request_id, %reason, bytes = body.len(), "authenticated webhook could not be parsed; quarantining");
+            tracing::warn!(
+                request_id,
+                ?reason,
+                bytes = body.len(),
+                "authenticated webhook could not be parsed; quarantining"
+            );
             let item = NewQuarantine {
                 source: EventSource::Webhook,
                 source_label: None,

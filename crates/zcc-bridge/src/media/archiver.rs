@@ -191,7 +191,7 @@ impl Archiver {
                 metrics::counter!("zcc_media_archived_bytes_total").increment(object.bytes as u64);
                 metrics::histogram!("zcc_media_archive_seconds")
                     .record(started.elapsed().as_secs_f64());
-                tracing::info!(media_id = %row.media_id, engagement_id = %row.engagement_id, key = %object.object_key,
+                tracing::info!(media_id = ?row.media_id, engagement_id = ?row.engagement_id, key = ?object.object_key,
                     bytes = object.bytes, seconds = started.elapsed().as_secs_f64(), "archived");
                 (
                     self.store.media_archived(&row.media_id, &object, now).await,
@@ -233,9 +233,9 @@ impl Archiver {
                 };
                 if dead {
                     metrics::counter!("zcc_media_dead_total", "kind" => kind).increment(1);
-                    tracing::warn!(media_id = %row.media_id, %error, "archive job dead-lettered");
+                    tracing::warn!(media_id = ?row.media_id, %error, "archive job dead-lettered");
                 } else {
-                    tracing::debug!(media_id = %row.media_id, %reason, ?delay, "file not ready yet");
+                    tracing::debug!(media_id = ?row.media_id, %reason, ?delay, "file not ready yet");
                 }
                 let setback = MediaSetback {
                     retry_at: now + delay.as_millis() as i64,
@@ -266,9 +266,9 @@ impl Archiver {
                 metrics::counter!("zcc_media_failures_total", "kind" => kind).increment(1);
                 if dead {
                     metrics::counter!("zcc_media_dead_total", "kind" => kind).increment(1);
-                    tracing::warn!(media_id = %row.media_id, attempts, %error, "archive job dead-lettered");
+                    tracing::warn!(media_id = ?row.media_id, attempts, %error, "archive job dead-lettered");
                 } else {
-                    tracing::warn!(media_id = %row.media_id, attempts, ?delay, %error, "archiving failed; will retry");
+                    tracing::warn!(media_id = ?row.media_id, attempts, ?delay, %error, "archiving failed; will retry");
                 }
                 let setback = MediaSetback {
                     retry_at: now + delay.as_millis() as i64,
@@ -285,7 +285,7 @@ impl Archiver {
         };
         if let Err(e) = result {
             // The lease runs out and the job is attempted again: at worst a file is archived twice, same key.
-            tracing::error!(media_id = %row.media_id, error = %e, "recording the archive result failed");
+            tracing::error!(media_id = ?row.media_id, error = %e, "recording the archive result failed");
         } else if settled {
             // The record now shows the file (or that it is gone for good): the delivery planner looks again.
             if let Err(e) = self
@@ -293,7 +293,7 @@ impl Archiver {
                 .touch_watch(std::slice::from_ref(&row.engagement_id), now)
                 .await
             {
-                tracing::warn!(engagement_id = %row.engagement_id, error = %e,
+                tracing::warn!(engagement_id = ?row.engagement_id, error = %e,
                     "marking the record for delivery failed; its next change delivers the file's link");
             }
         }
@@ -389,7 +389,7 @@ impl Archiver {
                             let until = now_ms() + self.settings.lease.as_millis() as i64;
                             if let Err(e) = self.store.renew_media_lease(&row.media_id, until).await
                             {
-                                tracing::warn!(media_id = %row.media_id, error = %e, "renewing the lease failed");
+                                tracing::warn!(media_id = ?row.media_id, error = %e, "renewing the lease failed");
                             }
                         }
                     }
@@ -438,7 +438,7 @@ impl Archiver {
             }
             resumes += 1;
             metrics::counter!("zcc_media_resumes_total").increment(1);
-            tracing::info!(media_id = %row.media_id, %problem, resume = resumes, "resuming the download");
+            tracing::info!(media_id = ?row.media_id, %problem, resume = resumes, "resuming the download");
         };
         if let Some((w, _, _)) = writer.take() {
             w.abort().await;

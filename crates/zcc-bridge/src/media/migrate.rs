@@ -124,7 +124,7 @@ pub async fn migrate(
                     report.copied_bytes += n;
                 }
                 Err(e) => {
-                    tracing::error!(media_id = %row.media_id, error = %format!("{e:#}"), "copy failed");
+                    tracing::error!(media_id = ?row.media_id, error = %format!("{e:#}"), "copy failed");
                     report.failed += 1;
                     report.failures.push(format!("{e:#}"));
                 }

@@ -56,7 +56,7 @@ pub async fn apply_once(
                 deleted += 1;
                 metrics::counter!("zcc_media_expired_total", "kind" => row.kind.as_str())
                     .increment(1);
-                tracing::info!(media_id = %row.media_id, engagement_id = %row.engagement_id,
+                tracing::info!(media_id = ?row.media_id, engagement_id = ?row.engagement_id,
                     key = row.object_key.as_deref().unwrap_or(""), bytes = row.bytes.unwrap_or(0),
                     "retention: deleted archived file");
             }

@@ -204,7 +204,7 @@ impl PresenceSync {
                 .finish_presence(&user, &[], now, &|state, now| due_at(state, now))
                 .await
             {
-                tracing::warn!(user = %user.user, error = %e, "presence sync: releasing a user at shutdown failed; the lease will lapse");
+                tracing::warn!(user = ?user.user, error = %e, "presence sync: releasing a user at shutdown failed; the lease will lapse");
             }
         }
     }
@@ -426,7 +426,8 @@ impl PresenceSync {
                 tracing::warn!(
                     source = %org.name,
                     genesys_user,
-                    "presence sync: Genesys user has no Zoom user ({why}); ignored"
+                    why = ?why,
+                    "presence sync: Genesys user has no Zoom user; ignored"
                 );
                 return Some(Vec::new());
             }
@@ -500,7 +501,7 @@ impl PresenceSync {
                 .iter()
                 .filter_map(|key| {
                     let (source, id) = key.split_once('/')?;
-                    tracing::warn!(user = %row.state.user, session = %key, "presence sync: no end after the session timeout; releasing");
+                    tracing::warn!(user = ?row.state.user, session = ?key, "presence sync: no end after the session timeout; releasing");
                     Some(InteractionEvent {
                         source: source.to_string(),
                         interaction_id: id.to_string(),
@@ -602,7 +603,7 @@ impl PresenceSync {
         };
         metrics::counter!("zcc_presence_writes_total", "outcome" => label).increment(1);
         let retry = user.failed(failure, e.to_string(), now, self.interval_ms());
-        tracing::warn!(user = %user.user, error = %e, ?retry, "presence sync: Zoom call failed");
+        tracing::warn!(user = ?user.user, error = %e, ?retry, "presence sync: Zoom call failed");
         audit.push(entry(now, "failed", format!("{label}: {e}")));
     }
 }

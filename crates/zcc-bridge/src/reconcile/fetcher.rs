@@ -120,10 +120,10 @@ async fn handle(reconciler: &Reconciler, settings: &FetchSettings, item: FetchIt
             let outcome_label = if give_up { "gave_up" } else { "retry" };
             metrics::counter!("zcc_fetch_total", "outcome" => outcome_label).increment(1);
             if give_up {
-                tracing::warn!(engagement_id = %item.engagement_id, attempts, %reason,
+                tracing::warn!(engagement_id = ?item.engagement_id, attempts, %reason,
                     "giving up fetching an engagement; the next scheduled reconciliation covers it");
             } else {
-                tracing::debug!(engagement_id = %item.engagement_id, attempts, %reason, ?wait, "fetch postponed");
+                tracing::debug!(engagement_id = ?item.engagement_id, attempts, %reason, ?wait, "fetch postponed");
             }
             let retry_at =
                 now_ms().saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
@@ -131,7 +131,7 @@ async fn handle(reconciler: &Reconciler, settings: &FetchSettings, item: FetchIt
         }
     };
     if let Err(e) = result {
-        tracing::warn!(engagement_id = %item.engagement_id, error = %e, "cannot update the fetch queue");
+        tracing::warn!(engagement_id = ?item.engagement_id, error = %e, "cannot update the fetch queue");
     }
 }
 

@@ -166,6 +166,15 @@ pub fn authenticate(
     )
 }
 
+/// The credentials of an `Authorization: Bearer <token>` header. The scheme name is case-insensitive (RFC 9110
+/// §11.1): `bearer`, `BEARER` work too.
+pub fn bearer_token(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
 /// Bearer `token` (`Authorization: Bearer …`, scheme case-insensitive) or `hmac_secret` (`sha256=<hex HMAC-SHA256
 /// of the body>` in `signature`): either configured one that matches lets the post in. Constant-time compares.
 pub fn authenticate_with(
@@ -175,11 +184,7 @@ pub fn authenticate_with(
     signature: Option<&str>,
     body: &[u8],
 ) -> Result<(), AuthError> {
-    // The scheme name is case-insensitive (RFC 9110 §11.1).
-    let bearer = authorization.and_then(|v| {
-        let (scheme, token) = v.trim().split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then_some(token)
-    });
+    let bearer = authorization.and_then(bearer_token);
     if let (Some(token), Some(presented)) = (token, bearer) {
         if bool::from(presented.trim().as_bytes().ct_eq(token.expose().as_bytes())) {
             return Ok(());
@@ -283,7 +288,9 @@ pub fn parse(
     let (event_ts, timed) = match lookup(&value, &f.event_ts) {
         None | Some(Value::Null) => (received_at, false),
         Some(v) => (
-            time(v).map_err(|e| FlowError::Time(f.event_ts.clone(), e))?,
+            time(v)
+                .and_then(|t| super::check_event_time(t, received_at))
+                .map_err(|e| FlowError::Time(f.event_ts.clone(), e))?,
             true,
         ),
     };
@@ -515,11 +522,34 @@ mod tests {
     }
 
     #[test]
+    fn event_times_out_of_range_are_refused() {
+        let received = 1_763_715_600_000;
+        for ts in [
+            i64::MAX.to_string(),
+            "1e300".into(),
+            "-5".into(),
+            "\"9999-12-31T23:59:59Z\"".into(),
+            (received + 2 * 86_400_000).to_string(),
+        ] {
+            let body = format!(
+                r#"{{"event":"Engagement Accepted","engagement_id":"E1","event_ts":{ts}}}"#
+            );
+            let e = parse("crm", &source(), body.as_bytes(), received);
+            assert!(matches!(e, Err(FlowError::Time(..))), "{ts}: {e:?}");
+        }
+        let body = format!(
+            r#"{{"event":"Engagement Accepted","engagement_id":"E1","event_ts":{}}}"#,
+            received + 3_600_000
+        );
+        assert!(parse("crm", &source(), body.as_bytes(), received).is_ok());
+    }
+
+    #[test]
     fn a_post_maps_to_fields_and_keeps_extras() {
         let body = br#"{"event":"Engagement Accepted","engagement_id":"E1","event_ts":1763715600,
             "consumer_number":"+15550100","agent_email":"a@example.com","queue_id":"Q1","queue_name":"Sales",
             "customer_tier":"gold"}"#;
-        let e = parse("crm", &source(), body, 5).unwrap();
+        let e = parse("crm", &source(), body, 1_763_715_601_000).unwrap();
         assert_eq!(e.event_type, "flow.accepted");
         assert_eq!(e.event_ts, 1_763_715_600_000);
         let a = e.activity.unwrap();

@@ -30,6 +30,8 @@ pub enum GenesysError {
     Missing(&'static str),
     #[error("unknown event {0:?}: expected user.start or user.end")]
     UnknownEvent(String),
+    #[error("eventTime: {0}")]
+    Time(String),
 }
 
 #[derive(Debug, Clone)]
@@ -123,6 +125,7 @@ pub fn parse(name: &str, body: &[u8], received_at: i64) -> Result<GenesysEvent, 
             .unwrap_or(received_at),
         _ => received_at,
     };
+    super::check_event_time(event_ts, received_at).map_err(GenesysError::Time)?;
     let kind = match (ended, connected) {
         (true, _) => ActivityKind::Ended,
         (false, true) => ActivityKind::Accepted,
@@ -195,7 +198,7 @@ pub fn inbound(name: &str, body: Bytes, received_at: i64) -> (Inbound, Option<St
             None,
         ),
         Err(e) => {
-            tracing::warn!(source = %name, reason = %e, "Genesys event could not be used; quarantining");
+            tracing::warn!(source = ?name, reason = ?e.to_string(), "Genesys event could not be used; quarantining");
             (
                 Inbound::Quarantine(NewQuarantine {
                     source: EventSource::Genesys,
@@ -221,8 +224,8 @@ mod tests {
             "conversationId":"c1","sessionId":"s1","userId":"u1","mediaType":"VOICE","direction":"INBOUND","queueId":"q1"}"#;
         let wrapped = br#"{"jsonData":{"eventTime":1700000000000,"conversationId":"c1","sessionId":"s1",
             "userId":"u1","mediaType":"VOICE","direction":"INBOUND","queueId":"q1"},"eventType":"user.start"}"#;
-        let a = parse("gc", flat, 5).unwrap();
-        let b = parse("gc", wrapped, 5).unwrap();
+        let a = parse("gc", flat, 1_700_000_001_000).unwrap();
+        let b = parse("gc", wrapped, 1_700_000_001_000).unwrap();
         assert_eq!(a.activity, b.activity);
         assert_eq!(a.activity.kind, ActivityKind::Offered);
         assert_eq!(
@@ -233,6 +236,17 @@ mod tests {
         assert_eq!(source_of("genesys:gc:c1/s1"), Some("gc"));
         assert_eq!(conversation_of("genesys:gc:c1/s1"), Some(("c1", "s1")));
         assert_eq!(a.event_type, "genesys.user.start");
+    }
+
+    #[test]
+    fn event_times_out_of_range_are_refused() {
+        for ts in [i64::MAX, -1, 1_700_000_000_000 + 2 * 86_400_000] {
+            let body = format!(
+                r#"{{"eventType":"user.end","eventTime":{ts},"conversationId":"c1","userId":"u1"}}"#
+            );
+            let e = parse("gc", body.as_bytes(), 1_700_000_000_000);
+            assert!(matches!(e, Err(GenesysError::Time(_))), "{ts}: {e:?}");
+        }
     }
 
     #[test]

@@ -138,6 +138,30 @@ impl Decoder {
     }
 }
 
+/// The latest event time accepted: 13 digits of milliseconds (2286-11-20). Dedup keys start with the event time
+/// as 13 digits so that new keys land at the end of the index; a longer number would break that order.
+pub const MAX_EVENT_TS: i64 = 9_999_999_999_999;
+
+/// How far ahead of its receipt an event may be dated (clock skew); later than that it would sort before every
+/// real event for as long as it is kept.
+pub const MAX_EVENT_TS_AHEAD_MS: i64 = 24 * 3600 * 1000;
+
+/// Checks an event's time (epoch ms): not negative, at most `MAX_EVENT_TS`, and, when `received_at` is known
+/// (> 0), at most `MAX_EVENT_TS_AHEAD_MS` after it. The error says why (an unusable event is quarantined).
+pub fn check_event_time(event_ts: i64, received_at: i64) -> Result<i64, String> {
+    if !(0..=MAX_EVENT_TS).contains(&event_ts) {
+        return Err(format!(
+            "event time {event_ts} is out of range (0 to {MAX_EVENT_TS} ms since 1970)"
+        ));
+    }
+    if received_at > 0 && event_ts > received_at.saturating_add(MAX_EVENT_TS_AHEAD_MS) {
+        return Err(format!(
+            "event time {event_ts} is more than a day after the event was received ({received_at})"
+        ));
+    }
+    Ok(event_ts)
+}
+
 /// A configured source's name: it goes into URLs, source labels and (Genesys) session ids, so it is kept plain.
 pub fn check_source_name(name: &str) -> Result<(), String> {
     if name.is_empty()

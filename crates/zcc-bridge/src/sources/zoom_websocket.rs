@@ -46,7 +46,7 @@ pub fn inbound(frame: WsItem) -> Option<Inbound> {
             None
         }
         Err(e) => {
-            tracing::warn!(error = %e, "WebSocket event could not be parsed; quarantining");
+            tracing::warn!(error = ?e.to_string(), "WebSocket event could not be parsed; quarantining");
             Some(quarantine(raw, received_at, e.to_string()))
         }
     }

@@ -5,12 +5,14 @@
 mod common;
 
 mod agents;
+mod connections;
 mod crash;
 mod delivery;
 mod delivery_processes;
 mod flow;
 mod genesys;
 mod ground_truth;
+mod hardening;
 mod media;
 mod media_large;
 mod presence;

@@ -242,6 +242,44 @@ async fn every_file_is_archived_once_and_served_through_signed_links() {
                 beyond.headers()["content-range"],
                 format!("bytes */{}", full.len())
             );
+            // Last positions past the end, even past u64, are clamped to it.
+            for huge in ["18446744073709551615", "99999999999999999999999999"] {
+                let clamped = fetch(&link, Some(&format!("bytes=10-{huge}"))).await;
+                assert_eq!(clamped.status(), 206, "{huge}");
+                assert_eq!(
+                    clamped.headers()["content-range"],
+                    format!("bytes 10-{}/{}", full.len() - 1, full.len())
+                );
+                assert_eq!(clamped.bytes().await.expect("body"), full.slice(10..));
+            }
+            // Conditional requests against the ETag (the SHA-256).
+            let etag = fetch(&link, None).await.headers()["etag"].clone();
+            let conditional = |name: &'static str, value: String, range: Option<&'static str>| {
+                let link = link.clone();
+                async move {
+                    let mut request = reqwest::Client::new().get(&link).header(name, value);
+                    if let Some(range) = range {
+                        request = request.header("range", range);
+                    }
+                    request.send().await.expect("media request")
+                }
+            };
+            let etag_text = etag.to_str().expect("etag").to_string();
+            let unchanged = conditional("if-none-match", etag_text.clone(), None).await;
+            assert_eq!(unchanged.status(), 304);
+            assert_eq!(unchanged.headers()["etag"], etag);
+            assert!(unchanged.bytes().await.expect("body").is_empty());
+            let weak =
+                conditional("if-none-match", format!("\"other\", W/{etag_text}"), None).await;
+            assert_eq!(weak.status(), 304);
+            let changed = conditional("if-none-match", "\"other\"".into(), None).await;
+            assert_eq!(changed.status(), 200);
+            let same_version = conditional("if-range", etag_text.clone(), Some("bytes=0-9")).await;
+            assert_eq!(same_version.status(), 206);
+            let other_version =
+                conditional("if-range", "\"other\"".into(), Some("bytes=0-9")).await;
+            assert_eq!(other_version.status(), 200);
+            assert_eq!(other_version.bytes().await.expect("body"), full);
 
             // Tampered and expired links are refused.
             let (path, query) = link.split_once('?').expect("query");

@@ -5,6 +5,7 @@
 pub mod archives;
 pub mod crm;
 pub mod fakes;
+pub mod hostile;
 pub mod presence;
 pub mod process;
 pub mod receiver;

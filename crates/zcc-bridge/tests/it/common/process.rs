@@ -12,13 +12,33 @@ use super::{now_secs, SECRET};
 /// Starts `zcc-bridge serve` with `args` and `env` and waits until it prints where it listens; returns the child
 /// (killed when dropped) and its base URL.
 pub async fn spawn_serve(args: &[&OsStr], env: &[(&str, String)]) -> (Child, String) {
+    spawn_serve_with(args, env, "warn", Stdio::inherit()).await
+}
+
+/// `spawn_serve` with the log filter `rust_log` and the server's log (stderr) written to `log_file`.
+pub async fn spawn_serve_logging(
+    args: &[&OsStr],
+    env: &[(&str, String)],
+    rust_log: &str,
+    log_file: &std::path::Path,
+) -> (Child, String) {
+    let file = std::fs::File::create(log_file).expect("create the log file");
+    spawn_serve_with(args, env, rust_log, Stdio::from(file)).await
+}
+
+async fn spawn_serve_with(
+    args: &[&OsStr],
+    env: &[(&str, String)],
+    rust_log: &str,
+    stderr: Stdio,
+) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_zcc-bridge"))
         .arg("serve")
         .args(args)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", rust_log)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .kill_on_drop(true)
         .spawn()
         .expect("spawn zcc-bridge");
