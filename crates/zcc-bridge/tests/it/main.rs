@@ -5,6 +5,7 @@
 mod common;
 
 mod agents;
+mod backup;
 mod crash;
 mod delivery;
 mod delivery_processes;
