@@ -57,6 +57,9 @@ archive, a postgres database without its Secret, and secrets written into `confi
 {{- if and (gt (int $v.replicaCount) 1) (hasPrefix "file:" $media) (not $v.existingConfigSecret) }}
 {{- fail (printf "replicaCount is %d but config.storage.media is %s: several replicas need a shared archive, s3://bucket/prefix or az://container/prefix" (int $v.replicaCount) $media) }}
 {{- end }}
+{{- if and (hasPrefix "file:" $media) (not (include "zcc-bridge.persistent" .)) (not $v.existingConfigSecret) }}
+{{- fail (printf "config.storage.media is %s but persistence.enabled is false: the archive would be lost with the pod (enable persistence or use s3:// or az://)" $media) }}
+{{- end }}
 {{- $secretKeys := list
     (list "admin" "token") (list "storage" "database") (list "storage" "s3" "secret_access_key")
     (list "storage" "s3" "session_token") (list "storage" "azure" "access_key") (list "zoom" "client_secret")
