@@ -4,6 +4,9 @@
 # target (scripts/fuzz.sh, FUZZ_SECONDS each, default 30; ZCC_SKIP_FUZZ=1 skips it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The deployment files (deploy/) checked offline: systemd unit, Dockerfile, compose files, Helm chart, dashboard,
+# alert rules (scripts/deploy-check.sh installs its tools on first use).
+scripts/deploy-check.sh
 source scripts/postgres.sh
 source scripts/object-stores.sh
 source scripts/browser.sh

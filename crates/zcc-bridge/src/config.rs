@@ -2001,4 +2001,87 @@ mod tests {
         );
         assert_eq!(mask_url_password("postgres://a@h/d"), "postgres://a@h/d");
     }
+
+    /// `deploy/config.example.toml`, the annotated configuration the deployment recipes install (and the container
+    /// image ships as /etc/zcc-bridge/config.toml).
+    fn example() -> String {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/config.example.toml"
+        );
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// The example with every optional setting switched on: `#key = value`, `#[table]` and `#"key" = value`
+    /// lines lose their `#` (explanations are `# text`, with a space).
+    fn uncomment_settings(text: &str) -> String {
+        text.lines()
+            .map(|line| match line.strip_prefix('#') {
+                Some(rest)
+                    if rest.chars().next().is_some_and(|c| {
+                        c == '[' || c == '"' || c == '_' || c.is_ascii_lowercase()
+                    }) =>
+                {
+                    rest
+                }
+                _ => line,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Dotted paths of every value in `value` (`sinks[].name`, `storage.s3.endpoint`, ...).
+    fn leaf_keys(value: &toml::Value, prefix: &str, out: &mut std::collections::BTreeSet<String>) {
+        let join = |k: &str| {
+            if prefix.is_empty() {
+                k.to_string()
+            } else {
+                format!("{prefix}.{k}")
+            }
+        };
+        match value {
+            toml::Value::Table(table) => {
+                for (k, v) in table {
+                    leaf_keys(v, &join(k), out);
+                }
+            }
+            toml::Value::Array(items) if items.iter().any(|i| i.is_table()) => {
+                for item in items {
+                    leaf_keys(item, &format!("{prefix}[]"), out);
+                }
+            }
+            _ => {
+                out.insert(prefix.to_string());
+            }
+        }
+    }
+
+    #[test]
+    fn the_example_configuration_is_the_defaults() {
+        let example = load(&example(), &[]).expect("deploy/config.example.toml loads");
+        let defaults = load("", &[]).unwrap();
+        assert_eq!(
+            example.to_masked_toml().unwrap(),
+            defaults.to_masked_toml().unwrap(),
+            "an active line of deploy/config.example.toml differs from the built-in default"
+        );
+    }
+
+    #[test]
+    fn the_example_configuration_shows_every_key_with_a_valid_value() {
+        let text = uncomment_settings(&example());
+        let config = load(&text, &[]).unwrap_or_else(|e| {
+            panic!("deploy/config.example.toml with its optional settings switched on: {e:#}")
+        });
+        let mut written = std::collections::BTreeSet::new();
+        leaf_keys(&toml::from_str(&text).unwrap(), "", &mut written);
+        let mut effective = std::collections::BTreeSet::new();
+        leaf_keys(&toml_value(&config).unwrap(), "", &mut effective);
+        let missing: Vec<&String> = effective.difference(&written).collect();
+        assert!(
+            missing.is_empty(),
+            "keys deploy/config.example.toml does not show: {missing:?}"
+        );
+        assert!(config.admin.token.is_some() && !config.sinks.is_empty());
+    }
 }

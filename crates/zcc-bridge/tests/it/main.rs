@@ -5,6 +5,7 @@
 mod common;
 
 mod agents;
+mod backup;
 mod connections;
 mod crash;
 mod delivery;
