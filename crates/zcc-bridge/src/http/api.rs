@@ -1,6 +1,6 @@
 //! `/api/v1/*`: bearer-authenticated read API over records, the event log and the quarantine.
 
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
@@ -9,14 +9,16 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use chrono::{DateTime, NaiveDate};
 use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-use super::{error, AppState};
+use super::error::{ApiError, ApiResult};
+use super::params::{page_limit, parse_bound};
+use super::AppState;
+use crate::core::EngagementRecord;
 use crate::reconcile::{RunKind, RunReport};
-use crate::store::{now_ms, EngagementQuery, EventQuery, Inbound, NewEvent, StoreError};
+use crate::store::{now_ms, EngagementQuery, EventQuery, Inbound, Outcome};
 
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
@@ -59,10 +61,10 @@ pub fn router(state: AppState) -> Router<AppState> {
 
 async fn require_admin(State(app): State<AppState>, request: Request, next: Next) -> Response {
     let Some(expected) = &app.admin_token else {
-        return error(
-            StatusCode::UNAUTHORIZED,
+        return ApiError::unauthorized(
             "the admin API is disabled: set admin.token (ZCC_BRIDGE_ADMIN__TOKEN)",
-        );
+        )
+        .into_response();
     };
     let presented = request
         .headers()
@@ -74,51 +76,8 @@ async fn require_admin(State(app): State<AppState>, request: Request, next: Next
         next.run(request).await
     } else {
         tracing::warn!(path = ?request.uri().path(), "admin API request with a missing or wrong bearer token");
-        (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            Json(json!({"error": "missing or wrong bearer token"})),
-        )
-            .into_response()
+        ApiError::unauthorized("missing or wrong bearer token").into_response()
     }
-}
-
-/// Records are merged moments after the acknowledgement; a read waits until everything acknowledged before it
-/// is merged, so a client always reads its own writes. Under extreme lag it serves what is there.
-pub(super) async fn wait_for_projection(app: &AppState) {
-    if !app.projection.caught_up(PROJECTION_WAIT).await {
-        tracing::warn!(wait = ?PROJECTION_WAIT, "records lag behind the event log; serving them as they are");
-    }
-}
-
-const PROJECTION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-
-pub(super) fn store_error(e: StoreError) -> Response {
-    tracing::error!(error = %e, "storage error in the admin API");
-    error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
-}
-
-/// The page size of a list endpoint (default 100, at most 1,000) and its `state` filter, checked against `states`;
-/// the error is the 400's message.
-pub(super) fn list_limit_and_state(
-    limit: Option<u32>,
-    state: Option<&str>,
-    states: &[&str],
-) -> Result<u32, String> {
-    let limit = limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err("limit: must be between 1 and 1000".into());
-    }
-    match state {
-        Some(state) if !states.contains(&state) => {
-            Err(format!("state: one of {}", states.join(", ")))
-        }
-        _ => Ok(limit),
-    }
-}
-
-pub(super) fn bad_query(rejection: QueryRejection) -> Response {
-    error(StatusCode::BAD_REQUEST, rejection.body_text())
 }
 
 #[derive(Debug, Deserialize)]
@@ -134,40 +93,16 @@ struct ListParams {
     limit: Option<u32>,
 }
 
-/// RFC 3339 or `yyyy-mm-dd` (midnight UTC) to epoch ms.
-#[allow(clippy::result_large_err)] // the error is the finished 400 response
-pub(super) fn parse_bound(name: &str, value: &str) -> Result<i64, Response> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
-        return Ok(t.timestamp_millis());
-    }
-    NaiveDate::parse_from_str(value, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc().timestamp_millis())
-        .ok_or_else(|| {
-            error(
-                StatusCode::BAD_REQUEST,
-                format!("{name}: expected an RFC 3339 time or yyyy-mm-dd, got {value:?}"),
-            )
-        })
-}
-
 fn encode_cursor(sort_ts: i64, engagement_id: &str) -> String {
     URL_SAFE_NO_PAD.encode(json!([sort_ts, engagement_id]).to_string())
 }
 
-#[allow(clippy::result_large_err)]
-fn decode_cursor(cursor: &str) -> Result<(i64, String), Response> {
+fn decode_cursor(cursor: &str) -> ApiResult<(i64, String)> {
     URL_SAFE_NO_PAD
         .decode(cursor)
         .ok()
         .and_then(|bytes| serde_json::from_slice::<(i64, String)>(&bytes).ok())
-        .ok_or_else(|| {
-            error(
-                StatusCode::BAD_REQUEST,
-                "cursor: not a cursor returned by this API",
-            )
-        })
+        .ok_or_else(|| ApiError::bad_request("cursor: not a cursor returned by this API"))
 }
 
 /// `+` in a query string decodes to a space; phone numbers are E.164, so restore it.
@@ -181,15 +116,9 @@ fn phone_number(value: String) -> String {
 async fn list_engagements(
     State(app): State<AppState>,
     params: Result<Query<ListParams>, QueryRejection>,
-) -> Response {
-    let Query(p) = match params {
-        Ok(p) => p,
-        Err(r) => return bad_query(r),
-    };
-    let limit = p.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return error(StatusCode::BAD_REQUEST, "limit: must be between 1 and 500");
-    }
+) -> ApiResult<Json<serde_json::Value>> {
+    let Query(p) = params?;
+    let limit = page_limit(p.limit, 50, 500)?;
     let mut query = EngagementQuery {
         channel: p.channel,
         direction: p.direction,
@@ -199,63 +128,45 @@ async fn list_engagements(
         limit,
         ..Default::default()
     };
-    for (name, value, slot) in [
-        ("from", &p.from, &mut query.from),
-        ("to", &p.to, &mut query.to),
-    ] {
-        if let Some(value) = value {
-            match parse_bound(name, value) {
-                Ok(ms) => *slot = Some(ms),
-                Err(r) => return r,
-            }
-        }
+    if let Some(from) = &p.from {
+        query.from = Some(parse_bound("from", from)?);
+    }
+    if let Some(to) = &p.to {
+        query.to = Some(parse_bound("to", to)?);
     }
     if let Some(cursor) = &p.cursor {
-        match decode_cursor(cursor) {
-            Ok(after) => query.after = Some(after),
-            Err(r) => return r,
-        }
+        query.after = Some(decode_cursor(cursor)?);
     }
-    wait_for_projection(&app).await;
-    match app.store.engagements(&query).await {
-        Ok(states) => {
-            let next_cursor = (states.len() == limit as usize)
-                .then(|| {
-                    states
-                        .last()
-                        .map(|s| encode_cursor(s.sort_ts(), &s.engagement_id))
-                })
-                .flatten();
-            let mut records: Vec<_> = states.iter().map(|s| s.to_record()).collect();
-            if let Err(e) = super::media::attach(&app, &mut records).await {
-                return store_error(e);
-            }
-            Json(json!({"engagements": records, "next_cursor": next_cursor})).into_response()
-        }
-        Err(e) => store_error(e),
-    }
+    app.wait_for_projection().await;
+    let states = app.store.engagements(&query).await?;
+    let next_cursor = (states.len() == limit as usize)
+        .then(|| {
+            states
+                .last()
+                .map(|s| encode_cursor(s.sort_ts(), &s.engagement_id))
+        })
+        .flatten();
+    let mut records: Vec<_> = states.iter().map(|s| s.to_record()).collect();
+    super::media::attach(&app, &mut records).await?;
+    Ok(Json(
+        json!({"engagements": records, "next_cursor": next_cursor}),
+    ))
 }
 
 async fn get_engagement(
     State(app): State<AppState>,
     Path(engagement_id): Path<String>,
-) -> Response {
-    wait_for_projection(&app).await;
-    match app.store.engagement(&engagement_id).await {
-        Ok(Some(state)) => {
-            let mut records = [state.to_record()];
-            if let Err(e) = super::media::attach(&app, &mut records).await {
-                return store_error(e);
-            }
-            let [record] = records;
-            Json(record).into_response()
-        }
-        Ok(None) => error(
-            StatusCode::NOT_FOUND,
-            format!("no engagement {engagement_id}"),
-        ),
-        Err(e) => store_error(e),
-    }
+) -> ApiResult<Json<EngagementRecord>> {
+    app.wait_for_projection().await;
+    let state = app
+        .store
+        .engagement(&engagement_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no engagement {engagement_id}")))?;
+    let mut records = [state.to_record()];
+    super::media::attach(&app, &mut records).await?;
+    let [record] = records;
+    Ok(Json(record))
 }
 
 #[derive(Debug, Deserialize)]
@@ -268,30 +179,20 @@ struct EventParams {
 async fn list_events(
     State(app): State<AppState>,
     params: Result<Query<EventParams>, QueryRejection>,
-) -> Response {
-    let Query(p) = match params {
-        Ok(p) => p,
-        Err(r) => return bad_query(r),
-    };
-    let limit = p.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return error(StatusCode::BAD_REQUEST, "limit: must be between 1 and 1000");
-    }
+) -> ApiResult<Json<serde_json::Value>> {
+    let Query(p) = params?;
+    let limit = page_limit(p.limit, 100, 1000)?;
     let query = EventQuery {
         engagement_id: p.engagement_id,
         after_id: p.after,
         limit,
         with_raw: false,
     };
-    match app.store.events(&query).await {
-        Ok(events) => {
-            let next_after = (events.len() == limit as usize)
-                .then(|| events.last().map(|e| e.id))
-                .flatten();
-            Json(json!({"events": events, "next_after": next_after})).into_response()
-        }
-        Err(e) => store_error(e),
-    }
+    let events = app.store.events(&query).await?;
+    let next_after = (events.len() == limit as usize)
+        .then(|| events.last().map(|e| e.id))
+        .flatten();
+    Ok(Json(json!({"events": events, "next_after": next_after})))
 }
 
 #[derive(Debug, Deserialize)]
@@ -325,107 +226,82 @@ fn quarantine_json(item: &crate::store::QuarantineItem, max_body: usize) -> serd
 async fn list_quarantine(
     State(app): State<AppState>,
     params: Result<Query<PageParams>, QueryRejection>,
-) -> Response {
-    let Query(p) = match params {
-        Ok(p) => p,
-        Err(r) => return bad_query(r),
-    };
-    let limit = p.limit.unwrap_or(20);
-    if !(1..=200).contains(&limit) {
-        return error(StatusCode::BAD_REQUEST, "limit: must be between 1 and 200");
-    }
-    match app.store.quarantined(p.after, limit).await {
-        Ok(items) => {
-            let next_after = (items.len() == limit as usize)
-                .then(|| items.last().map(|i| i.id))
-                .flatten();
-            let items: Vec<_> = items.iter().map(|i| quarantine_json(i, 4096)).collect();
-            Json(json!({"items": items, "next_after": next_after})).into_response()
-        }
-        Err(e) => store_error(e),
-    }
+) -> ApiResult<Json<serde_json::Value>> {
+    let Query(p) = params?;
+    let limit = page_limit(p.limit, 20, 200)?;
+    let items = app.store.quarantined(p.after, limit).await?;
+    let next_after = (items.len() == limit as usize)
+        .then(|| items.last().map(|i| i.id))
+        .flatten();
+    let items: Vec<_> = items.iter().map(|i| quarantine_json(i, 4096)).collect();
+    Ok(Json(json!({"items": items, "next_after": next_after})))
 }
 
-async fn get_quarantine(State(app): State<AppState>, Path(id): Path<i64>) -> Response {
-    match app.store.quarantine_item(id).await {
-        Ok(Some(item)) => Json(quarantine_json(&item, usize::MAX)).into_response(),
-        Ok(None) => error(StatusCode::NOT_FOUND, format!("no quarantined item {id}")),
-        Err(e) => store_error(e),
-    }
+async fn quarantine_item(app: &AppState, id: i64) -> ApiResult<crate::store::QuarantineItem> {
+    app.store
+        .quarantine_item(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no quarantined item {id}")))
+}
+
+async fn get_quarantine(
+    State(app): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let item = quarantine_item(&app, id).await?;
+    Ok(Json(quarantine_json(&item, usize::MAX)))
 }
 
 /// Parses a quarantined body again with its own source's adapter (after a parser or mapping fix, say) and logs
 /// it if it now parses.
-async fn replay_quarantine(State(app): State<AppState>, Path(id): Path<i64>) -> Response {
-    let item = match app.store.quarantine_item(id).await {
-        Ok(Some(item)) => item,
-        Ok(None) => return error(StatusCode::NOT_FOUND, format!("no quarantined item {id}")),
-        Err(e) => return store_error(e),
-    };
+async fn replay_quarantine(
+    State(app): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Outcome>> {
+    let item = quarantine_item(&app, id).await?;
     if let Some(event_id) = item.resolved_event_id {
-        return error(
-            StatusCode::CONFLICT,
-            format!("already replayed as event {event_id}"),
-        );
+        return Err(ApiError::conflict(format!(
+            "already replayed as event {event_id}"
+        )));
     }
-    match app.decoder.replay(
-        &item.source,
-        item.raw.into(),
-        item.received_at,
-        item.request_id.clone(),
-    ) {
-        Ok(event) => append_replay(&app, id, event).await,
-        Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
-    }
-}
-
-async fn append_replay(app: &AppState, id: i64, event: NewEvent) -> Response {
-    match app
+    let event = app
+        .decoder
+        .replay(
+            &item.source,
+            item.raw.into(),
+            item.received_at,
+            item.request_id.clone(),
+        )
+        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    let outcome = app
         .log
         .append_one(Inbound::Replay {
             quarantine_id: id,
             event,
         })
         .await
-    {
-        Ok(outcome) => {
-            tracing::info!(quarantine_id = id, ?outcome, "quarantined item replayed");
-            Json(outcome).into_response()
-        }
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-    }
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    tracing::info!(quarantine_id = id, ?outcome, "quarantined item replayed");
+    Ok(Json(outcome))
 }
 
 /// Presence sync per user: desired vs. actual status, what we hold and will restore, the next call, the last
 /// error, and the latest audit lines; and the Genesys users whose sessions were ignored for want of a Zoom user.
-async fn presence(State(app): State<AppState>) -> Response {
-    wait_for_projection(&app).await;
-    match crate::presence::view(&*app.store, 20).await {
-        Ok(users) => {
-            let unmapped: Vec<_> = app.genesys.iter().flat_map(|org| org.unmapped()).collect();
-            Json(json!({ "users": users, "unmapped": unmapped })).into_response()
-        }
-        Err(e) => store_error(e),
-    }
+async fn presence(State(app): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
+    app.wait_for_projection().await;
+    let users = crate::presence::view(&*app.store, 20).await?;
+    let unmapped: Vec<_> = app.genesys.iter().flat_map(|org| org.unmapped()).collect();
+    Ok(Json(json!({ "users": users, "unmapped": unmapped })))
 }
 
-async fn stats(State(app): State<AppState>) -> Response {
-    match app.store.stats().await {
-        Ok(stats) => Json(stats).into_response(),
-        Err(e) => store_error(e),
-    }
+async fn stats(State(app): State<AppState>) -> ApiResult<Json<crate::store::LogStats>> {
+    Ok(Json(app.store.stats().await?))
 }
 
 /// `GET /api/v1/reconciliation`: the last run's result, recent runs and the fetch queue.
-async fn reconciliation(State(app): State<AppState>) -> Response {
-    let runs = match app.store.runs(None, None, 20).await {
-        Ok(runs) => runs,
-        Err(e) => return store_error(e),
-    };
-    let fetch_queue = match app.store.fetch_queue_stats().await {
-        Ok(stats) => stats,
-        Err(e) => return store_error(e),
-    };
+async fn reconciliation(State(app): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
+    let runs = app.store.runs(None, None, 20).await?;
+    let fetch_queue = app.store.fetch_queue_stats().await?;
     let reports: Vec<RunReport> = runs
         .iter()
         // The schedule's start marker (an empty window) is bookkeeping, not a run.
@@ -433,14 +309,13 @@ async fn reconciliation(State(app): State<AppState>) -> Response {
         .map(RunReport::from_row)
         .collect();
     let last_run = reports.iter().find(|r| r.status != "running").cloned();
-    Json(json!({
+    Ok(Json(json!({
         "enabled": app.reconciler.is_some(),
         "last_run": last_run,
         "running": reports.iter().filter(|r| r.status == "running").collect::<Vec<_>>(),
         "runs": reports,
         "fetch_queue": fetch_queue,
-    }))
-    .into_response()
+    })))
 }
 
 #[derive(Debug, Deserialize)]
@@ -453,54 +328,45 @@ struct RunRequest {
 /// with the run's id (poll `GET /api/v1/reconciliation/runs/{id}`).
 async fn start_reconciliation(
     State(app): State<AppState>,
-    body: Result<Json<RunRequest>, axum::extract::rejection::JsonRejection>,
-) -> Response {
+    body: Result<Json<RunRequest>, JsonRejection>,
+) -> ApiResult<impl IntoResponse> {
     let Some(reconciler) = app.reconciler.clone() else {
-        return error(
-            StatusCode::CONFLICT,
+        return Err(ApiError::conflict(
             "reconciliation needs the Zoom app: set zoom.account_id, zoom.client_id and zoom.client_secret",
-        );
+        ));
     };
-    let Json(request) = match body {
-        Ok(body) => body,
-        Err(rejection) => return error(StatusCode::BAD_REQUEST, rejection.body_text()),
-    };
-    let from = match parse_bound("from", &request.from) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let to = match parse_bound("to", &request.to) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    let Json(request) = body?;
+    let from = parse_bound("from", &request.from)?;
+    let to = parse_bound("to", &request.to)?;
     if from > to {
-        return error(StatusCode::BAD_REQUEST, "from must not be later than to");
+        return Err(ApiError::bad_request("from must not be later than to"));
     }
-    let row = match app
+    let row = app
         .store
         .create_run(RunKind::Manual.as_str(), from, to, now_ms())
-        .await
-    {
-        Ok(row) => row,
-        Err(e) => return store_error(e),
-    };
+        .await?;
     let id = row.id;
     tokio::spawn(async move {
         if let Err(e) = reconciler.execute(row, &|_| {}).await {
             tracing::error!(run = id, error = %e, "reconciliation run failed");
         }
     });
-    (
+    Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"id": id, "status": "running", "url": format!("/api/v1/reconciliation/runs/{id}")})),
-    )
-        .into_response()
+        Json(
+            json!({"id": id, "status": "running", "url": format!("/api/v1/reconciliation/runs/{id}")}),
+        ),
+    ))
 }
 
-async fn reconciliation_run(State(app): State<AppState>, Path(id): Path<i64>) -> Response {
-    match app.store.run(id).await {
-        Ok(Some(row)) => Json(RunReport::from_row(&row)).into_response(),
-        Ok(None) => error(StatusCode::NOT_FOUND, format!("no reconciliation run {id}")),
-        Err(e) => store_error(e),
-    }
+async fn reconciliation_run(
+    State(app): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<RunReport>> {
+    let row = app
+        .store
+        .run(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no reconciliation run {id}")))?;
+    Ok(Json(RunReport::from_row(&row)))
 }

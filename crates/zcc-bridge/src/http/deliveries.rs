@@ -2,14 +2,13 @@
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::api::{bad_query, parse_bound, store_error};
-use super::{error, AppState};
+use super::error::{ApiError, ApiResult};
+use super::params::{list_limit_and_state, parse_bound};
+use super::AppState;
 use crate::core::record::format_ms;
 use crate::store::delivery::{DeliveryQuery, DeliveryRow, Replay, DELIVERY_STATES};
 use crate::store::now_ms;
@@ -48,16 +47,9 @@ fn view(row: &DeliveryRow) -> serde_json::Value {
 pub(super) async fn list(
     State(app): State<AppState>,
     params: Result<Query<ListParams>, QueryRejection>,
-) -> Response {
-    let Query(p) = match params {
-        Ok(p) => p,
-        Err(r) => return bad_query(r),
-    };
-    let limit =
-        match super::api::list_limit_and_state(p.limit, p.state.as_deref(), &DELIVERY_STATES) {
-            Ok(limit) => limit,
-            Err(message) => return error(StatusCode::BAD_REQUEST, message),
-        };
+) -> ApiResult<Json<serde_json::Value>> {
+    let Query(p) = params?;
+    let limit = list_limit_and_state(p.limit, p.state.as_deref(), &DELIVERY_STATES)?;
     let query = DeliveryQuery {
         sink: p.sink,
         state: p.state,
@@ -66,32 +58,27 @@ pub(super) async fn list(
         before_id: p.before,
         limit,
     };
-    match app.store.deliveries(&query).await {
-        Ok(rows) => {
-            let next = (rows.len() == limit as usize)
-                .then(|| rows.last().map(|r| r.id))
-                .flatten();
-            Json(json!({
-                "deliveries": rows.iter().map(view).collect::<Vec<_>>(),
-                "next_before": next,
-            }))
-            .into_response()
-        }
-        Err(e) => store_error(e),
-    }
+    let rows = app.store.deliveries(&query).await?;
+    let next = (rows.len() == limit as usize)
+        .then(|| rows.last().map(|r| r.id))
+        .flatten();
+    Ok(Json(json!({
+        "deliveries": rows.iter().map(view).collect::<Vec<_>>(),
+        "next_before": next,
+    })))
 }
 
 /// `GET /api/v1/deliveries/{id}`: the delivery and every attempt (status, latency, start of the response).
-pub(super) async fn show(State(app): State<AppState>, Path(id): Path<i64>) -> Response {
-    let row = match app.store.delivery(id).await {
-        Ok(Some(row)) => row,
-        Ok(None) => return error(StatusCode::NOT_FOUND, format!("no delivery {id}")),
-        Err(e) => return store_error(e),
-    };
-    let attempts = match app.store.delivery_attempts(id).await {
-        Ok(a) => a,
-        Err(e) => return store_error(e),
-    };
+pub(super) async fn show(
+    State(app): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let row = app
+        .store
+        .delivery(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no delivery {id}")))?;
+    let attempts = app.store.delivery_attempts(id).await?;
     let mut body = view(&row);
     body["attempt_log"] = attempts
         .iter()
@@ -107,11 +94,14 @@ pub(super) async fn show(State(app): State<AppState>, Path(id): Path<i64>) -> Re
             })
         })
         .collect();
-    Json(body).into_response()
+    Ok(Json(body))
 }
 
 /// `POST /api/v1/deliveries/{id}/replay`: sends it again (same message id) with a fresh attempt count.
-pub(super) async fn replay_one(State(app): State<AppState>, Path(id): Path<i64>) -> Response {
+pub(super) async fn replay_one(
+    State(app): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<serde_json::Value>> {
     replayed(&app, &Replay::One(id)).await
 }
 
@@ -130,58 +120,39 @@ pub(super) struct ReplayBody {
 pub(super) async fn replay_many(
     State(app): State<AppState>,
     body: Result<Json<ReplayBody>, JsonRejection>,
-) -> Response {
-    let body = match body {
-        Ok(Json(b)) => b,
-        Err(r) => return error(StatusCode::BAD_REQUEST, r.body_text()),
-    };
+) -> ApiResult<Json<serde_json::Value>> {
+    let Json(body) = body?;
     let replay = match (body.dead, body.since) {
         (true, None) => Replay::Dead { sink: body.sink },
-        (false, Some(since)) => match parse_bound("since", &since) {
-            Ok(from) => Replay::Since {
-                sink: body.sink,
-                from,
-            },
-            Err(response) => return response,
+        (false, Some(since)) => Replay::Since {
+            sink: body.sink,
+            from: parse_bound("since", &since)?,
         },
         _ => {
-            return error(
-                StatusCode::BAD_REQUEST,
+            return Err(ApiError::bad_request(
                 "give either \"dead\": true or \"since\": a time",
-            )
+            ))
         }
     };
     replayed(&app, &replay).await
 }
 
-async fn replayed(app: &AppState, replay: &Replay) -> Response {
-    match app.store.replay_deliveries(replay, now_ms()).await {
-        Ok(n) => {
-            tracing::info!(?replay, replayed = n, "deliveries replayed");
-            app.store.signals().deliveries_queued();
-            if n == 0 {
-                if let Replay::One(id) = replay {
-                    return error(
-                        StatusCode::NOT_FOUND,
-                        format!("no delivery {id} to replay (unknown, or still pending)"),
-                    );
-                }
-            }
-            Json(json!({"replayed": n})).into_response()
-        }
-        Err(e) => store_error(e),
+async fn replayed(app: &AppState, replay: &Replay) -> ApiResult<Json<serde_json::Value>> {
+    let n = app.store.replay_deliveries(replay, now_ms()).await?;
+    tracing::info!(?replay, replayed = n, "deliveries replayed");
+    app.store.signals().deliveries_queued();
+    if let (0, Replay::One(id)) = (n, replay) {
+        return Err(ApiError::not_found(format!(
+            "no delivery {id} to replay (unknown, or still pending)"
+        )));
     }
+    Ok(Json(json!({"replayed": n})))
 }
 
 /// `GET /api/v1/sinks`: the configured sinks, their queues and whether a 410 disabled them.
-pub(super) async fn sinks(State(app): State<AppState>) -> Response {
-    let (counts, disabled) = match (
-        app.store.delivery_counts().await,
-        app.store.disabled_sinks().await,
-    ) {
-        (Ok(c), Ok(d)) => (c, d),
-        (Err(e), _) | (_, Err(e)) => return store_error(e),
-    };
+pub(super) async fn sinks(State(app): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
+    let counts = app.store.delivery_counts().await?;
+    let disabled = app.store.disabled_sinks().await?;
     let list: Vec<_> = app
         .sinks
         .iter()
@@ -204,23 +175,21 @@ pub(super) async fn sinks(State(app): State<AppState>) -> Response {
             })
         })
         .collect();
-    Json(json!({"sinks": list})).into_response()
+    Ok(Json(json!({"sinks": list})))
 }
 
 /// `POST /api/v1/sinks/{name}/enable`: resumes a sink disabled by `410 Gone`.
-pub(super) async fn enable(State(app): State<AppState>, Path(name): Path<String>) -> Response {
+pub(super) async fn enable(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
     if !app.sinks.iter().any(|s| s.name == name) {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("no sink {name:?} is configured"),
-        );
+        return Err(ApiError::not_found(format!(
+            "no sink {name:?} is configured"
+        )));
     }
-    match app.store.enable_sink(&name).await {
-        Ok(was) => {
-            tracing::info!(sink = ?name, was_disabled = was, "sink enabled");
-            app.store.signals().deliveries_queued();
-            Json(json!({"sink": name, "was_disabled": was})).into_response()
-        }
-        Err(e) => store_error(e),
-    }
+    let was = app.store.enable_sink(&name).await?;
+    tracing::info!(sink = ?name, was_disabled = was, "sink enabled");
+    app.store.signals().deliveries_queued();
+    Ok(Json(json!({"sink": name, "was_disabled": was})))
 }

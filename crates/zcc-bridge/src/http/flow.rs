@@ -9,7 +9,8 @@ use axum::Json;
 use bytes::Bytes;
 use serde_json::json;
 
-use super::{error, AppState};
+use super::error::ApiError;
+use super::AppState;
 use crate::core::EventSource;
 use crate::sources::flow::{self, SIGNATURE_HEADER};
 use crate::sources::flow_source_column;
@@ -30,7 +31,7 @@ pub async fn post(
     let Some(config) = app.decoder.flows().get(&name).cloned() else {
         rejected("unknown", "unknown_source");
         tracing::warn!(source = ?name, "flow post for a source that is not configured");
-        return error(
+        return ApiError::response(
             StatusCode::NOT_FOUND,
             format!("no flow source {name:?} is configured"),
         );
@@ -41,7 +42,7 @@ pub async fn post(
             rejected(&name, "unreadable_body");
             let (status, message) = super::connections::body_refusal(&rejection);
             tracing::warn!(source = ?name, %status, error = ?message, "flow post body refused");
-            return error(status, message);
+            return ApiError::response(status, message);
         }
     };
     let text = |h: &str| headers.get(h).and_then(|v| v.to_str().ok());
@@ -118,7 +119,7 @@ pub(super) async fn append_and_answer(
         }
         Err(e) => {
             tracing::error!(?source, error = %e, "post not acknowledged");
-            error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            ApiError::response(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
         }
     }
 }

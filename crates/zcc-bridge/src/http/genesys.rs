@@ -10,8 +10,9 @@ use axum::Json;
 use bytes::Bytes;
 use serde_json::json;
 
+use super::error::ApiError;
 use super::flow::append_and_answer;
-use super::{error, AppState};
+use super::AppState;
 use crate::core::activity::ActivityKind;
 use crate::sources::flow::{authenticate_with, SIGNATURE_HEADER};
 use crate::sources::genesys;
@@ -26,7 +27,7 @@ pub async fn post(
     let received_at = now_ms();
     let Some(org) = app.genesys.get(&name).cloned() else {
         tracing::warn!(source = ?name, "Genesys post for a source that is not configured");
-        return error(
+        return ApiError::response(
             StatusCode::NOT_FOUND,
             format!("no Genesys source {name:?} is configured (presence.genesys.{name})"),
         );
@@ -37,7 +38,7 @@ pub async fn post(
         Err(rejection) => {
             let (status, message) = super::connections::body_refusal(&rejection);
             tracing::warn!(source = ?name, %status, error = ?message, "Genesys post body refused");
-            return error(status, message);
+            return ApiError::response(status, message);
         }
     };
     let text = |h: &str| headers.get(h).and_then(|v| v.to_str().ok());

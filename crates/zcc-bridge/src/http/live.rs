@@ -16,8 +16,9 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::api::{bad_query, parse_bound, store_error, wait_for_projection};
-use super::{error, AppState};
+use super::error::ApiError;
+use super::params::parse_bound;
+use super::AppState;
 use crate::activity::utc_day;
 use crate::core::activity::ActivityKind;
 use crate::store::activity::StreamPosition;
@@ -61,10 +62,10 @@ pub(super) async fn stream(
 ) -> Response {
     let Query(params) = match params {
         Ok(p) => p,
-        Err(rejection) => return bad_query(rejection),
+        Err(rejection) => return ApiError::from(rejection).into_response(),
     };
     let Some(stream) = app.stream.clone() else {
-        return error(
+        return ApiError::response(
             StatusCode::SERVICE_UNAVAILABLE,
             "the live stream is not running",
         );
@@ -79,7 +80,7 @@ pub(super) async fn stream(
         Some(value) => match StreamPosition::decode(value) {
             Some(p) => Some(p),
             None => {
-                return error(
+                return ApiError::response(
                     StatusCode::BAD_REQUEST,
                     format!("Last-Event-ID: {value:?} is not an id this stream sent"),
                 )
@@ -106,7 +107,7 @@ pub(super) async fn stream(
         .iter()
         .find(|k| ActivityKind::parse(k).is_none())
     {
-        return error(
+        return ApiError::response(
             StatusCode::BAD_REQUEST,
             format!(
                 "kinds: {bad:?} is not one of {}",
@@ -237,13 +238,13 @@ impl Client {
 }
 
 pub(super) async fn agents(State(app): State<AppState>) -> Response {
-    wait_for_projection(&app).await;
+    app.wait_for_projection().await;
     match crate::activity::Agents::new(app.store.clone())
         .list(now_ms())
         .await
     {
         Ok(agents) => Json(json!({ "agents": agents })).into_response(),
-        Err(e) => store_error(e),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 
@@ -262,42 +263,42 @@ pub(super) async fn agent(
 ) -> Response {
     let Query(params) = match params {
         Ok(p) => p,
-        Err(rejection) => return bad_query(rejection),
+        Err(rejection) => return ApiError::from(rejection).into_response(),
     };
     let now = now_ms();
     let mut window = utc_day(now);
     if let Some(date) = &params.date {
         match parse_bound("date", date) {
             Ok(t) => window = utc_day(t),
-            Err(response) => return response,
+            Err(e) => return e.into_response(),
         }
     }
     if let Some(from) = &params.from {
         match parse_bound("from", from) {
             Ok(t) => window.0 = t,
-            Err(response) => return response,
+            Err(e) => return e.into_response(),
         }
     }
     if let Some(to) = &params.to {
         match parse_bound("to", to) {
             Ok(t) => window.1 = t,
-            Err(response) => return response,
+            Err(e) => return e.into_response(),
         }
     }
     if window.1 <= window.0 {
-        return error(StatusCode::BAD_REQUEST, "the window is empty: to <= from");
+        return ApiError::response(StatusCode::BAD_REQUEST, "the window is empty: to <= from");
     }
-    wait_for_projection(&app).await;
+    app.wait_for_projection().await;
     match crate::activity::Agents::new(app.store.clone())
         .day(&id, window, now)
         .await
     {
         Ok(Some(day)) => Json(day).into_response(),
-        Ok(None) => error(
+        Ok(None) => ApiError::response(
             StatusCode::NOT_FOUND,
             format!("no event names an agent {id:?}"),
         ),
-        Err(e) => store_error(e),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 
@@ -305,16 +306,16 @@ pub(super) async fn engagement_activity(
     State(app): State<AppState>,
     Path(id): Path<String>,
 ) -> Response {
-    wait_for_projection(&app).await;
+    app.wait_for_projection().await;
     match crate::activity::Agents::new(app.store.clone())
         .engagement(&id, now_ms())
         .await
     {
         Ok(Some(activity)) => Json(activity).into_response(),
-        Ok(None) => error(
+        Ok(None) => ApiError::response(
             StatusCode::NOT_FOUND,
             format!("no activity is known for engagement {id:?}"),
         ),
-        Err(e) => store_error(e),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }

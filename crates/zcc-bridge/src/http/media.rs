@@ -13,8 +13,9 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::api::{bad_query, store_error};
-use super::{error, AppState};
+use super::error::ApiError;
+use super::params::list_limit_and_state;
+use super::AppState;
 use crate::core::media::media_id;
 use crate::core::{EngagementRecord, MediaKind};
 use crate::media::links::LinkError;
@@ -105,14 +106,14 @@ pub(super) async fn permalink(
     Path((kind, item_id, token)): Path<(String, String, String)>,
 ) -> Response {
     let Some(links) = &app.media else {
-        return error(StatusCode::NOT_FOUND, "the media archive is turned off");
+        return ApiError::response(StatusCode::NOT_FOUND, "the media archive is turned off");
     };
     let Some(kind) = MediaKind::parse(&kind) else {
-        return error(StatusCode::NOT_FOUND, "no such media kind");
+        return ApiError::response(StatusCode::NOT_FOUND, "no such media kind");
     };
     let row = match app.store.media_row(&media_id(kind, &item_id)).await {
         Ok(row) => row,
-        Err(e) => return store_error(e),
+        Err(e) => return ApiError::from(e).into_response(),
     };
     let valid = row.as_ref().is_some_and(|row| {
         links
@@ -123,13 +124,13 @@ pub(super) async fn permalink(
     let Some(row) = row.filter(|_| valid) else {
         metrics::counter!("zcc_media_link_refused_total", "reason" => "permalink").increment(1);
         tracing::warn!(kind = kind.as_str(), item_id = ?item_id, "durable media link refused");
-        return error(
+        return ApiError::response(
             StatusCode::FORBIDDEN,
             "the link is not valid (it may have been revoked)",
         );
     };
     if row.state == MEDIA_EXPIRED {
-        return error(
+        return ApiError::response(
             StatusCode::GONE,
             "the file was deleted by the retention policy",
         );
@@ -147,7 +148,7 @@ pub(super) async fn permalink(
             )
                 .into_response()
         }
-        (None, _) => error(StatusCode::NOT_FOUND, "the file is not archived (yet)"),
+        (None, _) => ApiError::response(StatusCode::NOT_FOUND, "the file is not archived (yet)"),
     }
 }
 
@@ -169,23 +170,27 @@ pub(super) async fn revoke_permalinks(
 ) -> Response {
     let Json(body) = match body {
         Ok(body) => body,
-        Err(rejection) => return error(StatusCode::BAD_REQUEST, rejection.body_text()),
+        Err(rejection) => {
+            return ApiError::response(StatusCode::BAD_REQUEST, rejection.body_text())
+        }
     };
     let target = match (body.all, body.kind.as_deref(), body.item_id.as_deref()) {
         (true, None, None) => None,
         (false, Some(kind), Some(item_id)) => match MediaKind::parse(kind) {
             Some(kind) => Some(media_id(kind, item_id)),
-            None => return error(StatusCode::BAD_REQUEST, "unknown media kind"),
+            None => return ApiError::response(StatusCode::BAD_REQUEST, "unknown media kind"),
         },
         _ => {
-            return error(
+            return ApiError::response(
                 StatusCode::BAD_REQUEST,
                 "give either kind and item_id, or all: true",
             )
         }
     };
     match app.store.media_revoke_links(target.as_deref()).await {
-        Ok(0) if target.is_some() => error(StatusCode::NOT_FOUND, "no such file in the archive"),
+        Ok(0) if target.is_some() => {
+            ApiError::response(StatusCode::NOT_FOUND, "no such file in the archive")
+        }
         Ok(revoked) => {
             tracing::info!(
                 revoked,
@@ -194,7 +199,7 @@ pub(super) async fn revoke_permalinks(
             );
             Json(json!({ "revoked": revoked })).into_response()
         }
-        Err(e) => store_error(e),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 
@@ -219,10 +224,10 @@ pub(super) async fn serve(
     headers: HeaderMap,
 ) -> Response {
     let Some(links) = &app.media else {
-        return error(StatusCode::NOT_FOUND, "the media archive is turned off");
+        return ApiError::response(StatusCode::NOT_FOUND, "the media archive is turned off");
     };
     let Some(kind) = MediaKind::parse(&kind) else {
-        return error(StatusCode::NOT_FOUND, "no such media kind");
+        return ApiError::response(StatusCode::NOT_FOUND, "no such media kind");
     };
     let (expires, signature) = match params {
         Ok(Query(LinkParams {
@@ -230,7 +235,7 @@ pub(super) async fn serve(
             signature: Some(s),
         })) => (e, s),
         _ => {
-            return error(
+            return ApiError::response(
                 StatusCode::FORBIDDEN,
                 "a signed link is required (expires, signature)",
             )
@@ -246,22 +251,24 @@ pub(super) async fn serve(
         })
         .increment(1);
         tracing::warn!(kind = kind.as_str(), ?item_id, reason = %e, "media link refused");
-        return error(StatusCode::FORBIDDEN, e.to_string());
+        return ApiError::response(StatusCode::FORBIDDEN, e.to_string());
     }
     let row = match app.store.media_row(&media_id(kind, &item_id)).await {
         Ok(Some(row)) => row,
-        Ok(None) => return error(StatusCode::NOT_FOUND, "no such file in the archive"),
-        Err(e) => return store_error(e),
+        Ok(None) => {
+            return ApiError::response(StatusCode::NOT_FOUND, "no such file in the archive")
+        }
+        Err(e) => return ApiError::from(e).into_response(),
     };
     let (key, total) = match (&row.state[..], &row.object_key, row.bytes) {
         (MEDIA_ARCHIVED, Some(key), Some(bytes)) => (key.clone(), bytes.max(0) as u64),
         (MEDIA_EXPIRED, _, _) => {
-            return error(
+            return ApiError::response(
                 StatusCode::GONE,
                 "the file was deleted by the retention policy",
             )
         }
-        _ => return error(StatusCode::NOT_FOUND, "the file is not archived (yet)"),
+        _ => return ApiError::response(StatusCode::NOT_FOUND, "the file is not archived (yet)"),
     };
     let etag = row.sha256.as_ref().map(|sha| format!("\"{sha}\""));
     let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
@@ -305,7 +312,7 @@ pub(super) async fn serve(
         Ok(object) => object,
         Err(e) => {
             tracing::error!(media_id = ?row.media_id, error = %format!("{e:#}"), "reading an archived file failed");
-            return error(StatusCode::BAD_GATEWAY, "the archive could not be read");
+            return ApiError::response(StatusCode::BAD_GATEWAY, "the archive could not be read");
         }
     };
     let length = range.as_ref().map_or(total, |r| r.end - r.start);
@@ -369,14 +376,16 @@ pub(super) async fn list(
 ) -> Response {
     let Query(p) = match params {
         Ok(p) => p,
-        Err(r) => return bad_query(r),
+        Err(r) => return ApiError::from(r).into_response(),
     };
-    let limit = match super::api::list_limit_and_state(p.limit, p.state.as_deref(), &MEDIA_STATES) {
+    let limit = match list_limit_and_state(p.limit, p.state.as_deref(), &MEDIA_STATES) {
         Ok(limit) => limit,
-        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+        Err(e) => return e.into_response(),
     };
     let kind = match p.kind.as_deref().map(MediaKind::parse) {
-        Some(None) => return error(StatusCode::BAD_REQUEST, "kind: unknown media kind"),
+        Some(None) => {
+            return ApiError::response(StatusCode::BAD_REQUEST, "kind: unknown media kind")
+        }
         Some(k) => k,
         None => None,
     };
@@ -389,7 +398,7 @@ pub(super) async fn list(
     };
     let rows = match app.store.media_list(&query).await {
         Ok(rows) => rows,
-        Err(e) => return store_error(e),
+        Err(e) => return ApiError::from(e).into_response(),
     };
     let next = (rows.len() == limit as usize)
         .then(|| rows.last().map(|r| r.media_id.clone()))
@@ -411,7 +420,7 @@ pub(super) async fn list(
 pub(super) async fn stats(State(app): State<AppState>) -> Response {
     match app.store.media_stats().await {
         Ok(stats) => Json(stats).into_response(),
-        Err(e) => store_error(e),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 
@@ -430,14 +439,14 @@ pub(super) async fn retry(
     let body = match body {
         Ok(Json(b)) => b,
         Err(JsonRejection::MissingJsonContentType(_)) => RetryBody::default(),
-        Err(r) => return error(StatusCode::BAD_REQUEST, r.body_text()),
+        Err(r) => return ApiError::response(StatusCode::BAD_REQUEST, r.body_text()),
     };
     match app.store.media_requeue(body.ids.as_deref(), now_ms()).await {
         Ok(n) => {
             tracing::info!(requeued = n, "archive jobs put back in the queue");
             Json(json!({"requeued": n})).into_response()
         }
-        Err(e) => store_error(e),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 

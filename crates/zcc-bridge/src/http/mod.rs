@@ -3,10 +3,12 @@
 mod api;
 pub mod connections;
 mod deliveries;
+pub mod error;
 mod flow;
 mod genesys;
 mod live;
 mod media;
+mod params;
 mod webhooks;
 
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use zoom::WebhookVerifier;
 
+use self::error::ApiError;
 use crate::config::Secret;
 use crate::ingest::EventLog;
 use crate::projection::Projection;
@@ -84,7 +87,7 @@ pub fn router(
 
 async fn readyz(State(app): State<AppState>) -> Response {
     if !app.projection.recovered() {
-        return error(
+        return ApiError::response(
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready: merging events queued before start-up into records",
         );
@@ -93,7 +96,7 @@ async fn readyz(State(app): State<AppState>) -> Response {
         Ok(()) => Json(json!({"status": "ready", "backend": app.store.backend()})).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
-            error(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}"))
+            ApiError::response(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}"))
         }
     }
 }
@@ -109,7 +112,14 @@ async fn metrics(State(app): State<AppState>) -> Response {
         .into_response()
 }
 
-/// `{"error": "..."}` with a status.
-pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({"error": message.into()}))).into_response()
+impl AppState {
+    /// Records are merged moments after the acknowledgement; a read waits until everything acknowledged before it
+    /// is merged, so a client always reads its own writes. Under extreme lag it serves what is there.
+    pub async fn wait_for_projection(&self) {
+        if !self.projection.caught_up(PROJECTION_WAIT).await {
+            tracing::warn!(wait = ?PROJECTION_WAIT, "records lag behind the event log; serving them as they are");
+        }
+    }
 }
+
+const PROJECTION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);

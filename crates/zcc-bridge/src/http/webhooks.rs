@@ -11,7 +11,8 @@ use bytes::Bytes;
 use serde_json::json;
 use zoom::webhook::{UrlValidationResponse, REQUEST_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
-use super::{error, AppState};
+use super::error::ApiError;
+use super::AppState;
 use crate::core::EventSource;
 use crate::ingest::IngestError;
 use crate::sources::zoom_webhook::{self, ParsedWebhook};
@@ -44,7 +45,7 @@ pub async fn zoom(
             };
             rejected(reason);
             tracing::warn!(%status, reason, request_id, error = ?message, "webhook body refused");
-            return error(status, message);
+            return ApiError::response(status, message);
         }
     };
 
@@ -66,7 +67,7 @@ pub async fn zoom(
                 error = %e,
                 "webhook refused"
             );
-            return error(StatusCode::UNAUTHORIZED, e.to_string());
+            return ApiError::response(StatusCode::UNAUTHORIZED, e.to_string());
         }
     };
 
@@ -76,7 +77,7 @@ pub async fn zoom(
                 .verifier
                 .encrypt_plain_token(verified_with, &plain_token)
             else {
-                return error(
+                return ApiError::response(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "verifying secret disappeared",
                 );
@@ -148,7 +149,7 @@ pub async fn zoom(
                     )
                         .into_response()
                 }
-                Ok(other) => error(
+                Ok(other) => ApiError::response(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     format!("unexpected outcome {other:?}"),
                 ),
@@ -161,5 +162,5 @@ pub async fn zoom(
 /// Not durable: 503 so that Zoom retries (it retries 5xx, never 4xx).
 fn unavailable(e: IngestError) -> Response {
     tracing::error!(error = %e, "webhook not acknowledged");
-    error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+    ApiError::response(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
 }
