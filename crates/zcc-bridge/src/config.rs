@@ -3,11 +3,13 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
+
+use crate::core::activity::ActivityKind;
 
 /// Prefix of environment overrides.
 pub const ENV_PREFIX: &str = "ZCC_BRIDGE_";
@@ -408,11 +410,174 @@ impl PresenceRule {
     }
 }
 
+/// `[flow.sources.<name>]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowSourceConfig {
+    /// Bearer token the script sends (`Authorization: Bearer <token>`).
+    #[serde(default)]
+    pub token: Option<Secret>,
+    /// Alternatively (or as well): a secret the body is signed with (`x-flow-signature: sha256=<hex>`).
+    #[serde(default)]
+    pub hmac_secret: Option<Secret>,
+    #[serde(default)]
+    pub fields: FlowFields,
+    /// Event names of the script → our kinds (`accepted`, `disposition_saved`, ...), for names that are not
+    /// recognised as they are.
+    #[serde(default)]
+    pub kinds: BTreeMap<String, String>,
+}
+
+/// Where each of our fields is in the posted JSON.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlowFields {
+    pub engagement_id: String,
+    pub event: String,
+    pub event_ts: String,
+    pub consumer_number: String,
+    pub agent_email: String,
+    pub agent_id: String,
+    pub queue_id: String,
+    pub queue_name: String,
+    pub disposition: String,
+    pub disposition_id: String,
+    pub channel: String,
+    pub direction: String,
+}
+
+impl Default for FlowFields {
+    fn default() -> Self {
+        Self {
+            engagement_id: "engagement_id".into(),
+            event: "event".into(),
+            event_ts: "event_ts".into(),
+            consumer_number: "consumer_number".into(),
+            agent_email: "agent_email".into(),
+            agent_id: "agent_id".into(),
+            queue_id: "queue_id".into(),
+            queue_name: "queue_name".into(),
+            disposition: "disposition".into(),
+            disposition_id: "disposition_id".into(),
+            channel: "channel".into(),
+            direction: "direction".into(),
+        }
+    }
+}
+
+impl FlowFields {
+    /// Every mapped path (the keys a post's extra variables exclude).
+    pub fn all(&self) -> [&str; 12] {
+        [
+            &self.engagement_id,
+            &self.event,
+            &self.event_ts,
+            &self.consumer_number,
+            &self.agent_email,
+            &self.agent_id,
+            &self.queue_id,
+            &self.queue_name,
+            &self.disposition,
+            &self.disposition_id,
+            &self.channel,
+            &self.direction,
+        ]
+    }
+}
+
+/// Checks a source's settings (called by `Config::validate`).
+pub fn check_flow_source(name: &str, config: &FlowSourceConfig) -> Result<(), String> {
+    check_source_name(name)?;
+    if config.token.is_none() && config.hmac_secret.is_none() {
+        return Err(format!(
+            "source {name:?}: set token (bearer) or hmac_secret, or both"
+        ));
+    }
+    for secret in [&config.token, &config.hmac_secret].into_iter().flatten() {
+        if secret.expose().len() < 16 {
+            return Err(format!(
+                "source {name:?}: token and hmac_secret must be at least 16 characters"
+            ));
+        }
+    }
+    for path in config.fields.all() {
+        if path.is_empty() {
+            return Err(format!("source {name:?}: a field mapping is empty"));
+        }
+    }
+    for (from, to) in &config.kinds {
+        if ActivityKind::parse(to).is_none() {
+            return Err(format!(
+                "source {name:?}: kinds.{from} = {to:?} is not one of {}",
+                ActivityKind::ALL.map(ActivityKind::as_str).join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Where an archive lives, parsed from `storage.media`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArchiveUrl {
+    /// `file://data/media` (relative to the working directory) or `file:///var/lib/zcc/media`.
+    Local(PathBuf),
+    /// `s3://bucket/optional/prefix`
+    S3 { bucket: String, prefix: String },
+    /// `az://container/optional/prefix` (or `azure://`)
+    Azure { container: String, prefix: String },
+}
+
+impl ArchiveUrl {
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let split = |rest: &str| -> Result<(String, String), String> {
+            let rest = rest.trim_matches('/');
+            let (name, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if name.is_empty() {
+                return Err(format!("{url:?} names no bucket or container"));
+            }
+            Ok((name.to_string(), prefix.trim_matches('/').to_string()))
+        };
+        if let Some(path) = url.strip_prefix("file://") {
+            if path.is_empty() {
+                return Err("file:// needs a path, e.g. file://data/media".into());
+            }
+            Ok(ArchiveUrl::Local(PathBuf::from(path)))
+        } else if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = split(rest)?;
+            Ok(ArchiveUrl::S3 { bucket, prefix })
+        } else if let Some(rest) = url
+            .strip_prefix("az://")
+            .or_else(|| url.strip_prefix("azure://"))
+        {
+            let (container, prefix) = split(rest)?;
+            Ok(ArchiveUrl::Azure { container, prefix })
+        } else {
+            Err(format!(
+                "expected a file://, s3:// or az:// URL, got {url:?}"
+            ))
+        }
+    }
+}
+
+/// A configured source's name: it goes into URLs, source labels and (Genesys) session ids, so it is kept plain.
+pub fn check_source_name(name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+    {
+        return Err(format!(
+            "source name {name:?}: use lower-case letters, digits, '-' and '_'"
+        ));
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FlowConfig {
     #[serde(default)]
-    pub sources: BTreeMap<String, crate::sources::flow::FlowSourceConfig>,
+    pub sources: BTreeMap<String, FlowSourceConfig>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -776,27 +941,19 @@ impl Default for ReconcileConfig {
 }
 
 impl ReconcileConfig {
-    pub fn schedule(&self) -> Result<crate::reconcile::schedule::ScheduleSettings, InvalidValue> {
-        let nightly_at =
-            chrono::NaiveTime::parse_from_str(&self.nightly_at, "%H:%M").map_err(|e| {
-                InvalidValue {
-                    key: "reconcile.nightly_at",
-                    problem: format!("expected HH:MM, got {:?}: {e}", self.nightly_at),
-                }
-            })?;
-        let timezone: chrono_tz::Tz = self.timezone.parse().map_err(|_| InvalidValue {
+    /// `nightly_at` as a time of day.
+    pub fn nightly_time(&self) -> Result<chrono::NaiveTime, InvalidValue> {
+        chrono::NaiveTime::parse_from_str(&self.nightly_at, "%H:%M").map_err(|e| InvalidValue {
+            key: "reconcile.nightly_at",
+            problem: format!("expected HH:MM, got {:?}: {e}", self.nightly_at),
+        })
+    }
+
+    /// `timezone` as an IANA zone.
+    pub fn time_zone(&self) -> Result<chrono_tz::Tz, InvalidValue> {
+        self.timezone.parse().map_err(|_| InvalidValue {
             key: "reconcile.timezone",
             problem: format!("unknown IANA time zone {:?}", self.timezone),
-        })?;
-        let minutes = |m: u32| std::time::Duration::from_secs(u64::from(m) * 60);
-        Ok(crate::reconcile::schedule::ScheduleSettings {
-            nightly_at,
-            timezone,
-            lookback: std::time::Duration::from_secs(u64::from(self.lookback_days) * 86_400),
-            incremental_every: (self.incremental_interval_minutes > 0)
-                .then(|| minutes(self.incremental_interval_minutes)),
-            incremental_lookback: minutes(self.incremental_lookback_minutes),
-            ..Default::default()
         })
     }
 }
@@ -984,13 +1141,6 @@ pub enum DatabaseKind {
 }
 
 impl Config {
-    /// Reads logged events back with this configuration's Flow sources.
-    pub fn decoder(&self) -> crate::sources::Decoder {
-        crate::sources::Decoder::new(std::sync::Arc::new(crate::sources::flow::FlowSources::new(
-            self.flow.sources.clone(),
-        )))
-    }
-
     /// Loads defaults, then `file` (if any), then the environment.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
         Self::load_from(file, Env::prefixed(ENV_PREFIX).split("__"))
@@ -1017,7 +1167,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), InvalidValue> {
         self.database_kind()?;
         for (name, source) in &self.flow.sources {
-            crate::sources::flow::check_config(name, source).map_err(|problem| InvalidValue {
+            check_flow_source(name, source).map_err(|problem| InvalidValue {
                 key: "flow.sources",
                 problem,
             })?;
@@ -1055,7 +1205,7 @@ impl Config {
                 key: "presence.genesys",
                 problem: format!("source {name:?}: {problem}"),
             };
-            crate::sources::check_source_name(name).map_err(invalid)?;
+            check_source_name(name).map_err(invalid)?;
             let secrets = [&source.token, &source.hmac_secret];
             if secrets
                 .iter()
@@ -1096,7 +1246,7 @@ impl Config {
             });
         }
         self.validate_delivery()?;
-        if let Err(problem) = crate::media::ArchiveUrl::parse(&self.storage.media) {
+        if let Err(problem) = ArchiveUrl::parse(&self.storage.media) {
             return Err(InvalidValue {
                 key: "storage.media",
                 problem,
@@ -1182,13 +1332,14 @@ impl Config {
                 ),
             });
         }
-        if let Err(problem) = crate::telemetry::check_filter(&self.log.level) {
+        if let Err(problem) = check_log_filter(&self.log.level) {
             return Err(InvalidValue {
                 key: "log.level",
                 problem,
             });
         }
-        self.reconcile.schedule()?;
+        self.reconcile.nightly_time()?;
+        self.reconcile.time_zone()?;
         if self.zoom.websocket_heartbeat_seconds == 0 {
             return Err(InvalidValue {
                 key: "zoom.websocket_heartbeat_seconds",
@@ -1343,7 +1494,8 @@ impl Config {
                     sink.name, d.lease_seconds
                 ))
             } else {
-                crate::delivery::sinks::check_config(sink).err()
+                // Each sink kind's own options are checked by the delivery module (`server::load_config`).
+                None
             };
             if let Some(problem) = problem {
                 return Err(InvalidValue {
@@ -1565,6 +1717,41 @@ pub fn mask_url_password(url: &str) -> String {
     }
 }
 
+/// Checks a `log.level` filter: it must parse as a `tracing` filter, and every target in it must look like a module
+/// path (`zcc_bridge::http`). `EnvFilter` itself takes any other word as a target name (`!!!` would turn logging
+/// off for everything else).
+pub fn check_log_filter(filter: &str) -> Result<(), String> {
+    if filter.trim().is_empty() {
+        return Err("must not be empty (e.g. \"info\" or \"zcc_bridge=debug,info\")".into());
+    }
+    for directive in filter.split(',').map(str::trim) {
+        if directive.is_empty() {
+            continue;
+        }
+        let target = directive.split(['[', '=']).next().unwrap_or_default();
+        let is_level = target
+            .parse::<tracing_subscriber::filter::LevelFilter>()
+            .is_ok();
+        let target_ok = target
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && target
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '-'));
+        if !(is_level || target_ok || (target.is_empty() && directive.starts_with('['))) {
+            return Err(format!(
+                "{directive:?} is neither a level (trace, debug, info, warn, error, off) nor TARGET=LEVEL with a \
+                 module path as the target"
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::builder()
+        .parse(filter)
+        .map(drop)
+        .map_err(|e| format!("{filter:?} is not a valid filter: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1585,6 +1772,14 @@ mod tests {
             std::env::remove_var(format!("{prefix}{k}"));
         }
         result
+    }
+
+    #[test]
+    fn filters() {
+        assert!(check_log_filter("info").is_ok());
+        assert!(check_log_filter("zcc_bridge::http=debug,warn").is_ok());
+        assert!(check_log_filter("!!!").is_err());
+        assert!(check_log_filter("zcc_bridge=loud").is_err());
     }
 
     #[test]

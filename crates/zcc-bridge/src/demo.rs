@@ -10,7 +10,7 @@ use rand::distr::{Alphanumeric, SampleString};
 use zoom_sim::emitter::{Emitter, EmitterConfig, Faults};
 use zoom_sim::generator::{generate, GeneratorConfig};
 
-use crate::config::{Config, Secret};
+use crate::config::Secret;
 use crate::{server, telemetry};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -33,7 +33,7 @@ pub struct DemoArgs {
 }
 
 pub async fn run(config_file: Option<&Path>, args: DemoArgs) -> anyhow::Result<()> {
-    let mut config = Config::load(config_file)?;
+    let mut config = crate::server::load_config(config_file)?;
     telemetry::init_logging(&config.log);
     // The demo signs its own traffic and opens the API with a fresh token unless the config sets them.
     let secret = config

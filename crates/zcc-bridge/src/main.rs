@@ -180,29 +180,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config {
             command: ConfigCommand::Check,
         } => {
-            let config = Config::load(cli.config.as_deref())?;
+            let config = server::load_config(cli.config.as_deref())?;
             print!("{}", config.to_masked_toml()?);
             eprintln!("configuration OK (database: {:?})", config.database_kind()?);
             Ok(())
         }
         Command::Serve => {
-            let config = Config::load(cli.config.as_deref())?;
+            let config = server::load_config(cli.config.as_deref())?;
             telemetry::init_logging(&config.log);
             let running = server::start(config).await?;
             println!("zcc-bridge listening on http://{}", running.addr());
             running.run_until(server::shutdown_signal()).await
         }
         Command::Rebuild => {
-            let config = Config::load(cli.config.as_deref())?;
+            let config = server::load_config(cli.config.as_deref())?;
             telemetry::init_logging(&config.log);
             let store = zcc_bridge::server::open_store(&config, Default::default()).await?;
-            let report = rebuild::rebuild(&*store, &config.decoder()).await?;
+            let report =
+                rebuild::rebuild(&*store, &zcc_bridge::sources::Decoder::from_config(&config))
+                    .await?;
             store.close().await;
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
         Command::Sync { from, to, json } => {
-            let config = Config::load(cli.config.as_deref())?;
+            let config = server::load_config(cli.config.as_deref())?;
             telemetry::init_logging(&config.log);
             let report = sync::run(config, &from, &to).await?;
             if json {
@@ -217,7 +219,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Demo(args) => demo::run(cli.config.as_deref(), args).await,
         Command::Backup { to, force, json } => {
-            let config = Config::load(cli.config.as_deref())?;
+            let config = server::load_config(cli.config.as_deref())?;
             telemetry::init_logging(&config.log);
             if to.as_os_str() == "-" {
                 // The database goes to standard output; the report to standard error.
@@ -247,7 +249,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     dry_run,
                 },
         } => {
-            let config = Config::load(cli.config.as_deref())?;
+            let config = server::load_config(cli.config.as_deref())?;
             telemetry::init_logging(&config.log);
             genesys_setup(
                 &config,
@@ -260,7 +262,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::Deliveries { command } => {
-            let config = Config::load(cli.config.as_deref())?;
+            let config = server::load_config(cli.config.as_deref())?;
             telemetry::init_logging(&config.log);
             let store = zcc_bridge::server::open_store(&config, Default::default()).await?;
             let result = deliveries_command(&config, store.clone(), command).await;
@@ -268,7 +270,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             result
         }
         Command::Media { command } => {
-            let config = Config::load(cli.config.as_deref())?;
+            let config = server::load_config(cli.config.as_deref())?;
             telemetry::init_logging(&config.log);
             let store = zcc_bridge::server::open_store(&config, Default::default()).await?;
             let result = media_command(&config, store.clone(), command).await;

@@ -58,6 +58,20 @@ impl RunningServer {
 }
 
 /// Opens the configured database with this process's `signals` (the CLI's one-off commands pass fresh ones).
+/// Loads the configuration and checks it whole: `Config::load` checks what the configuration alone can, then each
+/// feature checks its own options (the configuration module depends on no feature).
+pub fn load_config(file: Option<&std::path::Path>) -> anyhow::Result<Config> {
+    let config = Config::load(file)?;
+    check_config(&config)?;
+    Ok(config)
+}
+
+/// The feature-owned checks of a loaded configuration (also run by `start`, for configurations built in code).
+pub fn check_config(config: &Config) -> anyhow::Result<()> {
+    crate::delivery::check_sinks(config)?;
+    Ok(())
+}
+
 pub async fn open_store(config: &Config, signals: Arc<Signals>) -> anyhow::Result<Arc<dyn Store>> {
     config.database_kind()?;
     let options = store::StoreOptions {
@@ -71,6 +85,7 @@ pub async fn open_store(config: &Config, signals: Arc<Signals>) -> anyhow::Resul
 
 /// Opens storage, binds `server.listen` (port 0 picks a free port) and serves.
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+    check_config(&config)?;
     let signals = Arc::new(Signals::default());
     let store = open_store(&config, signals.clone()).await?;
     let listener = TcpListener::bind(config.server.listen)
@@ -94,7 +109,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             "no zoom.webhook_secret_token configured: every webhook will be refused with 401"
         );
     }
-    let decoder = config.decoder();
+    let decoder = crate::sources::Decoder::from_config(&config);
     let contacts = match &config.contacts.file {
         Some(path) => Some(Arc::new(
             crate::contacts::Contacts::load(path).context("loading contacts")?,
@@ -133,7 +148,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     });
     let mut background = tokio::task::JoinSet::new();
     if let (Some(reconciler), true) = (&reconciler, config.reconcile.enabled) {
-        let schedule_settings = config.reconcile.schedule()?;
+        let schedule_settings = schedule::ScheduleSettings::from_config(&config.reconcile)?;
         background.spawn(schedule::run(
             reconciler.clone(),
             schedule_settings,

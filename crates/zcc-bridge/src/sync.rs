@@ -38,7 +38,8 @@ pub async fn run(config: Config, from: &str, to: &str) -> anyhow::Result<RunRepo
     )?;
     let client = Arc::new(zoom::api::ZoomClient::new(client_config)?);
     let store = crate::server::open_store(&config, Default::default()).await?;
-    let (feed, projection, projector) = Projector::start(store.clone(), config.decoder());
+    let (feed, projection, projector) =
+        Projector::start(store.clone(), crate::sources::Decoder::from_config(&config));
     let (log, committers) = EventLog::start(store.clone(), config.ingest.max_batch, feed);
     let reconciler = Reconciler::new(
         client,

@@ -86,41 +86,6 @@ impl<W: std::io::Write> std::io::Write for OneLine<W> {
     }
 }
 
-/// Checks a `log.level` filter: it must parse as a `tracing` filter, and every target in it must look like a module
-/// path (`zcc_bridge::http`). `EnvFilter` itself takes any other word as a target name (`!!!` would turn logging
-/// off for everything else).
-pub fn check_filter(filter: &str) -> Result<(), String> {
-    if filter.trim().is_empty() {
-        return Err("must not be empty (e.g. \"info\" or \"zcc_bridge=debug,info\")".into());
-    }
-    for directive in filter.split(',').map(str::trim) {
-        if directive.is_empty() {
-            continue;
-        }
-        let target = directive.split(['[', '=']).next().unwrap_or_default();
-        let is_level = target
-            .parse::<tracing_subscriber::filter::LevelFilter>()
-            .is_ok();
-        let target_ok = target
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && target
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '-'));
-        if !(is_level || target_ok || (target.is_empty() && directive.starts_with('['))) {
-            return Err(format!(
-                "{directive:?} is neither a level (trace, debug, info, warn, error, off) nor TARGET=LEVEL with a \
-                 module path as the target"
-            ));
-        }
-    }
-    EnvFilter::builder()
-        .parse(filter)
-        .map(drop)
-        .map_err(|e| format!("{filter:?} is not a valid filter: {e}"))
-}
-
 /// The process-wide Prometheus recorder (metrics macros are global, so one per process).
 pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -211,13 +176,5 @@ mod tests {
         );
         assert_eq!(escape_line("\x1b[1mx\n", true), "\x1b[1mx\n");
         assert_eq!(escape_line("x\n\n", true), "x\\n\n");
-    }
-
-    #[test]
-    fn filters() {
-        assert!(check_filter("info").is_ok());
-        assert!(check_filter("zcc_bridge::http=debug,warn").is_ok());
-        assert!(check_filter("!!!").is_err());
-        assert!(check_filter("zcc_bridge=loud").is_err());
     }
 }

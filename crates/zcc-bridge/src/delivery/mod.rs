@@ -21,6 +21,17 @@ use crate::config::Config;
 use crate::media::MediaLinks;
 use crate::store::Store;
 
+/// Checks every sink's own options (the part of the configuration `Config::validate` leaves to the sink kinds).
+pub fn check_sinks(config: &Config) -> Result<(), crate::config::InvalidValue> {
+    for sink in &config.sinks {
+        sinks::check_config(sink).map_err(|problem| crate::config::InvalidValue {
+            key: "sinks",
+            problem,
+        })?;
+    }
+    Ok(())
+}
+
 /// Starts the planner, one worker per sink and the queue gauges (nothing when no sink is configured).
 pub async fn spawn(
     config: &Config,

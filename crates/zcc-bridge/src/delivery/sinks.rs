@@ -8,7 +8,8 @@ use super::http_sink::HttpSink;
 use super::sink::{is_planned_type, Sink, CALL_LOGGED, ENGAGEMENT_COMPLETED, ENGAGEMENT_UPDATED};
 use crate::config::{SinkConfig, SinkKind};
 
-/// Checks a sink's settings beyond what the types say (called by `Config::validate`).
+/// Checks a sink's own options, which `Config::validate` leaves to the sink kind (called by `server::load_config`
+/// and again when the sink is built).
 pub fn check_config(config: &SinkConfig) -> Result<(), String> {
     if config.kind != SinkKind::Http {
         if let Some(other) = config

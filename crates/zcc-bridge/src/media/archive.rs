@@ -24,48 +24,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::config::{MediaConfig, StorageConfig};
 
-/// Where an archive lives, parsed from `storage.media`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ArchiveUrl {
-    /// `file://data/media` (relative to the working directory) or `file:///var/lib/zcc/media`.
-    Local(PathBuf),
-    /// `s3://bucket/optional/prefix`
-    S3 { bucket: String, prefix: String },
-    /// `az://container/optional/prefix` (or `azure://`)
-    Azure { container: String, prefix: String },
-}
-
-impl ArchiveUrl {
-    pub fn parse(url: &str) -> Result<Self, String> {
-        let split = |rest: &str| -> Result<(String, String), String> {
-            let rest = rest.trim_matches('/');
-            let (name, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            if name.is_empty() {
-                return Err(format!("{url:?} names no bucket or container"));
-            }
-            Ok((name.to_string(), prefix.trim_matches('/').to_string()))
-        };
-        if let Some(path) = url.strip_prefix("file://") {
-            if path.is_empty() {
-                return Err("file:// needs a path, e.g. file://data/media".into());
-            }
-            Ok(ArchiveUrl::Local(PathBuf::from(path)))
-        } else if let Some(rest) = url.strip_prefix("s3://") {
-            let (bucket, prefix) = split(rest)?;
-            Ok(ArchiveUrl::S3 { bucket, prefix })
-        } else if let Some(rest) = url
-            .strip_prefix("az://")
-            .or_else(|| url.strip_prefix("azure://"))
-        {
-            let (container, prefix) = split(rest)?;
-            Ok(ArchiveUrl::Azure { container, prefix })
-        } else {
-            Err(format!(
-                "expected a file://, s3:// or az:// URL, got {url:?}"
-            ))
-        }
-    }
-}
+pub use crate::config::ArchiveUrl;
 
 /// Below this a file's buffer grows as needed; above it, the first part is allocated at its full size.
 const SMALL_FILE: usize = 1 << 20;

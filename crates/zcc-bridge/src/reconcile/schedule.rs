@@ -27,6 +27,23 @@ pub struct ScheduleSettings {
     pub incremental_lookback: Duration,
 }
 
+impl ScheduleSettings {
+    pub fn from_config(
+        config: &crate::config::ReconcileConfig,
+    ) -> Result<Self, crate::config::InvalidValue> {
+        let minutes = |m: u32| Duration::from_secs(u64::from(m) * 60);
+        Ok(Self {
+            nightly_at: config.nightly_time()?,
+            timezone: config.time_zone()?,
+            lookback: Duration::from_secs(u64::from(config.lookback_days) * 86_400),
+            incremental_every: (config.incremental_interval_minutes > 0)
+                .then(|| minutes(config.incremental_interval_minutes)),
+            incremental_lookback: minutes(config.incremental_lookback_minutes),
+            ..Default::default()
+        })
+    }
+}
+
 impl Default for ScheduleSettings {
     fn default() -> Self {
         Self {

@@ -10,91 +10,17 @@ use std::collections::BTreeMap;
 
 use chrono::DateTime;
 use hmac::{Hmac, Mac};
-use serde::{Deserialize, Serialize};
+
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::config::Secret;
+use crate::config::{FlowSourceConfig, Secret};
 use crate::core::activity::{Activity, ActivityKind, AgentIdent};
 use crate::core::observation::{ConsumerRef, DispositionFact, EventSource, Observation, QueueRef};
 
 /// Header carrying `sha256=<hex HMAC-SHA256 of the body>` for sources that sign instead of sending a token.
 pub const SIGNATURE_HEADER: &str = "x-flow-signature";
-
-/// `[flow.sources.<name>]`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FlowSourceConfig {
-    /// Bearer token the script sends (`Authorization: Bearer <token>`).
-    #[serde(default)]
-    pub token: Option<Secret>,
-    /// Alternatively (or as well): a secret the body is signed with (`x-flow-signature: sha256=<hex>`).
-    #[serde(default)]
-    pub hmac_secret: Option<Secret>,
-    #[serde(default)]
-    pub fields: FlowFields,
-    /// Event names of the script → our kinds (`accepted`, `disposition_saved`, ...), for names that are not
-    /// recognised as they are.
-    #[serde(default)]
-    pub kinds: BTreeMap<String, String>,
-}
-
-/// Where each of our fields is in the posted JSON.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct FlowFields {
-    pub engagement_id: String,
-    pub event: String,
-    pub event_ts: String,
-    pub consumer_number: String,
-    pub agent_email: String,
-    pub agent_id: String,
-    pub queue_id: String,
-    pub queue_name: String,
-    pub disposition: String,
-    pub disposition_id: String,
-    pub channel: String,
-    pub direction: String,
-}
-
-impl Default for FlowFields {
-    fn default() -> Self {
-        Self {
-            engagement_id: "engagement_id".into(),
-            event: "event".into(),
-            event_ts: "event_ts".into(),
-            consumer_number: "consumer_number".into(),
-            agent_email: "agent_email".into(),
-            agent_id: "agent_id".into(),
-            queue_id: "queue_id".into(),
-            queue_name: "queue_name".into(),
-            disposition: "disposition".into(),
-            disposition_id: "disposition_id".into(),
-            channel: "channel".into(),
-            direction: "direction".into(),
-        }
-    }
-}
-
-impl FlowFields {
-    fn all(&self) -> [&str; 12] {
-        [
-            &self.engagement_id,
-            &self.event,
-            &self.event_ts,
-            &self.consumer_number,
-            &self.agent_email,
-            &self.agent_id,
-            &self.queue_id,
-            &self.queue_name,
-            &self.disposition,
-            &self.disposition_id,
-            &self.channel,
-            &self.direction,
-        ]
-    }
-}
 
 /// The configured sources, by name.
 #[derive(Debug, Clone, Default)]
@@ -110,37 +36,6 @@ impl FlowSources {
     pub fn get(&self, name: &str) -> Option<&FlowSourceConfig> {
         self.sources.get(name)
     }
-}
-
-/// Checks a source's settings (called by `Config::validate`).
-pub fn check_config(name: &str, config: &FlowSourceConfig) -> Result<(), String> {
-    super::check_source_name(name)?;
-    if config.token.is_none() && config.hmac_secret.is_none() {
-        return Err(format!(
-            "source {name:?}: set token (bearer) or hmac_secret, or both"
-        ));
-    }
-    for secret in [&config.token, &config.hmac_secret].into_iter().flatten() {
-        if secret.expose().len() < 16 {
-            return Err(format!(
-                "source {name:?}: token and hmac_secret must be at least 16 characters"
-            ));
-        }
-    }
-    for path in config.fields.all() {
-        if path.is_empty() {
-            return Err(format!("source {name:?}: a field mapping is empty"));
-        }
-    }
-    for (from, to) in &config.kinds {
-        if ActivityKind::parse(to).is_none() {
-            return Err(format!(
-                "source {name:?}: kinds.{from} = {to:?} is not one of {}",
-                ActivityKind::ALL.map(ActivityKind::as_str).join(", ")
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Why a post was refused before anything was stored.

@@ -49,6 +49,13 @@ impl Decoder {
         Self { flows }
     }
 
+    /// Reads logged events back with the configuration's Flow sources.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self::new(Arc::new(flow::FlowSources::new(
+            config.flow.sources.clone(),
+        )))
+    }
+
     pub fn flows(&self) -> &flow::FlowSources {
         &self.flows
     }
@@ -162,16 +169,4 @@ pub fn check_event_time(event_ts: i64, received_at: i64) -> Result<i64, String> 
     Ok(event_ts)
 }
 
-/// A configured source's name: it goes into URLs, source labels and (Genesys) session ids, so it is kept plain.
-pub fn check_source_name(name: &str) -> Result<(), String> {
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
-    {
-        return Err(format!(
-            "source name {name:?}: use lower-case letters, digits, '-' and '_'"
-        ));
-    }
-    Ok(())
-}
+pub use crate::config::check_source_name;

@@ -723,7 +723,7 @@ async fn a_disposition_from_a_flow_script_alone_reaches_the_record_and_the_call_
             )];
             c.flow.sources.insert(
                 "crm".into(),
-                zcc_bridge::sources::flow::FlowSourceConfig {
+                zcc_bridge::config::FlowSourceConfig {
                     token: Some(Secret::new(FLOW_TOKEN)),
                     ..Default::default()
                 },

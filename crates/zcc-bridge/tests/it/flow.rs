@@ -5,8 +5,9 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 use serde_json::{json, Value};
+use zcc_bridge::config::FlowSourceConfig;
 use zcc_bridge::config::Secret;
-use zcc_bridge::sources::flow::{sign, FlowSourceConfig, SIGNATURE_HEADER};
+use zcc_bridge::sources::flow::{sign, SIGNATURE_HEADER};
 
 const ACCEPTED: &str =
     include_str!("../../../../docs/flow-scripts/engagement-accepted.example.json");
@@ -404,7 +405,7 @@ async fn a_quarantined_post_replays_once_the_mapping_is_fixed() {
             "crm".into(),
             FlowSourceConfig {
                 token: Some(Secret::new(TOKEN)),
-                fields: zcc_bridge::sources::flow::FlowFields {
+                fields: zcc_bridge::config::FlowFields {
                     engagement_id: "/vars/global_system.Engagement.engagementId".into(),
                     ..Default::default()
                 },

@@ -405,3 +405,31 @@ fn config_check_refuses_a_bad_log_filter_and_an_unbounded_replay_window() {
         assert!(!out.status.success(), "{key}={value} accepted");
     }
 }
+
+/// A sink kind's own options are checked by its module, and `config check` still refuses them before anything starts.
+#[test]
+fn config_check_refuses_a_crm_sink_without_its_credentials() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("config.toml");
+    std::fs::write(
+        &path,
+        "[[sinks]]\nname = \"desk\"\nkind = \"zendesk\"\nurl = \"https://acme.zendesk.com\"\n\
+         deliver = [\"engagement.completed\"]\nusername = \"agent@example.com\"\n",
+    )
+    .expect("write config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_zcc-bridge"))
+        .args([
+            "--config",
+            path.to_str().expect("utf-8 path"),
+            "config",
+            "check",
+        ])
+        .output()
+        .expect("run config check");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "accepted: {stderr}");
+    assert!(
+        stderr.contains("\"desk\"") && stderr.contains("needs token"),
+        "{stderr}"
+    );
+}
