@@ -11,6 +11,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::activity::ActivityKind;
 
+mod sinks;
+pub use sinks::{
+    BodyFormat, HubspotOptions, RawOptions, SalesforceOptions, SinkConfig, SinkKind, SinkOptions,
+    ZendeskAuth, ZendeskMode, ZendeskOptions,
+};
+
 /// Prefix of environment overrides.
 pub const ENV_PREFIX: &str = "ZCC_BRIDGE_";
 
@@ -200,7 +206,7 @@ pub struct Config {
     #[serde(default)]
     pub delivery: DeliveryConfig,
     /// Delivery targets (`[[sinks]]`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "sinks::typed_sinks")]
     pub sinks: Vec<SinkConfig>,
     #[serde(default)]
     pub log: LogConfig,
@@ -994,113 +1000,6 @@ impl Default for DeliveryConfig {
     }
 }
 
-/// `kind` of a sink.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SinkKind {
-    Http,
-    Salesforce,
-    Hubspot,
-    Zendesk,
-}
-
-impl SinkKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SinkKind::Http => "http",
-            SinkKind::Salesforce => "salesforce",
-            SinkKind::Hubspot => "hubspot",
-            SinkKind::Zendesk => "zendesk",
-        }
-    }
-}
-
-/// One `[[sinks]]` entry.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SinkConfig {
-    /// Unique; names the sink in the API, the CLI, metrics and the outbox (renaming a sink orphans its queue).
-    pub name: String,
-    pub kind: SinkKind,
-    /// `http`: the endpoint. CRMs: the API base (`https://myorg.my.salesforce.com`, `https://api.hubapi.com`,
-    /// `https://acme.zendesk.com`).
-    pub url: String,
-    /// `http`: Standard Webhooks secrets (`whsec_...`); the first signs, all are sent (rotation).
-    #[serde(default, deserialize_with = "secret_list")]
-    pub secrets: Vec<Secret>,
-    /// Message types: `engagement.completed`, `engagement.updated`, and Zoom event names delivered as they arrive.
-    #[serde(default = "default_deliver")]
-    pub deliver: Vec<String>,
-    /// Only engagements of these channels / queues (`cc_queue_id`) / directions (empty: all).
-    #[serde(default)]
-    pub channels: Vec<String>,
-    #[serde(default)]
-    pub queues: Vec<String>,
-    #[serde(default)]
-    pub directions: Vec<String>,
-    /// Deliveries in flight at once (per replica).
-    #[serde(default = "default_sink_concurrency")]
-    pub concurrency: usize,
-    /// Attempts started per second at most (per replica); none: unlimited.
-    #[serde(default)]
-    pub rate_per_second: Option<f64>,
-    /// Whole-attempt timeout.
-    #[serde(default = "default_sink_timeout")]
-    pub timeout_seconds: u64,
-    /// CRM credentials: OAuth client (Salesforce), API token (HubSpot private app, Zendesk API token) and the
-    /// user the token belongs to (Zendesk).
-    #[serde(default)]
-    pub client_id: Option<String>,
-    #[serde(default)]
-    pub client_secret: Option<Secret>,
-    #[serde(default)]
-    pub token: Option<Secret>,
-    #[serde(default)]
-    pub username: Option<String>,
-    /// Vendor-specific settings (see the README's sink table), e.g. Salesforce's `external_id_field`.
-    #[serde(default)]
-    pub options: BTreeMap<String, String>,
-}
-
-impl SinkConfig {
-    /// A sink with every optional setting at its default (what a `[[sinks]]` entry with only these keys gives).
-    pub fn new(name: impl Into<String>, kind: SinkKind, url: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            kind,
-            url: url.into(),
-            secrets: Vec::new(),
-            deliver: default_deliver(),
-            channels: Vec::new(),
-            queues: Vec::new(),
-            directions: Vec::new(),
-            concurrency: default_sink_concurrency(),
-            rate_per_second: None,
-            timeout_seconds: default_sink_timeout(),
-            client_id: None,
-            client_secret: None,
-            token: None,
-            username: None,
-            options: BTreeMap::new(),
-        }
-    }
-}
-
-fn default_deliver() -> Vec<String> {
-    vec![
-        "engagement.completed".to_string(),
-        "engagement.updated".to_string(),
-    ]
-}
-
-fn default_sink_concurrency() -> usize {
-    4
-}
-
-fn default_sink_timeout() -> u64 {
-    30
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -1772,6 +1671,38 @@ mod tests {
             std::env::remove_var(format!("{prefix}{k}"));
         }
         result
+    }
+
+    #[test]
+    fn sink_options_are_typed_by_kind_when_read() {
+        let sink = |options: &str| {
+            format!(
+                "[[sinks]]\nname = \"desk\"\nkind = \"zendesk\"\nurl = \"https://acme.zendesk.com\"\n\
+                 [sinks.options]\n{options}\n"
+            )
+        };
+        let config = load(&sink("mode = \"comment\"\ntags = [\"vip\"]"), &[]).expect("valid");
+        assert_eq!(
+            config.sinks[0].options,
+            SinkOptions::Zendesk(ZendeskOptions {
+                mode: ZendeskMode::Comment,
+                tags: vec!["vip".into()],
+                ..Default::default()
+            })
+        );
+        let e = format!(
+            "{:#}",
+            load(&sink("mode = \"merge\""), &[]).expect_err("bad mode")
+        );
+        assert!(
+            e.contains("sink \"desk\": options: mode: unknown variant `merge`"),
+            "{e}"
+        );
+        let e = format!(
+            "{:#}",
+            load(&sink("colour = \"red\""), &[]).expect_err("unknown key")
+        );
+        assert!(e.contains("unknown field `colour`"), "{e}");
     }
 
     #[test]
