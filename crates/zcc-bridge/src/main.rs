@@ -153,8 +153,19 @@ enum GenesysCommand {
 
 #[derive(Subcommand)]
 enum ConfigCommand {
-    /// Validate the configuration and print it with secrets masked.
+    /// Validate the configuration (every problem at once, each with its key) and print it with secrets masked;
+    /// warnings name the parts that are off for want of a credential.
     Check,
+    /// Write the annotated example configuration (every key at its default, optional ones commented out) with a
+    /// freshly generated admin token. The file is created readable by its owner only.
+    Init {
+        /// Where to write it; `-` writes to standard output.
+        #[arg(value_name = "FILE", default_value = "zcc-bridge.toml")]
+        to: PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -180,13 +191,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config {
             command: ConfigCommand::Check,
         } => {
-            let config = server::load_config(cli.config.as_deref())?;
+            let config = server::load_config_to_serve(cli.config.as_deref())?;
             print!("{}", config.to_masked_toml()?);
+            for warning in config.readiness().warnings {
+                eprintln!("warning: {}: {}", warning.key, warning.problem);
+            }
             eprintln!("configuration OK (database: {:?})", config.database_kind()?);
             Ok(())
         }
+        Command::Config {
+            command: ConfigCommand::Init { to, force },
+        } => config_init(&to, force),
         Command::Serve => {
-            let config = server::load_config(cli.config.as_deref())?;
+            let config = server::load_config_to_serve(cli.config.as_deref())?;
             telemetry::init_logging(&config.log);
             let running = server::start(config).await?;
             println!("zcc-bridge listening on http://{}", running.addr());
@@ -278,6 +295,45 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             result
         }
     }
+}
+
+fn config_init(to: &std::path::Path, force: bool) -> anyhow::Result<()> {
+    use rand::distr::{Alphanumeric, SampleString};
+    let token = Alphanumeric.sample_string(&mut rand::rng(), 40);
+    let text = zcc_bridge::config::example_with_admin_token(&token);
+    if to.as_os_str() == "-" {
+        print!("{text}");
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true);
+    if force {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(to).with_context(|| {
+        if to.exists() && !force {
+            format!("{} exists (use --force to replace it)", to.display())
+        } else {
+            format!("creating {}", to.display())
+        }
+    })?;
+    #[cfg(unix)]
+    std::fs::set_permissions(to, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .with_context(|| format!("making {} private", to.display()))?;
+    std::io::Write::write_all(&mut file, text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", to.display()))?;
+    eprintln!(
+        "wrote {} with a new admin token (in the file, [admin] token). Next: set zoom.webhook_secret_token \
+         and the Zoom app's credentials, then `zcc-bridge --config {} config check`.",
+        to.display(),
+        to.display()
+    );
+    Ok(())
 }
 
 async fn genesys_setup(

@@ -339,6 +339,61 @@ pub enum ZendeskMode {
     Comment,
 }
 
+/// Message types made from records (`delivery::sink` has the same names).
+pub const PLANNED_TYPES: [&str; 3] = ["engagement.completed", "engagement.updated", "call.logged"];
+
+/// Event types of the sources other than Zoom's webhooks (the sources' tests check their adapters stay in this
+/// list): Genesys pushes and pulls, and what reconciliation polls.
+pub const OTHER_EVENT_TYPES: [&str; 6] = [
+    "genesys.user.start",
+    "genesys.user.end",
+    "poll.engagement",
+    "poll.recording",
+    "poll.inbox_message",
+    "poll.note",
+];
+
+/// Checks one `deliver` entry: a planned type, a Zoom Contact Center event name from Zoom's catalog, a Flow
+/// event (`flow.<event>`), or another source's event type. A misspelling is refused with the nearest name.
+pub fn check_deliver_type(name: &str) -> Result<(), String> {
+    let zoom_event = name
+        .strip_prefix(zoom::events::CONTACT_CENTER_PREFIX)
+        .is_some_and(|event| zoom::events::CONTACT_CENTER_EVENTS.contains(&event));
+    let flow_event = name.strip_prefix("flow.").is_some_and(|event| {
+        !event.is_empty()
+            && event.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-')
+            })
+    });
+    if zoom_event
+        || flow_event
+        || PLANNED_TYPES.contains(&name)
+        || OTHER_EVENT_TYPES.contains(&name)
+    {
+        return Ok(());
+    }
+    let known = PLANNED_TYPES
+        .iter()
+        .chain(OTHER_EVENT_TYPES.iter())
+        .map(|t| t.to_string())
+        .chain(
+            zoom::events::CONTACT_CENTER_EVENTS
+                .iter()
+                .map(|e| format!("{}{e}", zoom::events::CONTACT_CENTER_PREFIX)),
+        );
+    let nearest = known
+        .map(|k| (strsim::jaro_winkler(name, &k), k))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .filter(|(score, _)| *score > 0.8)
+        .map(|(_, k)| format!(" (did you mean {k:?}?)"))
+        .unwrap_or_default();
+    Err(format!(
+        "{name:?} is not a message type{nearest}: engagement.completed, engagement.updated, call.logged, a \
+         Zoom Contact Center event (contact_center.*, Zoom's webhook catalog), flow.<event>, genesys.user.start \
+         or .end, or poll.<kind>"
+    ))
+}
+
 fn yes() -> bool {
     true
 }
@@ -528,6 +583,32 @@ mod tests {
             .unwrap_err()
             .contains("NAME=VALUE"));
         assert!(parse(SinkKind::Hubspot, "body_format = \"pdf\"").is_err());
+    }
+
+    #[test]
+    fn deliver_types_are_known_names() {
+        for ok in [
+            "engagement.completed",
+            "call.logged",
+            "contact_center.engagement_user_hold",
+            "flow.screen_pop",
+            "genesys.user.end",
+            "poll.note",
+        ] {
+            assert_eq!(check_deliver_type(ok), Ok(()), "{ok}");
+        }
+        let e = check_deliver_type("contact_center.engagement_user_hould").unwrap_err();
+        assert!(
+            e.contains("did you mean \"contact_center.engagement_user_hold\""),
+            "{e}"
+        );
+        let e = check_deliver_type("engagement.complete").unwrap_err();
+        assert!(e.contains("did you mean \"engagement.completed\""), "{e}");
+        assert!(check_deliver_type("flow.").is_err());
+        assert!(check_deliver_type("flow.Screen Pop").is_err());
+        assert!(!check_deliver_type("xyzzy")
+            .unwrap_err()
+            .contains("did you mean"));
     }
 
     #[test]

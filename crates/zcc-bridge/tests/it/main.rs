@@ -6,6 +6,7 @@ mod common;
 
 mod agents;
 mod backup;
+mod cli;
 mod connections;
 mod crash;
 mod delivery;
