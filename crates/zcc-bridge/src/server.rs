@@ -101,9 +101,6 @@ pub async fn open_store(config: &Config, signals: Arc<Signals>) -> anyhow::Resul
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     // Configurations built in code (tests, the demo) have not been through `load_config`.
     InvalidConfig::from_problems(feature_problems(&config))?;
-    for warning in config.readiness().warnings {
-        tracing::warn!(key = warning.key, "{}", warning.problem);
-    }
     let signals = Arc::new(Signals::default());
     let store = open_store(&config, signals.clone()).await?;
     let listener = TcpListener::bind(config.server.listen)

@@ -148,3 +148,111 @@ fn config_init_writes_a_private_example_with_a_fresh_admin_token() {
         stderr(&check)
     );
 }
+
+/// A throwaway SQLite database for commands that open the store.
+fn database() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("bridge.db").display());
+    (dir, url)
+}
+
+#[test]
+fn empty_and_refused_actions_fail_with_a_message() {
+    let (_dir, url) = database();
+    let db = ("ZCC_BRIDGE_STORAGE__DATABASE", url.as_str());
+    for (args, expected) in [
+        (
+            &["deliveries", "replay", "--id", "99999"][..],
+            "no delivery 99999",
+        ),
+        (
+            &["deliveries", "enable", "nope"][..],
+            "no sink \"nope\" is configured",
+        ),
+        (
+            &["deliveries", "replay", "--sink", "nope", "--dead"][..],
+            "no sink \"nope\"",
+        ),
+        (&["deliveries", "show", "7"][..], "no delivery 7"),
+        (&["media", "retry"][..], "nothing to retry"),
+        (
+            &["media", "retry", "recording:nope"][..],
+            "nothing to retry",
+        ),
+    ] {
+        let out = bridge(args, &[db]);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(expected),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    let bogus = bridge(&["deliveries", "list", "--state", "bogus"], &[db]);
+    assert_eq!(bogus.status.code(), Some(2), "a usage error");
+    assert!(
+        stderr(&bogus).contains("pending, delivered, dead"),
+        "{}",
+        stderr(&bogus)
+    );
+}
+
+#[test]
+fn lists_have_headers_say_when_empty_and_speak_json_on_request() {
+    let (_dir, url) = database();
+    let db = ("ZCC_BRIDGE_STORAGE__DATABASE", url.as_str());
+    let out = bridge(&["deliveries", "list"], &[db]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("SINK"), "{text}");
+    assert!(text.contains("no deliveries match"), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "no escape codes into a pipe: {text:?}"
+    );
+
+    let json = bridge(&["deliveries", "list", "--json"], &[db]);
+    let value: serde_json::Value =
+        serde_json::from_slice(&json.stdout).expect("deliveries list --json is JSON");
+    assert_eq!(value["deliveries"], serde_json::json!([]));
+
+    let status = bridge(&["media", "status"], &[db]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.starts_with("PENDING") && text.contains("no dead-lettered files"),
+        "{text}"
+    );
+    let status = bridge(&["media", "status", "--json"], &[db]);
+    let value: serde_json::Value = serde_json::from_slice(&status.stdout).expect("JSON");
+    assert_eq!(value["counts"]["archived"], 0);
+
+    let rebuild = bridge(&["rebuild", "--json"], &[db]);
+    assert!(rebuild.status.success(), "{}", stderr(&rebuild));
+    let value: serde_json::Value = serde_json::from_slice(&rebuild.stdout).expect("JSON");
+    assert_eq!(value["engagements"], 0);
+    assert!(
+        !stderr(&rebuild).contains('\r'),
+        "no progress drawn off a terminal"
+    );
+
+    let check = bridge(&["config", "check", "--json"], &[SECRET]);
+    let value: serde_json::Value = serde_json::from_slice(&check.stdout).expect("JSON");
+    assert_eq!(
+        value["configuration"]["zoom"]["webhook_secret_token"],
+        "***"
+    );
+    assert!(value["warnings"].as_array().is_some_and(|w| !w.is_empty()));
+}
+
+#[test]
+fn completions_are_generated_for_each_shell() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = bridge(&["completions", shell], &[]);
+        assert!(out.status.success(), "{shell}: {}", stderr(&out));
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            script.contains("deliveries") && script.contains("json"),
+            "{shell}"
+        );
+    }
+}
