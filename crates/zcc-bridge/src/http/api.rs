@@ -309,8 +309,10 @@ async fn reconciliation(State(app): State<AppState>) -> ApiResult<Json<serde_jso
         .map(RunReport::from_row)
         .collect();
     let last_run = reports.iter().find(|r| r.status != "running").cloned();
+    let repaired_by_fetches = app.reconciler.as_ref().map(|r| r.repaired_by_fetches());
     Ok(Json(json!({
         "enabled": app.reconciler.is_some(),
+        "repaired_by_fetches": repaired_by_fetches,
         "last_run": last_run,
         "running": reports.iter().filter(|r| r.status == "running").collect::<Vec<_>>(),
         "runs": reports,
