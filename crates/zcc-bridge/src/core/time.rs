@@ -34,6 +34,21 @@ pub fn parse_time(value: &str, date_as: DateAs) -> Result<i64, String> {
     Ok(instant.timestamp_millis())
 }
 
+/// Serde helpers for the API's one time format: instants kept as epoch milliseconds are shown as RFC 3339
+/// (`#[serde(serialize_with = "rfc3339")]`, `rfc3339_opt` for optional ones). Fields that stay epoch ms say so
+/// with a `_ms` suffix (or are Zoom's own `event_ts`).
+pub fn rfc3339<S: serde::Serializer>(ms: &i64, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_some(&crate::core::record::format_ms(*ms))
+}
+
+/// [`rfc3339`] for an optional instant: `null` when absent.
+pub fn rfc3339_opt<S: serde::Serializer>(
+    ms: &Option<i64>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_some(&ms.and_then(crate::core::record::format_ms))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

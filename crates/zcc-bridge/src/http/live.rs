@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::error::ApiError;
+use super::error::{ApiError, Problem};
 use super::params::{parse_bound, DateAs};
 use super::AppState;
 use crate::activity::utc_day;
@@ -25,7 +25,9 @@ use crate::store::activity::StreamPosition;
 use crate::store::now_ms;
 use crate::stream::{Batch, Filter, Published, Stream};
 
-#[derive(Debug, Deserialize)]
+/// Filters of the live stream.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct StreamParams {
     /// Comma-separated user ids or e-mail addresses.
     agent: Option<String>,
@@ -55,6 +57,13 @@ fn list(value: &Option<String>, lower: bool) -> Vec<String> {
         .collect()
 }
 
+/// Agent and engagement activity as it happens (Server-Sent Events; resumes from `Last-Event-ID`).
+#[utoipa::path(get, path = "/api/v1/stream", tag = "real time", params(StreamParams),
+    responses(
+        (status = 200, description = "An event stream", content_type = "text/event-stream"),
+        (status = 400, description = "A parameter could not be read", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The live stream is not running", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(super) async fn stream(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -237,6 +246,9 @@ impl Client {
     }
 }
 
+/// Every agent: status, since when, engagements held.
+#[utoipa::path(get, path = "/api/v1/agents", tag = "real time",
+    responses((status = 200, description = "`agents`", body = Object)))]
 pub(super) async fn agents(State(app): State<AppState>) -> Response {
     app.wait_for_projection().await;
     match crate::activity::Agents::new(app.store.clone())
@@ -248,7 +260,9 @@ pub(super) async fn agents(State(app): State<AppState>) -> Response {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// The window of an agent's day.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct DayParams {
     /// `yyyy-mm-dd` (UTC day) or an RFC 3339 time; default: today.
     date: Option<String>,
@@ -256,6 +270,14 @@ pub(super) struct DayParams {
     to: Option<String>,
 }
 
+/// An agent's day: status spans, sessions, engagements.
+#[utoipa::path(get, path = "/api/v1/agents/{id}", tag = "real time",
+    params(("id" = String, Path, description = "The agent's user id or e-mail address"), DayParams),
+    responses(
+        (status = 200, description = "The day", body = Object),
+        (status = 400, description = "A parameter could not be read", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No event names this agent", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(super) async fn agent(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -302,6 +324,13 @@ pub(super) async fn agent(
     }
 }
 
+/// An engagement's live activity: who holds it, holds, mutes, transfers.
+#[utoipa::path(get, path = "/api/v1/engagements/{engagement_id}/activity", tag = "real time",
+    params(("engagement_id" = String, Path, description = "Zoom's engagement id")),
+    responses(
+        (status = 200, description = "The activity", body = Object),
+        (status = 404, description = "No activity is known for it", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(super) async fn engagement_activity(
     State(app): State<AppState>,
     Path(id): Path<String>,

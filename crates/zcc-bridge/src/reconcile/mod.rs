@@ -76,7 +76,7 @@ impl RunKind {
 }
 
 /// Items present after a run that the record did not have before it: what the webhooks had missed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MissedItems {
     pub engagements: u64,
     pub notes: u64,
@@ -131,7 +131,7 @@ impl MissedItems {
 }
 
 /// What a run did. Saved with the run (JSON) and returned by the API and `zcc-bridge sync`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunSummary {
     pub parts_total: u64,
     pub parts_done: u64,
@@ -166,7 +166,7 @@ impl RunSummary {
 }
 
 /// A run as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunReport {
     pub id: i64,
     pub kind: String,

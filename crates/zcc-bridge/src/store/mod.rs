@@ -118,7 +118,7 @@ pub enum Inbound {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Outcome {
     Stored { event_id: i64 },
@@ -152,6 +152,7 @@ pub struct LoggedEvent {
     pub event_type: String,
     pub engagement_id: Option<String>,
     pub event_ts: Option<i64>,
+    #[serde(serialize_with = "crate::core::time::rfc3339")]
     pub received_at: i64,
     pub request_id: Option<String>,
     pub duplicate_count: i64,
@@ -171,17 +172,19 @@ pub struct EventQuery {
 pub struct QuarantineItem {
     pub id: i64,
     pub source: String,
+    #[serde(serialize_with = "crate::core::time::rfc3339")]
     pub received_at: i64,
     pub request_id: Option<String>,
     pub reason: String,
     pub resolved_event_id: Option<i64>,
+    #[serde(serialize_with = "crate::core::time::rfc3339_opt")]
     pub resolved_at: Option<i64>,
     #[serde(skip)]
     pub raw: Vec<u8>,
 }
 
 /// Counters for tests, health and the admin API.
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct LogStats {
     pub events: i64,
     pub duplicates: i64,
@@ -222,7 +225,7 @@ pub const FETCH_ENGAGEMENT: i64 = 1;
 pub const FETCH_RECORDINGS: i64 = 2;
 pub const FETCH_VOICEMAILS: i64 = 4;
 
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct FetchQueueStats {
     /// Waiting (for their settle delay, a retry, or a worker).
     pub pending: i64,

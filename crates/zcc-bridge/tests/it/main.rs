@@ -5,6 +5,7 @@
 mod common;
 
 mod agents;
+mod api;
 mod backup;
 mod cli;
 mod connections;

@@ -82,8 +82,8 @@ async fn all_media(server: &TestServer, query: &str) -> Vec<Value> {
             .get_json(&format!("/api/v1/media?limit=1000{query}{after}"))
             .await;
         out.extend(page["media"].as_array().cloned().unwrap_or_default());
-        match page["next_after"].as_str() {
-            Some(next) => after = format!("&after={next}"),
+        match page["next_cursor"].as_str() {
+            Some(next) => after = format!("&cursor={next}"),
             None => return out,
         }
     }
