@@ -49,6 +49,12 @@ enum Command {
         #[command(subcommand)]
         command: DeliveriesCommand,
     },
+    /// Scoped API keys for /api/v1: read_only (reads), operator (also replays, retries, re-enabling sinks,
+    /// reconciliation runs), admin (everything). The admin.token stays the bootstrap admin.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Genesys Cloud: create the push path's triggers and export its workflow and data action.
     Genesys {
         #[command(subcommand)]
@@ -142,6 +148,26 @@ enum DeliveriesCommand {
     Enable {
         /// The sink's name (`[[sinks]] name`).
         sink: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key and print it (once: only its hash is stored).
+    Create {
+        /// What the key is for (shown in lists and logs).
+        #[arg(long)]
+        name: String,
+        /// What the key may do.
+        #[arg(long, value_enum)]
+        role: zcc_bridge::auth::Role,
+    },
+    /// Every key with its role, creation, last use and revocation (never the secret).
+    List,
+    /// Revoke a key: requests with it are refused from now on.
+    Revoke {
+        /// The key's id (`zcb_<ID>_...`, the first column of `keys list`).
+        key_id: String,
     },
 }
 
@@ -360,6 +386,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             telemetry::init_logging(&config.log);
             let store = zcc_bridge::server::open_store(&config, Default::default()).await?;
             let result = deliveries_command(out, &config, store.clone(), command).await;
+            store.close().await;
+            result
+        }
+        Command::Keys { command } => {
+            let config = server::load_config(file)?;
+            telemetry::init_logging(&config.log);
+            let store = zcc_bridge::server::open_store(&config, Default::default()).await?;
+            let result = keys_command(out, store.clone(), command).await;
             store.close().await;
             result
         }
@@ -586,6 +620,78 @@ async fn media_command(
                 println!("done: set storage.media = {to:?}");
             }
             Ok(())
+        }
+    }
+}
+
+async fn keys_command(
+    out: Output,
+    store: std::sync::Arc<dyn store::Store>,
+    command: KeysCommand,
+) -> anyhow::Result<()> {
+    let now = zcc_bridge::store::now_ms();
+    match command {
+        KeysCommand::Create { name, role } => {
+            let name = name.trim();
+            if name.is_empty() {
+                anyhow::bail!("--name must not be empty");
+            }
+            let new = zcc_bridge::auth::generate(name, role, now);
+            store.create_api_key(&new.row).await?;
+            out.show(
+                &serde_json::json!({"key": new.key, "key_id": new.row.key_id, "name": name, "role": role}),
+                || {
+                    println!("{}", new.key);
+                    eprintln!(
+                        "API key {} ({role}) created for {name:?}. It is shown only now: store it in a secret \
+                         manager. Use it as Authorization: Bearer <key>.",
+                        new.row.key_id
+                    );
+                },
+            )
+        }
+        KeysCommand::List => {
+            let keys = store.api_keys().await?;
+            out.show(&serde_json::json!({"keys": keys}), || {
+                if keys.is_empty() {
+                    println!("no API keys (create one with zcc-bridge keys create)");
+                    return;
+                }
+                let time = |ms: Option<i64>| {
+                    ms.and_then(zcc_bridge::core::record::format_ms)
+                        .unwrap_or_else(|| "-".into())
+                };
+                let rows = keys.iter().map(|k| {
+                    [
+                        k.key_id.clone(),
+                        k.name.clone(),
+                        k.role.clone(),
+                        time(Some(k.created_at)),
+                        time(k.last_used_at),
+                        time(k.revoked_at),
+                    ]
+                });
+                println!(
+                    "{}",
+                    table(
+                        ["ID", "NAME", "ROLE", "CREATED", "LAST USED", "REVOKED"],
+                        rows
+                    )
+                );
+            })
+        }
+        KeysCommand::Revoke { key_id } => {
+            let key_id = key_id
+                .strip_prefix("zcb_")
+                .map(|rest| rest.split('_').next().unwrap_or(rest))
+                .unwrap_or(&key_id)
+                .to_string();
+            if !store.revoke_api_key(&key_id, now).await? {
+                anyhow::bail!("no active API key {key_id:?} (see zcc-bridge keys list)");
+            }
+            out.show(&serde_json::json!({"revoked": key_id}), || {
+                println!("API key {key_id} revoked")
+            })
         }
     }
 }

@@ -11,12 +11,12 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use subtle::ConstantTimeEq;
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ApiResult, Problem};
 use super::params::{decode_cursor, next_cursor, page_limit, parse_bound, DateAs};
 use super::AppState;
+use crate::auth;
 use crate::core::EngagementRecord;
 use crate::reconcile::{RunKind, RunReport};
 use crate::store::{now_ms, EngagementQuery, EventQuery, Inbound, LogStats, LoggedEvent, Outcome};
@@ -61,25 +61,54 @@ pub fn router(state: AppState) -> Router<AppState> {
         .layer(middleware::from_fn_with_state(state, require_admin))
 }
 
+/// Every `/api/v1` route needs the admin token or an API key whose role allows the route (`auth`): 401 without
+/// valid credentials, 403 with a key whose role is too low.
 async fn require_admin(State(app): State<AppState>, request: Request, next: Next) -> Response {
-    let Some(expected) = &app.admin_token else {
-        return ApiError::unauthorized(
-            "the admin API is disabled: set admin.token (ZCC_BRIDGE_ADMIN__TOKEN)",
-        )
-        .into_response();
-    };
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(crate::sources::flow::bearer_token)
         .unwrap_or("");
-    if bool::from(presented.as_bytes().ct_eq(expected.expose().as_bytes())) {
-        next.run(request).await
-    } else {
+    let principal = match auth::authenticate(
+        &*app.store,
+        app.admin_token.as_ref(),
+        presented,
+        now_ms(),
+    )
+    .await
+    {
+        Ok(principal) => principal,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let Some(principal) = principal else {
         tracing::warn!(path = ?request.uri().path(), "admin API request with a missing or wrong bearer token");
-        ApiError::unauthorized("missing or wrong bearer token").into_response()
+        return ApiError::unauthorized(if app.admin_token.is_none() && presented.is_empty() {
+            "the admin API needs admin.token (ZCC_BRIDGE_ADMIN__TOKEN) or an API key (zcc-bridge keys create)"
+        } else {
+            "missing or wrong bearer token"
+        })
+        .into_response();
+    };
+    let needed = auth::required_role(request.method(), request.uri().path());
+    if principal.role < needed {
+        tracing::warn!(
+            path = ?request.uri().path(),
+            key_id = ?principal.key_id,
+            role = %principal.role,
+            needed = %needed,
+            "admin API request refused for the key's role"
+        );
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "this key's role ({}) may not do this; it needs {needed}",
+                principal.role
+            ),
+        )
+        .into_response();
     }
+    next.run(request).await
 }
 
 /// Filters of `GET /api/v1/engagements`.

@@ -89,7 +89,9 @@ impl Modify for AdminApi {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
-                        "admin.token (ZCC_BRIDGE_ADMIN__TOKEN), as Authorization: Bearer ...",
+                        "admin.token (ZCC_BRIDGE_ADMIN__TOKEN) or an API key (zcc-bridge keys create), as \
+                         Authorization: Bearer ...; a read_only key may GET, an operator key may also replay, \
+                         retry, re-enable and start runs",
                     ))
                     .build(),
             ),
@@ -110,9 +112,12 @@ impl Modify for AdminApi {
             for operation in operations.into_iter().flatten() {
                 let responses = &mut operation.responses.responses;
                 if path.starts_with("/api/v1/") && path != "/api/v1/openapi.json" {
-                    responses
-                        .entry("401".into())
-                        .or_insert_with(|| problem("Missing or wrong admin token").into());
+                    responses.entry("401".into()).or_insert_with(|| {
+                        problem("Missing or wrong admin token or API key").into()
+                    });
+                    responses.entry("403".into()).or_insert_with(|| {
+                        problem("The API key's role does not allow this route").into()
+                    });
                     responses.entry("503".into()).or_insert_with(|| {
                         problem("The database could not be reached; retry later").into()
                     });

@@ -3,6 +3,7 @@
 //! per-backend statements in `BatchTx`.
 
 pub mod activity;
+pub mod api_keys;
 pub mod delivery;
 pub mod media;
 mod postgres;
@@ -26,6 +27,7 @@ use crate::core::{EngagementState, EventSource, MediaSource, Observation};
 use crate::signals::Signals;
 
 pub use activity::ActivityRepo;
+pub use api_keys::{ApiKeyRepo, ApiKeyRow};
 pub use delivery::DeliveryRepo;
 pub use media::{ArchivedObject, MediaQuery, MediaRepo, MediaRow, MediaSetback, MediaStats};
 pub use postgres::PgStore;
@@ -295,7 +297,14 @@ pub struct ProjectionItem {
 
 #[async_trait]
 pub trait Store:
-    MediaRepo + DeliveryRepo + ActivityRepo + presence::PresenceRepo + Send + Sync + 'static
+    MediaRepo
+    + DeliveryRepo
+    + ActivityRepo
+    + ApiKeyRepo
+    + presence::PresenceRepo
+    + Send
+    + Sync
+    + 'static
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

@@ -61,6 +61,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "media permalinks",
         include_str!("../../migrations/postgres/0010_media_permalinks.sql"),
     ),
+    (
+        13,
+        "scoped API keys",
+        include_str!("../../migrations/postgres/0013_api_keys.sql"),
+    ),
 ];
 
 pub struct PgStore {
@@ -135,4 +140,5 @@ impl_sql_store!(PgStore, PgConn, Postgres, "postgres", " FOR UPDATE");
 super::delivery::impl_delivery_repo!(PgStore, Postgres, "postgres");
 super::media::impl_media_repo!(PgStore, Postgres, "postgres");
 super::activity::impl_activity_repo!(PgStore, Postgres, "postgres");
+super::api_keys::impl_api_key_repo!(PgStore, Postgres);
 super::presence::impl_presence_repo!(PgStore, Postgres, "postgres");

@@ -64,6 +64,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "media permalinks",
         include_str!("../../migrations/sqlite/0010_media_permalinks.sql"),
     ),
+    (
+        13,
+        "scoped API keys",
+        include_str!("../../migrations/sqlite/0013_api_keys.sql"),
+    ),
 ];
 
 /// How often the WAL is copied back into the database file.
@@ -177,4 +182,5 @@ impl_sql_store!(SqliteStore, SqliteConn, Sqlite, "sqlite", "");
 super::delivery::impl_delivery_repo!(SqliteStore, Sqlite, "sqlite");
 super::media::impl_media_repo!(SqliteStore, Sqlite, "sqlite");
 super::activity::impl_activity_repo!(SqliteStore, Sqlite, "sqlite");
+super::api_keys::impl_api_key_repo!(SqliteStore, Sqlite);
 super::presence::impl_presence_repo!(SqliteStore, Sqlite, "sqlite");

@@ -129,3 +129,149 @@ async fn the_event_log_pages_with_cursors_and_shows_each_body() {
         s.shutdown().await;
     }
 }
+
+fn keys_cli(args: &[&str], db_url: &str) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_zcc-bridge"))
+        .args(args)
+        .env_remove("ZCC_BRIDGE_CONFIG")
+        .env("ZCC_BRIDGE_STORAGE__DATABASE", db_url)
+        .env("ZCC_BRIDGE_ZOOM__WEBHOOK_SECRET_TOKEN", SECRET)
+        .output()
+        .expect("run zcc-bridge")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scoped_api_keys_made_by_the_cli_open_what_their_role_allows() {
+    for backend in backends() {
+        let mut s = TestServer::start(&backend).await;
+        let url = s.db.url.clone();
+        let create = |role: &str| {
+            let out = keys_cli(
+                &["--json", "keys", "create", "--name", role, "--role", role],
+                &url,
+            );
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let created: Value = serde_json::from_slice(&out.stdout).expect("json");
+            assert_eq!(created["role"], role);
+            created["key"].as_str().expect("the key").to_string()
+        };
+        let (read, operator, admin) = (create("read_only"), create("operator"), create("admin"));
+        let client = reqwest::Client::new();
+        let call = |method: reqwest::Method, path: &str, key: &str, body: Option<Value>| {
+            let mut request = client.request(method, s.url(path)).bearer_auth(key);
+            if let Some(body) = body {
+                request = request.json(&body);
+            }
+            async move { request.send().await.expect("sent").status().as_u16() }
+        };
+        let get = reqwest::Method::GET;
+        let post = reqwest::Method::POST;
+        let replay = json!({"sink": "nowhere", "dead": true});
+        let revoke = json!({"all": true});
+        for key in [&read, &operator, &admin] {
+            assert_eq!(
+                call(get.clone(), "/api/v1/engagements", key, None).await,
+                200
+            );
+        }
+        // An operator replays; a read-only key may not. Revoking links is the admin's.
+        assert_eq!(
+            call(
+                post.clone(),
+                "/api/v1/deliveries/replay",
+                &read,
+                Some(replay.clone())
+            )
+            .await,
+            403
+        );
+        assert_eq!(
+            call(
+                post.clone(),
+                "/api/v1/deliveries/replay",
+                &operator,
+                Some(replay.clone())
+            )
+            .await,
+            200
+        );
+        assert_eq!(
+            call(
+                post.clone(),
+                "/api/v1/media/permalinks/revoke",
+                &operator,
+                Some(revoke.clone())
+            )
+            .await,
+            403
+        );
+        assert_eq!(
+            call(
+                post.clone(),
+                "/api/v1/media/permalinks/revoke",
+                &admin,
+                Some(revoke.clone())
+            )
+            .await,
+            200
+        );
+        // A key with a wrong secret, or a made-up one, is no key.
+        // zcb_<12 hex digits>_<secret> (the secret may hold _ too).
+        let id_part = &read[..16];
+        let secret_of = |key: &str| key[17..].to_string();
+        for wrong in [
+            format!("{id_part}_AAAA"),
+            "zcb_000000000000_x".to_string(),
+            read[..read.len() - 1].to_string(),
+        ] {
+            assert_eq!(
+                call(get.clone(), "/api/v1/engagements", &wrong, None).await,
+                401,
+                "{wrong}"
+            );
+        }
+
+        // The list shows each key's role and use, never a secret.
+        let out = keys_cli(&["--json", "keys", "list"], &url);
+        assert!(out.status.success());
+        let listed = String::from_utf8_lossy(&out.stdout).to_string();
+        for key in [&read, &operator, &admin] {
+            assert!(
+                !listed.contains(&secret_of(key)),
+                "a secret is listed: {listed}"
+            );
+        }
+        let keys: Value = serde_json::from_str(&listed).expect("json");
+        let keys = keys["keys"].as_array().expect("keys");
+        assert_eq!(keys.len(), 3);
+        assert!(
+            keys.iter().all(|k| k["last_used_at"].is_string()),
+            "{keys:?}"
+        );
+
+        // A revoked key stops working at once; revoking it again is refused.
+        let read_id = id_part.trim_start_matches("zcb_");
+        let out = keys_cli(&["keys", "revoke", read_id], &url);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            call(get.clone(), "/api/v1/engagements", &read, None).await,
+            401
+        );
+        let again = keys_cli(&["keys", "revoke", read_id], &url);
+        assert_eq!(again.status.code(), Some(1));
+        // The bootstrap admin token still works.
+        assert_eq!(
+            call(get.clone(), "/api/v1/engagements", ADMIN_TOKEN, None).await,
+            200
+        );
+        s.shutdown().await;
+    }
+}
