@@ -67,6 +67,9 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct NewEvent {
     pub source: EventSource,
     pub dedup_key: String,
+    /// The key the same event had before dedup keys hashed RFC 8785 bytes, where it differs
+    /// (`core::canonical`): if an event is logged under it, this one is that event's redelivery.
+    pub legacy_dedup_key: Option<String>,
     pub event_type: String,
     pub engagement_id: Option<String>,
     pub event_ts: Option<i64>,
@@ -332,6 +335,8 @@ pub trait Store:
     async fn events(&self, query: &EventQuery) -> Result<Vec<LoggedEvent>>;
     async fn quarantined(&self, after_id: Option<i64>, limit: u32) -> Result<Vec<QuarantineItem>>;
     async fn quarantine_item(&self, id: i64) -> Result<Option<QuarantineItem>>;
+    /// Which of `keys` are dedup keys of logged events.
+    async fn existing_dedup_keys(&self, keys: &[&str]) -> Result<HashSet<String>>;
     async fn stats(&self) -> Result<LogStats>;
     /// Engagement ids that have events in the log, ascending, after `after`.
     async fn logged_engagement_ids(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>>;

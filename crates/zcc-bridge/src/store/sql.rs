@@ -397,6 +397,21 @@ macro_rules! impl_sql_store {
                 rows.iter().map(quarantine_from_row).collect()
             }
 
+            async fn existing_dedup_keys(&self, keys: &[&str]) -> $crate::store::Result<std::collections::HashSet<String>> {
+                let mut found = std::collections::HashSet::new();
+                for chunk in keys.chunks($crate::store::sql::CHUNK) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT dedup_key FROM events WHERE dedup_key IN (");
+                    let mut list = qb.separated(", ");
+                    for key in chunk {
+                        list.push_bind(*key);
+                    }
+                    qb.push(")");
+                    let rows: Vec<(String,)> = qb.build_query_as().fetch_all(self.reader()).await?;
+                    found.extend(rows.into_iter().map(|(key,)| key));
+                }
+                Ok(found)
+            }
+
             async fn quarantine_item(&self, id: i64) -> $crate::store::Result<Option<$crate::store::QuarantineItem>> {
                 let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT * FROM quarantine WHERE id = ");
                 qb.push_bind(id);
