@@ -6,6 +6,7 @@
 
 pub mod activity;
 pub mod backup;
+pub mod chat;
 pub mod config;
 pub mod connectors;
 pub mod contacts;

@@ -69,6 +69,7 @@ pub fn load_config(file: Option<&std::path::Path>) -> anyhow::Result<Config> {
 /// The feature-owned checks of a loaded configuration (also run by `start`, for configurations built in code).
 pub fn check_config(config: &Config) -> anyhow::Result<()> {
     crate::delivery::check_sinks(config)?;
+    crate::chat::check_config(config)?;
     Ok(())
 }
 
@@ -271,6 +272,15 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     )
     .await
     .context("starting delivery")?;
+    let chat = crate::chat::start(
+        &config,
+        store.clone(),
+        log.clone(),
+        &mut background,
+        background_stopping.clone(),
+    )
+    .await
+    .context("starting the chatbot channel")?;
     let (live, stream_task) = crate::stream::Stream::start(
         store.clone(),
         crate::stream::Builder::new(decoder.clone(), contacts),
@@ -305,6 +315,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         reconciler,
         media,
         sinks: Arc::new(config.sinks.clone()),
+        chat,
     };
     let app = http::router(state, config.server.max_body_bytes, connections.clone());
     let (stop_tx, stop_rx) = oneshot::channel::<()>();

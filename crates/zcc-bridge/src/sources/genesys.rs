@@ -185,6 +185,7 @@ impl GenesysEvent {
             observation: None,
             activity: Some(self.activity),
             source_label: Some(source_column(name)),
+            conversation: None,
         }
     }
 }

@@ -82,6 +82,7 @@ impl Polled {
             observation: Some(self.observation()),
             activity: None,
             source_label: None,
+            conversation: None,
             raw: Bytes::from(raw),
         })
     }

@@ -3,6 +3,7 @@
 //! per-backend statements in `BatchTx`.
 
 pub mod activity;
+pub mod chat;
 pub mod delivery;
 pub mod media;
 mod postgres;
@@ -75,6 +76,9 @@ pub struct NewEvent {
     pub activity: Option<Activity>,
     /// The log's `source` column when it says more than `source` (`flow:<source name>`).
     pub source_label: Option<String>,
+    /// The conversation a chat message belongs to (`chat:<channel>:<session>`): the ordering key of its outbox
+    /// rows (migration 0011). `None` for everything else.
+    pub conversation: Option<String>,
 }
 
 impl NewEvent {
@@ -292,7 +296,14 @@ pub struct ProjectionItem {
 
 #[async_trait]
 pub trait Store:
-    MediaRepo + DeliveryRepo + ActivityRepo + presence::PresenceRepo + Send + Sync + 'static
+    MediaRepo
+    + DeliveryRepo
+    + ActivityRepo
+    + presence::PresenceRepo
+    + chat::ChatRepo
+    + Send
+    + Sync
+    + 'static
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

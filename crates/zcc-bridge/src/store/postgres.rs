@@ -61,6 +61,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "media permalinks",
         include_str!("../../migrations/postgres/0010_media_permalinks.sql"),
     ),
+    (
+        11,
+        "chatbot channel",
+        include_str!("../../migrations/postgres/0011_chat.sql"),
+    ),
 ];
 
 pub struct PgStore {
@@ -136,3 +141,4 @@ super::delivery::impl_delivery_repo!(PgStore, Postgres, "postgres");
 super::media::impl_media_repo!(PgStore, Postgres, "postgres");
 super::activity::impl_activity_repo!(PgStore, Postgres, "postgres");
 super::presence::impl_presence_repo!(PgStore, Postgres, "postgres");
+super::chat::impl_chat_repo!(PgStore, Postgres, "postgres");

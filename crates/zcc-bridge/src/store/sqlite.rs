@@ -64,6 +64,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "media permalinks",
         include_str!("../../migrations/sqlite/0010_media_permalinks.sql"),
     ),
+    (
+        11,
+        "chatbot channel",
+        include_str!("../../migrations/sqlite/0011_chat.sql"),
+    ),
 ];
 
 /// How often the WAL is copied back into the database file.
@@ -178,3 +183,4 @@ super::delivery::impl_delivery_repo!(SqliteStore, Sqlite, "sqlite");
 super::media::impl_media_repo!(SqliteStore, Sqlite, "sqlite");
 super::activity::impl_activity_repo!(SqliteStore, Sqlite, "sqlite");
 super::presence::impl_presence_repo!(SqliteStore, Sqlite, "sqlite");
+super::chat::impl_chat_repo!(SqliteStore, Sqlite, "sqlite");

@@ -6,6 +6,7 @@ mod common;
 
 mod agents;
 mod backup;
+mod chat;
 mod connections;
 mod crash;
 mod delivery;
