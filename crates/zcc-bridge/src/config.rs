@@ -11,6 +11,25 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::activity::ActivityKind;
 
+mod sinks;
+pub use sinks::{
+    check_deliver_type, BodyFormat, HubspotOptions, RawOptions, SalesforceOptions, SinkConfig,
+    SinkKind, SinkOptions, ZendeskAuth, ZendeskMode, ZendeskOptions,
+};
+
+/// The annotated example configuration (`deploy/config.example.toml`): every key at its default, optional ones
+/// commented out. `zcc-bridge config init` writes it.
+pub const EXAMPLE: &str = include_str!("../../../deploy/config.example.toml");
+
+/// `EXAMPLE` with a fresh admin token switched on in place of the placeholder, for `config init`.
+pub fn example_with_admin_token(token: &str) -> String {
+    EXAMPLE.replacen(
+        "#token = \"CHANGE-ME-admin-token-at-least-16-chars\"",
+        &format!("token = \"{token}\""),
+        1,
+    )
+}
+
 /// Prefix of environment overrides.
 pub const ENV_PREFIX: &str = "ZCC_BRIDGE_";
 
@@ -200,7 +219,7 @@ pub struct Config {
     #[serde(default)]
     pub delivery: DeliveryConfig,
     /// Delivery targets (`[[sinks]]`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "sinks::typed_sinks")]
     pub sinks: Vec<SinkConfig>,
     #[serde(default)]
     pub log: LogConfig,
@@ -1024,12 +1043,15 @@ pub fn check_chat_channel(name: &str, c: &ChatChannelConfig) -> Result<(), Strin
 }
 
 impl ChatConfig {
-    fn validate(&self) -> Result<(), InvalidValue> {
+    /// What is wrong with `[chat]`: one problem per channel (later checks of a channel assume the earlier ones
+    /// passed), then the outboxes' settings and the keys.
+    fn problems(&self, problems: &mut Vec<InvalidValue>) {
         let invalid = |key: &'static str, problem: String| InvalidValue { key, problem };
         for (name, channel) in &self.channels {
-            check_chat_channel(name, channel).map_err(|p| invalid("chat.channels", p))?;
-            if channel.bot.longest_turn_ms() >= self.lease_seconds.saturating_mul(1000) {
-                return Err(invalid(
+            if let Err(p) = check_chat_channel(name, channel) {
+                problems.push(invalid("chat.channels", p));
+            } else if channel.bot.longest_turn_ms() >= self.lease_seconds.saturating_mul(1000) {
+                problems.push(invalid(
                     "chat.lease_seconds",
                     format!(
                         "must be longer than channel {name:?}'s longest bot turn ({} ms)",
@@ -1043,7 +1065,7 @@ impl ChatConfig {
             .iter()
             .any(|w| !w.is_finite() || *w < 0.0)
         {
-            return Err(invalid(
+            problems.push(invalid(
                 "chat.retry_schedule_seconds",
                 "waits must be finite and not negative".into(),
             ));
@@ -1054,15 +1076,14 @@ impl ChatConfig {
             || self.post_timeout_seconds == 0
             || self.reload_seconds == 0
         {
-            return Err(invalid(
+            problems.push(invalid(
                 "chat",
                 "lease_seconds, poll_ms, max_concurrent_turns, post_timeout_seconds and reload_seconds must be \
                  greater than 0"
                     .into(),
             ));
-        }
-        if self.post_timeout_seconds >= self.lease_seconds {
-            return Err(invalid(
+        } else if self.post_timeout_seconds >= self.lease_seconds {
+            problems.push(invalid(
                 "chat.post_timeout_seconds",
                 format!(
                     "must be shorter than chat.lease_seconds ({})",
@@ -1070,14 +1091,21 @@ impl ChatConfig {
                 ),
             ));
         }
-        for key in self
-            .encryption_key
-            .iter()
-            .chain(&self.previous_encryption_keys)
-        {
-            check_encryption_key(key).map_err(|p| invalid("chat.encryption_key", p))?;
+        if let Some(key) = &self.encryption_key {
+            problems.extend(
+                check_encryption_key(key)
+                    .err()
+                    .map(|p| invalid("chat.encryption_key", p)),
+            );
         }
-        Ok(())
+        for (n, key) in self.previous_encryption_keys.iter().enumerate() {
+            problems.extend(check_encryption_key(key).err().map(|p| {
+                invalid(
+                    "chat.previous_encryption_keys",
+                    format!("key {}: {p}", n + 1),
+                )
+            }));
+        }
     }
 }
 
@@ -1577,113 +1605,6 @@ impl Default for DeliveryConfig {
     }
 }
 
-/// `kind` of a sink.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SinkKind {
-    Http,
-    Salesforce,
-    Hubspot,
-    Zendesk,
-}
-
-impl SinkKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SinkKind::Http => "http",
-            SinkKind::Salesforce => "salesforce",
-            SinkKind::Hubspot => "hubspot",
-            SinkKind::Zendesk => "zendesk",
-        }
-    }
-}
-
-/// One `[[sinks]]` entry.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SinkConfig {
-    /// Unique; names the sink in the API, the CLI, metrics and the outbox (renaming a sink orphans its queue).
-    pub name: String,
-    pub kind: SinkKind,
-    /// `http`: the endpoint. CRMs: the API base (`https://myorg.my.salesforce.com`, `https://api.hubapi.com`,
-    /// `https://acme.zendesk.com`).
-    pub url: String,
-    /// `http`: Standard Webhooks secrets (`whsec_...`); the first signs, all are sent (rotation).
-    #[serde(default, deserialize_with = "secret_list")]
-    pub secrets: Vec<Secret>,
-    /// Message types: `engagement.completed`, `engagement.updated`, and Zoom event names delivered as they arrive.
-    #[serde(default = "default_deliver")]
-    pub deliver: Vec<String>,
-    /// Only engagements of these channels / queues (`cc_queue_id`) / directions (empty: all).
-    #[serde(default)]
-    pub channels: Vec<String>,
-    #[serde(default)]
-    pub queues: Vec<String>,
-    #[serde(default)]
-    pub directions: Vec<String>,
-    /// Deliveries in flight at once (per replica).
-    #[serde(default = "default_sink_concurrency")]
-    pub concurrency: usize,
-    /// Attempts started per second at most (per replica); none: unlimited.
-    #[serde(default)]
-    pub rate_per_second: Option<f64>,
-    /// Whole-attempt timeout.
-    #[serde(default = "default_sink_timeout")]
-    pub timeout_seconds: u64,
-    /// CRM credentials: OAuth client (Salesforce), API token (HubSpot private app, Zendesk API token) and the
-    /// user the token belongs to (Zendesk).
-    #[serde(default)]
-    pub client_id: Option<String>,
-    #[serde(default)]
-    pub client_secret: Option<Secret>,
-    #[serde(default)]
-    pub token: Option<Secret>,
-    #[serde(default)]
-    pub username: Option<String>,
-    /// Vendor-specific settings (see the README's sink table), e.g. Salesforce's `external_id_field`.
-    #[serde(default)]
-    pub options: BTreeMap<String, String>,
-}
-
-impl SinkConfig {
-    /// A sink with every optional setting at its default (what a `[[sinks]]` entry with only these keys gives).
-    pub fn new(name: impl Into<String>, kind: SinkKind, url: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            kind,
-            url: url.into(),
-            secrets: Vec::new(),
-            deliver: default_deliver(),
-            channels: Vec::new(),
-            queues: Vec::new(),
-            directions: Vec::new(),
-            concurrency: default_sink_concurrency(),
-            rate_per_second: None,
-            timeout_seconds: default_sink_timeout(),
-            client_id: None,
-            client_secret: None,
-            token: None,
-            username: None,
-            options: BTreeMap::new(),
-        }
-    }
-}
-
-fn default_deliver() -> Vec<String> {
-    vec![
-        "engagement.completed".to_string(),
-        "engagement.updated".to_string(),
-    ]
-}
-
-fn default_sink_concurrency() -> usize {
-    4
-}
-
-fn default_sink_timeout() -> u64 {
-    30
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -1717,6 +1638,45 @@ pub struct InvalidValue {
     pub problem: String,
 }
 
+/// What `Config::readiness` finds.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    pub errors: Vec<InvalidValue>,
+    pub warnings: Vec<InvalidValue>,
+}
+
+/// Every problem found in a configuration (at least one), each with its key.
+#[derive(Debug)]
+pub struct InvalidConfig(pub Vec<InvalidValue>);
+
+impl InvalidConfig {
+    /// `Ok` when there is nothing to report.
+    pub fn from_problems(problems: Vec<InvalidValue>) -> Result<(), Self> {
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Self(problems))
+        }
+    }
+}
+
+impl fmt::Display for InvalidConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.as_slice() {
+            [one] => write!(f, "{one}"),
+            all => {
+                write!(f, "invalid configuration ({} problems):", all.len())?;
+                for p in all {
+                    write!(f, "\n  {}: {}", p.key, p.problem)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for InvalidConfig {}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DatabaseKind {
     Sqlite,
@@ -1729,7 +1689,19 @@ impl Config {
         Self::load_from(file, Env::prefixed(ENV_PREFIX).split("__"))
     }
 
+    /// `load` without `validate`: the file and the environment read and typed (every section's type errors at
+    /// once), the values not yet judged.
+    pub fn read(file: Option<&Path>) -> anyhow::Result<Self> {
+        Self::read_from(file, Env::prefixed(ENV_PREFIX).split("__"))
+    }
+
     fn load_from(file: Option<&Path>, env: Env) -> anyhow::Result<Self> {
+        let config = Self::read_from(file, env)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn read_from(file: Option<&Path>, env: Env) -> anyhow::Result<Self> {
         let mut figment = Figment::from(Serialized::defaults(DefaultsView::default()));
         if let Some(path) = file {
             if !path.exists() {
@@ -1738,25 +1710,46 @@ impl Config {
             check_toml_syntax(path)?;
             figment = figment.merge(Toml::file_exact(path));
         }
-        let config: Config = figment
-            .merge(env)
-            .extract()
-            .map_err(|e| anyhow::anyhow!("invalid configuration: {}", figment_message(&e)))?;
-        config.validate()?;
+        let figment = figment.merge(env.ignore(&["config"]));
+        let config: Config = figment.extract().map_err(|e| {
+            // serde stops at the first error; reading each section alone finds one in every section.
+            let mut errors = section_errors(&figment);
+            if errors.is_empty() {
+                errors.push(figment_message(&e));
+            }
+            match errors.as_slice() {
+                [one] => anyhow::anyhow!("invalid configuration: {one}"),
+                all => anyhow::anyhow!(
+                    "invalid configuration ({} problems):\n  {}",
+                    all.len(),
+                    all.join("\n  ")
+                ),
+            }
+        })?;
         Ok(config)
     }
 
-    /// Checks what types alone cannot.
-    pub fn validate(&self) -> Result<(), InvalidValue> {
-        self.database_kind()?;
+    /// Checks what types alone cannot; every problem at once.
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        InvalidConfig::from_problems(self.problems())
+    }
+
+    /// What is wrong with the values, each problem with its key (empty: nothing).
+    pub fn problems(&self) -> Vec<InvalidValue> {
+        let mut problems = Vec::new();
+        problems.extend(self.database_kind().err());
         for (name, source) in &self.flow.sources {
-            check_flow_source(name, source).map_err(|problem| InvalidValue {
-                key: "flow.sources",
-                problem,
-            })?;
+            problems.extend(
+                check_flow_source(name, source)
+                    .err()
+                    .map(|problem| InvalidValue {
+                        key: "flow.sources",
+                        problem,
+                    }),
+            );
         }
         if self.presence.min_interval_seconds == 0 || self.presence.session_timeout_minutes == 0 {
-            return Err(InvalidValue {
+            problems.push(InvalidValue {
                 key: "presence",
                 problem: "min_interval_seconds and session_timeout_minutes must be greater than 0"
                     .into(),
@@ -1777,61 +1770,67 @@ impl Config {
             .chain(self.presence.genesys.values().map(|g| &g.busy_status));
         for status in busy_statuses {
             if !STATUSES.contains(&status.as_str()) {
-                return Err(InvalidValue {
+                problems.push(InvalidValue {
                     key: "presence.*.busy_status",
                     problem: format!("{status:?} is not one of {}", STATUSES.join(", ")),
                 });
             }
         }
         for (name, source) in &self.presence.genesys {
-            let invalid = |problem: String| InvalidValue {
-                key: "presence.genesys",
-                problem: format!("source {name:?}: {problem}"),
+            // One problem per source: later checks assume the earlier ones passed.
+            let check = || -> Result<(), InvalidValue> {
+                let invalid = |problem: String| InvalidValue {
+                    key: "presence.genesys",
+                    problem: format!("source {name:?}: {problem}"),
+                };
+                check_source_name(name).map_err(invalid)?;
+                let secrets = [&source.token, &source.hmac_secret];
+                if secrets
+                    .iter()
+                    .flat_map(|s| s.iter())
+                    .any(|s| s.expose().len() < 16)
+                {
+                    return Err(invalid(
+                        "token and hmac_secret need at least 16 characters".into(),
+                    ));
+                }
+                let api = source.api().map_err(invalid)?;
+                if source.notifications {
+                    if source.resubscribe_minutes == 0 || source.resubscribe_minutes >= 24 * 60 {
+                        return Err(invalid(
+                            "resubscribe_minutes must be between 1 and 1439 (channels expire after 24 h)".into(),
+                        ));
+                    }
+                    if api.is_none() {
+                        return Err(invalid(
+                            "notifications need API access (client_id, client_secret, region)"
+                                .into(),
+                        ));
+                    }
+                    if !source.all_users && source.users.is_empty() {
+                        return Err(invalid(
+                            "notifications need users (Genesys user ids or e-mails) or all_users = true".into(),
+                        ));
+                    }
+                } else if secrets.iter().all(|s| s.is_none()) {
+                    return Err(invalid(
+                        "set token or hmac_secret (push), or notifications = true with API access (pull)".into(),
+                    ));
+                }
+                Ok(())
             };
-            check_source_name(name).map_err(invalid)?;
-            let secrets = [&source.token, &source.hmac_secret];
-            if secrets
-                .iter()
-                .flat_map(|s| s.iter())
-                .any(|s| s.expose().len() < 16)
-            {
-                return Err(invalid(
-                    "token and hmac_secret need at least 16 characters".into(),
-                ));
-            }
-            let api = source.api().map_err(invalid)?;
-            if source.notifications {
-                if source.resubscribe_minutes == 0 || source.resubscribe_minutes >= 24 * 60 {
-                    return Err(invalid(
-                        "resubscribe_minutes must be between 1 and 1439 (channels expire after 24 h)".into(),
-                    ));
-                }
-                if api.is_none() {
-                    return Err(invalid(
-                        "notifications need API access (client_id, client_secret, region)".into(),
-                    ));
-                }
-                if !source.all_users && source.users.is_empty() {
-                    return Err(invalid(
-                        "notifications need users (Genesys user ids or e-mails) or all_users = true".into(),
-                    ));
-                }
-            } else if secrets.iter().all(|s| s.is_none()) {
-                return Err(invalid(
-                    "set token or hmac_secret (push), or notifications = true with API access (pull)".into(),
-                ));
-            }
+            problems.extend(check().err());
         }
         if self.stream.poll_ms == 0 {
-            return Err(InvalidValue {
+            problems.push(InvalidValue {
                 key: "stream.poll_ms",
                 problem: "must be greater than 0".into(),
             });
         }
-        self.validate_delivery()?;
-        self.chat.validate()?;
+        self.validate_delivery(&mut problems);
+        self.chat.problems(&mut problems);
         if let Err(problem) = ArchiveUrl::parse(&self.storage.media) {
-            return Err(InvalidValue {
+            problems.push(InvalidValue {
                 key: "storage.media",
                 problem,
             });
@@ -1843,14 +1842,14 @@ impl Config {
             || self.media.retention_check_seconds == 0
             || self.media.lease_seconds == 0
         {
-            return Err(InvalidValue {
+            problems.push(InvalidValue {
                 key: "media",
                 problem: "concurrency, max_attempts, upload_concurrency, link_ttl_seconds, retention_check_seconds and lease_seconds must be greater than 0"
                     .into(),
             });
         }
         if !(5..=512).contains(&self.media.part_size_mib) {
-            return Err(InvalidValue {
+            problems.push(InvalidValue {
                 key: "media.part_size_mib",
                 problem: format!(
                     "must be between 5 and 512 (S3's smallest part is 5 MiB), got {}",
@@ -1860,7 +1859,7 @@ impl Config {
         }
         if let Some(url) = &self.media.public_url {
             if !(url.starts_with("https://") || url.starts_with("http://")) {
-                return Err(InvalidValue {
+                problems.push(InvalidValue {
                     key: "media.public_url",
                     problem: format!("expected an http(s) URL, got {url:?}"),
                 });
@@ -1872,13 +1871,13 @@ impl Config {
             .as_ref()
             .is_some_and(|s| s.expose().len() < 16)
         {
-            return Err(InvalidValue {
+            problems.push(InvalidValue {
                 key: "media.link_secret",
                 problem: "must be at least 16 characters".into(),
             });
         }
         if self.server.max_body_bytes == 0 {
-            return Err(InvalidValue {
+            problems.push(InvalidValue {
                 key: "server.max_body_bytes",
                 problem: "must be greater than 0".into(),
             });
@@ -1888,7 +1887,7 @@ impl Config {
             || self.server.header_read_timeout_seconds == 0
             || self.server.body_read_timeout_seconds == 0
         {
-            return Err(InvalidValue {
+            problems.push(InvalidValue {
                 key: "server",
                 problem: "max_connections, idle_timeout_seconds, header_read_timeout_seconds and \
                           body_read_timeout_seconds must be greater than 0"
@@ -1896,7 +1895,7 @@ impl Config {
             });
         }
         if self.server.body_memory_bytes < self.server.max_body_bytes {
-            return Err(InvalidValue {
+            problems.push(InvalidValue {
                 key: "server.body_memory_bytes",
                 problem: format!(
                     "must be at least server.max_body_bytes ({}), or a largest body could never be read",
@@ -1907,7 +1906,7 @@ impl Config {
         if !(1..=MAX_TIMESTAMP_TOLERANCE_SECONDS)
             .contains(&self.zoom.webhook_timestamp_tolerance_seconds)
         {
-            return Err(InvalidValue {
+            problems.push(InvalidValue {
                 key: "zoom.webhook_timestamp_tolerance_seconds",
                 problem: format!(
                     "must be between 1 and {MAX_TIMESTAMP_TOLERANCE_SECONDS} (a longer window lets a captured \
@@ -1917,29 +1916,29 @@ impl Config {
             });
         }
         if let Err(problem) = check_log_filter(&self.log.level) {
-            return Err(InvalidValue {
+            problems.push(InvalidValue {
                 key: "log.level",
                 problem,
             });
         }
-        self.reconcile.nightly_time()?;
-        self.reconcile.time_zone()?;
+        problems.extend(self.reconcile.nightly_time().err());
+        problems.extend(self.reconcile.time_zone().err());
         if self.zoom.websocket_heartbeat_seconds == 0 {
-            return Err(InvalidValue {
+            problems.push(InvalidValue {
                 key: "zoom.websocket_heartbeat_seconds",
                 problem: "must be greater than 0".into(),
             });
         }
         if let Some(url) = &self.zoom.websocket_url {
             if !(url.starts_with("wss://") || url.starts_with("ws://")) {
-                return Err(InvalidValue {
+                problems.push(InvalidValue {
                     key: "zoom.websocket_url",
                     problem: format!("expected a ws(s):// URL, got {url:?}"),
                 });
             }
         }
         if self.reconcile.concurrency == 0 {
-            return Err(InvalidValue {
+            problems.push(InvalidValue {
                 key: "reconcile.concurrency",
                 problem: "must be greater than 0".into(),
             });
@@ -1950,20 +1949,20 @@ impl Config {
             ("zoom.heavy_per_second", self.zoom.heavy_per_second),
         ] {
             if !(rate.is_finite() && rate > 0.0) {
-                return Err(InvalidValue {
+                problems.push(InvalidValue {
                     key,
                     problem: format!("must be a positive number, got {rate}"),
                 });
             }
         }
         if self.ingest.max_batch == 0 || self.ingest.postgres_committers == 0 {
-            return Err(InvalidValue {
+            problems.push(InvalidValue {
                 key: "ingest",
                 problem: "max_batch and postgres_committers must be greater than 0".into(),
             });
         }
         if self.storage.max_connections < 2 {
-            return Err(InvalidValue {
+            problems.push(InvalidValue {
                 key: "storage.max_connections",
                 problem: "must be at least 2".into(),
             });
@@ -1973,7 +1972,7 @@ impl Config {
             ("zoom.oauth_base", &self.zoom.oauth_base),
         ] {
             if !(url.starts_with("https://") || url.starts_with("http://")) {
-                return Err(InvalidValue {
+                problems.push(InvalidValue {
                     key,
                     problem: format!("expected an http(s) URL, got {url:?}"),
                 });
@@ -1985,12 +1984,85 @@ impl Config {
             .as_ref()
             .is_some_and(|t| t.expose().len() < 16)
         {
-            return Err(InvalidValue {
+            problems.push(InvalidValue {
                 key: "admin.token",
                 problem: "must be at least 16 characters".into(),
             });
         }
-        Ok(())
+        problems
+    }
+
+    /// What a deployment needs and this configuration leaves unset: `errors` for a part that is on but cannot
+    /// work, `warnings` for a part that is off for want of a credential. `serve` and `config check` refuse the
+    /// errors; the demo fills in its own secrets first.
+    pub fn readiness(&self) -> Readiness {
+        let mut errors = Vec::new();
+        let mut warnings = Vec::new();
+        let zoom = &self.zoom;
+        let set = |v: Option<&str>| v.is_some_and(|v| !v.trim().is_empty());
+        let s2s = [
+            ("account_id", set(zoom.account_id.as_deref())),
+            ("client_id", set(zoom.client_id.as_deref())),
+            (
+                "client_secret",
+                set(zoom.client_secret.as_ref().map(Secret::expose)),
+            ),
+        ];
+        let s2s_complete = s2s.iter().all(|(_, set)| *set);
+        if !s2s_complete && s2s.iter().any(|(_, set)| *set) {
+            let missing: Vec<&str> = s2s
+                .iter()
+                .filter(|(_, set)| !set)
+                .map(|(k, _)| *k)
+                .collect();
+            errors.push(InvalidValue {
+                key: "zoom",
+                problem: format!(
+                    "the Server-to-Server OAuth app needs account_id, client_id and client_secret; {} not set",
+                    missing.join(" and ")
+                ),
+            });
+        }
+        let websocket = zoom.websocket_url.is_some();
+        if websocket && (!s2s_complete || !set(zoom.websocket_subscription_id.as_deref())) {
+            errors.push(InvalidValue {
+                key: "zoom.websocket_url",
+                problem: "the WebSocket needs zoom.websocket_subscription_id and the Server-to-Server OAuth app"
+                    .into(),
+            });
+        }
+        if self.zoom.webhook_secrets().is_empty() && !websocket {
+            errors.push(InvalidValue {
+                key: "zoom.webhook_secret_token",
+                problem: "not set: every Zoom webhook would be refused (the app's Secret Token, under Feature > \
+                          Event Subscriptions), and no WebSocket is configured either"
+                    .into(),
+            });
+        }
+        if self.presence.enabled && !s2s_complete {
+            errors.push(InvalidValue {
+                key: "presence.enabled",
+                problem:
+                    "presence sync writes Zoom presence through the Server-to-Server OAuth app \
+                          (zoom.account_id, client_id, client_secret), which is not configured"
+                        .into(),
+            });
+        }
+        if !s2s_complete && (self.reconcile.enabled || self.media.enabled) {
+            warnings.push(InvalidValue {
+                key: "zoom",
+                problem: "no Server-to-Server OAuth app (account_id, client_id, client_secret): reconciliation \
+                          and the media archive are off"
+                    .into(),
+            });
+        }
+        if self.admin.token.is_none() {
+            warnings.push(InvalidValue {
+                key: "admin.token",
+                problem: "not set: the API and the console accept API keys only".into(),
+            });
+        }
+        Readiness { errors, warnings }
     }
 
     pub fn database_kind(&self) -> Result<DatabaseKind, InvalidValue> {
@@ -2024,19 +2096,19 @@ impl Config {
 }
 
 impl Config {
-    fn validate_delivery(&self) -> Result<(), InvalidValue> {
+    fn validate_delivery(&self, problems: &mut Vec<InvalidValue>) {
         let d = &self.delivery;
         if d.retry_schedule_seconds
             .iter()
             .any(|w| !w.is_finite() || *w < 0.0)
         {
-            return Err(InvalidValue {
+            problems.push(InvalidValue {
                 key: "delivery.retry_schedule_seconds",
                 problem: "waits must be finite and not negative".into(),
             });
         }
         if d.lease_seconds == 0 || d.poll_ms == 0 {
-            return Err(InvalidValue {
+            problems.push(InvalidValue {
                 key: "delivery",
                 problem: "lease_seconds and poll_ms must be greater than 0".into(),
             });
@@ -2059,6 +2131,12 @@ impl Config {
                 Some(format!("sink {:?}: url must be http(s)", sink.name))
             } else if sink.deliver.is_empty() {
                 Some(format!("sink {:?}: deliver lists nothing", sink.name))
+            } else if let Some(problem) = sink
+                .deliver
+                .iter()
+                .find_map(|t| sinks::check_deliver_type(t).err())
+            {
+                Some(format!("sink {:?}: deliver: {problem}", sink.name))
             } else if sink.concurrency == 0 || sink.timeout_seconds == 0 {
                 Some(format!(
                     "sink {:?}: concurrency and timeout_seconds must be greater than 0",
@@ -2082,13 +2160,12 @@ impl Config {
                 None
             };
             if let Some(problem) = problem {
-                return Err(InvalidValue {
+                problems.push(InvalidValue {
                     key: "sinks",
                     problem,
                 });
             }
         }
-        Ok(())
     }
 }
 
@@ -2165,25 +2242,96 @@ impl Default for ZoomDefaults {
 
 /// One line naming the key, the problem and where the value came from. Values are quoted only where they cannot
 /// be secrets (see `kind_message`).
+/// The type errors of each top-level section read alone, and the unknown sections.
+fn section_errors(figment: &Figment) -> Vec<String> {
+    fn read<T: serde::de::DeserializeOwned>(figment: &Figment, key: &str, out: &mut Vec<String>) {
+        if figment.contains(key) {
+            if let Err(e) = figment.extract_inner::<T>(key) {
+                // `extract_inner` puts the section last in the error's path.
+                out.extend(e.into_iter().map(|mut e| {
+                    if e.path.last().is_some_and(|last| last == key) {
+                        e.path.rotate_right(1);
+                    }
+                    error_message(&e)
+                }));
+            }
+        }
+    }
+    /// Read only for its errors.
+    #[derive(Deserialize)]
+    struct Sinks(
+        #[serde(deserialize_with = "sinks::typed_sinks")]
+        #[allow(dead_code)]
+        Vec<SinkConfig>,
+    );
+    let mut out = Vec::new();
+    read::<ServerConfig>(figment, "server", &mut out);
+    read::<AdminConfig>(figment, "admin", &mut out);
+    read::<StorageConfig>(figment, "storage", &mut out);
+    read::<ZoomConfig>(figment, "zoom", &mut out);
+    read::<IngestConfig>(figment, "ingest", &mut out);
+    read::<ReconcileConfig>(figment, "reconcile", &mut out);
+    read::<MediaConfig>(figment, "media", &mut out);
+    read::<DeliveryConfig>(figment, "delivery", &mut out);
+    read::<Sinks>(figment, "sinks", &mut out);
+    read::<LogConfig>(figment, "log", &mut out);
+    read::<FlowConfig>(figment, "flow", &mut out);
+    read::<ContactsConfig>(figment, "contacts", &mut out);
+    read::<StreamConfig>(figment, "stream", &mut out);
+    read::<PresenceConfig>(figment, "presence", &mut out);
+    read::<ChatConfig>(figment, "chat", &mut out);
+    const SECTIONS: [&str; 15] = [
+        "server",
+        "admin",
+        "storage",
+        "zoom",
+        "ingest",
+        "reconcile",
+        "media",
+        "delivery",
+        "sinks",
+        "log",
+        "flow",
+        "contacts",
+        "stream",
+        "presence",
+        "chat",
+    ];
+    if let Ok(data) = figment::Provider::data(figment) {
+        for dict in data.values() {
+            for key in dict.keys().filter(|k| !SECTIONS.contains(&k.as_str())) {
+                out.push(format!(
+                    "{key}: unknown section (known: {})",
+                    SECTIONS.join(", ")
+                ));
+            }
+        }
+    }
+    out
+}
+
 fn figment_message(error: &figment::Error) -> String {
     error
         .clone()
         .into_iter()
-        .map(|e| {
-            let key = if e.path.is_empty() {
-                String::new()
-            } else {
-                format!("{}: ", e.path.join("."))
-            };
-            let origin = e
-                .metadata
-                .as_ref()
-                .map(|m| format!(" (from {})", m.name))
-                .unwrap_or_default();
-            format!("{key}{}{origin}", kind_message(&e.kind, &e.path))
-        })
+        .map(|e| error_message(&e))
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// One error (not the rest of its chain): `key.path: what (from where)`, never a secret's value.
+fn error_message(e: &figment::Error) -> String {
+    let key = if e.path.is_empty() {
+        String::new()
+    } else {
+        format!("{}: ", e.path.join("."))
+    };
+    let origin = e
+        .metadata
+        .as_ref()
+        .map(|m| format!(" (from {})", m.name))
+        .unwrap_or_default();
+    format!("{key}{}{origin}", kind_message(&e.kind, &e.path))
 }
 
 /// Whether the key at `path` holds (or may hold) a secret, by its name: the keys of `Secret` values refuse wrong
@@ -2356,6 +2504,38 @@ mod tests {
             std::env::remove_var(format!("{prefix}{k}"));
         }
         result
+    }
+
+    #[test]
+    fn sink_options_are_typed_by_kind_when_read() {
+        let sink = |options: &str| {
+            format!(
+                "[[sinks]]\nname = \"desk\"\nkind = \"zendesk\"\nurl = \"https://acme.zendesk.com\"\n\
+                 [sinks.options]\n{options}\n"
+            )
+        };
+        let config = load(&sink("mode = \"comment\"\ntags = [\"vip\"]"), &[]).expect("valid");
+        assert_eq!(
+            config.sinks[0].options,
+            SinkOptions::Zendesk(ZendeskOptions {
+                mode: ZendeskMode::Comment,
+                tags: vec!["vip".into()],
+                ..Default::default()
+            })
+        );
+        let e = format!(
+            "{:#}",
+            load(&sink("mode = \"merge\""), &[]).expect_err("bad mode")
+        );
+        assert!(
+            e.contains("sink \"desk\": options: mode: unknown variant `merge`"),
+            "{e}"
+        );
+        let e = format!(
+            "{:#}",
+            load(&sink("colour = \"red\""), &[]).expect_err("unknown key")
+        );
+        assert!(e.contains("unknown field `colour`"), "{e}");
     }
 
     #[test]
@@ -2824,11 +3004,21 @@ mod tests {
     /// `deploy/config.example.toml`, the annotated configuration the deployment recipes install (and the container
     /// image ships as /etc/zcc-bridge/config.toml).
     fn example() -> String {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../deploy/config.example.toml"
+        EXAMPLE.to_string()
+    }
+
+    #[test]
+    fn init_switches_on_a_fresh_admin_token() {
+        let text = example_with_admin_token("0123456789abcdef0123");
+        assert_ne!(
+            text, EXAMPLE,
+            "the placeholder line moved: config init would write no token"
         );
-        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"))
+        let config = load(&text, &[]).expect("loads");
+        assert_eq!(
+            config.admin.token.as_ref().map(Secret::expose),
+            Some("0123456789abcdef0123")
+        );
     }
 
     /// The example with every optional setting switched on: `#key = value`, `#[table]` and `#"key" = value`

@@ -39,17 +39,22 @@ use crate::sources::chat::conversation_key;
 use crate::store::chat::{ChannelRow, ChatUser, SessionOpen};
 use crate::store::{now_ms, Store, StoreError};
 
-/// Checks the chat channels of a loaded configuration as far as the chatbot crate can (keys, bot options), and
-/// the encryption keys (`server::load_config`).
-pub fn check_config(config: &Config) -> anyhow::Result<()> {
-    Sealer::from_config(&config.chat).map_err(|e| anyhow::anyhow!("chat.encryption_key: {e}"))?;
+/// What the chatbot crate finds wrong with the configuration's channels when it builds them (the PEM key, each
+/// bot's own options): `server::feature_problems`. A channel `Config::problems` already refuses is not reported
+/// twice; the encryption keys are checked there too (and again by `start`).
+pub fn config_problems(config: &Config) -> Vec<crate::config::InvalidValue> {
     let http = reqwest::Client::new();
-    for (name, channel) in &config.chat.channels {
-        channels::build_channel(name, channel, http.clone()).map_err(|problem| {
-            anyhow::anyhow!("invalid configuration: chat.channels: {problem}")
-        })?;
-    }
-    Ok(())
+    config
+        .chat
+        .channels
+        .iter()
+        .filter(|(name, channel)| crate::config::check_chat_channel(name, channel).is_ok())
+        .filter_map(|(name, channel)| channels::build_channel(name, channel, http.clone()).err())
+        .map(|problem| crate::config::InvalidValue {
+            key: "chat.channels",
+            problem,
+        })
+        .collect()
 }
 
 /// A loaded channel.

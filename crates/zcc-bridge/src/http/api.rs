@@ -14,7 +14,7 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::error::{ApiError, ApiResult};
-use super::params::{page_limit, parse_bound};
+use super::params::{page_limit, parse_bound, DateAs};
 use super::AppState;
 use crate::core::EngagementRecord;
 use crate::reconcile::{RunKind, RunReport};
@@ -130,10 +130,10 @@ async fn list_engagements(
         ..Default::default()
     };
     if let Some(from) = &p.from {
-        query.from = Some(parse_bound("from", from)?);
+        query.from = Some(parse_bound("from", from, DateAs::Start)?);
     }
     if let Some(to) = &p.to {
-        query.to = Some(parse_bound("to", to)?);
+        query.to = Some(parse_bound("to", to, DateAs::EndExclusive)?);
     }
     if let Some(cursor) = &p.cursor {
         query.after = Some(decode_cursor(cursor)?);
@@ -305,8 +305,8 @@ async fn reconciliation(State(app): State<AppState>) -> ApiResult<Json<serde_jso
     let fetch_queue = app.store.fetch_queue_stats().await?;
     let reports: Vec<RunReport> = runs
         .iter()
-        // The schedule's start marker (an empty window) is bookkeeping, not a run.
-        .filter(|r| r.window_from != r.window_to)
+        // The schedule's start marker (an empty nightly window) is bookkeeping, not a run.
+        .filter(|r| !(r.kind == "nightly" && r.window_from == r.window_to))
         .map(RunReport::from_row)
         .collect();
     let last_run = reports.iter().find(|r| r.status != "running").cloned();
@@ -337,8 +337,8 @@ async fn start_reconciliation(
         ));
     };
     let Json(request) = body?;
-    let from = parse_bound("from", &request.from)?;
-    let to = parse_bound("to", &request.to)?;
+    let from = parse_bound("from", &request.from, DateAs::Start)?;
+    let to = parse_bound("to", &request.to, DateAs::EndInclusive)?;
     if from > to {
         return Err(ApiError::bad_request("from must not be later than to"));
     }

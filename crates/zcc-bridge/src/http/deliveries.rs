@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::error::{ApiError, ApiResult};
-use super::params::{list_limit_and_state, parse_bound};
+use super::params::{list_limit_and_state, parse_bound, DateAs};
 use super::AppState;
 use crate::core::record::format_ms;
 use crate::store::delivery::{DeliveryQuery, DeliveryRow, Replay, DELIVERY_STATES};
@@ -126,7 +126,7 @@ pub(super) async fn replay_many(
         (true, None) => Replay::Dead { sink: body.sink },
         (false, Some(since)) => Replay::Since {
             sink: body.sink,
-            from: parse_bound("since", &since)?,
+            from: parse_bound("since", &since, DateAs::Start)?,
         },
         _ => {
             return Err(ApiError::bad_request(

@@ -17,7 +17,7 @@ use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::error::ApiError;
-use super::params::parse_bound;
+use super::params::{parse_bound, DateAs};
 use super::AppState;
 use crate::activity::utc_day;
 use crate::core::activity::ActivityKind;
@@ -268,19 +268,19 @@ pub(super) async fn agent(
     let now = now_ms();
     let mut window = utc_day(now);
     if let Some(date) = &params.date {
-        match parse_bound("date", date) {
+        match parse_bound("date", date, DateAs::Start) {
             Ok(t) => window = utc_day(t),
             Err(e) => return e.into_response(),
         }
     }
     if let Some(from) = &params.from {
-        match parse_bound("from", from) {
+        match parse_bound("from", from, DateAs::Start) {
             Ok(t) => window.0 = t,
             Err(e) => return e.into_response(),
         }
     }
     if let Some(to) = &params.to {
-        match parse_bound("to", to) {
+        match parse_bound("to", to, DateAs::EndExclusive) {
             Ok(t) => window.1 = t,
             Err(e) => return e.into_response(),
         }

@@ -1,23 +1,13 @@
 //! What the admin API's handlers share to read requests: time bounds, page sizes, state filters.
 
-use chrono::{DateTime, NaiveDate};
-
 use super::error::ApiError;
+use crate::core::time::parse_time;
+pub use crate::core::time::DateAs;
 
-/// RFC 3339 or `yyyy-mm-dd` (midnight UTC) to epoch ms.
-pub fn parse_bound(name: &str, value: &str) -> Result<i64, ApiError> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
-        return Ok(t.timestamp_millis());
-    }
-    NaiveDate::parse_from_str(value, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc().timestamp_millis())
-        .ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "{name}: expected an RFC 3339 time or yyyy-mm-dd, got {value:?}"
-            ))
-        })
+/// A time parameter to epoch ms: RFC 3339, or a date taken as `date_as` says (`core::time`).
+pub fn parse_bound(name: &str, value: &str, date_as: DateAs) -> Result<i64, ApiError> {
+    parse_time(value, date_as)
+        .map_err(|problem| ApiError::bad_request(format!("{name}: {problem}")))
 }
 
 /// A page size: `default` when absent, refused outside `1..=max`.
@@ -55,9 +45,18 @@ mod tests {
 
     #[test]
     fn bounds_and_limits() {
-        assert_eq!(parse_bound("from", "1970-01-02"), Ok(86_400_000));
-        assert_eq!(parse_bound("from", "1970-01-01T00:00:01Z"), Ok(1000));
-        assert!(parse_bound("from", "yesterday").is_err());
+        assert_eq!(
+            parse_bound("from", "1970-01-02", DateAs::Start),
+            Ok(86_400_000)
+        );
+        assert_eq!(
+            parse_bound("to", "1970-01-02", DateAs::EndExclusive),
+            Ok(2 * 86_400_000)
+        );
+        assert!(parse_bound("from", "yesterday", DateAs::Start)
+            .unwrap_err()
+            .to_string()
+            .contains("from:"));
         assert_eq!(page_limit(None, 20, 200), Ok(20));
         assert!(page_limit(Some(0), 20, 200).is_err());
         assert!(page_limit(Some(201), 20, 200).is_err());

@@ -443,3 +443,76 @@ async fn a_run_interrupted_by_a_restart_resumes_at_the_next_start() {
         server.shutdown().await.expect("shutdown");
     }
 }
+
+/// `POST /api/v1/reconciliation/runs` reads a bare date at the end of a window as that day's last second (as
+/// `zcc-bridge sync --to` does), and a manual run over an instant is listed like any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_date_as_the_end_of_a_manual_run_covers_that_day() {
+    let sim_config = SimServerConfig::default();
+    let (sim, scenario) = simulator(5, 21, sim_config.clone()).await;
+    let db = fresh_db(&backends()[0]).await;
+    let mut config = test_config(&db.url);
+    use_simulator(&mut config, &sim, &sim_config);
+    config.reconcile.enabled = true;
+    config.reconcile.fetch_on_events = false;
+    let server = zcc_bridge::start(config).await.expect("server starts");
+    let base = format!("http://{}", server.addr());
+    let client = reqwest::Client::new();
+    let day = window(&scenario)["from"]
+        .as_str()
+        .and_then(|t| t.get(..10))
+        .expect("the scenario's date")
+        .to_string();
+    let start = |body: Value| {
+        let client = client.clone();
+        let base = base.clone();
+        async move {
+            let response = client
+                .post(format!("{base}/api/v1/reconciliation/runs"))
+                .bearer_auth(ADMIN_TOKEN)
+                .json(&body)
+                .send()
+                .await
+                .expect("start a run");
+            assert_eq!(response.status(), 202);
+            response.json::<Value>().await.expect("json")["id"].clone()
+        }
+    };
+    let by_date = start(json!({"from": day, "to": day})).await;
+    let instant = format!("{day}T12:00:00Z");
+    let by_instant = start(json!({"from": instant, "to": instant})).await;
+    let mut listed = Value::Null;
+    for _ in 0..300 {
+        listed = client
+            .get(format!("{base}/api/v1/reconciliation"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
+        if listed["running"].as_array().is_some_and(|r| r.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let runs = listed["runs"].as_array().expect("runs");
+    let run = |id: &Value| runs.iter().find(|r| &r["id"] == id).cloned();
+    let whole_day = run(&by_date).unwrap_or_else(|| panic!("run {by_date} listed: {listed}"));
+    assert_eq!(
+        whole_day["window_from"],
+        format!("{day}T00:00:00Z"),
+        "{whole_day}"
+    );
+    assert_eq!(
+        whole_day["window_to"],
+        format!("{day}T23:59:59Z"),
+        "{whole_day}"
+    );
+    assert_eq!(whole_day["status"], "succeeded", "{whole_day}");
+    let one_instant =
+        run(&by_instant).unwrap_or_else(|| panic!("the run over an instant is listed: {listed}"));
+    assert_eq!(one_instant["window_from"], one_instant["window_to"]);
+    server.shutdown().await.expect("clean shutdown");
+}
