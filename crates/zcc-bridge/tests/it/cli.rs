@@ -151,6 +151,46 @@ fn chat_channels_are_checked_with_the_rest_of_the_configuration() {
 }
 
 #[test]
+fn a_chat_channels_outboxes_are_sinks_of_the_command_line() {
+    let (dir, url) = database();
+    let path = dir.path().join("chat.toml");
+    std::fs::write(
+        &path,
+        "[chat.channels.web]\nclient_id = \"cs-web\"\njwt_algorithm = \"HS256\"\n\
+         jwt_secret = \"client-secret-0123456789abcdef-0123\"\nreply_mode = \"action\"\n\
+         [chat.channels.web.bot]\nkind = \"builtin\"\n",
+    )
+    .expect("write");
+    let env = [("ZCC_BRIDGE_STORAGE__DATABASE", url.as_str())];
+    let config = ["--config", path.to_str().expect("utf-8")];
+    let run = |rest: &[&str]| bridge(&[&config[..], rest].concat(), &env);
+    // Known: nothing dead to replay yet (README's recovery command), and an empty list.
+    let out = run(&["deliveries", "replay", "--sink", "chat:web:reply", "--dead"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("sink \"chat:web:reply\" has no dead deliveries"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["deliveries", "list", "--sink", "chat:web:push"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A channel that does not exist is not.
+    let out = run(&[
+        "deliveries",
+        "replay",
+        "--sink",
+        "chat:nope:reply",
+        "--dead",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no sink \"chat:nope:reply\" is configured"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn config_check_warns_of_parts_that_are_off() {
     let out = bridge(&["config", "check"], &[SECRET]);
     let err = stderr(&out);
