@@ -10,9 +10,13 @@
 //!   plus injectable faults, for the bridge's OAuth client, reconciler and archiver; and Zoom Workplace's user
 //!   presence API (`/v2/users/{userId}/presence_status`, one update per user per minute) for presence sync
 //!   ([`server::presence`]).
+//! - [`chat`] is ZCC's bot connector toward a bot platform: consumer sessions posting signed virtual agent
+//!   requests, a Post URL that checks the Access Token and records the replies, many conversations at a fixed
+//!   rate with duplicates, and the ground truth to check the replies against.
 //! - [`websocket`] is Zoom's WebSocket event subscription endpoint (`GET /ws`): it pushes events to connected
 //!   subscribers as Zoom does (no backfill), answers heartbeats and can disconnect or go silent on request.
 
+pub mod chat;
 pub mod emitter;
 pub mod generator;
 pub mod server;

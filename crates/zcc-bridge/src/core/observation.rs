@@ -26,6 +26,8 @@ pub enum EventSource {
     Poll,
     Flow,
     Genesys,
+    /// The chatbot channel (`POST /chat/zoom/{channel}` and the bot's answers).
+    Chat,
 }
 
 impl EventSource {
@@ -36,6 +38,7 @@ impl EventSource {
             EventSource::Poll => "poll",
             EventSource::Flow => "flow",
             EventSource::Genesys => "genesys",
+            EventSource::Chat => "chat",
         }
     }
 
@@ -46,6 +49,7 @@ impl EventSource {
             "poll" => EventSource::Poll,
             "flow" => EventSource::Flow,
             "genesys" => EventSource::Genesys,
+            "chat" => EventSource::Chat,
             _ => return None,
         })
     }
@@ -57,7 +61,8 @@ impl EventSource {
             EventSource::Webhook
             | EventSource::Websocket
             | EventSource::Flow
-            | EventSource::Genesys => 1,
+            | EventSource::Genesys
+            | EventSource::Chat => 1,
         }
     }
 }
@@ -237,6 +242,31 @@ pub struct VoicemailFact {
     pub status: Option<String>,
 }
 
+/// One message of a chatbot conversation that belongs to the engagement: the consumer's (through Zoom's bot
+/// connector) or the bot's answer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChatMessageFact {
+    /// Unique within the engagement: `<channel>:<session>:<message id>` (the bot's: `…:reply:<message id>`).
+    pub message_id: String,
+    /// The chat channel (`[chat.channels.<name>]`).
+    pub channel: String,
+    /// The connector's `sessionId`.
+    pub session_id: String,
+    /// `consumer` or `bot`.
+    pub sender: String,
+    pub text: String,
+    /// When the message was received (consumer) or answered (bot), epoch ms.
+    pub time: i64,
+    /// The bot handed the conversation over to a live agent with this message.
+    #[serde(default)]
+    pub handover: bool,
+    #[serde(default)]
+    pub handover_reason: Option<String>,
+    /// The conversation ended with this message.
+    #[serde(default)]
+    pub end: bool,
+}
+
 /// One event's contribution to one engagement.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Observation {
@@ -263,6 +293,8 @@ pub struct Observation {
     pub recordings: Vec<RecordingFact>,
     pub transcripts: Vec<TranscriptFact>,
     pub voicemails: Vec<VoicemailFact>,
+    #[serde(default)]
+    pub chat_messages: Vec<ChatMessageFact>,
 }
 
 impl Observation {
@@ -292,6 +324,7 @@ impl Observation {
             recordings: Vec::new(),
             transcripts: Vec::new(),
             voicemails: Vec::new(),
+            chat_messages: Vec::new(),
         }
     }
 }

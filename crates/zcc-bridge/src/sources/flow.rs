@@ -164,6 +164,7 @@ impl FlowEvent {
             observation: Some(self.observation),
             activity: self.activity,
             source_label: Some(super::flow_source_column(name)),
+            conversation: None,
         }
     }
 }

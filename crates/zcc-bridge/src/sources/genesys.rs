@@ -183,6 +183,7 @@ impl GenesysEvent {
             observation: None,
             activity: Some(self.activity),
             source_label: Some(source_column(name)),
+            conversation: None,
         }
     }
 }

@@ -92,6 +92,7 @@ impl Polled {
             observation: Some(self.observation()),
             activity: None,
             source_label: None,
+            conversation: None,
             raw: Bytes::from(raw),
         })
     }

@@ -69,6 +69,7 @@ impl ParsedEvent {
             observation: self.observation,
             activity: self.activity,
             source_label: None,
+            conversation: None,
         }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod activity;
 pub mod api_keys;
+pub mod chat;
 pub mod delivery;
 pub mod media;
 mod postgres;
@@ -80,6 +81,9 @@ pub struct NewEvent {
     pub activity: Option<Activity>,
     /// The log's `source` column when it says more than `source` (`flow:<source name>`).
     pub source_label: Option<String>,
+    /// The conversation a chat message belongs to (`chat:<channel>:<session>`): the ordering key of its outbox
+    /// rows (migration 0011). `None` for everything else.
+    pub conversation: Option<String>,
 }
 
 impl NewEvent {
@@ -305,6 +309,7 @@ pub trait Store:
     + ActivityRepo
     + ApiKeyRepo
     + presence::PresenceRepo
+    + chat::ChatRepo
     + Send
     + Sync
     + 'static

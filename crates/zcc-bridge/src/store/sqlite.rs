@@ -65,6 +65,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0010_media_permalinks.sql"),
     ),
     (
+        11,
+        "chatbot channel",
+        include_str!("../../migrations/sqlite/0011_chat.sql"),
+    ),
+    (
         13,
         "scoped API keys",
         include_str!("../../migrations/sqlite/0013_api_keys.sql"),
@@ -184,3 +189,4 @@ super::media::impl_media_repo!(SqliteStore, Sqlite, "sqlite");
 super::activity::impl_activity_repo!(SqliteStore, Sqlite, "sqlite");
 super::api_keys::impl_api_key_repo!(SqliteStore, Sqlite);
 super::presence::impl_presence_repo!(SqliteStore, Sqlite, "sqlite");
+super::chat::impl_chat_repo!(SqliteStore, Sqlite, "sqlite");
