@@ -507,7 +507,7 @@ async fn retention_deletes_old_files_and_the_record_shows_it() {
         let archive =
             Archive::open(&config.storage.media, &config.storage, &config.media).expect("archive");
         for row in &recordings {
-            assert!(row["deleted_at"].as_i64().is_some(), "{row}");
+            assert!(row["deleted_at"].as_str().is_some(), "{row}");
             let key = row["object_key"].as_str().expect("key");
             assert_eq!(
                 archive.head(key).await.expect("head"),
