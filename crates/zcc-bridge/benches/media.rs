@@ -612,10 +612,15 @@ async fn archive(
             "archived {} bytes of {size}: {row}",
             row["bytes"]
         );
-        created = created.min(row["created_at"].as_i64().context("created_at")?);
+        created = created.min(
+            row["created_at"]
+                .as_str()
+                .and_then(parse_iso)
+                .context("created_at")?,
+        );
         let at = row["archived_at"]
-            .as_i64()
-            .or_else(|| row["media"]["archived_at"].as_str().and_then(parse_iso))
+            .as_str()
+            .and_then(parse_iso)
             .context("archived_at")?;
         archived = archived.max(at);
     }
