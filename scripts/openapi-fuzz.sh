@@ -57,6 +57,7 @@ status=0
     --exclude-path /api/v1/stream \
     --max-examples "${OPENAPI_FUZZ_EXAMPLES:-40}" \
     --seed 7 \
+    --generation-database none \
     --workers 1 \
     --request-timeout 10 \
     --suppress-health-check all \
