@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SCHEMATHESIS_VERSION=4.32.5
-venv=.tools/openapi-venv
+venv=$PWD/.tools/openapi-venv
 if ! "$venv/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
     echo "openapi-fuzz.sh: installing schemathesis==$SCHEMATHESIS_VERSION into $venv (PyPI)" >&2
     python3 -m venv "$venv"
@@ -51,7 +51,8 @@ sleep 3
 started=$(date +%s)
 status=0
 # The live stream never ends a response by design: it is described, not fuzzed.
-"$venv/bin/st" --no-color run "$base/api/v1/openapi.json" \
+# Run from the temporary directory: schemathesis keeps a crash cache in its working directory.
+(cd "$work" && "$venv/bin/st" --no-color run "$base/api/v1/openapi.json" \
     --header "Authorization: Bearer $token" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
     --exclude-path /api/v1/stream \
@@ -61,7 +62,7 @@ status=0
     --workers 1 \
     --request-timeout 10 \
     --suppress-health-check all \
-    --report-dir "$work/report" || status=$?
+    --report-dir "$work/report") || status=$?
 if ! kill -0 "$server_pid" 2>/dev/null; then
     echo "openapi-fuzz.sh: the server died during the run" >&2
     status=1
