@@ -232,8 +232,8 @@ impl GenesysClient {
                     .headers()
                     .get("retry-after")
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(|s| Duration::from_secs(s.min(60)))
+                    .and_then(|v| backoff::retry_after(v, std::time::SystemTime::now()))
+                    .map(|wait| wait.min(Duration::from_secs(60)))
                     .unwrap_or_else(|| backoff(attempt));
                 tracing::debug!(path, %status, attempt, ?wait, "Genesys API busy; retrying");
                 tokio::time::sleep(wait).await;

@@ -614,16 +614,15 @@ pub(super) fn rate_limit_details(response: &Response) -> (String, String, Option
     (category, kind, wait)
 }
 
-/// Parses `Retry-After`: delta seconds, RFC 3339 / ISO-8601 (`2025-08-23T00:00:00Z`) or an HTTP date.
+/// Parses `Retry-After`: delta seconds or an HTTP date (`backoff::retry_after`), or the RFC 3339 / ISO-8601 date
+/// (`2025-08-23T00:00:00Z`) Zoom sends for daily limits.
 pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
+    if let Some(wait) = backoff::retry_after(value, now) {
+        return Some(wait);
     }
-    let at = chrono::DateTime::parse_from_rfc3339(value)
-        .or_else(|_| chrono::DateTime::parse_from_rfc2822(value))
-        .ok()?;
-    let at: SystemTime = at.into();
+    let at: SystemTime = chrono::DateTime::parse_from_rfc3339(value.trim())
+        .ok()?
+        .into();
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
