@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::stream::{self, Stream};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::{Method, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -580,22 +581,18 @@ where
     })
 }
 
+/// What stays unencoded in an id used as a path segment: RFC 3986's unreserved characters only, so `/`, `?`, `#`,
+/// `%` and every other byte (UTF-8 included) is percent-encoded.
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 /// An id as one URL path segment (ids are url-safe base64 today; this keeps a surprising one from changing
 /// the path).
 fn path_segment(id: &str) -> String {
-    id.chars()
-        .map(|c| match c {
-            'A'..='Z' | 'a'..='z' | '0'..='9' | '-' | '_' | '.' | '~' => c.to_string(),
-            other => {
-                let mut buf = [0u8; 4];
-                other
-                    .encode_utf8(&mut buf)
-                    .bytes()
-                    .map(|b| format!("%{b:02X}"))
-                    .collect()
-            }
-        })
-        .collect()
+    utf8_percent_encode(id, PATH_SEGMENT).to_string()
 }
 
 /// `Retry-After` as seconds or as a date (Zoom sends an ISO-8601 date for daily limits), plus the category and
@@ -670,6 +667,13 @@ pub(super) fn truncate(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_are_one_path_segment() {
+        assert_eq!(path_segment("aB3-_.~"), "aB3-_.~");
+        assert_eq!(path_segment("a/b?c#d%e f"), "a%2Fb%3Fc%23d%25e%20f");
+        assert_eq!(path_segment("é"), "%C3%A9");
+    }
 
     #[test]
     fn retry_after_in_both_forms() {
