@@ -2,11 +2,12 @@
 //! at random (`jittered`) so that clients failing together do not retry together. `Backoff` keeps the step for
 //! reconnect loops (the Zoom and Genesys WebSocket subscribers); the REST clients, the media archiver and the
 //! fetch queue call the functions with their attempt count. Std only, so neither vendor crate depends on the other
-//! or on a random-number crate for this.
+//! or on a random-number crate for this. `retry_after` reads a server's `Retry-After` (its HTTP-date form through
+//! `httpdate`, itself std only), shared by the vendor clients, the chatbot outbox and the bridge's sinks.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// `base × 2^step`, at most `cap` (saturating: any step is safe).
 pub fn exponential(base: Duration, cap: Duration, step: u32) -> Duration {
@@ -34,6 +35,18 @@ fn random_fraction() -> f64 {
             .unwrap_or_default(),
     );
     (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// `Retry-After` (RFC 9110 §10.2.3): delta seconds, or an HTTP date (IMF-fixdate, or the obsolete RFC 850 and
+/// asctime forms a recipient must accept) as the wait from `now`; a date in the past is zero. Surrounding
+/// whitespace is ignored; anything else is `None`.
+pub fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 #[derive(Debug)]
@@ -70,6 +83,24 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_in_every_form() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
+        assert_eq!(retry_after("7", now), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after(" 0 ", now), Some(Duration::ZERO));
+        let minute = Some(Duration::from_secs(60));
+        assert_eq!(retry_after("Sun, 06 Nov 1994 08:50:37 GMT", now), minute);
+        // The obsolete forms RFC 9110 still asks recipients to read (chrono's RFC 2822 parser took neither).
+        assert_eq!(retry_after("Sunday, 06-Nov-94 08:50:37 GMT", now), minute);
+        assert_eq!(retry_after("Sun Nov  6 08:50:37 1994", now), minute);
+        assert_eq!(
+            retry_after("Sun, 06 Nov 1994 08:40:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after("soon", now), None);
+        assert_eq!(retry_after("-5", now), None);
+    }
 
     #[test]
     fn backoff_doubles_with_jitter_and_resets() {

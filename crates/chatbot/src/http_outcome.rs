@@ -95,16 +95,8 @@ pub fn classify_error(err: &reqwest::Error) -> PostOutcome {
     }
 }
 
-/// `Retry-After` as delta seconds or an HTTP date (IMF-fixdate); a date in the past is zero.
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let when: SystemTime = when.with_timezone(&chrono::Utc).into();
-    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
-}
+/// `Retry-After` as delta seconds or an HTTP date (any of RFC 9110's three forms); a date in the past is zero.
+pub use backoff::retry_after as parse_retry_after;
 
 #[cfg(test)]
 mod tests {

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -232,8 +233,8 @@ impl GenesysClient {
                     .headers()
                     .get("retry-after")
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(|s| Duration::from_secs(s.min(60)))
+                    .and_then(|v| backoff::retry_after(v, std::time::SystemTime::now()))
+                    .map(|wait| wait.min(Duration::from_secs(60)))
                     .unwrap_or_else(|| backoff(attempt));
                 tracing::debug!(path, %status, attempt, ?wait, "Genesys API busy; retrying");
                 tokio::time::sleep(wait).await;
@@ -392,17 +393,16 @@ impl GenesysClient {
     }
 }
 
+/// What stays unencoded in a path segment: RFC 3986's unreserved characters only.
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 /// A path segment: ids are UUIDs, anything else is percent-encoded rather than trusted.
 fn segment(id: &str) -> String {
-    id.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    utf8_percent_encode(id, PATH_SEGMENT).to_string()
 }
 
 /// 200 ms doubling to 12.8 s.
@@ -429,6 +429,7 @@ mod tests {
     fn ids_are_encoded_and_secrets_hidden() {
         assert_eq!(segment("a-b_c"), "a-b_c");
         assert_eq!(segment("../x"), "..%2Fx");
+        assert_eq!(segment("a b%é"), "a%20b%25%C3%A9");
         let config = ClientConfig::new("a", "b", "id", "very-secret");
         assert!(!format!("{config:?}").contains("very-secret"));
     }

@@ -111,60 +111,60 @@ fn parse_json(text: &str) -> Result<Vec<Map<String, Value>>, String> {
         .collect()
 }
 
-/// CSV with a header row; fields may be quoted (`"a, b"`, `""` for a quote).
+/// CSV with a header row (RFC 4180 as the `csv` crate reads it: quoted fields, `""` for a quote, CRLF, LF or CR
+/// line ends; rows may be shorter or longer than the header). Names and values are trimmed, names lower-cased,
+/// blank rows skipped; a UTF-8 byte-order mark (spreadsheets' "CSV UTF-8") is dropped.
 fn parse_csv(text: &str) -> Result<Vec<Map<String, Value>>, String> {
-    let mut rows = csv_rows(text)?.into_iter();
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let mut rows = Vec::new();
+    for row in reader.records() {
+        rows.push(row.map_err(|e| e.to_string())?);
+    }
+    if let Some(last) = rows.last() {
+        let start = usize::try_from(last.position().map_or(0, csv::Position::byte)).unwrap_or(0);
+        if ends_in_open_quote(text.get(start..).unwrap_or_default()) {
+            return Err("a quoted field is not closed".into());
+        }
+    }
+    let mut rows = rows.into_iter();
     let Some(header) = rows.next() else {
         return Ok(Vec::new());
     };
-    let header: Vec<String> = header
-        .into_iter()
-        .map(|h| h.trim().to_ascii_lowercase())
-        .collect();
+    let header: Vec<String> = header.iter().map(str::to_ascii_lowercase).collect();
     Ok(rows
-        .filter(|r| r.iter().any(|f| !f.trim().is_empty()))
+        .filter(|r| r.iter().any(|f| !f.is_empty()))
         .map(|row| {
             header
                 .iter()
-                .zip(row)
-                .map(|(k, v)| (k.clone(), Value::String(v.trim().to_string())))
+                .zip(row.iter())
+                .map(|(k, v)| (k.clone(), Value::String(v.to_string())))
                 .collect()
         })
         .collect())
 }
 
-fn csv_rows(text: &str) -> Result<Vec<Vec<String>>, String> {
-    let mut rows = Vec::new();
-    let mut row = Vec::new();
-    let mut field = String::new();
-    let mut quoted = false;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (quoted, c) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                chars.next();
-                field.push('"');
-            }
-            (true, '"') => quoted = false,
-            (true, c) => field.push(c),
-            (false, '"') if field.is_empty() => quoted = true,
-            (false, ',') => row.push(std::mem::take(&mut field)),
-            (false, '\r') => {}
-            (false, '\n') => {
-                row.push(std::mem::take(&mut field));
-                rows.push(std::mem::take(&mut row));
-            }
-            (false, c) => field.push(c),
+/// Whether the last record (its raw text) ends inside a quoted field: the `csv` crate reads such a field to the
+/// end of the file without an error, but a file cut short should not load as if it were whole.
+fn ends_in_open_quote(record: &str) -> bool {
+    let (mut quoted, mut field_quoted, mut at_start) = (false, false, true);
+    for c in record.chars() {
+        if std::mem::take(&mut at_start) && c == '"' {
+            (quoted, field_quoted) = (true, true);
+            continue;
+        }
+        match c {
+            // In a quoted field every quote toggles: a doubled one (`""`) leaves it as it was.
+            '"' if field_quoted => quoted = !quoted,
+            ',' | '\n' | '\r' if !quoted => (at_start, field_quoted) = (true, false),
+            _ => {}
         }
     }
-    if quoted {
-        return Err("a quoted field is not closed".into());
-    }
-    if !field.is_empty() || !row.is_empty() {
-        row.push(field);
-        rows.push(row);
-    }
-    Ok(rows)
+    quoted
 }
 
 #[cfg(test)]
@@ -193,5 +193,21 @@ mod tests {
         assert_eq!(c.lookup("+442079460000").unwrap()["crm_id"], "A1");
         assert!(parse_json("{}").is_err());
         assert!(parse_csv("a,b\n\"open").is_err());
+        assert!(parse_csv("a,b\n1,\"x\"\"y").is_err());
+        assert!(parse_csv("a,b\n1,\"x\"\"y\"").is_ok());
+    }
+
+    #[test]
+    fn csv_with_a_byte_order_mark_or_cr_line_ends() {
+        // Spreadsheets' "CSV UTF-8" starts with a BOM, which used to stick to the first column's name.
+        let c =
+            Contacts::from_records(parse_csv("\u{feff}Phone,name\n+1 555 010 0100,Ann\n").unwrap());
+        assert_eq!(c.lookup("+15550100100").unwrap()["name"], "Ann");
+        // Classic Mac line ends (CR only) used to run every row into one.
+        let c = Contacts::from_records(
+            parse_csv("phone,name\r5550100100,Ann\r5550100200,Bob\r").unwrap(),
+        );
+        assert_eq!(c.len(), 2);
+        assert_eq!(c.lookup("5550100200").unwrap()["name"], "Bob");
     }
 }

@@ -125,7 +125,8 @@ struct ActivitySet {
 #[derive(Debug)]
 pub struct DirectLineBackend {
     config: DirectLineConfig,
-    base: String,
+    /// `{bot.url}/v3/directline`.
+    base: reqwest::Url,
     http: reqwest::Client,
     sessions: Mutex<HashMap<String, Session>>,
 }
@@ -137,7 +138,11 @@ impl DirectLineBackend {
                 "bot.secret (Direct Line secret) is empty".into(),
             ));
         }
-        let base = format!("{}/v3/directline", base_url(&config.url, "bot.url")?);
+        let mut base = reqwest::Url::parse(&base_url(&config.url, "bot.url")?)
+            .map_err(|e| BackendError::Config(format!("bot.url: {e}")))?;
+        if let Ok(mut path) = base.path_segments_mut() {
+            path.pop_if_empty().extend(["v3", "directline"]);
+        }
         Ok(DirectLineBackend {
             config,
             base,
@@ -150,9 +155,22 @@ impl DirectLineBackend {
         Duration::from_millis(self.config.timeout_ms)
     }
 
-    fn post(&self, path: &str, bearer: &str) -> reqwest::RequestBuilder {
+    /// The base URL with `segments` appended, each percent-encoded as one path segment, and `?watermark=` when
+    /// there is one (encoded as a query value).
+    fn url(&self, segments: &[&str], watermark: Option<&str>) -> reqwest::Url {
+        let mut url = self.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.extend(segments);
+        }
+        if let Some(w) = watermark {
+            url.query_pairs_mut().append_pair("watermark", w);
+        }
+        url
+    }
+
+    fn post(&self, segments: &[&str], bearer: &str) -> reqwest::RequestBuilder {
         self.http
-            .post(format!("{}{path}", self.base))
+            .post(self.url(segments, None))
             .header(AUTHORIZATION, format!("Bearer {bearer}"))
     }
 
@@ -166,13 +184,14 @@ impl DirectLineBackend {
     async fn start(&self) -> Result<Session, BackendError> {
         let secret = self.config.secret.expose();
         if self.config.use_tokens {
-            let (_, body) = send_ok(self.post("/tokens/generate", secret), self.timeout()).await?;
+            let (_, body) =
+                send_ok(self.post(&["tokens", "generate"], secret), self.timeout()).await?;
             let generated: ConversationBody = body.json()?;
             let token = Self::token_from(&generated).ok_or_else(|| {
                 BackendError::Malformed("tokens/generate returned no token".into())
             })?;
             let (_, body) = send_ok(
-                self.post("/conversations", token.0.expose()),
+                self.post(&["conversations"], token.0.expose()),
                 self.timeout(),
             )
             .await?;
@@ -187,7 +206,7 @@ impl DirectLineBackend {
                 last_used: Instant::now(),
             })
         } else {
-            let (_, body) = send_ok(self.post("/conversations", secret), self.timeout()).await?;
+            let (_, body) = send_ok(self.post(&["conversations"], secret), self.timeout()).await?;
             let started: ConversationBody = body.json()?;
             Ok(Session {
                 state: DirectLineState {
@@ -209,10 +228,10 @@ impl DirectLineBackend {
                 last_used: Instant::now(),
             });
         }
-        let mut url = format!("{}/conversations/{}", self.base, state.conversation_id);
-        if let Some(w) = &state.watermark {
-            url.push_str(&format!("?watermark={w}"));
-        }
+        let url = self.url(
+            &["conversations", &state.conversation_id],
+            state.watermark.as_deref(),
+        );
         let req = self.http.get(url).header(
             AUTHORIZATION,
             format!("Bearer {}", self.config.secret.expose()),
@@ -233,8 +252,11 @@ impl DirectLineBackend {
                 Ok(token.clone())
             }
             Some((token, _)) => {
-                let (_, body) =
-                    send_ok(self.post("/tokens/refresh", token.expose()), self.timeout()).await?;
+                let (_, body) = send_ok(
+                    self.post(&["tokens", "refresh"], token.expose()),
+                    self.timeout(),
+                )
+                .await?;
                 let refreshed: ConversationBody = body.json()?;
                 let fresh = Self::token_from(&refreshed).ok_or_else(|| {
                     BackendError::Malformed("tokens/refresh returned no token".into())
@@ -251,10 +273,11 @@ impl DirectLineBackend {
         activity: &Value,
     ) -> Result<String, BackendError> {
         let bearer = self.bearer(session).await?;
-        let path = format!(
-            "/conversations/{}/activities",
-            session.state.conversation_id
-        );
+        let path = [
+            "conversations",
+            &session.state.conversation_id,
+            "activities",
+        ];
         let body =
             serde_json::to_vec(activity).map_err(|e| BackendError::Malformed(e.to_string()))?;
         let req = self
@@ -268,13 +291,14 @@ impl DirectLineBackend {
 
     async fn get_activities(&self, session: &mut Session) -> Result<Vec<Value>, BackendError> {
         let bearer = self.bearer(session).await?;
-        let mut url = format!(
-            "{}/conversations/{}/activities",
-            self.base, session.state.conversation_id
+        let url = self.url(
+            &[
+                "conversations",
+                &session.state.conversation_id,
+                "activities",
+            ],
+            session.state.watermark.as_deref(),
         );
-        if let Some(w) = &session.state.watermark {
-            url.push_str(&format!("?watermark={w}"));
-        }
         let req = self
             .http
             .get(url)
@@ -527,5 +551,31 @@ fn value_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_encode_the_conversation_id_and_watermark() {
+        let config: DirectLineConfig = serde_json::from_value(serde_json::json!({
+            "url": "http://127.0.0.1:9/proxy/",
+            "secret": "s"
+        }))
+        .expect("config");
+        let backend = DirectLineBackend::new(config, reqwest::Client::new()).expect("backend");
+        assert_eq!(
+            backend.url(&["conversations"], None).as_str(),
+            "http://127.0.0.1:9/proxy/v3/directline/conversations"
+        );
+        // Ids and watermarks are the service's opaque strings: a `/`, `?` or `&` in one stays inside it.
+        assert_eq!(
+            backend
+                .url(&["conversations", "a/b?c", "activities"], Some("7&x=1"))
+                .as_str(),
+            "http://127.0.0.1:9/proxy/v3/directline/conversations/a%2Fb%3Fc/activities?watermark=7%26x%3D1"
+        );
     }
 }

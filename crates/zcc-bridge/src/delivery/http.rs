@@ -55,15 +55,9 @@ pub async fn read_body(mut response: reqwest::Response, limit: usize) -> String 
     String::from_utf8_lossy(&body).into_owned()
 }
 
-/// `Retry-After`: delta seconds or an HTTP date.
+/// `Retry-After`: delta seconds or an HTTP date (`backoff::retry_after`), from now.
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let wait = at.timestamp_millis() - chrono::Utc::now().timestamp_millis();
-    Some(Duration::from_millis(u64::try_from(wait).unwrap_or(0)))
+    backoff::retry_after(value, std::time::SystemTime::now())
 }
 
 /// A reqwest error in words, without the URL's query (which may carry a token).
@@ -116,7 +110,10 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon"), None);
-        let later = (chrono::Utc::now() + chrono::Duration::seconds(120)).to_rfc2822();
+        // HTTP dates are in GMT (IMF-fixdate); a numeric zone (`+0000`, chrono's RFC 2822) is not an HTTP date.
+        let later = (chrono::Utc::now() + chrono::Duration::seconds(120))
+            .format("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string();
         let wait = parse_retry_after(&later).expect("a date");
         assert!(
             wait > Duration::from_secs(100) && wait <= Duration::from_secs(120),

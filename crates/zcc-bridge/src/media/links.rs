@@ -7,6 +7,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use sha2::Sha256;
 
 use crate::core::MediaKind;
@@ -159,17 +160,16 @@ impl LinkSigner {
     }
 }
 
+/// What stays unencoded in an id used as a path segment: RFC 3986's unreserved characters only.
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 /// Percent-encodes everything but unreserved characters.
 fn encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(value, PATH_SEGMENT).to_string()
 }
 
 #[cfg(test)]
@@ -198,6 +198,14 @@ mod tests {
             }
         }
         (expires, signature)
+    }
+
+    #[test]
+    fn ids_are_one_path_segment() {
+        assert_eq!(
+            LinkSigner::path(MediaKind::Recording, "a/b c%é~"),
+            "/media/recording/a%2Fb%20c%25%C3%A9~"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::stream::{self, Stream};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::{Method, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -580,22 +581,18 @@ where
     })
 }
 
+/// What stays unencoded in an id used as a path segment: RFC 3986's unreserved characters only, so `/`, `?`, `#`,
+/// `%` and every other byte (UTF-8 included) is percent-encoded.
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 /// An id as one URL path segment (ids are url-safe base64 today; this keeps a surprising one from changing
 /// the path).
 fn path_segment(id: &str) -> String {
-    id.chars()
-        .map(|c| match c {
-            'A'..='Z' | 'a'..='z' | '0'..='9' | '-' | '_' | '.' | '~' => c.to_string(),
-            other => {
-                let mut buf = [0u8; 4];
-                other
-                    .encode_utf8(&mut buf)
-                    .bytes()
-                    .map(|b| format!("%{b:02X}"))
-                    .collect()
-            }
-        })
-        .collect()
+    utf8_percent_encode(id, PATH_SEGMENT).to_string()
 }
 
 /// `Retry-After` as seconds or as a date (Zoom sends an ISO-8601 date for daily limits), plus the category and
@@ -614,16 +611,15 @@ pub(super) fn rate_limit_details(response: &Response) -> (String, String, Option
     (category, kind, wait)
 }
 
-/// Parses `Retry-After`: delta seconds, RFC 3339 / ISO-8601 (`2025-08-23T00:00:00Z`) or an HTTP date.
+/// Parses `Retry-After`: delta seconds or an HTTP date (`backoff::retry_after`), or the RFC 3339 / ISO-8601 date
+/// (`2025-08-23T00:00:00Z`) Zoom sends for daily limits.
 pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
+    if let Some(wait) = backoff::retry_after(value, now) {
+        return Some(wait);
     }
-    let at = chrono::DateTime::parse_from_rfc3339(value)
-        .or_else(|_| chrono::DateTime::parse_from_rfc2822(value))
-        .ok()?;
-    let at: SystemTime = at.into();
+    let at: SystemTime = chrono::DateTime::parse_from_rfc3339(value.trim())
+        .ok()?
+        .into();
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
@@ -671,6 +667,13 @@ pub(super) fn truncate(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_are_one_path_segment() {
+        assert_eq!(path_segment("aB3-_.~"), "aB3-_.~");
+        assert_eq!(path_segment("a/b?c#d%e f"), "a%2Fb%3Fc%23d%25e%20f");
+        assert_eq!(path_segment("é"), "%C3%A9");
+    }
 
     #[test]
     fn retry_after_in_both_forms() {
