@@ -1,3 +1,4 @@
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -70,6 +71,19 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// The Contact Center Zoom App (the agent panel at /zoomapp/).
+    Zoomapp {
+        #[command(subcommand)]
+        command: ZoomappCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ZoomappCommand {
+    /// Print the app manifest to paste into Marketplace (or PUT to /marketplace/apps/{appId}/manifest): the
+    /// Contact Center product, the SDK APIs and events the panel uses, the Home URL, the OAuth redirect URL and
+    /// allow list, the domain allow list. Needs zoom_app.redirect_url.
+    Manifest,
 }
 
 #[derive(Subcommand)]
@@ -184,6 +198,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", config.to_masked_toml()?);
             eprintln!("configuration OK (database: {:?})", config.database_kind()?);
             Ok(())
+        }
+        Command::Zoomapp {
+            command: ZoomappCommand::Manifest,
+        } => {
+            let config = server::load_config(cli.config.as_deref())?;
+            let manifest = zcc_bridge::zoomapp::manifest(&config)?;
+            let text = serde_json::to_string_pretty(&manifest)?;
+            let mut out = std::io::stdout().lock();
+            // A closed pipe (`| head`) is not an error worth a panic.
+            match writeln!(out, "{text}") {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(()),
+            }
         }
         Command::Serve => {
             let config = server::load_config(cli.config.as_deref())?;

@@ -271,6 +271,20 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     )
     .await
     .context("starting delivery")?;
+    let zoom_app = if config.zoom_app.credentials().is_empty() {
+        None
+    } else {
+        let app = Arc::new(
+            crate::zoomapp::ZoomApp::open(&config, store.clone(), log.clone(), contacts.clone())
+                .await
+                .context("setting up the Zoom App")?,
+        );
+        background.spawn(app.clone().run_refresher(
+            crate::zoomapp::RefreshSettings::default(),
+            background_stopping.clone(),
+        ));
+        Some(app)
+    };
     let (live, stream_task) = crate::stream::Stream::start(
         store.clone(),
         crate::stream::Builder::new(decoder.clone(), contacts),
@@ -305,6 +319,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         reconciler,
         media,
         sinks: Arc::new(config.sinks.clone()),
+        zoom_app,
     };
     let app = http::router(state, config.server.max_body_bytes, connections.clone());
     let (stop_tx, stop_rx) = oneshot::channel::<()>();

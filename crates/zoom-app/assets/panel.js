@@ -343,7 +343,8 @@ async function onAuthorized(event) {
 }
 
 async function connect() {
-  const r = await api("POST", "api/oauth/authorize");
+  // A JSON body, like every write: the backend refuses others (no cross-site form can start a flow).
+  const r = await api("POST", "api/oauth/authorize", {});
   if (!r.ok || !r.data?.codeChallenge) {
     renderOAuth(`Could not start authorization (${r.status})`);
     return;
@@ -472,7 +473,10 @@ function renderInfo() {
     const node = $(id);
     node.replaceChildren(...(items ?? []).map((item) => line(item)));
   };
-  fill("activity", [...(info.activity ?? []), ...e.live], (a) => el("li", [time(a.at), a.kind, a.detail].filter(Boolean).join(" · ")));
+  // Items of the context answer have `at`; live stream events have `event_ts` (epoch ms).
+  fill("activity", [...(info.activity ?? []), ...e.live], (a) =>
+    el("li", [time(a.at ?? a.event_ts), a.kind, a.detail].filter(Boolean).join(" · ")),
+  );
   fill("previous", info.previous_engagements, (p) =>
     el("li", [dateTime(p.start_time), p.channel, p.queue_name, p.disposition].filter(Boolean).join(" · ")),
   );

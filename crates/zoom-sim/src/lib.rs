@@ -10,6 +10,9 @@
 //!   plus injectable faults, for the bridge's OAuth client, reconciler and archiver; and Zoom Workplace's user
 //!   presence API (`/v2/users/{userId}/presence_status`, one update per user per minute) for presence sync
 //!   ([`server::presence`]).
+//! - [`server::zoomapp`]: Zoom's side of a user-managed Zoom App (the Contact Center Zoom App): the
+//!   authorization-code grant with PKCE, refresh with rotation, `users/me`, the deeplink, app contexts, and the
+//!   signed deauthorization notice.
 //! - [`websocket`] is Zoom's WebSocket event subscription endpoint (`GET /ws`): it pushes events to connected
 //!   subscribers as Zoom does (no backfill), answers heartbeats and can disconnect or go silent on request.
 
@@ -27,7 +30,10 @@ pub use server::presence::{
     NewPresenceUser, PresenceChange, PresenceError, PresenceOutcome, PresenceUpdate, PresenceUser,
     PresenceVia, PresenceWebhook,
 };
-pub use server::{BoundSim, RateLabel, SimServer, SimServerConfig, SimStats};
+pub use server::{
+    BoundSim, DeauthorizeRequest, RateLabel, SimServer, SimServerConfig, SimStats, SimZoomApp,
+    ZoomAppStats,
+};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rand::Rng;

@@ -14,6 +14,9 @@ pub enum EventSource {
     Poll,
     Flow,
     Genesys,
+    /// The agent panel (the Contact Center Zoom App): an agent's finalized workspace.
+    #[serde(rename = "zoomapp")]
+    ZoomApp,
 }
 
 impl EventSource {
@@ -24,6 +27,7 @@ impl EventSource {
             EventSource::Poll => "poll",
             EventSource::Flow => "flow",
             EventSource::Genesys => "genesys",
+            EventSource::ZoomApp => "zoomapp",
         }
     }
 
@@ -34,6 +38,7 @@ impl EventSource {
             "poll" => EventSource::Poll,
             "flow" => EventSource::Flow,
             "genesys" => EventSource::Genesys,
+            "zoomapp" => EventSource::ZoomApp,
             _ => return None,
         })
     }
@@ -45,7 +50,8 @@ impl EventSource {
             EventSource::Webhook
             | EventSource::Websocket
             | EventSource::Flow
-            | EventSource::Genesys => 1,
+            | EventSource::Genesys
+            | EventSource::ZoomApp => 1,
         }
     }
 }
@@ -223,6 +229,23 @@ pub struct VoicemailFact {
     pub status: Option<String>,
 }
 
+/// An agent's workspace for the engagement (notes, tags, wrap-up checklist) as finalized in the agent panel when
+/// the engagement ended. One per agent: among several finalized versions (two devices), the greatest
+/// `(version, content)` wins, the same rule the panel's backend applies.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct WorkspaceFact {
+    /// The Zoom user id of the agent.
+    pub user_id: String,
+    /// `(client_ts, device_id, rev)` of the write that was finalized.
+    pub version: (i64, String, u64),
+    pub notes: String,
+    pub tags: Vec<String>,
+    /// Checklist item id → ticked.
+    pub checklist: std::collections::BTreeMap<String, bool>,
+    /// When the engagement ended, as the Zoom client reported it (epoch ms).
+    pub end_time: Option<i64>,
+}
+
 /// One event's contribution to one engagement.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Observation {
@@ -249,6 +272,8 @@ pub struct Observation {
     pub recordings: Vec<RecordingFact>,
     pub transcripts: Vec<TranscriptFact>,
     pub voicemails: Vec<VoicemailFact>,
+    #[serde(default)]
+    pub workspaces: Vec<WorkspaceFact>,
 }
 
 impl Observation {
@@ -278,6 +303,7 @@ impl Observation {
             recordings: Vec::new(),
             transcripts: Vec::new(),
             voicemails: Vec::new(),
+            workspaces: Vec::new(),
         }
     }
 }

@@ -12,7 +12,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::media::{MediaKind, MediaSource, MediaView};
-use super::observation::{AgentRef, ConsumerRef, EventSource, Observation, TranscriptKind};
+use super::observation::{
+    AgentRef, ConsumerRef, EventSource, Observation, TranscriptKind, WorkspaceFact,
+};
 
 /// Prefix of the key of a disposition known only by its name (`name:<disposition_name>`).
 pub const DISPOSITION_BY_NAME: &str = "name:";
@@ -311,6 +313,16 @@ merge_fields!(VoicemailState {
     status,
 });
 
+/// An agent's finalized workspace: the greatest `(version, content)` wins (a max-register, so the merge stays a
+/// semilattice).
+impl Merge for WorkspaceFact {
+    fn join(&mut self, other: &Self) {
+        if *other > *self {
+            *self = other.clone();
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TimelineEntry {
     pub event_ts: i64,
@@ -341,6 +353,9 @@ pub struct EngagementState {
     /// Keyed by `"{kind}:{source_id}"` (JSON object keys must be strings).
     transcripts: BTreeMap<String, TranscriptState>,
     voicemails: BTreeMap<String, VoicemailState>,
+    /// Agents' finalized workspaces from the agent panel, keyed by the agent's Zoom user id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    agent_workspaces: BTreeMap<String, WorkspaceFact>,
     timeline: BTreeSet<TimelineEntry>,
     sources: BTreeSet<EventSource>,
 }
@@ -363,6 +378,7 @@ impl Merge for EngagementState {
         self.recordings.join(&other.recordings);
         self.transcripts.join(&other.transcripts);
         self.voicemails.join(&other.voicemails);
+        self.agent_workspaces.join(&other.agent_workspaces);
         self.timeline.join(&other.timeline);
         self.sources.join(&other.sources);
     }
@@ -387,6 +403,7 @@ impl EngagementState {
             recordings: BTreeMap::new(),
             transcripts: BTreeMap::new(),
             voicemails: BTreeMap::new(),
+            agent_workspaces: BTreeMap::new(),
             timeline: BTreeSet::new(),
             sources: BTreeSet::new(),
         }
@@ -539,6 +556,10 @@ impl EngagementState {
                     status: Reg::with(stamp, v.status.clone()),
                 },
             )]));
+        }
+        for w in &obs.workspaces {
+            s.agent_workspaces
+                .join(&BTreeMap::from([(w.user_id.clone(), w.clone())]));
         }
         s.timeline.insert(TimelineEntry {
             event_ts: obs.event_ts,
@@ -699,7 +720,8 @@ impl EngagementState {
             || self.dispositions != before.dispositions
             || self.recordings != before.recordings
             || self.transcripts != before.transcripts
-            || self.voicemails != before.voicemails;
+            || self.voicemails != before.voicemails
+            || self.agent_workspaces != before.agent_workspaces;
         ContentDiff {
             changed,
             notes: new_keys(&self.notes, &before.notes),
@@ -853,8 +875,24 @@ pub struct EngagementRecord {
     pub recordings: Vec<RecordingView>,
     pub transcripts: Vec<TranscriptView>,
     pub voicemails: Vec<VoicemailView>,
+    /// What agents wrote in the agent panel (the Contact Center Zoom App) for this engagement, finalized when it
+    /// ended: one entry per agent. Absent when no agent finalized a workspace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agent_workspaces: Vec<AgentWorkspaceView>,
     pub timeline: Vec<TimelineView>,
     pub sources: Vec<EventSource>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentWorkspaceView {
+    /// The agent's Zoom user id.
+    pub user_id: String,
+    pub notes: String,
+    pub tags: Vec<String>,
+    /// Wrap-up checklist: item id → ticked.
+    pub checklist: BTreeMap<String, bool>,
+    /// When the engagement ended, as the agent's Zoom client reported it.
+    pub end_time: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1172,6 +1210,17 @@ impl From<&EngagementState> for EngagementRecord {
                     transcript_media: None,
                 })
                 .collect(),
+            agent_workspaces: s
+                .agent_workspaces
+                .values()
+                .map(|w| AgentWorkspaceView {
+                    user_id: w.user_id.clone(),
+                    notes: w.notes.clone(),
+                    tags: w.tags.clone(),
+                    checklist: w.checklist.clone(),
+                    end_time: w.end_time.and_then(format_ms),
+                })
+                .collect(),
             timeline: s
                 .timeline
                 .iter()
@@ -1216,6 +1265,7 @@ mod tests {
             flow in proptest::option::of((proptest::option::of(pick(&["F1", "F2"])), proptest::option::of(pick(&["Main", "After hours"])))),
             transfer in proptest::option::of((pick(&["T1", "T2"]), pick(&["initiated", "accepted", "completed"]), proptest::option::of(pick(&["U1", "U2"])), proptest::option::of(pick(&["Q1", "Q2"])))),
             recording_people in proptest::option::of((pick(&["R1", "R2"]), proptest::option::of(pick(&["U1", "U3"])), proptest::option::of(pick(&["+1", "+3"])), proptest::option::of(pick(&["automatic", "on_demand"])))),
+            workspace in proptest::option::of((pick(&["U1", "U2"]), 0i64..3, pick(&["a", "b"]), 0u64..2, pick(&["", "x", "y"]), proptest::option::of(0i64..3))),
         ) -> Observation {
             let mut o = Observation::new("E", event, event_ts, source);
             o.channel = channel;
@@ -1234,6 +1284,13 @@ mod tests {
             o.flows.extend(flow.map(|(flow_id, flow_name)| FlowRef { flow_id, flow_name }));
             o.transfers.extend(transfer.map(|(transfer_key, status, to_user_id, to_cc_queue_id)| TransferFact {
                 transfer_key, status, to_user_id, to_cc_queue_id, ..Default::default()
+            }));
+            o.workspaces.extend(workspace.map(|(user_id, ts, device, rev, notes, end_time)| WorkspaceFact {
+                user_id,
+                version: (ts, device, rev),
+                notes,
+                end_time,
+                ..Default::default()
             }));
             o.recordings.extend(recording_people.map(|(recording_id, user, number, recording_type)| RecordingFact {
                 recording_id,
@@ -1439,6 +1496,52 @@ mod tests {
             kinds(&fold(&[polled])),
             vec![MediaKind::Recording, MediaKind::RecordingTranscript]
         );
+    }
+
+    #[test]
+    fn agent_workspaces_keep_each_agents_greatest_finalized_version() {
+        let ws = |user: &str, ts: i64, notes: &str| {
+            let mut o =
+                Observation::new("E", "zoomapp.workspace_finalized", 5, EventSource::ZoomApp);
+            o.workspaces.push(WorkspaceFact {
+                user_id: user.into(),
+                version: (ts, "d".into(), 1),
+                notes: notes.into(),
+                end_time: Some(1_795_251_700_000),
+                ..Default::default()
+            });
+            o
+        };
+        let none = fold(&[Observation::new("E", "x", 1, EventSource::Webhook)]);
+        let v = serde_json::to_value(none.to_record()).unwrap();
+        assert!(
+            v.get("agent_workspaces").is_none(),
+            "absent when no agent wrote one"
+        );
+        for order in [
+            [
+                ws("U1", 2, "later"),
+                ws("U1", 1, "earlier"),
+                ws("U2", 1, "other"),
+            ],
+            [
+                ws("U2", 1, "other"),
+                ws("U1", 1, "earlier"),
+                ws("U1", 2, "later"),
+            ],
+        ] {
+            let record = fold(&order).to_record();
+            let notes: Vec<(&str, &str)> = record
+                .agent_workspaces
+                .iter()
+                .map(|w| (w.user_id.as_str(), w.notes.as_str()))
+                .collect();
+            assert_eq!(notes, [("U1", "later"), ("U2", "other")]);
+            assert_eq!(
+                record.agent_workspaces[0].end_time.as_deref(),
+                Some("2026-11-21T09:01:40Z")
+            );
+        }
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub struct ApiError {
     detail: String,
     /// Ask for bearer credentials (`WWW-Authenticate: Bearer`), on 401s.
     challenge: bool,
+    /// A stable machine-readable reason (`code` in the body), for clients that branch on it (the agent panel).
+    code: Option<&'static str>,
 }
 
 impl ApiError {
@@ -26,7 +28,18 @@ impl ApiError {
             status,
             detail: detail.into(),
             challenge: false,
+            code: None,
         }
+    }
+
+    /// Adds a stable `code` to the problem document.
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
+    }
+
+    pub fn code(&self) -> Option<&'static str> {
+        self.code
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
@@ -81,13 +94,16 @@ impl std::error::Error for ApiError {}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({
+        let mut body = json!({
             "type": "about:blank",
             "title": self.status.canonical_reason().unwrap_or("Error"),
             "status": self.status.as_u16(),
             "detail": self.detail,
             "error": self.detail,
         });
+        if let Some(code) = self.code {
+            body["code"] = json!(code);
+        }
         let mut response = (self.status, axum::Json(body)).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,

@@ -10,6 +10,7 @@ mod live;
 mod media;
 mod params;
 mod webhooks;
+mod zoomapp;
 
 use std::sync::Arc;
 
@@ -56,6 +57,8 @@ pub struct AppState {
     pub media: Option<crate::media::SharedLinks>,
     /// The configured sinks (`/api/v1/sinks`).
     pub sinks: Arc<Vec<crate::config::SinkConfig>>,
+    /// The Contact Center Zoom App's backend (`/zoomapp/`).
+    pub zoom_app: Option<Arc<crate::zoomapp::ZoomApp>>,
 }
 
 /// The routes. The unauthenticated endpoints that read bodies or stream files (webhooks, media links) are limited
@@ -66,6 +69,7 @@ pub fn router(
     connections: Arc<connections::Shared>,
 ) -> Router {
     let api = api::router(state.clone());
+    let zoom_app = zoomapp::router(state.clone(), connections.clone());
     let per_ip = axum::middleware::from_fn_with_state(connections, connections::per_ip_limit);
     Router::new()
         .route("/webhooks/zoom", post(webhooks::zoom))
@@ -79,6 +83,7 @@ pub fn router(
         )
         .layer(per_ip)
         .nest("/api/v1", api)
+        .merge(zoom_app)
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

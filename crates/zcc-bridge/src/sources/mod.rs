@@ -5,6 +5,7 @@ pub mod genesys;
 pub mod zoom_rest;
 pub mod zoom_webhook;
 pub mod zoom_websocket;
+pub mod zoomapp;
 
 use std::sync::Arc;
 
@@ -30,6 +31,8 @@ pub enum DecodeError {
     Flow(#[from] flow::FlowError),
     #[error(transparent)]
     Genesys(#[from] genesys::GenesysError),
+    #[error(transparent)]
+    ZoomApp(#[from] zoomapp::ZoomAppEventError),
 }
 
 /// The log's `source` column of a Flow event script post: `flow:<source name>`.
@@ -88,6 +91,12 @@ impl Decoder {
         }
         // Polled REST resources are logged as such; every other source logs Zoom event envelopes.
         let source = EventSource::parse(source).unwrap_or(EventSource::Webhook);
+        if source == EventSource::ZoomApp {
+            return Ok(Decoded {
+                observation: Some(zoomapp::parse(raw, event_ts.unwrap_or(0))?),
+                activity: None,
+            });
+        }
         if source == EventSource::Poll {
             return Ok(Decoded {
                 observation: zoom_rest::parse(raw)?,

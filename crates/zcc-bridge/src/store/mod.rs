@@ -10,6 +10,7 @@ pub mod presence;
 pub(crate) mod relaxed;
 pub(crate) mod sql;
 mod sqlite;
+pub mod zoomapp;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -30,6 +31,7 @@ pub use delivery::DeliveryRepo;
 pub use media::{ArchivedObject, MediaQuery, MediaRepo, MediaRow, MediaSetback, MediaStats};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use zoomapp::ZoomAppRepo;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -292,7 +294,14 @@ pub struct ProjectionItem {
 
 #[async_trait]
 pub trait Store:
-    MediaRepo + DeliveryRepo + ActivityRepo + presence::PresenceRepo + Send + Sync + 'static
+    MediaRepo
+    + DeliveryRepo
+    + ActivityRepo
+    + presence::PresenceRepo
+    + zoomapp::ZoomAppRepo
+    + Send
+    + Sync
+    + 'static
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

@@ -61,6 +61,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "media permalinks",
         include_str!("../../migrations/postgres/0010_media_permalinks.sql"),
     ),
+    (
+        12,
+        "zoom app",
+        include_str!("../../migrations/postgres/0012_zoom_app.sql"),
+    ),
 ];
 
 pub struct PgStore {
@@ -136,3 +141,4 @@ super::delivery::impl_delivery_repo!(PgStore, Postgres, "postgres");
 super::media::impl_media_repo!(PgStore, Postgres, "postgres");
 super::activity::impl_activity_repo!(PgStore, Postgres, "postgres");
 super::presence::impl_presence_repo!(PgStore, Postgres, "postgres");
+super::zoomapp::impl_zoomapp_repo!(PgStore, Postgres, "postgres");

@@ -64,6 +64,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "media permalinks",
         include_str!("../../migrations/sqlite/0010_media_permalinks.sql"),
     ),
+    (
+        12,
+        "zoom app",
+        include_str!("../../migrations/sqlite/0012_zoom_app.sql"),
+    ),
 ];
 
 /// How often the WAL is copied back into the database file.
@@ -178,3 +183,4 @@ super::delivery::impl_delivery_repo!(SqliteStore, Sqlite, "sqlite");
 super::media::impl_media_repo!(SqliteStore, Sqlite, "sqlite");
 super::activity::impl_activity_repo!(SqliteStore, Sqlite, "sqlite");
 super::presence::impl_presence_repo!(SqliteStore, Sqlite, "sqlite");
+super::zoomapp::impl_zoomapp_repo!(SqliteStore, Sqlite, "sqlite");

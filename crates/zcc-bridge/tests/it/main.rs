@@ -26,3 +26,4 @@ mod standard_webhooks;
 mod stream;
 mod vendor_examples;
 mod webhooks;
+mod zoomapp;
