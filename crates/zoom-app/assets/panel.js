@@ -266,10 +266,31 @@ async function loadInfo(e) {
   if (panel.current === e.id) renderInfo();
 }
 
+// The live stream names each event by its kind (`event: held`); these are the engagement's kinds (zcc-bridge's
+// ActivityKind; a Rust test there keeps the list equal).
+const LIVE_KINDS = [
+  "started",
+  "offered",
+  "declined",
+  "accepted",
+  "held",
+  "resumed",
+  "muted",
+  "unmuted",
+  "transfer_initiated",
+  "transferred",
+  "left",
+  "ended",
+  "wrap_up_started",
+  "wrap_up_ended",
+  "disposition_saved",
+  "note_added",
+];
+
 function follow(id) {
   if (stream) stream.close();
   stream = new EventSource(apiPath(id, "stream"));
-  stream.addEventListener("activity", (msg) => {
+  const onEvent = (msg) => {
     let item;
     try {
       item = JSON.parse(msg.data);
@@ -282,7 +303,8 @@ function follow(id) {
     if (msg.lastEventId) e.liveIds.add(msg.lastEventId);
     e.live.push(item);
     if (panel.current === id) renderInfo();
-  });
+  };
+  for (const kind of LIVE_KINDS) stream.addEventListener(kind, onEvent);
 }
 
 // ---- SDK events ----------------------------------------------------------------------------------------------
@@ -473,9 +495,12 @@ function renderInfo() {
     const node = $(id);
     node.replaceChildren(...(items ?? []).map((item) => line(item)));
   };
-  // Items of the context answer have `at`; live stream events have `event_ts` (epoch ms).
+  // Items of the context answer have `at` and `detail`; live stream events have `event_ts` (epoch ms), `agent` and
+  // `queue`.
+  const detail = (a) =>
+    a.detail ?? [a.agent?.display_name ?? a.agent?.email, a.queue?.queue_name ?? a.queue?.cc_queue_id].filter(Boolean).join(" · ");
   fill("activity", [...(info.activity ?? []), ...e.live], (a) =>
-    el("li", [time(a.at ?? a.event_ts), a.kind, a.detail].filter(Boolean).join(" · ")),
+    el("li", [time(a.at ?? a.event_ts), a.kind, detail(a)].filter(Boolean).join(" · ")),
   );
   fill("previous", info.previous_engagements, (p) =>
     el("li", [dateTime(p.start_time), p.channel, p.queue_name, p.disposition].filter(Boolean).join(" · ")),

@@ -618,6 +618,24 @@ mod tests {
     }
 
     #[test]
+    fn the_panel_listens_to_every_engagement_kind_of_the_live_stream() {
+        use crate::core::activity::ActivityKind;
+        let js = std::str::from_utf8(assets::get("panel.js").unwrap().body).unwrap();
+        let start = js
+            .find("const LIVE_KINDS = [")
+            .expect("panel.js declares LIVE_KINDS");
+        let end = start + js[start..].find("];").unwrap();
+        let listed: Vec<&str> = js[start..end].split('"').skip(1).step_by(2).collect();
+        // Agents' own events (login, status, queues) carry no engagement: the panel's stream never has them.
+        let engagement_kinds: Vec<&str> = ActivityKind::ALL
+            .iter()
+            .map(|k| k.as_str())
+            .filter(|k| !k.starts_with("agent_") && !k.starts_with("queue_"))
+            .collect();
+        assert_eq!(listed, engagement_kinds);
+    }
+
+    #[test]
     fn every_asset_has_a_tag() {
         for a in assets::ASSETS {
             assert!(etag(a).len() > 10, "{}", a.path);

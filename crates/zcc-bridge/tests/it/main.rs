@@ -27,3 +27,4 @@ mod stream;
 mod vendor_examples;
 mod webhooks;
 mod zoomapp;
+mod zoomapp_browser;
