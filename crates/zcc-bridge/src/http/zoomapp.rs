@@ -196,28 +196,76 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
 
 // ---- the panel's files ------------------------------------------------------------------------------------------
 
-/// Strong entity tags of the embedded files (SHA-256, computed once).
-fn etag(asset: &assets::Asset) -> &'static str {
-    static TAGS: OnceLock<HashMap<&'static str, String>> = OnceLock::new();
-    let tags = TAGS.get_or_init(|| {
+/// What is served for one embedded file: its entity tag, and its gzip-compressed bytes with their own tag when
+/// compression saves anything. Computed once, at first use.
+struct Prepared {
+    etag: String,
+    gzip: Option<(Bytes, String)>,
+}
+
+fn prepared(asset: &assets::Asset) -> Option<&'static Prepared> {
+    static PREPARED: OnceLock<HashMap<&'static str, Prepared>> = OnceLock::new();
+    let all = PREPARED.get_or_init(|| {
         assets::ASSETS
             .iter()
             .map(|a| {
+                let tag = hex::encode(Sha256::digest(a.body));
+                let mut encoder =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+                let gzip = std::io::Write::write_all(&mut encoder, a.body)
+                    .and_then(|()| encoder.finish())
+                    .ok()
+                    .filter(|gz| gz.len() < a.body.len())
+                    .map(|gz| (Bytes::from(gz), format!("\"{}-gz\"", &tag[..32])));
                 (
                     a.path,
-                    format!("\"{}\"", &hex::encode(Sha256::digest(a.body))[..32]),
+                    Prepared {
+                        etag: format!("\"{}\"", &tag[..32]),
+                        gzip,
+                    },
                 )
             })
             .collect()
     });
-    tags.get(asset.path).map(String::as_str).unwrap_or("\"\"")
+    all.get(asset.path)
 }
 
+/// Whether the client takes gzip (`Accept-Encoding: gzip`, not with `q=0`).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
+}
+
+/// An embedded file: gzip-compressed when the client takes it, revalidated with its entity tag (304). The vendored
+/// SDK's name carries its version, so it may be cached for a year; the others are revalidated at every load, and
+/// the Home URL (which may set the session cookie) is never stored.
 fn serve_asset(asset: &'static assets::Asset, headers: &HeaderMap) -> Response {
-    let tag = etag(asset);
+    let prepared = prepared(asset);
+    let gzip = prepared
+        .and_then(|p| p.gzip.as_ref())
+        .filter(|_| accepts_gzip(headers));
+    let (body, tag) = match (gzip, prepared) {
+        (Some((gz, tag)), _) => (gz.clone(), tag.as_str()),
+        (None, Some(p)) => (Bytes::from_static(asset.body), p.etag.as_str()),
+        (None, None) => (Bytes::from_static(asset.body), "\"\""),
+    };
     let cache = if asset.is_html() {
-        // The Home URL answer may set the session cookie.
         "no-store"
+    } else if asset.path == assets::VENDORED_SDK_PATH {
+        "public, max-age=31536000, immutable"
     } else {
         "no-cache"
     };
@@ -228,14 +276,16 @@ fn serve_asset(asset: &'static assets::Asset, headers: &HeaderMap) -> Response {
     let mut response = if matches && !asset.is_html() {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        (
-            [(header::CONTENT_TYPE, asset.content_type)],
-            Bytes::from_static(asset.body),
-        )
-            .into_response()
+        let mut r = ([(header::CONTENT_TYPE, asset.content_type)], body).into_response();
+        if gzip.is_some() {
+            r.headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        r
     };
     let h = response.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     if let Ok(tag) = HeaderValue::from_str(tag) {
         h.insert(header::ETAG, tag);
     }
@@ -636,9 +686,36 @@ mod tests {
     }
 
     #[test]
-    fn every_asset_has_a_tag() {
+    fn every_asset_is_prepared_and_the_big_ones_compress() {
         for a in assets::ASSETS {
-            assert!(etag(a).len() > 10, "{}", a.path);
+            let p = prepared(a).expect("prepared");
+            assert_eq!(p.etag.len(), 34, "{}", a.path);
+            if let Some((gz, tag)) = &p.gzip {
+                assert_ne!(tag, &p.etag);
+                let mut plain = Vec::new();
+                std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut plain)
+                    .unwrap();
+                assert_eq!(plain, a.body, "{}", a.path);
+            }
         }
+        let sdk = prepared(assets::get(assets::VENDORED_SDK_PATH).unwrap()).unwrap();
+        assert!(
+            sdk.gzip.as_ref().unwrap().0.len() * 4
+                < assets::get(assets::VENDORED_SDK_PATH).unwrap().body.len()
+        );
+    }
+
+    #[test]
+    fn accept_encoding() {
+        let with = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static(v));
+            accepts_gzip(&h)
+        };
+        assert!(with("gzip, deflate, br, zstd"));
+        assert!(with("br;q=1.0, gzip;q=0.8"));
+        assert!(!with("gzip;q=0"));
+        assert!(!with("br, identity"));
+        assert!(!accepts_gzip(&HeaderMap::new()));
     }
 }

@@ -288,6 +288,28 @@ async fn every_html_answer_carries_the_owasp_headers() {
                 .unwrap();
             assert_eq!(again.status(), 304, "{}", a.path);
         }
+        // Compressed for clients that take gzip; the versioned SDK cached for a year.
+        let sdk = client
+            .get(format!("{base}/zoomapp/{}", assets::VENDORED_SDK_PATH))
+            .header("accept-encoding", "gzip, deflate, br")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(sdk.headers()["content-encoding"], "gzip");
+        assert!(sdk.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("immutable"));
+        let gz = sdk.bytes().await.unwrap();
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut plain).unwrap();
+        assert_eq!(plain, assets::get(assets::VENDORED_SDK_PATH).unwrap().body);
+        assert!(
+            gz.len() * 4 < plain.len(),
+            "{} of {}",
+            gz.len(),
+            plain.len()
+        );
         let missing = client
             .get(format!("{base}/zoomapp/nope.js"))
             .send()
