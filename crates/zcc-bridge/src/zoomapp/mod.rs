@@ -243,7 +243,12 @@ impl ZoomApp {
         });
         if credentials.is_empty() {
             tracing::info!("no Zoom App credentials configured: the agent panel is served but cannot open sessions");
-        } else if notices.is_none() {
+        } else if za.redirect_url.is_none() {
+            tracing::warn!(
+                "zoom_app.redirect_url is not set: the web install flow (/zoomapp/install) cannot run"
+            );
+        }
+        if !credentials.is_empty() && notices.is_none() {
             tracing::warn!(
                 "zoom_app.webhook_secret_token is not set: deauthorization notices (/zoomapp/deauthorize) are refused, \
                  so a user's data cannot be deleted when they remove the app"
@@ -550,6 +555,11 @@ impl ZoomApp {
     /// In-client OAuth, first step: a fresh verifier and state kept in the session; the panel passes the answer
     /// to `zoomSdk.authorize`.
     pub async fn begin_in_client(&self, session: &Session) -> Result<AuthorizeOptions, AppError> {
+        if !self.in_client {
+            return Err(AppError::BadRequest(
+                "in-client OAuth is switched off (zoom_app.in_client_oauth)".into(),
+            ));
+        }
         let pkce = Pkce::generate(self.in_client_pkce);
         let state = zoom_app::oauth::new_state();
         let sealed = self.sealer.seal(

@@ -708,6 +708,25 @@ async fn in_client_oauth_with_either_pkce_method() {
                 .await;
             assert_eq!((status, body["code"].as_str()), (409, Some("other_user")));
         }
+        // Switched off: the panel offers no "Connect" and the bridge starts no flow.
+        let setup = Setup::start(&backend, sim_config(), |c| {
+            c.zoom_app.in_client_oauth = false
+        })
+        .await;
+        let panel = setup.panel(PROD_ID, &setup.agent(1)).await;
+        assert_eq!(panel.session["oauth"]["in_client"], false);
+        let (status, body) = panel
+            .send(reqwest::Method::POST, "api/oauth/authorize", &json!({}))
+            .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("bad_request")),
+            "{body}"
+        );
+        assert!(
+            body["detail"].as_str().unwrap().contains("in_client_oauth"),
+            "{body}"
+        );
     }
 }
 
