@@ -232,9 +232,9 @@ macro_rules! impl_zoomapp_repo {
                          oauth_started_at FROM zoomapp_sessions WHERE token_hash = ",
                     );
                     qb.push_bind(token_hash).push(" AND expires_at > ").push_bind(now);
-                    // The writer: a session opened a moment ago (by this very page load) must be found.
+                    // Readers see every commit (SQLite WAL, Postgres): a session opened a moment ago is found.
                     let row: Option<SessionTuple> =
-                        qb.build_query_as().fetch_optional(self.writer()).await?;
+                        qb.build_query_as().fetch_optional(self.reader()).await?;
                     Ok(row.map(|r| $crate::store::zoomapp::SessionRow {
                         user_id: r.0,
                         environment: r.1,
@@ -344,7 +344,7 @@ macro_rules! impl_zoomapp_repo {
                         .push(" AND environment = ")
                         .push_bind(environment);
                     let row: Option<TokenTuple> =
-                        qb.build_query_as().fetch_optional(self.writer()).await?;
+                        qb.build_query_as().fetch_optional(self.reader()).await?;
                     Ok(row.map(token_row))
                 }
 
@@ -385,7 +385,7 @@ macro_rules! impl_zoomapp_repo {
                         "SELECT MIN(CASE WHEN leased_until > refresh_at THEN leased_until ELSE refresh_at END) \
                          FROM zoomapp_tokens",
                     );
-                    Ok(qb.build_query_scalar::<Option<i64>>().fetch_one(self.writer()).await?)
+                    Ok(qb.build_query_scalar::<Option<i64>>().fetch_one(self.reader()).await?)
                 }
 
                 async fn zoomapp_refreshed(
@@ -503,9 +503,8 @@ macro_rules! impl_zoomapp_repo {
                     qb.push_bind(user_id)
                         .push(" AND engagement_id = ")
                         .push_bind(engagement_id);
-                    // The writer: a save acknowledged a moment ago must be read back.
                     let row: Option<(String, String, i64, i64)> =
-                        qb.build_query_as().fetch_optional(self.writer()).await?;
+                        qb.build_query_as().fetch_optional(self.reader()).await?;
                     Ok(row.map(|r| $crate::store::zoomapp::WorkspaceRow {
                         engagement_id: r.0,
                         state: r.1,
