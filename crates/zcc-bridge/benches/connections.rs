@@ -73,9 +73,9 @@ async fn main() -> anyhow::Result<()> {
          a declared 1 MiB), server.idle_timeout_seconds = {idle_timeout}, other settings default"
     );
     println!(
-        "| backend | attacker | idle connections the server kept | stalled uploads the server kept | healthz p50 / p99 / max ms (fresh connections) | healthz ok | webhook ack p50 / max ms | webhooks ok | RSS before / during MiB | server fds | idle still open after {idle_timeout} s |"
+        "| backend | attacker | connections open (server's count) | idle connections open (client's view) | stalled uploads open (client's view) | healthz p50 / p99 / max ms (fresh connections) | healthz ok | webhook ack p50 / max ms | webhooks ok | RSS before / during MiB | server fds | idle still open after {idle_timeout} s |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for backend in backends {
         for (case, sources) in [
             ("one address", Sources::One(Ipv4Addr::new(127, 0, 0, 2))),
@@ -138,7 +138,9 @@ async fn main() -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_secs(idle_timeout + 1)).await;
             let still = still_open(&late_idle);
             println!(
-                "| {backend} | {case} | {} | {} | {} / {} / {} | {healthz_ok}/{} | {} / {} | {webhooks_ok}/{} | {:.1} / {:.1} | {} | {still} of {} |",
+                "| {backend} | {case} | {} | {} | {} | {} / {} / {} | {healthz_ok}/{} | {} / {} | {webhooks_ok}/{} | {:.1} / {:.1} | {} | {still} of {} |",
+                m.server_connections
+                    .map_or_else(|| "?".to_string(), |n| n.to_string()),
                 m.idle_open - m.idle_closed_at_end,
                 m.stalled_held_at_end,
                 ms(percentile(healthz_times.clone(), 0.5)),

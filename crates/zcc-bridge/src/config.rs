@@ -11,6 +11,25 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::activity::ActivityKind;
 
+mod sinks;
+pub use sinks::{
+    check_deliver_type, BodyFormat, HubspotOptions, RawOptions, SalesforceOptions, SinkConfig,
+    SinkKind, SinkOptions, ZendeskAuth, ZendeskMode, ZendeskOptions,
+};
+
+/// The annotated example configuration (`deploy/config.example.toml`): every key at its default, optional ones
+/// commented out. `zcc-bridge config init` writes it.
+pub const EXAMPLE: &str = include_str!("../../../deploy/config.example.toml");
+
+/// `EXAMPLE` with a fresh admin token switched on in place of the placeholder, for `config init`.
+pub fn example_with_admin_token(token: &str) -> String {
+    EXAMPLE.replacen(
+        "#token = \"CHANGE-ME-admin-token-at-least-16-chars\"",
+        &format!("token = \"{token}\""),
+        1,
+    )
+}
+
 /// Prefix of environment overrides.
 pub const ENV_PREFIX: &str = "ZCC_BRIDGE_";
 
@@ -200,7 +219,7 @@ pub struct Config {
     #[serde(default)]
     pub delivery: DeliveryConfig,
     /// Delivery targets (`[[sinks]]`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "sinks::typed_sinks")]
     pub sinks: Vec<SinkConfig>,
     #[serde(default)]
     pub log: LogConfig,
@@ -997,113 +1016,6 @@ impl Default for DeliveryConfig {
     }
 }
 
-/// `kind` of a sink.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SinkKind {
-    Http,
-    Salesforce,
-    Hubspot,
-    Zendesk,
-}
-
-impl SinkKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SinkKind::Http => "http",
-            SinkKind::Salesforce => "salesforce",
-            SinkKind::Hubspot => "hubspot",
-            SinkKind::Zendesk => "zendesk",
-        }
-    }
-}
-
-/// One `[[sinks]]` entry.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SinkConfig {
-    /// Unique; names the sink in the API, the CLI, metrics and the outbox (renaming a sink orphans its queue).
-    pub name: String,
-    pub kind: SinkKind,
-    /// `http`: the endpoint. CRMs: the API base (`https://myorg.my.salesforce.com`, `https://api.hubapi.com`,
-    /// `https://acme.zendesk.com`).
-    pub url: String,
-    /// `http`: Standard Webhooks secrets (`whsec_...`); the first signs, all are sent (rotation).
-    #[serde(default, deserialize_with = "secret_list")]
-    pub secrets: Vec<Secret>,
-    /// Message types: `engagement.completed`, `engagement.updated`, and Zoom event names delivered as they arrive.
-    #[serde(default = "default_deliver")]
-    pub deliver: Vec<String>,
-    /// Only engagements of these channels / queues (`cc_queue_id`) / directions (empty: all).
-    #[serde(default)]
-    pub channels: Vec<String>,
-    #[serde(default)]
-    pub queues: Vec<String>,
-    #[serde(default)]
-    pub directions: Vec<String>,
-    /// Deliveries in flight at once (per replica).
-    #[serde(default = "default_sink_concurrency")]
-    pub concurrency: usize,
-    /// Attempts started per second at most (per replica); none: unlimited.
-    #[serde(default)]
-    pub rate_per_second: Option<f64>,
-    /// Whole-attempt timeout.
-    #[serde(default = "default_sink_timeout")]
-    pub timeout_seconds: u64,
-    /// CRM credentials: OAuth client (Salesforce), API token (HubSpot private app, Zendesk API token) and the
-    /// user the token belongs to (Zendesk).
-    #[serde(default)]
-    pub client_id: Option<String>,
-    #[serde(default)]
-    pub client_secret: Option<Secret>,
-    #[serde(default)]
-    pub token: Option<Secret>,
-    #[serde(default)]
-    pub username: Option<String>,
-    /// Vendor-specific settings (see the README's sink table), e.g. Salesforce's `external_id_field`.
-    #[serde(default)]
-    pub options: BTreeMap<String, String>,
-}
-
-impl SinkConfig {
-    /// A sink with every optional setting at its default (what a `[[sinks]]` entry with only these keys gives).
-    pub fn new(name: impl Into<String>, kind: SinkKind, url: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            kind,
-            url: url.into(),
-            secrets: Vec::new(),
-            deliver: default_deliver(),
-            channels: Vec::new(),
-            queues: Vec::new(),
-            directions: Vec::new(),
-            concurrency: default_sink_concurrency(),
-            rate_per_second: None,
-            timeout_seconds: default_sink_timeout(),
-            client_id: None,
-            client_secret: None,
-            token: None,
-            username: None,
-            options: BTreeMap::new(),
-        }
-    }
-}
-
-fn default_deliver() -> Vec<String> {
-    vec![
-        "engagement.completed".to_string(),
-        "engagement.updated".to_string(),
-    ]
-}
-
-fn default_sink_concurrency() -> usize {
-    4
-}
-
-fn default_sink_timeout() -> u64 {
-    30
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -1137,6 +1049,45 @@ pub struct InvalidValue {
     pub problem: String,
 }
 
+/// What `Config::readiness` finds.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    pub errors: Vec<InvalidValue>,
+    pub warnings: Vec<InvalidValue>,
+}
+
+/// Every problem found in a configuration (at least one), each with its key.
+#[derive(Debug)]
+pub struct InvalidConfig(pub Vec<InvalidValue>);
+
+impl InvalidConfig {
+    /// `Ok` when there is nothing to report.
+    pub fn from_problems(problems: Vec<InvalidValue>) -> Result<(), Self> {
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Self(problems))
+        }
+    }
+}
+
+impl fmt::Display for InvalidConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.as_slice() {
+            [one] => write!(f, "{one}"),
+            all => {
+                write!(f, "invalid configuration ({} problems):", all.len())?;
+                for p in all {
+                    write!(f, "\n  {}: {}", p.key, p.problem)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for InvalidConfig {}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DatabaseKind {
     Sqlite,
@@ -1149,7 +1100,19 @@ impl Config {
         Self::load_from(file, Env::prefixed(ENV_PREFIX).split("__"))
     }
 
+    /// `load` without `validate`: the file and the environment read and typed (every section's type errors at
+    /// once), the values not yet judged.
+    pub fn read(file: Option<&Path>) -> anyhow::Result<Self> {
+        Self::read_from(file, Env::prefixed(ENV_PREFIX).split("__"))
+    }
+
     fn load_from(file: Option<&Path>, env: Env) -> anyhow::Result<Self> {
+        let config = Self::read_from(file, env)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn read_from(file: Option<&Path>, env: Env) -> anyhow::Result<Self> {
         let mut figment = Figment::from(Serialized::defaults(DefaultsView::default()));
         if let Some(path) = file {
             if !path.exists() {
@@ -1158,25 +1121,46 @@ impl Config {
             check_toml_syntax(path)?;
             figment = figment.merge(Toml::file_exact(path));
         }
-        let config: Config = figment
-            .merge(env)
-            .extract()
-            .map_err(|e| anyhow::anyhow!("invalid configuration: {}", figment_message(&e)))?;
-        config.validate()?;
+        let figment = figment.merge(env.ignore(&["config"]));
+        let config: Config = figment.extract().map_err(|e| {
+            // serde stops at the first error; reading each section alone finds one in every section.
+            let mut errors = section_errors(&figment);
+            if errors.is_empty() {
+                errors.push(figment_message(&e));
+            }
+            match errors.as_slice() {
+                [one] => anyhow::anyhow!("invalid configuration: {one}"),
+                all => anyhow::anyhow!(
+                    "invalid configuration ({} problems):\n  {}",
+                    all.len(),
+                    all.join("\n  ")
+                ),
+            }
+        })?;
         Ok(config)
     }
 
-    /// Checks what types alone cannot.
-    pub fn validate(&self) -> Result<(), InvalidValue> {
-        self.database_kind()?;
+    /// Checks what types alone cannot; every problem at once.
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        InvalidConfig::from_problems(self.problems())
+    }
+
+    /// What is wrong with the values, each problem with its key (empty: nothing).
+    pub fn problems(&self) -> Vec<InvalidValue> {
+        let mut problems = Vec::new();
+        problems.extend(self.database_kind().err());
         for (name, source) in &self.flow.sources {
-            check_flow_source(name, source).map_err(|problem| InvalidValue {
-                key: "flow.sources",
-                problem,
-            })?;
+            problems.extend(
+                check_flow_source(name, source)
+                    .err()
+                    .map(|problem| InvalidValue {
+                        key: "flow.sources",
+                        problem,
+                    }),
+            );
         }
         if self.presence.min_interval_seconds == 0 || self.presence.session_timeout_minutes == 0 {
-            return Err(InvalidValue {
+            problems.push(InvalidValue {
                 key: "presence",
                 problem: "min_interval_seconds and session_timeout_minutes must be greater than 0"
                     .into(),
@@ -1197,61 +1181,67 @@ impl Config {
             .chain(self.presence.genesys.values().map(|g| &g.busy_status));
         for status in busy_statuses {
             if !STATUSES.contains(&status.as_str()) {
-                return Err(InvalidValue {
+                problems.push(InvalidValue {
                     key: "presence.*.busy_status",
                     problem: format!("{status:?} is not one of {}", STATUSES.join(", ")),
                 });
             }
         }
         for (name, source) in &self.presence.genesys {
-            let invalid = |problem: String| InvalidValue {
-                key: "presence.genesys",
-                problem: format!("source {name:?}: {problem}"),
+            // One problem per source: later checks assume the earlier ones passed.
+            let check = || -> Result<(), InvalidValue> {
+                let invalid = |problem: String| InvalidValue {
+                    key: "presence.genesys",
+                    problem: format!("source {name:?}: {problem}"),
+                };
+                check_source_name(name).map_err(invalid)?;
+                let secrets = [&source.token, &source.hmac_secret];
+                if secrets
+                    .iter()
+                    .flat_map(|s| s.iter())
+                    .any(|s| s.expose().len() < 16)
+                {
+                    return Err(invalid(
+                        "token and hmac_secret need at least 16 characters".into(),
+                    ));
+                }
+                let api = source.api().map_err(invalid)?;
+                if source.notifications {
+                    if source.resubscribe_minutes == 0 || source.resubscribe_minutes >= 24 * 60 {
+                        return Err(invalid(
+                            "resubscribe_minutes must be between 1 and 1439 (channels expire after 24 h)".into(),
+                        ));
+                    }
+                    if api.is_none() {
+                        return Err(invalid(
+                            "notifications need API access (client_id, client_secret, region)"
+                                .into(),
+                        ));
+                    }
+                    if !source.all_users && source.users.is_empty() {
+                        return Err(invalid(
+                            "notifications need users (Genesys user ids or e-mails) or all_users = true".into(),
+                        ));
+                    }
+                } else if secrets.iter().all(|s| s.is_none()) {
+                    return Err(invalid(
+                        "set token or hmac_secret (push), or notifications = true with API access (pull)".into(),
+                    ));
+                }
+                Ok(())
             };
-            check_source_name(name).map_err(invalid)?;
-            let secrets = [&source.token, &source.hmac_secret];
-            if secrets
-                .iter()
-                .flat_map(|s| s.iter())
-                .any(|s| s.expose().len() < 16)
-            {
-                return Err(invalid(
-                    "token and hmac_secret need at least 16 characters".into(),
-                ));
-            }
-            let api = source.api().map_err(invalid)?;
-            if source.notifications {
-                if source.resubscribe_minutes == 0 || source.resubscribe_minutes >= 24 * 60 {
-                    return Err(invalid(
-                        "resubscribe_minutes must be between 1 and 1439 (channels expire after 24 h)".into(),
-                    ));
-                }
-                if api.is_none() {
-                    return Err(invalid(
-                        "notifications need API access (client_id, client_secret, region)".into(),
-                    ));
-                }
-                if !source.all_users && source.users.is_empty() {
-                    return Err(invalid(
-                        "notifications need users (Genesys user ids or e-mails) or all_users = true".into(),
-                    ));
-                }
-            } else if secrets.iter().all(|s| s.is_none()) {
-                return Err(invalid(
-                    "set token or hmac_secret (push), or notifications = true with API access (pull)".into(),
-                ));
-            }
+            problems.extend(check().err());
         }
         if self.stream.poll_ms == 0 {
-            return Err(InvalidValue {
+            problems.push(InvalidValue {
                 key: "stream.poll_ms",
                 problem: "must be greater than 0".into(),
             });
         }
-        self.validate_delivery()?;
-        self.zoom_app.validate()?;
+        self.validate_delivery(&mut problems);
+        self.zoom_app.check(&mut problems);
         if let Err(problem) = ArchiveUrl::parse(&self.storage.media) {
-            return Err(InvalidValue {
+            problems.push(InvalidValue {
                 key: "storage.media",
                 problem,
             });
@@ -1263,14 +1253,14 @@ impl Config {
             || self.media.retention_check_seconds == 0
             || self.media.lease_seconds == 0
         {
-            return Err(InvalidValue {
+            problems.push(InvalidValue {
                 key: "media",
                 problem: "concurrency, max_attempts, upload_concurrency, link_ttl_seconds, retention_check_seconds and lease_seconds must be greater than 0"
                     .into(),
             });
         }
         if !(5..=512).contains(&self.media.part_size_mib) {
-            return Err(InvalidValue {
+            problems.push(InvalidValue {
                 key: "media.part_size_mib",
                 problem: format!(
                     "must be between 5 and 512 (S3's smallest part is 5 MiB), got {}",
@@ -1280,7 +1270,7 @@ impl Config {
         }
         if let Some(url) = &self.media.public_url {
             if !(url.starts_with("https://") || url.starts_with("http://")) {
-                return Err(InvalidValue {
+                problems.push(InvalidValue {
                     key: "media.public_url",
                     problem: format!("expected an http(s) URL, got {url:?}"),
                 });
@@ -1292,13 +1282,13 @@ impl Config {
             .as_ref()
             .is_some_and(|s| s.expose().len() < 16)
         {
-            return Err(InvalidValue {
+            problems.push(InvalidValue {
                 key: "media.link_secret",
                 problem: "must be at least 16 characters".into(),
             });
         }
         if self.server.max_body_bytes == 0 {
-            return Err(InvalidValue {
+            problems.push(InvalidValue {
                 key: "server.max_body_bytes",
                 problem: "must be greater than 0".into(),
             });
@@ -1308,7 +1298,7 @@ impl Config {
             || self.server.header_read_timeout_seconds == 0
             || self.server.body_read_timeout_seconds == 0
         {
-            return Err(InvalidValue {
+            problems.push(InvalidValue {
                 key: "server",
                 problem: "max_connections, idle_timeout_seconds, header_read_timeout_seconds and \
                           body_read_timeout_seconds must be greater than 0"
@@ -1316,7 +1306,7 @@ impl Config {
             });
         }
         if self.server.body_memory_bytes < self.server.max_body_bytes {
-            return Err(InvalidValue {
+            problems.push(InvalidValue {
                 key: "server.body_memory_bytes",
                 problem: format!(
                     "must be at least server.max_body_bytes ({}), or a largest body could never be read",
@@ -1327,7 +1317,7 @@ impl Config {
         if !(1..=MAX_TIMESTAMP_TOLERANCE_SECONDS)
             .contains(&self.zoom.webhook_timestamp_tolerance_seconds)
         {
-            return Err(InvalidValue {
+            problems.push(InvalidValue {
                 key: "zoom.webhook_timestamp_tolerance_seconds",
                 problem: format!(
                     "must be between 1 and {MAX_TIMESTAMP_TOLERANCE_SECONDS} (a longer window lets a captured \
@@ -1337,29 +1327,29 @@ impl Config {
             });
         }
         if let Err(problem) = check_log_filter(&self.log.level) {
-            return Err(InvalidValue {
+            problems.push(InvalidValue {
                 key: "log.level",
                 problem,
             });
         }
-        self.reconcile.nightly_time()?;
-        self.reconcile.time_zone()?;
+        problems.extend(self.reconcile.nightly_time().err());
+        problems.extend(self.reconcile.time_zone().err());
         if self.zoom.websocket_heartbeat_seconds == 0 {
-            return Err(InvalidValue {
+            problems.push(InvalidValue {
                 key: "zoom.websocket_heartbeat_seconds",
                 problem: "must be greater than 0".into(),
             });
         }
         if let Some(url) = &self.zoom.websocket_url {
             if !(url.starts_with("wss://") || url.starts_with("ws://")) {
-                return Err(InvalidValue {
+                problems.push(InvalidValue {
                     key: "zoom.websocket_url",
                     problem: format!("expected a ws(s):// URL, got {url:?}"),
                 });
             }
         }
         if self.reconcile.concurrency == 0 {
-            return Err(InvalidValue {
+            problems.push(InvalidValue {
                 key: "reconcile.concurrency",
                 problem: "must be greater than 0".into(),
             });
@@ -1370,20 +1360,20 @@ impl Config {
             ("zoom.heavy_per_second", self.zoom.heavy_per_second),
         ] {
             if !(rate.is_finite() && rate > 0.0) {
-                return Err(InvalidValue {
+                problems.push(InvalidValue {
                     key,
                     problem: format!("must be a positive number, got {rate}"),
                 });
             }
         }
         if self.ingest.max_batch == 0 || self.ingest.postgres_committers == 0 {
-            return Err(InvalidValue {
+            problems.push(InvalidValue {
                 key: "ingest",
                 problem: "max_batch and postgres_committers must be greater than 0".into(),
             });
         }
         if self.storage.max_connections < 2 {
-            return Err(InvalidValue {
+            problems.push(InvalidValue {
                 key: "storage.max_connections",
                 problem: "must be at least 2".into(),
             });
@@ -1393,7 +1383,7 @@ impl Config {
             ("zoom.oauth_base", &self.zoom.oauth_base),
         ] {
             if !(url.starts_with("https://") || url.starts_with("http://")) {
-                return Err(InvalidValue {
+                problems.push(InvalidValue {
                     key,
                     problem: format!("expected an http(s) URL, got {url:?}"),
                 });
@@ -1405,12 +1395,104 @@ impl Config {
             .as_ref()
             .is_some_and(|t| t.expose().len() < 16)
         {
-            return Err(InvalidValue {
+            problems.push(InvalidValue {
                 key: "admin.token",
                 problem: "must be at least 16 characters".into(),
             });
         }
-        Ok(())
+        problems
+    }
+
+    /// What a deployment needs and this configuration leaves unset: `errors` for a part that is on but cannot
+    /// work, `warnings` for a part that is off for want of a credential. `serve` and `config check` refuse the
+    /// errors; the demo fills in its own secrets first.
+    pub fn readiness(&self) -> Readiness {
+        let mut errors = Vec::new();
+        let mut warnings = Vec::new();
+        let zoom = &self.zoom;
+        let set = |v: Option<&str>| v.is_some_and(|v| !v.trim().is_empty());
+        let s2s = [
+            ("account_id", set(zoom.account_id.as_deref())),
+            ("client_id", set(zoom.client_id.as_deref())),
+            (
+                "client_secret",
+                set(zoom.client_secret.as_ref().map(Secret::expose)),
+            ),
+        ];
+        let s2s_complete = s2s.iter().all(|(_, set)| *set);
+        if !s2s_complete && s2s.iter().any(|(_, set)| *set) {
+            let missing: Vec<&str> = s2s
+                .iter()
+                .filter(|(_, set)| !set)
+                .map(|(k, _)| *k)
+                .collect();
+            errors.push(InvalidValue {
+                key: "zoom",
+                problem: format!(
+                    "the Server-to-Server OAuth app needs account_id, client_id and client_secret; {} not set",
+                    missing.join(" and ")
+                ),
+            });
+        }
+        let websocket = zoom.websocket_url.is_some();
+        if websocket && (!s2s_complete || !set(zoom.websocket_subscription_id.as_deref())) {
+            errors.push(InvalidValue {
+                key: "zoom.websocket_url",
+                problem: "the WebSocket needs zoom.websocket_subscription_id and the Server-to-Server OAuth app"
+                    .into(),
+            });
+        }
+        if self.zoom.webhook_secrets().is_empty() && !websocket {
+            errors.push(InvalidValue {
+                key: "zoom.webhook_secret_token",
+                problem: "not set: every Zoom webhook would be refused (the app's Secret Token, under Feature > \
+                          Event Subscriptions), and no WebSocket is configured either"
+                    .into(),
+            });
+        }
+        if self.presence.enabled && !s2s_complete {
+            errors.push(InvalidValue {
+                key: "presence.enabled",
+                problem:
+                    "presence sync writes Zoom presence through the Server-to-Server OAuth app \
+                          (zoom.account_id, client_id, client_secret), which is not configured"
+                        .into(),
+            });
+        }
+        if !s2s_complete && (self.reconcile.enabled || self.media.enabled) {
+            warnings.push(InvalidValue {
+                key: "zoom",
+                problem: "no Server-to-Server OAuth app (account_id, client_id, client_secret): reconciliation \
+                          and the media archive are off"
+                    .into(),
+            });
+        }
+        if self.admin.token.is_none() {
+            warnings.push(InvalidValue {
+                key: "admin.token",
+                problem: "not set: the API and the console accept API keys only".into(),
+            });
+        }
+        let zoom_app = &self.zoom_app;
+        if !zoom_app.credentials().is_empty() {
+            if zoom_app.redirect_url.is_none() {
+                warnings.push(InvalidValue {
+                    key: "zoom_app.redirect_url",
+                    problem: "not set: the Zoom App's web install flow (/zoomapp/install) and \
+                              manifest (`zcc-bridge zoomapp manifest`) are unavailable"
+                        .into(),
+                });
+            }
+            if zoom_app.webhook_secret_token.is_none() {
+                warnings.push(InvalidValue {
+                    key: "zoom_app.webhook_secret_token",
+                    problem: "not set: the Zoom App's deauthorization notices are refused, so a user's tokens \
+                              and data are not deleted when they remove the app"
+                        .into(),
+                });
+            }
+        }
+        Readiness { errors, warnings }
     }
 
     pub fn database_kind(&self) -> Result<DatabaseKind, InvalidValue> {
@@ -1444,19 +1526,19 @@ impl Config {
 }
 
 impl Config {
-    fn validate_delivery(&self) -> Result<(), InvalidValue> {
+    fn validate_delivery(&self, problems: &mut Vec<InvalidValue>) {
         let d = &self.delivery;
         if d.retry_schedule_seconds
             .iter()
             .any(|w| !w.is_finite() || *w < 0.0)
         {
-            return Err(InvalidValue {
+            problems.push(InvalidValue {
                 key: "delivery.retry_schedule_seconds",
                 problem: "waits must be finite and not negative".into(),
             });
         }
         if d.lease_seconds == 0 || d.poll_ms == 0 {
-            return Err(InvalidValue {
+            problems.push(InvalidValue {
                 key: "delivery",
                 problem: "lease_seconds and poll_ms must be greater than 0".into(),
             });
@@ -1479,6 +1561,12 @@ impl Config {
                 Some(format!("sink {:?}: url must be http(s)", sink.name))
             } else if sink.deliver.is_empty() {
                 Some(format!("sink {:?}: deliver lists nothing", sink.name))
+            } else if let Some(problem) = sink
+                .deliver
+                .iter()
+                .find_map(|t| sinks::check_deliver_type(t).err())
+            {
+                Some(format!("sink {:?}: deliver: {problem}", sink.name))
             } else if sink.concurrency == 0 || sink.timeout_seconds == 0 {
                 Some(format!(
                     "sink {:?}: concurrency and timeout_seconds must be greater than 0",
@@ -1502,13 +1590,12 @@ impl Config {
                 None
             };
             if let Some(problem) = problem {
-                return Err(InvalidValue {
+                problems.push(InvalidValue {
                     key: "sinks",
                     problem,
                 });
             }
         }
-        Ok(())
     }
 }
 
@@ -1585,25 +1672,96 @@ impl Default for ZoomDefaults {
 
 /// One line naming the key, the problem and where the value came from. Values are quoted only where they cannot
 /// be secrets (see `kind_message`).
+/// The type errors of each top-level section read alone, and the unknown sections.
+fn section_errors(figment: &Figment) -> Vec<String> {
+    fn read<T: serde::de::DeserializeOwned>(figment: &Figment, key: &str, out: &mut Vec<String>) {
+        if figment.contains(key) {
+            if let Err(e) = figment.extract_inner::<T>(key) {
+                // `extract_inner` puts the section last in the error's path.
+                out.extend(e.into_iter().map(|mut e| {
+                    if e.path.last().is_some_and(|last| last == key) {
+                        e.path.rotate_right(1);
+                    }
+                    error_message(&e)
+                }));
+            }
+        }
+    }
+    /// Read only for its errors.
+    #[derive(Deserialize)]
+    struct Sinks(
+        #[serde(deserialize_with = "sinks::typed_sinks")]
+        #[allow(dead_code)]
+        Vec<SinkConfig>,
+    );
+    let mut out = Vec::new();
+    read::<ServerConfig>(figment, "server", &mut out);
+    read::<AdminConfig>(figment, "admin", &mut out);
+    read::<StorageConfig>(figment, "storage", &mut out);
+    read::<ZoomConfig>(figment, "zoom", &mut out);
+    read::<IngestConfig>(figment, "ingest", &mut out);
+    read::<ReconcileConfig>(figment, "reconcile", &mut out);
+    read::<MediaConfig>(figment, "media", &mut out);
+    read::<DeliveryConfig>(figment, "delivery", &mut out);
+    read::<Sinks>(figment, "sinks", &mut out);
+    read::<LogConfig>(figment, "log", &mut out);
+    read::<FlowConfig>(figment, "flow", &mut out);
+    read::<ContactsConfig>(figment, "contacts", &mut out);
+    read::<StreamConfig>(figment, "stream", &mut out);
+    read::<PresenceConfig>(figment, "presence", &mut out);
+    read::<ZoomAppConfig>(figment, "zoom_app", &mut out);
+    const SECTIONS: [&str; 15] = [
+        "server",
+        "admin",
+        "storage",
+        "zoom",
+        "ingest",
+        "reconcile",
+        "media",
+        "delivery",
+        "sinks",
+        "log",
+        "flow",
+        "contacts",
+        "stream",
+        "presence",
+        "zoom_app",
+    ];
+    if let Ok(data) = figment::Provider::data(figment) {
+        for dict in data.values() {
+            for key in dict.keys().filter(|k| !SECTIONS.contains(&k.as_str())) {
+                out.push(format!(
+                    "{key}: unknown section (known: {})",
+                    SECTIONS.join(", ")
+                ));
+            }
+        }
+    }
+    out
+}
+
 fn figment_message(error: &figment::Error) -> String {
     error
         .clone()
         .into_iter()
-        .map(|e| {
-            let key = if e.path.is_empty() {
-                String::new()
-            } else {
-                format!("{}: ", e.path.join("."))
-            };
-            let origin = e
-                .metadata
-                .as_ref()
-                .map(|m| format!(" (from {})", m.name))
-                .unwrap_or_default();
-            format!("{key}{}{origin}", kind_message(&e.kind, &e.path))
-        })
+        .map(|e| error_message(&e))
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// One error (not the rest of its chain): `key.path: what (from where)`, never a secret's value.
+fn error_message(e: &figment::Error) -> String {
+    let key = if e.path.is_empty() {
+        String::new()
+    } else {
+        format!("{}: ", e.path.join("."))
+    };
+    let origin = e
+        .metadata
+        .as_ref()
+        .map(|m| format!(" (from {})", m.name))
+        .unwrap_or_default();
+    format!("{key}{}{origin}", kind_message(&e.kind, &e.path))
 }
 
 /// Whether the key at `path` holds (or may hold) a secret, by its name: the keys of `Secret` values refuse wrong
@@ -1909,7 +2067,10 @@ impl ZoomAppConfig {
         Some(format!("{prefix}{ZOOM_APP_HOME_PATH}"))
     }
 
-    fn validate(&self) -> Result<(), InvalidValue> {
+    /// The section's problems, each with its key (every one at once, like `Config::problems`).
+    fn check(&self, problems: &mut Vec<InvalidValue>) {
+        let mut push =
+            |key: &'static str, problem: String| problems.push(InvalidValue { key, problem });
         for (name, c) in self.credentials() {
             let key = if name == "development" {
                 "zoom_app.development"
@@ -1917,101 +2078,93 @@ impl ZoomAppConfig {
                 "zoom_app.production"
             };
             if c.client_id.trim().is_empty() || c.client_secret.expose().is_empty() {
-                return Err(InvalidValue {
+                push(key, "client_id and client_secret must not be empty".into());
+            } else if c.client_id.len() > 128 || !c.client_id.bytes().all(|b| b.is_ascii_graphic())
+            {
+                push(
                     key,
-                    problem: "client_id and client_secret must not be empty".into(),
-                });
-            }
-            if c.client_id.len() > 128 || !c.client_id.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err(InvalidValue {
-                    key,
-                    problem: "client_id must be up to 128 printable characters without spaces"
-                        .into(),
-                });
+                    "client_id must be up to 128 printable characters without spaces".into(),
+                );
             }
         }
         if let (Some(d), Some(p)) = (&self.development, &self.production) {
             if d.client_id == p.client_id {
-                return Err(InvalidValue {
-                    key: "zoom_app",
-                    problem: "the development and production client ids are the same: an app context's aud \
-                              could not say which credentials verify it"
+                push(
+                    "zoom_app",
+                    "the development and production client ids are the same: an app context's aud could not \
+                     say which credentials verify it"
                         .into(),
-                });
+                );
             }
         }
-        if let Some(url) = &self.redirect_url {
-            check_app_url("zoom_app.redirect_url", url, ZOOM_APP_CALLBACK_PATH)?;
-        }
-        if let Some(url) = &self.home_url {
-            check_app_url("zoom_app.home_url", url, ZOOM_APP_HOME_PATH)?;
+        let urls = [
+            (
+                "zoom_app.redirect_url",
+                &self.redirect_url,
+                ZOOM_APP_CALLBACK_PATH,
+            ),
+            ("zoom_app.home_url", &self.home_url, ZOOM_APP_HOME_PATH),
+        ];
+        for (key, url, path) in urls {
+            if let Some(Err(e)) = url.as_ref().map(|url| check_app_url(key, url, path)) {
+                push(e.key, e.problem);
+            }
         }
         if self.display_name.trim().is_empty() {
-            return Err(InvalidValue {
-                key: "zoom_app.display_name",
-                problem: "must not be empty".into(),
-            });
+            push("zoom_app.display_name", "must not be empty".into());
         }
         if self
             .webhook_secret_token
             .as_ref()
             .is_some_and(|s| s.expose().is_empty())
         {
-            return Err(InvalidValue {
-                key: "zoom_app.webhook_secret_token",
-                problem: "must not be empty".into(),
-            });
+            push("zoom_app.webhook_secret_token", "must not be empty".into());
         }
         if self
             .token_key
             .as_ref()
             .is_some_and(|s| s.expose().len() < 32)
         {
-            return Err(InvalidValue {
-                key: "zoom_app.token_key",
-                problem: "must be at least 32 characters".into(),
-            });
+            push(
+                "zoom_app.token_key",
+                "must be at least 32 characters".into(),
+            );
         }
         if !(1..=24 * 7).contains(&self.session_hours) {
-            return Err(InvalidValue {
-                key: "zoom_app.session_hours",
-                problem: format!("must be between 1 and 168, got {}", self.session_hours),
-            });
+            push(
+                "zoom_app.session_hours",
+                format!("must be between 1 and 168, got {}", self.session_hours),
+            );
         }
         if !(60..=3000).contains(&self.refresh_margin_seconds) {
-            return Err(InvalidValue {
-                key: "zoom_app.refresh_margin_seconds",
-                problem: format!(
+            push(
+                "zoom_app.refresh_margin_seconds",
+                format!(
                     "must be between 60 and 3000 (Zoom's access tokens last an hour), got {}",
                     self.refresh_margin_seconds
                 ),
-            });
+            );
+        }
+        if self.checklist.len() > 64 {
+            push("zoom_app.checklist", "at most 64 items".into());
         }
         let mut ids = std::collections::BTreeSet::new();
-        if self.checklist.len() > 64 {
-            return Err(InvalidValue {
-                key: "zoom_app.checklist",
-                problem: "at most 64 items".into(),
-            });
-        }
         for item in &self.checklist {
             if item.id.is_empty() || item.id.len() > 64 || item.label.trim().is_empty() {
-                return Err(InvalidValue {
-                    key: "zoom_app.checklist",
-                    problem: format!(
+                push(
+                    "zoom_app.checklist",
+                    format!(
                         "item {:?}: the id must be 1-64 bytes and the label not empty",
                         item.id
                     ),
-                });
-            }
-            if !ids.insert(item.id.as_str()) {
-                return Err(InvalidValue {
-                    key: "zoom_app.checklist",
-                    problem: format!("item id {:?} appears twice", item.id),
-                });
+                );
+            } else if !ids.insert(item.id.as_str()) {
+                push(
+                    "zoom_app.checklist",
+                    format!("item id {:?} appears twice", item.id),
+                );
             }
         }
-        Ok(())
     }
 }
 
@@ -2035,6 +2188,38 @@ mod tests {
             std::env::remove_var(format!("{prefix}{k}"));
         }
         result
+    }
+
+    #[test]
+    fn sink_options_are_typed_by_kind_when_read() {
+        let sink = |options: &str| {
+            format!(
+                "[[sinks]]\nname = \"desk\"\nkind = \"zendesk\"\nurl = \"https://acme.zendesk.com\"\n\
+                 [sinks.options]\n{options}\n"
+            )
+        };
+        let config = load(&sink("mode = \"comment\"\ntags = [\"vip\"]"), &[]).expect("valid");
+        assert_eq!(
+            config.sinks[0].options,
+            SinkOptions::Zendesk(ZendeskOptions {
+                mode: ZendeskMode::Comment,
+                tags: vec!["vip".into()],
+                ..Default::default()
+            })
+        );
+        let e = format!(
+            "{:#}",
+            load(&sink("mode = \"merge\""), &[]).expect_err("bad mode")
+        );
+        assert!(
+            e.contains("sink \"desk\": options: mode: unknown variant `merge`"),
+            "{e}"
+        );
+        let e = format!(
+            "{:#}",
+            load(&sink("colour = \"red\""), &[]).expect_err("unknown key")
+        );
+        assert!(e.contains("unknown field `colour`"), "{e}");
     }
 
     #[test]
@@ -2463,11 +2648,21 @@ mod tests {
     /// `deploy/config.example.toml`, the annotated configuration the deployment recipes install (and the container
     /// image ships as /etc/zcc-bridge/config.toml).
     fn example() -> String {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../deploy/config.example.toml"
+        EXAMPLE.to_string()
+    }
+
+    #[test]
+    fn init_switches_on_a_fresh_admin_token() {
+        let text = example_with_admin_token("0123456789abcdef0123");
+        assert_ne!(
+            text, EXAMPLE,
+            "the placeholder line moved: config init would write no token"
         );
-        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"))
+        let config = load(&text, &[]).expect("loads");
+        assert_eq!(
+            config.admin.token.as_ref().map(Secret::expose),
+            Some("0123456789abcdef0123")
+        );
     }
 
     /// The example with every optional setting switched on: `#key = value`, `#[table]` and `#"key" = value`
@@ -2641,5 +2836,59 @@ mod zoom_app_tests {
         assert!(problem("[zoom_app]\nin_client_pkce = \"S512\"").contains("in_client_pkce"));
         let s256 = load("[zoom_app]\nin_client_pkce = \"S256\"", &[]).unwrap();
         assert_eq!(s256.zoom_app.in_client_pkce, InClientPkce::S256);
+    }
+
+    #[test]
+    fn every_problem_of_the_section_at_once_beside_other_sections() {
+        let e = problem(
+            "[zoom_app]\ntoken_key = \"short\"\nsession_hours = 0\n\
+             redirect_url = \"https://zcc.example.com/callback\"\n[stream]\npoll_ms = 0",
+        );
+        for key in [
+            "zoom_app.token_key",
+            "zoom_app.session_hours",
+            "zoom_app.redirect_url",
+            "stream.poll_ms",
+        ] {
+            assert!(e.contains(key), "{key} in {e}");
+        }
+        // Type errors: the section is known to the strict reader, its keys are typed, one error per section.
+        let e =
+            problem("[zoom_app]\nsession_hours = \"twelve\"\n[server]\nmax_connections = \"many\"");
+        assert!(e.contains("zoom_app.session_hours"), "{e}");
+        assert!(e.contains("server.max_connections"), "{e}");
+        assert!(!e.contains("unknown section"), "{e}");
+        assert!(problem("[zoom_app]\ncolour = 1").contains("zoom_app.colour: unknown field"));
+        assert!(problem("[zoom_apps]\ndisplay_name = \"x\"").contains("zoom_apps: unknown section"));
+    }
+
+    #[test]
+    fn readiness_warns_of_the_parts_that_cannot_run() {
+        let warned = |toml: &str| -> Vec<&'static str> {
+            let c = load(toml, &[]).unwrap();
+            assert!(c
+                .readiness()
+                .errors
+                .iter()
+                .all(|e| !e.key.starts_with("zoom_app")));
+            c.readiness()
+                .warnings
+                .into_iter()
+                .map(|w| w.key)
+                .filter(|k| k.starts_with("zoom_app"))
+                .collect()
+        };
+        // No credentials: the panel is not set up; nothing to warn of.
+        assert!(warned("").is_empty());
+        assert_eq!(
+            warned("[zoom_app.production]\nclient_id = \"p\"\nclient_secret = \"s\""),
+            ["zoom_app.redirect_url", "zoom_app.webhook_secret_token"]
+        );
+        let complete = BOTH.replacen(
+            "[zoom_app]\n",
+            "[zoom_app]\nwebhook_secret_token = \"app-secret\"\n",
+            1,
+        );
+        assert!(warned(&complete).is_empty(), "{complete}");
     }
 }

@@ -5,6 +5,7 @@
 //! records and folds activity into agents' days ; `stream` pushes live activity to SSE clients.
 
 pub mod activity;
+pub mod auth;
 pub mod backup;
 pub mod config;
 pub mod connectors;

@@ -23,6 +23,15 @@ pub struct RebuildReport {
 /// Recomputes records one engagement at a time (bounded memory). Safe while the server runs: a record that
 /// receives new events during its recomputation is recomputed again.
 pub async fn rebuild(store: &dyn Store, decoder: &Decoder) -> Result<RebuildReport, StoreError> {
+    rebuild_with_progress(store, decoder, |_| {}).await
+}
+
+/// `rebuild`, calling `progress` after each record with the counts so far.
+pub async fn rebuild_with_progress(
+    store: &dyn Store,
+    decoder: &Decoder,
+    mut progress: impl FnMut(&RebuildReport),
+) -> Result<RebuildReport, StoreError> {
     let mut report = RebuildReport::default();
     let mut after: Option<String> = None;
     loop {
@@ -40,6 +49,7 @@ pub async fn rebuild(store: &dyn Store, decoder: &Decoder) -> Result<RebuildRepo
                     report.events += events;
                     report.unparseable += unparseable;
                     report.changed += u64::from(changed);
+                    progress(&report);
                     break;
                 }
             }

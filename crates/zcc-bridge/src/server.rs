@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use zoom::WebhookVerifier;
 
-use crate::config::Config;
+use crate::config::{Config, InvalidConfig, InvalidValue};
 use crate::http::{self, AppState};
 use crate::ingest::EventLog;
 use crate::projection::Projector;
@@ -57,21 +57,35 @@ impl RunningServer {
     }
 }
 
-/// Opens the configured database with this process's `signals` (the CLI's one-off commands pass fresh ones).
-/// Loads the configuration and checks it whole: `Config::load` checks what the configuration alone can, then each
-/// feature checks its own options (the configuration module depends on no feature).
+/// Loads the configuration for a command and reports every problem at once: the values (`Config::problems`) and
+/// what each feature checks of its own options (the configuration module depends on no feature).
 pub fn load_config(file: Option<&std::path::Path>) -> anyhow::Result<Config> {
-    let config = Config::load(file)?;
-    check_config(&config)?;
+    load(file, false)
+}
+
+/// `load_config` for running the server (`serve`, `config check`): what a deployment needs but lacks
+/// (`Config::readiness`'s errors) is refused too, in the same report.
+pub fn load_config_to_serve(file: Option<&std::path::Path>) -> anyhow::Result<Config> {
+    load(file, true)
+}
+
+fn load(file: Option<&std::path::Path>, to_serve: bool) -> anyhow::Result<Config> {
+    let config = Config::read(file)?;
+    let mut problems = config.problems();
+    problems.extend(feature_problems(&config));
+    if to_serve {
+        problems.extend(config.readiness().errors);
+    }
+    InvalidConfig::from_problems(problems)?;
     Ok(config)
 }
 
-/// The feature-owned checks of a loaded configuration (also run by `start`, for configurations built in code).
-pub fn check_config(config: &Config) -> anyhow::Result<()> {
-    crate::delivery::check_sinks(config)?;
-    Ok(())
+/// What each feature finds wrong with its own part of the configuration.
+pub fn feature_problems(config: &Config) -> Vec<InvalidValue> {
+    crate::delivery::sink_problems(config)
 }
 
+/// Opens the configured database with this process's `signals` (the CLI's one-off commands pass fresh ones).
 pub async fn open_store(config: &Config, signals: Arc<Signals>) -> anyhow::Result<Arc<dyn Store>> {
     config.database_kind()?;
     let options = store::StoreOptions {
@@ -85,7 +99,8 @@ pub async fn open_store(config: &Config, signals: Arc<Signals>) -> anyhow::Resul
 
 /// Opens storage, binds `server.listen` (port 0 picks a free port) and serves.
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
-    check_config(&config)?;
+    // Configurations built in code (tests, the demo) have not been through `load_config`.
+    InvalidConfig::from_problems(feature_problems(&config))?;
     let signals = Arc::new(Signals::default());
     let store = open_store(&config, signals.clone()).await?;
     let listener = TcpListener::bind(config.server.listen)

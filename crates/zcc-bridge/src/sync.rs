@@ -6,8 +6,8 @@ use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::core::time::DateAs;
 use anyhow::Context;
-use chrono::{DateTime, NaiveDate};
 
 use crate::config::Config;
 use crate::ingest::EventLog;
@@ -15,19 +15,14 @@ use crate::projection::Projector;
 use crate::reconcile::{Reconciler, RunKind, RunReport, RunSettings, RunSummary};
 
 /// RFC 3339, or `yyyy-mm-dd` (its first second as `from`, its last as `to`), to epoch ms.
+/// A command-line time: RFC 3339 or yyyy-mm-dd (`end_of_day`: the date's last second, as windows end).
 pub fn parse_time(value: &str, end_of_day: bool) -> anyhow::Result<i64> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
-        return Ok(t.timestamp_millis());
-    }
-    let date = NaiveDate::parse_from_str(value, "%Y-%m-%d")
-        .with_context(|| format!("expected an RFC 3339 time or yyyy-mm-dd, got {value:?}"))?;
-    let time = if end_of_day {
-        date.and_hms_opt(23, 59, 59)
+    let date_as = if end_of_day {
+        DateAs::EndInclusive
     } else {
-        date.and_hms_opt(0, 0, 0)
-    }
-    .context("invalid date")?;
-    Ok(time.and_utc().timestamp_millis())
+        DateAs::Start
+    };
+    crate::core::time::parse_time(value, date_as).map_err(anyhow::Error::msg)
 }
 
 pub async fn run(config: Config, from: &str, to: &str) -> anyhow::Result<RunReport> {

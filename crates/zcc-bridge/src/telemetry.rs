@@ -86,18 +86,57 @@ impl<W: std::io::Write> std::io::Write for OneLine<W> {
     }
 }
 
+/// Latencies of work done here (a request, a commit, a merge): half a millisecond to ten seconds.
+const FAST: &[f64] = &[
+    0.0005, 0.001, 0.002, 0.004, 0.006, 0.008, 0.010, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+/// One call to another system (a sink's HTTP request): 5 ms to a minute.
+const CALL: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+/// A file download and upload: a tenth of a second to half an hour.
+const TRANSFER: &[f64] = &[
+    0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 1800.0,
+];
+/// From cause to delivery, through settling and retries (which back off for hours): a tenth of a second to a day.
+const END_TO_END: &[f64] = &[
+    0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 14_400.0, 43_200.0,
+    86_400.0,
+];
+/// Human time (how long an agent stays in a status, how long a reconciliation runs): a second to a working day.
+const HUMAN: &[f64] = &[
+    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 14_400.0,
+    28_800.0,
+];
+const SIZES: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0,
+];
+
+/// Buckets fitted to what each histogram measures (a 10-minute break must not land in `+Inf`). Exact names win
+/// over the suffixes; any other `*_seconds` histogram gets `FAST`.
+fn histogram_buckets() -> Vec<(Matcher, &'static [f64])> {
+    let full = |name: &str, buckets| (Matcher::Full(name.into()), buckets);
+    vec![
+        full("zcc_delivery_attempt_seconds", CALL),
+        full("zcc_delivery_latency_seconds", END_TO_END),
+        full("zcc_media_archive_seconds", TRANSFER),
+        full("zcc_agent_status_duration_seconds", HUMAN),
+        full("zcc_reconcile_run_seconds", HUMAN),
+        (Matcher::Suffix("_seconds".into()), FAST),
+        (Matcher::Suffix("_batch_size".into()), SIZES),
+    ]
+}
+
 /// The process-wide Prometheus recorder (metrics macros are global, so one per process).
 pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let latency = [
-                0.0005, 0.001, 0.002, 0.004, 0.006, 0.008, 0.010, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-            ];
-            let sizes = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0];
-            let builder = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &latency)
-                .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_batch_size".into()), &sizes));
+            let mut builder = Ok(PrometheusBuilder::new());
+            for (matcher, buckets) in histogram_buckets() {
+                builder = builder.and_then(|b| b.set_buckets_for_metric(matcher, buckets));
+            }
             let builder = match builder {
                 Ok(b) => b,
                 Err(e) => {
@@ -162,6 +201,61 @@ fn describe() {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn each_histogram_has_buckets_that_fit_what_it_measures() {
+        let recorder = PrometheusBuilder::new();
+        let recorder = histogram_buckets()
+            .into_iter()
+            .try_fold(recorder, |b, (m, buckets)| {
+                b.set_buckets_for_metric(m, buckets)
+            })
+            .expect("buckets")
+            .build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            metrics::histogram!("zcc_agent_status_duration_seconds", "status" => "Break")
+                .record(600.0);
+            metrics::histogram!("zcc_delivery_latency_seconds", "sink" => "crm").record(7200.0);
+            metrics::histogram!("zcc_webhook_ingest_seconds").record(0.003);
+        });
+        let text = handle.render();
+        let bucket = |metric: &str, le: &str| {
+            text.lines()
+                .find(|l| {
+                    l.starts_with(&format!("{metric}_bucket{{"))
+                        && l.contains(&format!("le=\"{le}\""))
+                })
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|n| n.parse::<u64>().ok())
+        };
+        // A 10-minute break lands in a finite bucket, and a delivery two hours late too.
+        assert_eq!(
+            bucket("zcc_agent_status_duration_seconds", "600"),
+            Some(1),
+            "{text}"
+        );
+        assert_eq!(
+            bucket("zcc_delivery_latency_seconds", "14400"),
+            Some(1),
+            "{text}"
+        );
+        assert_eq!(
+            bucket("zcc_delivery_latency_seconds", "3600"),
+            Some(0),
+            "{text}"
+        );
+        assert_eq!(
+            bucket("zcc_webhook_ingest_seconds", "0.004"),
+            Some(1),
+            "{text}"
+        );
+        assert_eq!(
+            bucket("zcc_webhook_ingest_seconds", "0.002"),
+            Some(0),
+            "{text}"
+        );
+    }
 
     #[test]
     fn one_line_escapes_control_characters() {

@@ -88,7 +88,7 @@ impl MediaSource {
 }
 
 /// The archive's state of one file, as shown in a record (`recordings[].media`, ...).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MediaView {
     /// `pending` (being fetched or waiting for Zoom), `archived`, `dead` (gave up; replayable) or `expired`
     /// (deleted by the retention policy).

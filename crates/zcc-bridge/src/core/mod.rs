@@ -5,6 +5,7 @@ pub mod media;
 pub mod observation;
 pub mod presence;
 pub mod record;
+pub mod time;
 
 pub use media::{MediaKind, MediaSource, MediaView};
 pub use observation::{EventSource, Observation};

@@ -851,7 +851,7 @@ pub fn format_ms(ms: i64) -> Option<String> {
 // ---------------------------------------------------------------------------------------------------------
 // The API view (DESIGN.md "The engagement record"). Field names follow Zoom's where Zoom has one.
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EngagementRecord {
     pub engagement_id: String,
     pub channel: Option<String>,
@@ -883,7 +883,7 @@ pub struct EngagementRecord {
     pub sources: Vec<EventSource>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AgentWorkspaceView {
     /// The agent's Zoom user id.
     pub user_id: String,
@@ -895,20 +895,20 @@ pub struct AgentWorkspaceView {
     pub end_time: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QueueView {
     pub cc_queue_id: String,
     pub queue_name: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FlowView {
     pub flow_id: Option<String>,
     pub flow_name: Option<String>,
 }
 
 /// Who or what a transfer went from or to. Empty fields are left out.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TransferParty {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
@@ -930,7 +930,7 @@ pub struct TransferParty {
     pub number: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TransferView {
     /// Zoom's `transfer_to_task_id` (the task the transfer created), or a key derived from the parties.
     pub transfer_id: String,
@@ -949,20 +949,20 @@ pub struct TransferView {
     pub to: TransferParty,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AgentView {
     pub user_id: String,
     pub display_name: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConsumerView {
     pub consumer_id: Option<String>,
     pub consumer_number: Option<String>,
     pub consumer_display_name: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NoteView {
     pub note_id: String,
     pub note: Option<String>,
@@ -970,13 +970,13 @@ pub struct NoteView {
     pub last_modified_time: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DispositionView {
     pub disposition_id: String,
     pub disposition_name: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RecordingView {
     pub recording_id: String,
     pub channel: Option<String>,
@@ -1011,7 +1011,7 @@ pub struct RecordingView {
     pub transcript_media: Option<MediaView>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TranscriptView {
     #[serde(rename = "type")]
     pub kind: TranscriptKind,
@@ -1023,7 +1023,7 @@ pub struct TranscriptView {
     pub media: Option<MediaView>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VoicemailView {
     pub message_id: String,
     pub inbox_id: Option<String>,
@@ -1040,7 +1040,7 @@ pub struct VoicemailView {
     pub transcript_media: Option<MediaView>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TimelineView {
     pub event: String,
     pub event_ts: i64,

@@ -21,15 +21,17 @@ use crate::config::Config;
 use crate::media::MediaLinks;
 use crate::store::Store;
 
-/// Checks every sink's own options (the part of the configuration `Config::validate` leaves to the sink kinds).
-pub fn check_sinks(config: &Config) -> Result<(), crate::config::InvalidValue> {
-    for sink in &config.sinks {
-        sinks::check_config(sink).map_err(|problem| crate::config::InvalidValue {
+/// What each sink finds wrong with its own settings (the part `Config::validate` leaves to the sink kinds).
+pub fn sink_problems(config: &Config) -> Vec<crate::config::InvalidValue> {
+    config
+        .sinks
+        .iter()
+        .filter_map(|sink| sinks::check_config(sink).err())
+        .map(|problem| crate::config::InvalidValue {
             key: "sinks",
             problem,
-        })?;
-    }
-    Ok(())
+        })
+        .collect()
 }
 
 /// Starts the planner, one worker per sink and the queue gauges (nothing when no sink is configured).

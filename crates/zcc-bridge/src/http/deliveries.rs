@@ -1,28 +1,38 @@
 //! `/api/v1/deliveries*` and `/api/v1/sinks*`: the delivery outbox, its attempts, replay and disabled sinks.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 
-use super::error::{ApiError, ApiResult};
-use super::params::{list_limit_and_state, parse_bound};
+use super::error::{ApiError, ApiResult, Problem};
+use super::params::{decode_cursor, list_limit_and_state, next_cursor, parse_bound, DateAs};
 use super::AppState;
 use crate::core::record::format_ms;
 use crate::store::delivery::{DeliveryQuery, DeliveryRow, Replay, DELIVERY_STATES};
 use crate::store::now_ms;
 
-#[derive(Debug, Deserialize)]
+/// Filters of `GET /api/v1/deliveries`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ListParams {
+    /// A sink's name.
     sink: Option<String>,
+    /// `pending`, `delivered` or `dead`.
+    #[param(pattern = "^(pending|delivered|dead)$")]
     state: Option<String>,
     engagement_id: Option<String>,
+    /// The message type (`engagement.completed`, ...).
     #[serde(rename = "type")]
+    #[param(rename = "type")]
     event_type: Option<String>,
-    /// Cursor: deliveries older (smaller id) than this.
-    before: Option<i64>,
+    /// The previous page's `next_cursor`.
+    cursor: Option<String>,
+    /// Page size, 1 to 1,000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
@@ -43,7 +53,12 @@ fn view(row: &DeliveryRow) -> serde_json::Value {
     })
 }
 
-/// `GET /api/v1/deliveries`: newest first, filtered by sink, state, engagement and type.
+/// Deliveries to sinks, newest first, filtered by sink, state, engagement and type.
+#[utoipa::path(get, path = "/api/v1/deliveries", tag = "delivery", params(ListParams),
+    responses(
+        (status = 200, description = "`deliveries` and `next_cursor`", body = Object),
+        (status = 400, description = "A parameter could not be read", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(super) async fn list(
     State(app): State<AppState>,
     params: Result<Query<ListParams>, QueryRejection>,
@@ -55,24 +70,29 @@ pub(super) async fn list(
         state: p.state,
         engagement_id: p.engagement_id,
         event_type: p.event_type,
-        before_id: p.before,
+        before_id: decode_cursor(p.cursor.as_deref())?,
         limit,
     };
     let rows = app.store.deliveries(&query).await?;
-    let next = (rows.len() == limit as usize)
-        .then(|| rows.last().map(|r| r.id))
-        .flatten();
     Ok(Json(json!({
         "deliveries": rows.iter().map(view).collect::<Vec<_>>(),
-        "next_before": next,
+        "next_cursor": next_cursor(&rows, limit, |r| r.id),
     })))
 }
 
-/// `GET /api/v1/deliveries/{id}`: the delivery and every attempt (status, latency, start of the response).
+/// The delivery and every attempt (status, duration, the start of the response).
+#[utoipa::path(get, path = "/api/v1/deliveries/{id}", tag = "delivery",
+    params(("id" = i64, Path, description = "The delivery's id")),
+    responses(
+        (status = 200, description = "The delivery with its `attempt_log`", body = Object),
+        (status = 400, description = "Not an id", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such delivery", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(super) async fn show(
     State(app): State<AppState>,
-    Path(id): Path<i64>,
+    id: Result<Path<i64>, PathRejection>,
 ) -> ApiResult<Json<serde_json::Value>> {
+    let Path(id) = id?;
     let row = app
         .store
         .delivery(id)
@@ -97,15 +117,24 @@ pub(super) async fn show(
     Ok(Json(body))
 }
 
-/// `POST /api/v1/deliveries/{id}/replay`: sends it again (same message id) with a fresh attempt count.
+/// Sends a delivery again (same message id) with a fresh attempt count.
+#[utoipa::path(post, path = "/api/v1/deliveries/{id}/replay", tag = "delivery",
+    params(("id" = i64, Path, description = "The delivery's id")),
+    responses(
+        (status = 200, description = "`replayed`: 1", body = Object),
+        (status = 400, description = "Not an id", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such delivery, or it is still pending", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(super) async fn replay_one(
     State(app): State<AppState>,
-    Path(id): Path<i64>,
+    id: Result<Path<i64>, PathRejection>,
 ) -> ApiResult<Json<serde_json::Value>> {
+    let Path(id) = id?;
     replayed(&app, &Replay::One(id)).await
 }
 
-#[derive(Debug, Deserialize)]
+/// Which deliveries of a sink to send again: `dead: true`, or `since` a time.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ReplayBody {
     sink: String,
@@ -116,7 +145,14 @@ pub(super) struct ReplayBody {
     since: Option<String>,
 }
 
-/// `POST /api/v1/deliveries/replay`: `{"sink": "...", "dead": true}` or `{"sink": "...", "since": "..."}`.
+/// `{"sink": "...", "dead": true}` or `{"sink": "...", "since": "..."}`: sends those deliveries again.
+#[utoipa::path(post, path = "/api/v1/deliveries/replay", tag = "delivery", request_body = ReplayBody,
+    responses(
+        (status = 200, description = "`replayed`: how many", body = Object),
+        (status = 400, description = "Neither or both of dead and since; a time that could not be read", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a replay request", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(super) async fn replay_many(
     State(app): State<AppState>,
     body: Result<Json<ReplayBody>, JsonRejection>,
@@ -126,7 +162,7 @@ pub(super) async fn replay_many(
         (true, None) => Replay::Dead { sink: body.sink },
         (false, Some(since)) => Replay::Since {
             sink: body.sink,
-            from: parse_bound("since", &since)?,
+            from: parse_bound("since", &since, DateAs::Start)?,
         },
         _ => {
             return Err(ApiError::bad_request(
@@ -149,7 +185,9 @@ async fn replayed(app: &AppState, replay: &Replay) -> ApiResult<Json<serde_json:
     Ok(Json(json!({"replayed": n})))
 }
 
-/// `GET /api/v1/sinks`: the configured sinks, their queues and whether a 410 disabled them.
+/// The configured sinks, their queues and whether a 410 disabled them.
+#[utoipa::path(get, path = "/api/v1/sinks", tag = "delivery",
+    responses((status = 200, description = "`sinks`", body = Object)))]
 pub(super) async fn sinks(State(app): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
     let counts = app.store.delivery_counts().await?;
     let disabled = app.store.disabled_sinks().await?;
@@ -178,7 +216,13 @@ pub(super) async fn sinks(State(app): State<AppState>) -> ApiResult<Json<serde_j
     Ok(Json(json!({"sinks": list})))
 }
 
-/// `POST /api/v1/sinks/{name}/enable`: resumes a sink disabled by `410 Gone`.
+/// Resumes a sink disabled by `410 Gone`.
+#[utoipa::path(post, path = "/api/v1/sinks/{name}/enable", tag = "delivery",
+    params(("name" = String, Path, description = "The sink's name")),
+    responses(
+        (status = 200, description = "`sink` and `was_disabled`", body = Object),
+        (status = 404, description = "No such sink is configured", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(super) async fn enable(
     State(app): State<AppState>,
     Path(name): Path<String>,

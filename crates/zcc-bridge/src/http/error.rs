@@ -6,7 +6,6 @@
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use crate::store::StoreError;
 
@@ -20,6 +19,8 @@ pub struct ApiError {
     challenge: bool,
     /// A stable machine-readable reason (`code` in the body), for clients that branch on it (the agent panel).
     code: Option<&'static str>,
+    /// Where an unreadable body was kept (`quarantined`).
+    quarantine_id: Option<i64>,
 }
 
 impl ApiError {
@@ -29,6 +30,15 @@ impl ApiError {
             detail: detail.into(),
             challenge: false,
             code: None,
+            quarantine_id: None,
+        }
+    }
+
+    /// 400 for an authenticated body that could not be read: it was kept in the quarantine as `quarantine_id`.
+    pub fn quarantined(reason: impl Into<String>, quarantine_id: i64) -> Self {
+        Self {
+            quarantine_id: Some(quarantine_id),
+            ..Self::bad_request(reason)
         }
     }
 
@@ -92,18 +102,38 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+/// An RFC 9457 problem document (`application/problem+json`), the body of every error answer.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// `about:blank`: the status says what kind of problem it is.
+    #[serde(rename = "type")]
+    kind: &'static str,
+    /// The status's reason phrase.
+    title: &'static str,
+    status: u16,
+    /// What was wrong, for a person.
+    detail: String,
+    /// The same as `detail`, the field clients of earlier versions read.
+    error: String,
+    /// Where an unreadable body was kept for replay (400s of the webhook endpoints).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quarantine_id: Option<i64>,
+    /// A stable machine-readable reason, for clients that branch on it (the agent panel's API).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'static str>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({
-            "type": "about:blank",
-            "title": self.status.canonical_reason().unwrap_or("Error"),
-            "status": self.status.as_u16(),
-            "detail": self.detail,
-            "error": self.detail,
-        });
-        if let Some(code) = self.code {
-            body["code"] = json!(code);
-        }
+        let body = Problem {
+            kind: "about:blank",
+            title: self.status.canonical_reason().unwrap_or("Error"),
+            status: self.status.as_u16(),
+            detail: self.detail.clone(),
+            error: self.detail,
+            quarantine_id: self.quarantine_id,
+            code: self.code,
+        };
         let mut response = (self.status, axum::Json(body)).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,

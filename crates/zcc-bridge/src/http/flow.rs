@@ -7,9 +7,8 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
-use serde_json::json;
 
-use super::error::ApiError;
+use super::error::{ApiError, Problem};
 use super::AppState;
 use crate::core::EventSource;
 use crate::sources::flow::{self, SIGNATURE_HEADER};
@@ -21,6 +20,19 @@ fn rejected(source: &str, reason: &'static str) {
         .increment(1);
 }
 
+/// Flow event scripts' posts (bearer token or signature per source).
+#[utoipa::path(post, path = "/webhooks/flow/{source}", tag = "ingest", security(()),
+    params(("source" = String, Path, description = "The name of a `[flow.sources.NAME]`")),
+    request_body(content = Object, description = "The script's JSON"),
+    responses(
+        (status = 200, description = "Logged (`stored`) or a redelivery (`duplicate`)", body = Outcome),
+        (status = 400, description = "Authenticated but unreadable: kept in the quarantine", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such source is configured", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "The body did not arrive in time", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Larger than server.max_body_bytes", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Not durable yet", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn post(
     State(app): State<AppState>,
     Path(name): Path<String>,
@@ -54,12 +66,7 @@ pub async fn post(
     ) {
         rejected(&name, "auth");
         tracing::warn!(source = ?name, bytes = body.len(), error = ?e.to_string(), "flow post refused");
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            Json(json!({"error": e.to_string()})),
-        )
-            .into_response();
+        return ApiError::unauthorized(e.to_string()).into_response();
     }
     let label = Some(flow_source_column(&name));
     let mut quarantine_reason = None;
@@ -102,11 +109,7 @@ pub(super) async fn append_and_answer(
             metrics::counter!(metric, "source" => source.to_string(), "outcome" => "quarantined")
                 .increment(1);
             let reason = quarantine_reason.unwrap_or_default();
-            (
-                StatusCode::BAD_REQUEST,
-                Json(json!({"error": reason, "quarantine_id": quarantine_id})),
-            )
-                .into_response()
+            ApiError::quarantined(reason, quarantine_id).into_response()
         }
         Ok(outcome) => {
             let label = match outcome {

@@ -6,18 +6,29 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use bytes::Bytes;
-use serde_json::json;
 
-use super::error::ApiError;
+use super::error::{ApiError, Problem};
 use super::flow::append_and_answer;
 use super::AppState;
 use crate::core::activity::ActivityKind;
 use crate::sources::flow::{authenticate_with, SIGNATURE_HEADER};
 use crate::sources::genesys;
-use crate::store::{now_ms, Inbound};
+use crate::store::{now_ms, Inbound, Outcome};
 
+/// Genesys Cloud conversation events (a Process Automation trigger or an EventBridge relay) for presence sync.
+#[utoipa::path(post, path = "/webhooks/genesys/{source}", tag = "ingest", security(()),
+    params(("source" = String, Path, description = "The name of a `[presence.genesys.NAME]`")),
+    request_body(content = Object, description = "A Genesys Cloud event"),
+    responses(
+        (status = 200, description = "Logged (`stored`) or a redelivery (`duplicate`)", body = Outcome),
+        (status = 400, description = "Authenticated but unreadable: kept in the quarantine", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such source is configured", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "The body did not arrive in time", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Larger than server.max_body_bytes", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Not durable yet", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn post(
     State(app): State<AppState>,
     Path(name): Path<String>,
@@ -51,12 +62,7 @@ pub async fn post(
     ) {
         metrics::counter!("zcc_genesys_rejected_total", "source" => name.clone()).increment(1);
         tracing::warn!(source = ?name, bytes = body.len(), error = ?e.to_string(), "Genesys post refused");
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            Json(json!({"error": e.to_string()})),
-        )
-            .into_response();
+        return ApiError::unauthorized(e.to_string()).into_response();
     }
     let (item, quarantine_reason) = genesys::inbound(&name, body, received_at);
     // A start that only rings is followed through the API (when the source has access) until it connects or ends.

@@ -16,8 +16,8 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::error::ApiError;
-use super::params::parse_bound;
+use super::error::{ApiError, Problem};
+use super::params::{parse_bound, DateAs};
 use super::AppState;
 use crate::activity::utc_day;
 use crate::core::activity::ActivityKind;
@@ -25,7 +25,9 @@ use crate::store::activity::StreamPosition;
 use crate::store::now_ms;
 use crate::stream::{Batch, Filter, Published, Stream};
 
-#[derive(Debug, Deserialize)]
+/// Filters of the live stream.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct StreamParams {
     /// Comma-separated user ids or e-mail addresses.
     agent: Option<String>,
@@ -55,6 +57,13 @@ fn list(value: &Option<String>, lower: bool) -> Vec<String> {
         .collect()
 }
 
+/// Agent and engagement activity as it happens (Server-Sent Events; resumes from `Last-Event-ID`).
+#[utoipa::path(get, path = "/api/v1/stream", tag = "real time", params(StreamParams),
+    responses(
+        (status = 200, description = "An event stream", content_type = "text/event-stream"),
+        (status = 400, description = "A parameter could not be read", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The live stream is not running", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(super) async fn stream(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -254,6 +263,9 @@ impl Client {
     }
 }
 
+/// Every agent: status, since when, engagements held.
+#[utoipa::path(get, path = "/api/v1/agents", tag = "real time",
+    responses((status = 200, description = "`agents`", body = Object)))]
 pub(super) async fn agents(State(app): State<AppState>) -> Response {
     app.wait_for_projection().await;
     match crate::activity::Agents::new(app.store.clone())
@@ -265,7 +277,9 @@ pub(super) async fn agents(State(app): State<AppState>) -> Response {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// The window of an agent's day.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct DayParams {
     /// `yyyy-mm-dd` (UTC day) or an RFC 3339 time; default: today.
     date: Option<String>,
@@ -273,6 +287,14 @@ pub(super) struct DayParams {
     to: Option<String>,
 }
 
+/// An agent's day: status spans, sessions, engagements.
+#[utoipa::path(get, path = "/api/v1/agents/{id}", tag = "real time",
+    params(("id" = String, Path, description = "The agent's user id or e-mail address"), DayParams),
+    responses(
+        (status = 200, description = "The day", body = Object),
+        (status = 400, description = "A parameter could not be read", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No event names this agent", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(super) async fn agent(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -285,19 +307,19 @@ pub(super) async fn agent(
     let now = now_ms();
     let mut window = utc_day(now);
     if let Some(date) = &params.date {
-        match parse_bound("date", date) {
+        match parse_bound("date", date, DateAs::Start) {
             Ok(t) => window = utc_day(t),
             Err(e) => return e.into_response(),
         }
     }
     if let Some(from) = &params.from {
-        match parse_bound("from", from) {
+        match parse_bound("from", from, DateAs::Start) {
             Ok(t) => window.0 = t,
             Err(e) => return e.into_response(),
         }
     }
     if let Some(to) = &params.to {
-        match parse_bound("to", to) {
+        match parse_bound("to", to, DateAs::EndExclusive) {
             Ok(t) => window.1 = t,
             Err(e) => return e.into_response(),
         }
@@ -319,6 +341,13 @@ pub(super) async fn agent(
     }
 }
 
+/// An engagement's live activity: who holds it, holds, mutes, transfers.
+#[utoipa::path(get, path = "/api/v1/engagements/{engagement_id}/activity", tag = "real time",
+    params(("engagement_id" = String, Path, description = "Zoom's engagement id")),
+    responses(
+        (status = 200, description = "The activity", body = Object),
+        (status = 404, description = "No activity is known for it", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(super) async fn engagement_activity(
     State(app): State<AppState>,
     Path(id): Path<String>,

@@ -12,9 +12,10 @@ use axum::Json;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 
-use super::error::ApiError;
-use super::params::list_limit_and_state;
+use super::error::{ApiError, Problem};
+use super::params::{decode_cursor, list_limit_and_state, next_cursor};
 use super::AppState;
 use crate::core::media::media_id;
 use crate::core::{EngagementRecord, MediaKind};
@@ -33,9 +34,13 @@ pub(super) async fn attach(
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// The signature of a media link (as handed out in records).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct LinkParams {
+    /// Epoch seconds after which the link no longer works.
     expires: Option<i64>,
+    /// HMAC of the file and `expires`.
     signature: Option<String>,
 }
 
@@ -101,6 +106,19 @@ const PERMALINK_REDIRECT_TTL: std::time::Duration = std::time::Duration::from_se
 ///
 /// A mode in which the viewer must also be signed in to the console belongs here, before the redirect, once the
 /// console exists.
+#[utoipa::path(get, path = "/media/{kind}/{item_id}/permalink/{token}", tag = "media links",
+    params(
+        ("kind" = String, Path, description = "`recording`, `recording_transcript`, `voicemail`, `voicemail_transcript`, ..."),
+        ("item_id" = String, Path, description = "Zoom's id of the file's item"),
+        ("token" = String, Path, description = "The durable link's token"),
+    ),
+    security(()),
+    responses(
+        (status = 307, description = "To a fresh short-lived link"),
+        (status = 403, description = "The link is not valid (or revoked)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No archive, no such kind, or the file is not archived yet", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "Deleted by the retention policy", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(super) async fn permalink(
     State(app): State<AppState>,
     Path((kind, item_id, token)): Path<(String, String, String)>,
@@ -152,7 +170,8 @@ pub(super) async fn permalink(
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// One file (`kind` and `item_id`) or every file (`all: true`).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RevokeBody {
     /// `recording`, `recording_transcript`, ... with `item_id`; or `all: true`.
@@ -164,6 +183,12 @@ pub(super) struct RevokeBody {
 
 /// `POST /api/v1/media/permalinks/revoke` with `{"kind": "...", "item_id": "..."}` (one file) or `{"all": true}`:
 /// the durable links handed out so far stop working; records and later deliveries carry new ones.
+#[utoipa::path(post, path = "/api/v1/media/permalinks/revoke", tag = "media", request_body = RevokeBody,
+    responses(
+        (status = 200, description = "`revoked`: how many files' links", body = Object),
+        (status = 400, description = "Not one file or all", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such file in the archive", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(super) async fn revoke_permalinks(
     State(app): State<AppState>,
     body: Result<Json<RevokeBody>, JsonRejection>,
@@ -216,7 +241,24 @@ pub fn etag_matches(condition: &str, etag: &str, strong: bool) -> bool {
     })
 }
 
-/// `GET /media/{kind}/{item_id}?expires=..&signature=..`
+/// An archived file behind a signed, expiring link, with byte ranges and entity tags.
+#[utoipa::path(get, path = "/media/{kind}/{item_id}", tag = "media links",
+    params(
+        ("kind" = String, Path, description = "`recording`, `recording_transcript`, `voicemail`, `voicemail_transcript`, ..."),
+        ("item_id" = String, Path, description = "Zoom's id of the file's item"),
+        LinkParams,
+    ),
+    security(()),
+    responses(
+        (status = 200, description = "The file", content_type = "application/octet-stream"),
+        (status = 206, description = "The range asked for", content_type = "application/octet-stream"),
+        (status = 304, description = "Not modified (If-None-Match)"),
+        (status = 403, description = "Missing, wrong or expired signature", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No archive, no such kind, or not archived", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "Deleted by the retention policy", body = Problem, content_type = "application/problem+json"),
+        (status = 416, description = "Range not satisfiable", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The object store could not be read", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(super) async fn serve(
     State(app): State<AppState>,
     Path((kind, item_id)): Path<(String, String)>,
@@ -300,12 +342,14 @@ pub(super) async fn serve(
         RangeRequest::Full => (StatusCode::OK, None),
         RangeRequest::Partial(r) => (StatusCode::PARTIAL_CONTENT, Some(r)),
         RangeRequest::Unsatisfiable => {
-            return (
+            let mut response = ApiError::response(
                 StatusCode::RANGE_NOT_SATISFIABLE,
-                [(header::CONTENT_RANGE, format!("bytes */{total}"))],
-                Json(json!({"error": "the requested range is not satisfiable"})),
-            )
-                .into_response();
+                "the requested range is not satisfiable",
+            );
+            if let Ok(value) = HeaderValue::from_str(&format!("bytes */{total}")) {
+                response.headers_mut().insert(header::CONTENT_RANGE, value);
+            }
+            return response;
         }
     };
     let object = match links.archive().get(&key, range.clone()).await {
@@ -360,16 +404,29 @@ pub(super) async fn serve(
     (status, response_headers, body).into_response()
 }
 
-#[derive(Debug, Deserialize)]
+/// Filters of `GET /api/v1/media`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ListParams {
+    /// `pending`, `archived`, `dead` or `expired`.
+    #[param(pattern = "^(pending|archived|dead|expired)$")]
     state: Option<String>,
+    /// `recording`, `recording_transcript`, `voicemail`, ...
     kind: Option<String>,
     engagement_id: Option<String>,
-    after: Option<String>,
+    /// The previous page's `next_cursor`.
+    cursor: Option<String>,
+    /// Page size, 1 to 1,000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
-/// `GET /api/v1/media`: archive jobs and files, by media id, with filters.
+/// Archive jobs and files, by media id, with filters.
+#[utoipa::path(get, path = "/api/v1/media", tag = "media", params(ListParams),
+    responses(
+        (status = 200, description = "`media` (each file's job and its `media` view) and `next_cursor`", body = Object),
+        (status = 400, description = "A parameter could not be read", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(super) async fn list(
     State(app): State<AppState>,
     params: Result<Query<ListParams>, QueryRejection>,
@@ -389,20 +446,22 @@ pub(super) async fn list(
         Some(k) => k,
         None => None,
     };
+    let after = match decode_cursor(p.cursor.as_deref()) {
+        Ok(after) => after,
+        Err(e) => return e.into_response(),
+    };
     let query = MediaQuery {
         state: p.state,
         kind,
         engagement_id: p.engagement_id,
-        after: p.after,
+        after,
         limit,
     };
     let rows = match app.store.media_list(&query).await {
         Ok(rows) => rows,
         Err(e) => return ApiError::from(e).into_response(),
     };
-    let next = (rows.len() == limit as usize)
-        .then(|| rows.last().map(|r| r.media_id.clone()))
-        .flatten();
+    let next = next_cursor(&rows, limit, |r| r.media_id.clone());
     let mut items = Vec::with_capacity(rows.len());
     for row in &rows {
         let mut item = serde_json::to_value(row).unwrap_or_default();
@@ -414,9 +473,12 @@ pub(super) async fn list(
         }
         items.push(item);
     }
-    Json(json!({"media": items, "next_after": next})).into_response()
+    Json(json!({"media": items, "next_cursor": next})).into_response()
 }
 
+/// Files by kind and state, bytes archived, the oldest pending job.
+#[utoipa::path(get, path = "/api/v1/media/stats", tag = "media",
+    responses((status = 200, description = "Counts", body = Object)))]
 pub(super) async fn stats(State(app): State<AppState>) -> Response {
     match app.store.media_stats().await {
         Ok(stats) => Json(stats).into_response(),
@@ -424,14 +486,20 @@ pub(super) async fn stats(State(app): State<AppState>) -> Response {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// The files to retry (absent: every dead file).
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RetryBody {
     /// Media ids to retry; absent: every dead file.
     ids: Option<Vec<String>>,
 }
 
-/// `POST /api/v1/media/retry`: puts dead (or given) archive jobs back in the queue with a fresh budget.
+/// Puts dead (or the given) archive jobs back in the queue with a fresh budget.
+#[utoipa::path(post, path = "/api/v1/media/retry", tag = "media", request_body(content = Option<RetryBody>, description = "Optional: `ids`"),
+    responses(
+        (status = 200, description = "`requeued`: how many", body = Object),
+        (status = 400, description = "Not a retry request", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(super) async fn retry(
     State(app): State<AppState>,
     body: Result<Json<RetryBody>, JsonRejection>,

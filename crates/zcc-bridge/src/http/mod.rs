@@ -8,6 +8,7 @@ mod flow;
 mod genesys;
 mod live;
 mod media;
+pub mod openapi;
 mod params;
 mod webhooks;
 mod zoomapp;
@@ -23,7 +24,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use zoom::WebhookVerifier;
 
-use self::error::ApiError;
+use self::error::{ApiError, Problem};
 use crate::config::Secret;
 use crate::ingest::EventLog;
 use crate::projection::Projection;
@@ -84,12 +85,40 @@ pub fn router(
         .layer(per_ip)
         .nest("/api/v1", api)
         .merge(zoom_app)
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/api/v1/openapi.json", get(openapi::document))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
 
+/// Unknown routes answer a problem document like every other error.
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "the route does not take this method",
+    )
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "health", security(()),
+    responses((status = 200, description = "`status`: `ok`", body = Object)))]
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// The database is reachable, migrations are applied and the records caught up with the log at start.
+#[utoipa::path(get, path = "/readyz", tag = "health", security(()),
+    responses(
+        (status = 200, description = "`status`: `ready`, and the `backend`", body = Object),
+        (status = 503, description = "Not ready, and why", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn readyz(State(app): State<AppState>) -> Response {
     if !app.projection.recovered() {
         return ApiError::response(
@@ -106,6 +135,9 @@ async fn readyz(State(app): State<AppState>) -> Response {
     }
 }
 
+/// Prometheus metrics (text exposition format; README "Metrics").
+#[utoipa::path(get, path = "/metrics", tag = "health", security(()),
+    responses((status = 200, description = "The metrics", content_type = "text/plain")))]
 async fn metrics(State(app): State<AppState>) -> Response {
     (
         [(

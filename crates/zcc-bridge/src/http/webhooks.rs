@@ -8,10 +8,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
-use serde_json::json;
 use zoom::webhook::{UrlValidationResponse, REQUEST_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
-use super::error::ApiError;
+use super::error::{ApiError, Problem};
 use super::AppState;
 use crate::core::EventSource;
 use crate::ingest::IngestError;
@@ -26,6 +25,22 @@ fn rejected(reason: &'static str) {
     metrics::counter!("zcc_webhook_rejected_total", "reason" => reason).increment(1);
 }
 
+/// Zoom's webhooks (`x-zm-signature`), including the `endpoint.url_validation` handshake. The event is durable
+/// before the 200.
+#[utoipa::path(post, path = "/webhooks/zoom", tag = "ingest", security(()),
+    params(
+        ("x-zm-signature" = String, Header, description = "`v0=` HMAC-SHA256 of `v0:{timestamp}:{body}` with the secret token"),
+        ("x-zm-request-timestamp" = String, Header, description = "Epoch seconds"),
+    ),
+    request_body(content = Object, description = "A Zoom webhook event"),
+    responses(
+        (status = 200, description = "Logged (`stored`) or a redelivery (`duplicate`); or the URL validation answer", body = Object),
+        (status = 400, description = "Signed but unreadable: kept in the quarantine", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, wrong or stale signature", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "The body did not arrive in time", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Larger than server.max_body_bytes", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Not durable yet: Zoom retries", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn zoom(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -143,11 +158,7 @@ pub async fn zoom(
                 Ok(Outcome::Quarantined { quarantine_id }) => {
                     metrics::counter!("zcc_webhook_events_total", "event_type" => "unparseable", "outcome" => "quarantined")
                         .increment(1);
-                    (
-                        StatusCode::BAD_REQUEST,
-                        Json(json!({"error": reason, "quarantine_id": quarantine_id})),
-                    )
-                        .into_response()
+                    ApiError::quarantined(reason, quarantine_id).into_response()
                 }
                 Ok(other) => ApiError::response(
                     StatusCode::INTERNAL_SERVER_ERROR,

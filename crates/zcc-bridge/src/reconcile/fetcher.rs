@@ -147,9 +147,10 @@ async fn fetch(reconciler: &Reconciler, item: &FetchItem) -> Result<Fetched, Rec
     if item.wants & FETCH_ENGAGEMENT != 0 {
         match client.engagement(id).await {
             Ok(engagement) => {
-                reconciler
+                let merged = reconciler
                     .merge(Resource::Engagements, vec![Polled::Engagement(engagement)])
                     .await?;
+                reconciler.note_fetch_repairs(&merged.summary.missed);
             }
             Err(e) if e.is_not_found() => return Ok(Fetched::NotYet),
             Err(e) => return Err(e.into()),
@@ -161,7 +162,8 @@ async fn fetch(reconciler: &Reconciler, item: &FetchItem) -> Result<Fetched, Rec
             match page {
                 Ok(recordings) => {
                     let items = recordings.into_iter().map(Polled::Recording).collect();
-                    reconciler.merge(Resource::Recordings, items).await?;
+                    let merged = reconciler.merge(Resource::Recordings, items).await?;
+                    reconciler.note_fetch_repairs(&merged.summary.missed);
                 }
                 Err(e) if e.is_not_found() => return Ok(Fetched::NotYet),
                 Err(e) => return Err(e.into()),
@@ -178,7 +180,8 @@ async fn fetch(reconciler: &Reconciler, item: &FetchItem) -> Result<Fetched, Rec
         while let Some(page) = pages.next().await {
             let messages = page?;
             let items = messages.into_iter().map(Polled::InboxMessage).collect();
-            reconciler.merge(Resource::Voicemails, items).await?;
+            let merged = reconciler.merge(Resource::Voicemails, items).await?;
+            reconciler.note_fetch_repairs(&merged.summary.missed);
         }
     }
     Ok(Fetched::Done)

@@ -76,7 +76,7 @@ impl RunKind {
 }
 
 /// Items present after a run that the record did not have before it: what the webhooks had missed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MissedItems {
     pub engagements: u64,
     pub notes: u64,
@@ -89,6 +89,35 @@ pub struct MissedItems {
 }
 
 impl MissedItems {
+    pub fn add(&mut self, n: &MissedItems) {
+        self.engagements += n.engagements;
+        self.notes += n.notes;
+        self.dispositions += n.dispositions;
+        self.recordings += n.recordings;
+        self.transcripts += n.transcripts;
+        self.voicemails += n.voicemails;
+        self.agents += n.agents;
+        self.queues += n.queues;
+    }
+
+    /// `zcc_reconcile_missed_items_total{item, via}`: `via` is `run` (a reconciliation run) or `fetch` (an
+    /// engagement fetched after its events settled). Both repair what the webhooks missed.
+    fn count(&self, via: &'static str) {
+        for (item, n) in [
+            ("engagement", self.engagements),
+            ("note", self.notes),
+            ("disposition", self.dispositions),
+            ("recording", self.recordings),
+            ("transcript", self.transcripts),
+            ("voicemail", self.voicemails),
+            ("agent", self.agents),
+            ("queue", self.queues),
+        ] {
+            metrics::counter!("zcc_reconcile_missed_items_total", "item" => item, "via" => via)
+                .increment(n);
+        }
+    }
+
     pub fn total(&self) -> u64 {
         self.engagements
             + self.notes
@@ -102,7 +131,7 @@ impl MissedItems {
 }
 
 /// What a run did. Saved with the run (JSON) and returned by the API and `zcc-bridge sync`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunSummary {
     pub parts_total: u64,
     pub parts_done: u64,
@@ -132,20 +161,12 @@ impl RunSummary {
         self.resources_without_engagement += o.resources_without_engagement;
         self.created += o.created;
         self.changed += o.changed;
-        let (m, n) = (&mut self.missed, &o.missed);
-        m.engagements += n.engagements;
-        m.notes += n.notes;
-        m.dispositions += n.dispositions;
-        m.recordings += n.recordings;
-        m.transcripts += n.transcripts;
-        m.voicemails += n.voicemails;
-        m.agents += n.agents;
-        m.queues += n.queues;
+        self.missed.add(&o.missed);
     }
 }
 
 /// A run as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunReport {
     pub id: i64,
     pub kind: String,
@@ -275,6 +296,8 @@ pub struct Reconciler {
     stopping: tokio::sync::watch::Receiver<bool>,
     /// The sender of the default, never-firing `stopping` (a receiver whose sender is gone reads as "no signal").
     _no_shutdown: Arc<tokio::sync::watch::Sender<bool>>,
+    /// What event-driven fetches repaired since this process started (runs keep theirs in their summaries).
+    repaired_by_fetches: Arc<std::sync::Mutex<MissedItems>>,
 }
 
 /// Resolves once `stopping` is true; never if its sender is gone without saying so.
@@ -347,7 +370,19 @@ impl Reconciler {
             settings,
             stopping,
             _no_shutdown: Arc::new(never),
+            repaired_by_fetches: Arc::default(),
         }
+    }
+
+    /// What event-driven fetches repaired since this process started.
+    pub fn repaired_by_fetches(&self) -> MissedItems {
+        lock(&self.repaired_by_fetches).clone()
+    }
+
+    /// Accounts for what one fetch's merges repaired.
+    pub(crate) fn note_fetch_repairs(&self, missed: &MissedItems) {
+        missed.count("fetch");
+        lock(&self.repaired_by_fetches).add(missed);
     }
 
     /// Runs stop between pages once `stopping` turns true.
@@ -705,19 +740,7 @@ fn record_metrics(row: &RunRow, summary: &RunSummary, elapsed: Duration) {
         .increment(1);
     metrics::histogram!("zcc_reconcile_run_seconds", "kind" => kind.clone())
         .record(elapsed.as_secs_f64());
-    let missed = &summary.missed;
-    for (item, n) in [
-        ("engagement", missed.engagements),
-        ("note", missed.notes),
-        ("disposition", missed.dispositions),
-        ("recording", missed.recordings),
-        ("transcript", missed.transcripts),
-        ("voicemail", missed.voicemails),
-        ("agent", missed.agents),
-        ("queue", missed.queues),
-    ] {
-        metrics::counter!("zcc_reconcile_missed_items_total", "item" => item).increment(n);
-    }
+    summary.missed.count("run");
     if row.status == "succeeded" {
         metrics::gauge!("zcc_reconcile_last_success_timestamp_seconds", "kind" => kind)
             .set(row.finished_at.unwrap_or_default() as f64 / 1000.0);

@@ -34,6 +34,10 @@ pub enum GenesysError {
     Time(String),
 }
 
+/// The event types this adapter logs (a sink may `deliver` them: `config::sinks::OTHER_EVENT_TYPES`).
+pub const USER_START: &str = "genesys.user.start";
+pub const USER_END: &str = "genesys.user.end";
+
 #[derive(Debug, Clone)]
 pub struct GenesysEvent {
     /// `genesys.user.start` / `genesys.user.end`.
@@ -151,11 +155,7 @@ pub fn parse(name: &str, body: &[u8], received_at: i64) -> Result<GenesysEvent, 
     hash.update([0u8]);
     hash.update(&canonical);
     Ok(GenesysEvent {
-        event_type: if ended {
-            "genesys.user.end".into()
-        } else {
-            "genesys.user.start".into()
-        },
+        event_type: if ended { USER_END } else { USER_START }.into(),
         event_ts,
         dedup_key: format!(
             "{event_ts:013}:genesys:sha256:{}",

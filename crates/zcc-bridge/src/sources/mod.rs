@@ -179,3 +179,18 @@ pub fn check_event_time(event_ts: i64, received_at: i64) -> Result<i64, String> 
 }
 
 pub use crate::config::check_source_name;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_event_type_the_adapters_log_can_be_delivered() {
+        let types = super::zoom_rest::Polled::EVENT_TYPES.into_iter().chain([
+            super::genesys::USER_START,
+            super::genesys::USER_END,
+            super::zoomapp::WORKSPACE_FINALIZED,
+        ]);
+        for t in types {
+            assert_eq!(crate::config::check_deliver_type(t), Ok(()), "{t}");
+        }
+    }
+}

@@ -25,13 +25,21 @@ pub enum Polled {
 }
 
 impl Polled {
+    /// Every `event_type` (a sink may `deliver` them: `config::sinks::OTHER_EVENT_TYPES`).
+    pub const EVENT_TYPES: [&'static str; 4] = [
+        "poll.engagement",
+        "poll.recording",
+        "poll.inbox_message",
+        "poll.note",
+    ];
+
     /// The event name in the log and the record's timeline.
     pub fn event_type(&self) -> &'static str {
         match self {
-            Polled::Engagement(_) => "poll.engagement",
-            Polled::Recording(_) => "poll.recording",
-            Polled::InboxMessage(_) => "poll.inbox_message",
-            Polled::Note(_) => "poll.note",
+            Polled::Engagement(_) => Self::EVENT_TYPES[0],
+            Polled::Recording(_) => Self::EVENT_TYPES[1],
+            Polled::InboxMessage(_) => Self::EVENT_TYPES[2],
+            Polled::Note(_) => Self::EVENT_TYPES[3],
         }
     }
 

@@ -21,13 +21,16 @@ pub struct MediaRow {
     pub item_id: String,
     #[serde(skip)]
     pub source_url: String,
+    #[serde(serialize_with = "crate::core::time::rfc3339")]
     pub item_time: i64,
     pub channel: Option<String>,
     /// `pending`, `archived`, `dead`, `expired`.
     pub state: String,
     pub attempts: i64,
     /// First time Zoom answered "not ready" in the current wait (cleared when it answers).
+    #[serde(serialize_with = "crate::core::time::rfc3339_opt")]
     pub not_ready_since: Option<i64>,
+    #[serde(serialize_with = "crate::core::time::rfc3339")]
     pub retry_at: i64,
     pub last_error: Option<String>,
     /// Key of the object, relative to the archive's root/prefix.
@@ -35,9 +38,13 @@ pub struct MediaRow {
     pub content_type: Option<String>,
     pub sha256: Option<String>,
     pub bytes: Option<i64>,
+    #[serde(serialize_with = "crate::core::time::rfc3339")]
     pub created_at: i64,
+    #[serde(serialize_with = "crate::core::time::rfc3339")]
     pub updated_at: i64,
+    #[serde(serialize_with = "crate::core::time::rfc3339_opt")]
     pub archived_at: Option<i64>,
+    #[serde(serialize_with = "crate::core::time::rfc3339_opt")]
     pub deleted_at: Option<i64>,
     /// Bumped to revoke the file's durable link (see `media::links`).
     #[serde(skip)]

@@ -3,6 +3,7 @@
 //! per-backend statements in `BatchTx`.
 
 pub mod activity;
+pub mod api_keys;
 pub mod delivery;
 pub mod media;
 mod postgres;
@@ -27,6 +28,7 @@ use crate::core::{EngagementState, EventSource, MediaSource, Observation};
 use crate::signals::Signals;
 
 pub use activity::ActivityRepo;
+pub use api_keys::{ApiKeyRepo, ApiKeyRow};
 pub use delivery::DeliveryRepo;
 pub use media::{ArchivedObject, MediaQuery, MediaRepo, MediaRow, MediaSetback, MediaStats};
 pub use postgres::PgStore;
@@ -120,7 +122,7 @@ pub enum Inbound {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Outcome {
     Stored { event_id: i64 },
@@ -154,6 +156,7 @@ pub struct LoggedEvent {
     pub event_type: String,
     pub engagement_id: Option<String>,
     pub event_ts: Option<i64>,
+    #[serde(serialize_with = "crate::core::time::rfc3339")]
     pub received_at: i64,
     pub request_id: Option<String>,
     pub duplicate_count: i64,
@@ -173,17 +176,19 @@ pub struct EventQuery {
 pub struct QuarantineItem {
     pub id: i64,
     pub source: String,
+    #[serde(serialize_with = "crate::core::time::rfc3339")]
     pub received_at: i64,
     pub request_id: Option<String>,
     pub reason: String,
     pub resolved_event_id: Option<i64>,
+    #[serde(serialize_with = "crate::core::time::rfc3339_opt")]
     pub resolved_at: Option<i64>,
     #[serde(skip)]
     pub raw: Vec<u8>,
 }
 
 /// Counters for tests, health and the admin API.
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct LogStats {
     pub events: i64,
     pub duplicates: i64,
@@ -224,7 +229,7 @@ pub const FETCH_ENGAGEMENT: i64 = 1;
 pub const FETCH_RECORDINGS: i64 = 2;
 pub const FETCH_VOICEMAILS: i64 = 4;
 
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct FetchQueueStats {
     /// Waiting (for their settle delay, a retry, or a worker).
     pub pending: i64,
@@ -297,6 +302,7 @@ pub trait Store:
     MediaRepo
     + DeliveryRepo
     + ActivityRepo
+    + ApiKeyRepo
     + presence::PresenceRepo
     + zoomapp::ZoomAppRepo
     + Send

@@ -66,6 +66,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "zoom app",
         include_str!("../../migrations/postgres/0012_zoom_app.sql"),
     ),
+    (
+        13,
+        "scoped API keys",
+        include_str!("../../migrations/postgres/0013_api_keys.sql"),
+    ),
 ];
 
 pub struct PgStore {
@@ -140,5 +145,6 @@ impl_sql_store!(PgStore, PgConn, Postgres, "postgres", " FOR UPDATE");
 super::delivery::impl_delivery_repo!(PgStore, Postgres, "postgres");
 super::media::impl_media_repo!(PgStore, Postgres, "postgres");
 super::activity::impl_activity_repo!(PgStore, Postgres, "postgres");
+super::api_keys::impl_api_key_repo!(PgStore, Postgres);
 super::presence::impl_presence_repo!(PgStore, Postgres, "postgres");
 super::zoomapp::impl_zoomapp_repo!(PgStore, Postgres, "postgres");

@@ -69,6 +69,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "zoom app",
         include_str!("../../migrations/sqlite/0012_zoom_app.sql"),
     ),
+    (
+        13,
+        "scoped API keys",
+        include_str!("../../migrations/sqlite/0013_api_keys.sql"),
+    ),
 ];
 
 /// How often the WAL is copied back into the database file.
@@ -182,5 +187,6 @@ impl_sql_store!(SqliteStore, SqliteConn, Sqlite, "sqlite", "");
 super::delivery::impl_delivery_repo!(SqliteStore, Sqlite, "sqlite");
 super::media::impl_media_repo!(SqliteStore, Sqlite, "sqlite");
 super::activity::impl_activity_repo!(SqliteStore, Sqlite, "sqlite");
+super::api_keys::impl_api_key_repo!(SqliteStore, Sqlite);
 super::presence::impl_presence_repo!(SqliteStore, Sqlite, "sqlite");
 super::zoomapp::impl_zoomapp_repo!(SqliteStore, Sqlite, "sqlite");

@@ -316,6 +316,7 @@ directions = ["inbound"]
             "gc".into(),
             "--workflow-id".into(),
             "wf-123".into(),
+            "--json".into(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_zcc-bridge"))
@@ -328,7 +329,15 @@ directions = ["inbound"]
             "{stdout}\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        stdout
+        serde_json::from_str::<Value>(&stdout).expect("genesys setup --json")
+    };
+    let outcomes = |report: &Value, outcome: &str| {
+        report["triggers"]
+            .as_array()
+            .expect("triggers")
+            .iter()
+            .filter(|t| t["outcome"] == outcome)
+            .count()
     };
     let config = write_config(r#""voice""#);
     let export = dir.path().join("export");
@@ -341,7 +350,7 @@ directions = ["inbound"]
             export.to_str().expect("path"),
         ],
     );
-    assert_eq!(first.matches(": created").count(), 2, "{first}");
+    assert_eq!(outcomes(&first, "created"), 2, "{first}");
     let action: Value =
         serde_json::from_str(&std::fs::read_to_string(export.join("data-action.json")).unwrap())
             .expect("data action JSON");
@@ -354,14 +363,14 @@ directions = ["inbound"]
         .contains("Flow.jsonData"));
 
     let again = run(&config, &[]);
-    assert_eq!(again.matches(": unchanged").count(), 2, "{again}");
+    assert_eq!(outcomes(&again, "unchanged"), 2, "{again}");
     assert_eq!(g.triggers().len(), 2);
 
     let changed = write_config(r#""voice", "chat""#);
     let dry = run(&changed, &["--dry-run"]);
-    assert_eq!(dry.matches(": would_update").count(), 2, "{dry}");
+    assert_eq!(outcomes(&dry, "would_update"), 2, "{dry}");
     let updated = run(&changed, &[]);
-    assert_eq!(updated.matches(": updated").count(), 2, "{updated}");
+    assert_eq!(outcomes(&updated, "updated"), 2, "{updated}");
     let triggers = g.triggers();
     assert_eq!(triggers.len(), 2);
     for t in &triggers {

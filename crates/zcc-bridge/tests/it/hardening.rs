@@ -86,9 +86,11 @@ async fn inject_everywhere(base: &str) {
         format!("/api/v1/quarantine/{x}"),
         format!("/api/v1/reconciliation/runs/{x}"),
         format!("/api/v1/deliveries/{x}"),
-        format!("/api/v1/events?engagement_id={x}&after={x}"),
+        format!("/api/v1/events?engagement_id={x}&cursor={x}"),
+        format!("/api/v1/events/{x}"),
         format!("/api/v1/engagements?consumer_number={x}&cursor={x}"),
-        format!("/api/v1/media?engagement_id={x}&after={x}"),
+        format!("/api/v1/media?engagement_id={x}&cursor={x}"),
+        format!("/api/v1/deliveries?cursor={x}"),
         format!("/{x}"),
     ];
     let posts = [

@@ -5,7 +5,9 @@
 mod common;
 
 mod agents;
+mod api;
 mod backup;
+mod cli;
 mod connections;
 mod crash;
 mod delivery;

@@ -82,8 +82,8 @@ async fn all_media(server: &TestServer, query: &str) -> Vec<Value> {
             .get_json(&format!("/api/v1/media?limit=1000{query}{after}"))
             .await;
         out.extend(page["media"].as_array().cloned().unwrap_or_default());
-        match page["next_after"].as_str() {
-            Some(next) => after = format!("&after={next}"),
+        match page["next_cursor"].as_str() {
+            Some(next) => after = format!("&cursor={next}"),
             None => return out,
         }
     }
@@ -757,7 +757,7 @@ async fn migrate_copies_the_archive_verified_and_resumes() {
     let run = |to: &str| {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_zcc-bridge"));
         command
-            .args(["media", "migrate", "--to", to])
+            .args(["media", "migrate", "--json", "--to", to])
             .env(
                 "ZCC_BRIDGE_STORAGE__DATABASE",
                 config.storage.database.expose(),
@@ -801,9 +801,14 @@ async fn migrate_copies_the_archive_verified_and_resumes() {
         String::from_utf8_lossy(&first.stderr)
     );
     let stdout = String::from_utf8_lossy(&first.stdout);
-    let report: Value = serde_json::from_str(stdout.split("\ndone:").next().unwrap_or_default())
-        .expect("report json");
+    let report: Value = serde_json::from_str(&stdout).expect("report json");
     assert_eq!(report["copied"], archived, "{report}");
+    // Not a terminal: no progress drawn, no carriage returns or escape codes in what a file would keep.
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(
+        !stderr.contains('\r') && !stderr.contains('\u{1b}'),
+        "{stderr:?}"
+    );
     assert_eq!(report["failed"], 0);
 
     let copy = Archive::open(&target, &target_config.storage, &target_config.media)
@@ -827,8 +832,7 @@ async fn migrate_copies_the_archive_verified_and_resumes() {
         String::from_utf8_lossy(&second.stderr)
     );
     let stdout = String::from_utf8_lossy(&second.stdout);
-    let report: Value = serde_json::from_str(stdout.split("\ndone:").next().unwrap_or_default())
-        .expect("report json");
+    let report: Value = serde_json::from_str(&stdout).expect("report json");
     assert_eq!(report["copied"], 0, "{report}");
     assert_eq!(report["skipped"], archived);
 }

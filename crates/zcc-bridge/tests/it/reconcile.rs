@@ -29,6 +29,57 @@ async fn records_against_truth(server: &TestServer, scenario: &Scenario) -> Vec<
     problems
 }
 
+/// Every record of the scenario's engagements, by id (absent ones left out).
+async fn records(
+    server: &TestServer,
+    scenario: &Scenario,
+) -> std::collections::HashMap<String, Value> {
+    let mut out = std::collections::HashMap::new();
+    for expected in &scenario.truth.engagements {
+        let id = &expected.engagement_id;
+        let response = server.get(&format!("/api/v1/engagements/{id}")).await;
+        if response.status() == 200 {
+            out.insert(
+                id.clone(),
+                response.json().await.expect("an engagement record"),
+            );
+        }
+    }
+    out
+}
+
+/// What a run must report as missed: every engagement it created, and every item its records gained.
+fn gained(
+    before: &std::collections::HashMap<String, Value>,
+    after: &std::collections::HashMap<String, Value>,
+) -> Value {
+    const ITEMS: [&str; 7] = [
+        "notes",
+        "dispositions",
+        "recordings",
+        "transcripts",
+        "voicemails",
+        "agents",
+        "queues",
+    ];
+    let len = |record: Option<&Value>, item: &str| {
+        record.and_then(|r| r[item].as_array()).map_or(0, Vec::len) as i64
+    };
+    let mut missed = serde_json::Map::new();
+    missed.insert(
+        "engagements".into(),
+        json!(after.keys().filter(|id| !before.contains_key(*id)).count()),
+    );
+    for item in ITEMS {
+        let n: i64 = after
+            .iter()
+            .map(|(id, record)| len(Some(record), item) - len(before.get(id), item))
+            .sum();
+        missed.insert(item.into(), json!(n));
+    }
+    Value::Object(missed)
+}
+
 fn summary(run: &Value, key: &str) -> i64 {
     run["summary"][key].as_i64().unwrap_or(-1)
 }
@@ -65,8 +116,13 @@ async fn lost_duplicated_and_reordered_webhooks_are_made_whole_by_reconciliation
             before.len()
         );
 
+        let records_before = records(&server, &scenario).await;
         let first = reconcile(&server, &scenario).await;
         assert_eq!(first["status"], "succeeded", "{backend:?}: {first}");
+        // The run counts exactly what it repaired: the engagements it created and the items records gained.
+        let expected = gained(&records_before, &records(&server, &scenario).await);
+        assert!(expected["notes"].as_i64() > Some(0), "{expected}");
+        assert_eq!(first["summary"]["missed"], expected, "{backend:?}");
         assert_eq!(
             summary(&first, "engagements_seen"),
             scenario.truth.engagements.len() as i64,
@@ -362,6 +418,33 @@ async fn ended_and_completed_events_trigger_fetches_that_repair_lost_webhooks() 
             scenario.truth.engagements.len(),
             problems.join("\n")
         );
+        // What the fetches repaired is counted, in the API and in the metric, like a run's repairs.
+        let repaired = &overview["repaired_by_fetches"];
+        assert!(
+            repaired["notes"].as_u64() > Some(0),
+            "{backend:?}: {overview}"
+        );
+        let metrics = server.get("/metrics").await.text().await.expect("metrics");
+        for item in [
+            "engagement",
+            "note",
+            "disposition",
+            "recording",
+            "voicemail",
+        ] {
+            let counted: u64 = metrics
+                .lines()
+                .filter(|l| {
+                    l.starts_with("zcc_reconcile_missed_items_total{")
+                        && l.contains(&format!("item=\"{item}\""))
+                        && l.contains("via=\"fetch\"")
+                })
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+                .sum();
+            // The recorder is the test process's, shared by every server in it: at least this server's repairs.
+            let here = repaired[format!("{item}s")].as_u64().expect("a count");
+            assert!(counted >= here, "{backend:?}: {item}: {counted} < {here}");
+        }
         let polled = server
             .get_json(&format!(
                 "/api/v1/engagements/{}",
@@ -442,4 +525,77 @@ async fn a_run_interrupted_by_a_restart_resumes_at_the_next_start() {
         );
         server.shutdown().await.expect("shutdown");
     }
+}
+
+/// `POST /api/v1/reconciliation/runs` reads a bare date at the end of a window as that day's last second (as
+/// `zcc-bridge sync --to` does), and a manual run over an instant is listed like any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_date_as_the_end_of_a_manual_run_covers_that_day() {
+    let sim_config = SimServerConfig::default();
+    let (sim, scenario) = simulator(5, 21, sim_config.clone()).await;
+    let db = fresh_db(&backends()[0]).await;
+    let mut config = test_config(&db.url);
+    use_simulator(&mut config, &sim, &sim_config);
+    config.reconcile.enabled = true;
+    config.reconcile.fetch_on_events = false;
+    let server = zcc_bridge::start(config).await.expect("server starts");
+    let base = format!("http://{}", server.addr());
+    let client = reqwest::Client::new();
+    let day = window(&scenario)["from"]
+        .as_str()
+        .and_then(|t| t.get(..10))
+        .expect("the scenario's date")
+        .to_string();
+    let start = |body: Value| {
+        let client = client.clone();
+        let base = base.clone();
+        async move {
+            let response = client
+                .post(format!("{base}/api/v1/reconciliation/runs"))
+                .bearer_auth(ADMIN_TOKEN)
+                .json(&body)
+                .send()
+                .await
+                .expect("start a run");
+            assert_eq!(response.status(), 202);
+            response.json::<Value>().await.expect("json")["id"].clone()
+        }
+    };
+    let by_date = start(json!({"from": day, "to": day})).await;
+    let instant = format!("{day}T12:00:00Z");
+    let by_instant = start(json!({"from": instant, "to": instant})).await;
+    let mut listed = Value::Null;
+    for _ in 0..300 {
+        listed = client
+            .get(format!("{base}/api/v1/reconciliation"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
+        if listed["running"].as_array().is_some_and(|r| r.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let runs = listed["runs"].as_array().expect("runs");
+    let run = |id: &Value| runs.iter().find(|r| &r["id"] == id).cloned();
+    let whole_day = run(&by_date).unwrap_or_else(|| panic!("run {by_date} listed: {listed}"));
+    assert_eq!(
+        whole_day["window_from"],
+        format!("{day}T00:00:00Z"),
+        "{whole_day}"
+    );
+    assert_eq!(
+        whole_day["window_to"],
+        format!("{day}T23:59:59Z"),
+        "{whole_day}"
+    );
+    assert_eq!(whole_day["status"], "succeeded", "{whole_day}");
+    let one_instant =
+        run(&by_instant).unwrap_or_else(|| panic!("the run over an instant is listed: {listed}"));
+    assert_eq!(one_instant["window_from"], one_instant["window_to"]);
+    server.shutdown().await.expect("clean shutdown");
 }

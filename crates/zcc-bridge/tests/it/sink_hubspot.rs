@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::common::fakes::hubspot::{FakeHubspot, Recorded, CALL_TO_CONTACT, ID_PROPERTY, TOKEN};
 use serde_json::{json, Value};
-use zcc_bridge::config::{Secret, SinkConfig, SinkKind};
+use zcc_bridge::config::{Secret, SinkConfig, SinkKind, SinkOptions};
 use zcc_bridge::core::record::NoteView;
 use zcc_bridge::core::EngagementRecord;
 use zcc_bridge::delivery::sink::{
@@ -25,10 +25,7 @@ fn config(url: &str, token: &str, options: &[(&str, &str)]) -> SinkConfig {
     SinkConfig {
         timeout_seconds: 10,
         token: Some(Secret::new(token)),
-        options: options
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+        options: SinkOptions::from_pairs(SinkKind::Hubspot, options).expect("valid options"),
         ..SinkConfig::new("hubspot", SinkKind::Hubspot, url)
     }
 }
@@ -467,5 +464,11 @@ fn the_configuration_is_checked() {
     assert!(
         sinks::check_config(&config("", TOKEN, &[("disposition_map", "Resolved=green")])).is_err()
     );
-    assert!(sinks::check_config(&config("", TOKEN, &[("idproperty", "x")])).is_err());
+    // A key the kind does not take is refused when the configuration is read, before any sink is built.
+    let refused = SinkOptions::from_pairs(SinkKind::Hubspot, &[("idproperty", "x")])
+        .expect_err("unknown key");
+    assert!(
+        refused.contains("idproperty") && refused.contains("id_property"),
+        "{refused}"
+    );
 }

@@ -2,7 +2,6 @@
 //! handling, the Task upsert and its fields, customer matching, and how failures map to outcomes.
 
 use crate::common::crm;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +10,7 @@ use crate::common::fakes::salesforce::{
 };
 use axum::http::Method;
 use serde_json::{json, Value};
-use zcc_bridge::config::{Secret, SinkConfig, SinkKind};
+use zcc_bridge::config::{Secret, SinkConfig, SinkKind, SinkOptions};
 use zcc_bridge::core::record::{DispositionView, NoteView};
 use zcc_bridge::core::EngagementRecord;
 use zcc_bridge::delivery::sink::{
@@ -59,10 +58,7 @@ fn config(fake: &FakeSalesforce, options: &[(&str, &str)]) -> SinkConfig {
         timeout_seconds: 10,
         client_id: Some(CLIENT_ID.into()),
         client_secret: Some(Secret::new(CLIENT_SECRET)),
-        options: options
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect::<BTreeMap<_, _>>(),
+        options: SinkOptions::from_pairs(SinkKind::Salesforce, options).expect("valid options"),
         ..SinkConfig::new("salesforce", SinkKind::Salesforce, fake.url.clone())
     }
 }

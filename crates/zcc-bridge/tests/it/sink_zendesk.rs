@@ -2,13 +2,12 @@
 //! creation, idempotency across retries and updates, comment mode, and how failures are classified.
 
 use crate::common::crm;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::fakes::zendesk::{self, FakeZendesk};
 use serde_json::{json, Value};
-use zcc_bridge::config::{Secret, SinkConfig, SinkKind};
+use zcc_bridge::config::{Secret, SinkConfig, SinkKind, SinkOptions};
 use zcc_bridge::core::record::NoteView;
 use zcc_bridge::core::EngagementRecord;
 use zcc_bridge::delivery::sink::{
@@ -22,10 +21,7 @@ fn config(fake: &FakeZendesk, options: &[(&str, &str)]) -> SinkConfig {
         timeout_seconds: 10,
         token: Some(Secret::new(zendesk::API_TOKEN)),
         username: Some(zendesk::EMAIL.into()),
-        options: options
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect::<BTreeMap<_, _>>(),
+        options: SinkOptions::from_pairs(SinkKind::Zendesk, options).expect("valid options"),
         ..SinkConfig::new("zendesk", SinkKind::Zendesk, fake.url.clone())
     }
 }
@@ -581,6 +577,8 @@ fn the_configuration_is_checked() {
     assert!(zcc_bridge::delivery::sinks::check_config(&bad).is_err());
     bad.token = Some(Secret::new("t"));
     assert!(zcc_bridge::delivery::sinks::check_config(&bad).is_ok());
-    bad.options.insert("mode".into(), "everything".into());
-    assert!(zcc_bridge::delivery::sinks::check_config(&bad).is_err());
+    // A value the kind's options do not take is refused when the configuration is read, by key.
+    let refused = SinkOptions::from_pairs(SinkKind::Zendesk, &[("mode", "everything")])
+        .expect_err("mode = everything");
+    assert!(refused.starts_with("mode: "), "{refused}");
 }

@@ -1229,23 +1229,37 @@ async fn the_panel_shows_customer_history_activity_and_deliveries_to_the_agent_o
 
 #[test]
 fn zoomapp_manifest_prints_the_contact_center_manifest() {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_zcc-bridge"))
-        .args(["zoomapp", "manifest"])
-        .env(
-            "ZCC_BRIDGE_ZOOM_APP__REDIRECT_URL",
-            "https://zcc.example.com/zoomapp/oauth/callback",
-        )
-        .env("ZCC_BRIDGE_ZOOM_APP__PRODUCTION__CLIENT_ID", "prodId")
-        .env(
-            "ZCC_BRIDGE_ZOOM_APP__PRODUCTION__CLIENT_SECRET",
-            "prodSecret",
-        )
-        .output()
-        .expect("run zcc-bridge");
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_zcc-bridge"))
+            .args(args)
+            .env(
+                "ZCC_BRIDGE_ZOOM_APP__REDIRECT_URL",
+                "https://zcc.example.com/zoomapp/oauth/callback",
+            )
+            .env("ZCC_BRIDGE_ZOOM_APP__PRODUCTION__CLIENT_ID", "prodId")
+            .env(
+                "ZCC_BRIDGE_ZOOM_APP__PRODUCTION__CLIENT_SECRET",
+                "prodSecret",
+            )
+            .output()
+            .expect("run zcc-bridge")
+    };
+    let output = run(&["zoomapp", "manifest"]);
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
+    );
+    // The manifest on standard output, where to paste it on standard error.
+    assert!(String::from_utf8_lossy(&output.stderr).contains("Marketplace"));
+    // With --json: the same document and nothing else.
+    let json_output = run(&["--json", "zoomapp", "manifest"]);
+    assert!(json_output.status.success());
+    assert_eq!(json_output.stdout, output.stdout);
+    assert!(
+        json_output.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&json_output.stderr)
     );
     let m: Value = serde_json::from_slice(&output.stdout).expect("JSON");
     let f = &m["manifest"]["features"];
@@ -1265,6 +1279,8 @@ fn zoomapp_manifest_prints_the_contact_center_manifest() {
         .args(["zoomapp", "manifest"])
         .output()
         .expect("run zcc-bridge");
-    assert!(!missing.status.success());
+    // Refused: exit 1 with the reason, nothing on standard output.
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(missing.stdout.is_empty());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("zoom_app.redirect_url"));
 }

@@ -17,7 +17,7 @@ use reqwest::{Method, Url};
 use serde_json::{json, Map, Value};
 
 use super::CallSummary;
-use crate::config::SinkConfig;
+use crate::config::{BodyFormat, SinkConfig, SinkOptions};
 use crate::core::EngagementRecord;
 use crate::delivery::http::{classify_status, describe, parse_retry_after, read_body};
 use crate::delivery::sink::{AttemptResult, Message, Outcome, Sink};
@@ -29,12 +29,6 @@ pub const DEFAULT_ID_PROPERTY: &str = "zcc_engagement_id";
 /// HubSpot-defined association type of call → contact.
 pub const CALL_TO_CONTACT: u32 = 194;
 const DEFAULT_PHONE_PROPERTIES: [&str; 2] = ["phone", "mobilephone"];
-const OPTIONS: [&str; 4] = [
-    "id_property",
-    "disposition_map",
-    "contact_phone_properties",
-    "body_format",
-];
 /// HubSpot's search takes at most five filter groups (OR-ed); email takes one of them.
 const MAX_PHONE_PROPERTIES: usize = 4;
 /// Successful responses are parsed, so they are read further than the logged body limit.
@@ -76,35 +70,21 @@ impl Settings {
             }
         }
         let base = parse_base(&config.url).map_err(at)?;
-        if let Some(key) = config
-            .options
-            .keys()
-            .find(|k| !OPTIONS.contains(&k.as_str()))
-        {
-            return Err(at(format!(
-                "unknown option {key:?} (a hubspot sink takes {})",
-                OPTIONS.join(", ")
-            )));
-        }
-        let option = |k: &str| config.options.get(k).map(|v| v.trim());
-        let id_property = option("id_property").unwrap_or(DEFAULT_ID_PROPERTY);
+        let SinkOptions::Hubspot(options) = &config.options else {
+            return Err(at("options: not a hubspot sink's".into()));
+        };
+        let id_property = match options.id_property.as_deref().map(str::trim) {
+            None | Some("") => DEFAULT_ID_PROPERTY,
+            Some(name) => name,
+        };
         if !is_property_name(id_property) {
             return Err(at(format!(
                 "options.id_property {id_property:?} is not a HubSpot property internal name"
             )));
         }
-        let dispositions = match option("disposition_map") {
-            Some(map) => parse_disposition_map(map).map_err(at)?,
-            None => Vec::new(),
-        };
-        let phone_properties = match option("contact_phone_properties") {
-            Some(list) => {
-                let names: Vec<String> = list
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|n| !n.is_empty())
-                    .map(str::to_string)
-                    .collect();
+        let dispositions = check_disposition_map(&options.disposition_map).map_err(at)?;
+        let phone_properties = match &options.contact_phone_properties {
+            Some(names) => {
                 if let Some(bad) = names.iter().find(|n| !is_property_name(n)) {
                     return Err(at(format!(
                         "options.contact_phone_properties: {bad:?} is not a property internal name"
@@ -116,22 +96,14 @@ impl Settings {
                          (HubSpot's search takes five filter groups, one is the email)"
                     )));
                 }
-                names
+                names.clone()
             }
             None => DEFAULT_PHONE_PROPERTIES
                 .iter()
                 .map(|p| p.to_string())
                 .collect(),
         };
-        let html_body = match option("body_format") {
-            None | Some("html") => true,
-            Some("text") => false,
-            Some(other) => {
-                return Err(at(format!(
-                    "options.body_format {other:?}: \"html\" or \"text\""
-                )))
-            }
-        };
+        let html_body = options.body_format == BodyFormat::Html;
         Ok(Self {
             base,
             id_property: id_property.to_string(),
@@ -171,23 +143,13 @@ fn is_property_name(name: &str) -> bool {
         && name.len() <= 100
 }
 
-/// `NAME=GUID;NAME=GUID`: Zoom disposition (name or id) to HubSpot call outcome. Names may hold `=` but not `;`.
-fn parse_disposition_map(map: &str) -> Result<Vec<(String, String)>, String> {
+/// Zoom disposition (name or id) → HubSpot call outcome: names lowercased, GUIDs checked.
+fn check_disposition_map(map: &[(String, String)]) -> Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();
-    for pair in map
-        .split([';', '\n'])
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-    {
-        let Some((name, guid)) = pair.rsplit_once('=') else {
-            return Err(format!(
-                "options.disposition_map: {pair:?} is not NAME=GUID"
-            ));
-        };
-        let (name, guid) = (name.trim(), guid.trim());
+    for (name, guid) in map {
         if name.is_empty() {
             return Err(format!(
-                "options.disposition_map: {pair:?} names no disposition"
+                "options.disposition_map: {name:?}={guid:?} names no disposition"
             ));
         }
         if !is_guid(guid) {
@@ -196,9 +158,6 @@ fn parse_disposition_map(map: &str) -> Result<Vec<(String, String)>, String> {
             ));
         }
         out.push((name.to_lowercase(), guid.to_ascii_lowercase()));
-    }
-    if out.is_empty() {
-        return Err("options.disposition_map is empty".into());
     }
     Ok(out)
 }
@@ -759,7 +718,6 @@ impl Sink for HubspotSink {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use super::*;
     use crate::config::{Secret, SinkKind};
@@ -773,12 +731,18 @@ mod tests {
             deliver: vec!["engagement.completed".into()],
             timeout_seconds: 10,
             token: Some(Secret::new("pat-na1-test")),
-            options: options
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<BTreeMap<_, _>>(),
+            options: SinkOptions::from_pairs(SinkKind::Hubspot, options).expect("valid options"),
             ..SinkConfig::new("crm", SinkKind::Hubspot, "")
         }
+    }
+
+    /// What a sink with these options gets: the configuration's typing first, then the sink's own check.
+    fn checked(options: &[(&str, &str)]) -> Result<(), String> {
+        let options = SinkOptions::from_pairs(SinkKind::Hubspot, options)?;
+        HubspotSink::check(&SinkConfig {
+            options,
+            ..config(&[])
+        })
     }
 
     fn settings(options: &[(&str, &str)]) -> Settings {
@@ -1104,7 +1068,7 @@ mod tests {
             ("contact_phone_properties", "a,b,c,d,e"),
             ("body_format", "markdown"),
         ] {
-            assert!(HubspotSink::check(&config(&[bad])).is_err(), "{bad:?}");
+            assert!(checked(&[bad]).is_err(), "{bad:?}");
         }
     }
 

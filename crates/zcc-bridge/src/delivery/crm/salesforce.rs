@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use tokio::sync::Mutex;
 
 use super::CallSummary;
-use crate::config::{Secret, SinkConfig};
+use crate::config::{Secret, SinkConfig, SinkOptions};
 use crate::delivery::http::{classify_status, describe, parse_retry_after, read_body};
 use crate::delivery::sink::{AttemptResult, Message, Outcome, Sink};
 
@@ -32,17 +32,6 @@ const DURATION_MAX: i64 = 99_999_999;
 /// How much of an error body is read to find Salesforce's `errorCode` (the stored body is cut to body_limit).
 const PARSE_LIMIT: usize = 64 * 1024;
 
-/// The `options` a salesforce sink understands.
-const OPTIONS: &[&str] = &[
-    "external_id_field",
-    "api_version",
-    "recording_url_field",
-    "transcript_url_field",
-    "match_customer",
-    "sosl_fallback",
-    "time_zone",
-];
-
 /// The sink's `options`, checked.
 #[derive(Debug, Clone, PartialEq)]
 struct Settings {
@@ -58,29 +47,17 @@ struct Settings {
 
 impl Settings {
     fn parse(config: &SinkConfig) -> Result<Self, String> {
-        let options = &config.options;
-        if let Some(unknown) = options.keys().find(|k| !OPTIONS.contains(&k.as_str())) {
-            return Err(format!(
-                "unknown option {unknown:?} (known: {})",
-                OPTIONS.join(", ")
-            ));
-        }
-        let field = |key: &str| -> Result<Option<String>, String> {
-            match options.get(key).map(|v| v.trim()) {
+        let SinkOptions::Salesforce(options) = &config.options else {
+            return Err("options: not a salesforce sink's".into());
+        };
+        let field = |key: &str, value: &Option<String>| -> Result<Option<String>, String> {
+            match value.as_deref().map(str::trim) {
                 None | Some("") => Ok(None),
                 Some(v) if is_api_name(v) => Ok(Some(v.to_string())),
                 Some(v) => Err(format!("option {key}: {v:?} is not a field API name")),
             }
         };
-        let flag = |key: &str, default: bool| -> Result<bool, String> {
-            match options.get(key).map(|v| v.trim().to_ascii_lowercase()) {
-                None => Ok(default),
-                Some(v) if v == "true" => Ok(true),
-                Some(v) if v == "false" => Ok(false),
-                Some(v) => Err(format!("option {key}: {v:?} is not true or false")),
-            }
-        };
-        let api_version = match options.get("api_version").map(|v| v.trim()) {
+        let api_version = match options.api_version.as_deref().map(str::trim) {
             None | Some("") => DEFAULT_API_VERSION.to_string(),
             Some(v) => {
                 let v = v.strip_prefix('v').unwrap_or(v);
@@ -93,20 +70,20 @@ impl Settings {
                 v.to_string()
             }
         };
-        let time_zone = match options.get("time_zone").map(|v| v.trim()) {
+        let time_zone = match options.time_zone.as_deref().map(str::trim) {
             None | Some("") => chrono_tz::UTC,
             Some(v) => v
                 .parse()
                 .map_err(|_| format!("option time_zone: {v:?} is not an IANA time zone"))?,
         };
         Ok(Self {
-            external_id_field: field("external_id_field")?
+            external_id_field: field("external_id_field", &options.external_id_field)?
                 .unwrap_or_else(|| DEFAULT_EXTERNAL_ID_FIELD.to_string()),
             api_version,
-            recording_url_field: field("recording_url_field")?,
-            transcript_url_field: field("transcript_url_field")?,
-            match_customer: flag("match_customer", true)?,
-            sosl_fallback: flag("sosl_fallback", true)?,
+            recording_url_field: field("recording_url_field", &options.recording_url_field)?,
+            transcript_url_field: field("transcript_url_field", &options.transcript_url_field)?,
+            match_customer: options.match_customer,
+            sosl_fallback: options.sosl_fallback,
             time_zone,
         })
     }
@@ -840,7 +817,6 @@ fn truncate_bytes(s: &str, max: usize) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use super::*;
     use crate::config::SinkKind;
@@ -851,12 +827,18 @@ mod tests {
             timeout_seconds: 10,
             client_id: Some("id".into()),
             client_secret: Some(Secret::new("secret")),
-            options: options
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<BTreeMap<_, _>>(),
+            options: SinkOptions::from_pairs(SinkKind::Salesforce, options).expect("valid options"),
             ..SinkConfig::new("sf", SinkKind::Salesforce, "https://acme.my.salesforce.com")
         }
+    }
+
+    /// What a sink with these options gets: the configuration's typing first, then the sink's own check.
+    fn checked(options: &[(&str, &str)]) -> Result<(), String> {
+        let options = SinkOptions::from_pairs(SinkKind::Salesforce, options)?;
+        SalesforceSink::check(&SinkConfig {
+            options,
+            ..config(&[])
+        })
     }
 
     fn summary() -> CallSummary {
@@ -1140,7 +1122,7 @@ mod tests {
             ("time_zone", "Mars/Olympus"),
             ("colour", "blue"),
         ] {
-            let err = SalesforceSink::check(&config(&[bad])).expect_err(bad.0);
+            let err = checked(&[bad]).expect_err(bad.0);
             assert!(err.contains(bad.0), "{err}");
         }
         let s = Settings::parse(&config(&[

@@ -8,7 +8,6 @@
 //! unsolved ticket instead. Every step is safe to repeat: lookups come first, and ticket creation carries the
 //! message id as Zendesk's `Idempotency-Key`. See docs/sinks/zendesk.md.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -21,7 +20,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::CallSummary;
-use crate::config::SinkConfig;
+use crate::config::{SinkConfig, SinkOptions, ZendeskAuth, ZendeskMode, ZendeskOptions};
 use crate::delivery::http::{classify_status, describe, parse_retry_after};
 use crate::delivery::sink::{AttemptResult, Message, Outcome, Sink};
 
@@ -42,79 +41,30 @@ const SUBJECT_MAX: usize = 150;
 /// Longest error text kept from a Zendesk error body.
 const ERROR_TEXT_MAX: usize = 500;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Auth {
-    /// `{email}/token:{api_token}`, Basic.
-    Token,
-    /// An OAuth access token.
-    Bearer,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// The engagement's own ticket, created when there is none.
-    Ticket,
-    /// A note on the customer's newest unsolved ticket when there is one; else as `Ticket`.
-    Comment,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Options {
-    auth: Auth,
-    mode: Mode,
-    /// Extra tags on created tickets.
+    auth: ZendeskAuth,
+    mode: ZendeskMode,
+    /// Extra tags on created tickets, as Zendesk stores them.
     tags: Vec<String>,
 }
 
-fn parse_options(options: &BTreeMap<String, String>) -> Result<Options, String> {
-    let mut out = Options {
-        auth: Auth::Token,
-        mode: Mode::Ticket,
-        tags: Vec::new(),
-    };
-    for (key, value) in options {
-        match key.as_str() {
-            "auth" => {
-                out.auth = match value.trim() {
-                    "token" => Auth::Token,
-                    "bearer" => Auth::Bearer,
-                    other => {
-                        return Err(format!(
-                            "options.auth: {other:?} is neither \"token\" (API token) nor \"bearer\" (OAuth access token)"
-                        ))
-                    }
-                }
-            }
-            "mode" => {
-                out.mode = match value.trim() {
-                    "ticket" => Mode::Ticket,
-                    "comment" => Mode::Comment,
-                    other => {
-                        return Err(format!(
-                            "options.mode: {other:?} is neither \"ticket\" nor \"comment\""
-                        ))
-                    }
-                }
-            }
-            "tags" => {
-                for raw in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-                    let tag = tag(raw);
-                    if tag.is_empty() {
-                        return Err(format!("options.tags: {raw:?} is not a usable tag"));
-                    }
-                    if !out.tags.contains(&tag) {
-                        out.tags.push(tag);
-                    }
-                }
-            }
-            other => {
-                return Err(format!(
-                    "unknown option {other:?} for a zendesk sink (known: auth, mode, tags)"
-                ))
-            }
+fn check_options(options: &ZendeskOptions) -> Result<Options, String> {
+    let mut tags = Vec::new();
+    for raw in &options.tags {
+        let tag = tag(raw);
+        if tag.is_empty() {
+            return Err(format!("options.tags: {raw:?} is not a usable tag"));
+        }
+        if !tags.contains(&tag) {
+            tags.push(tag);
         }
     }
-    Ok(out)
+    Ok(Options {
+        auth: options.auth,
+        mode: options.mode,
+        tags,
+    })
 }
 
 /// The API base, `https://{subdomain}.zendesk.com`, without a trailing slash (`/api/v2` is accepted and dropped).
@@ -139,10 +89,10 @@ fn base_url(url: &str) -> Result<String, String> {
 }
 
 /// The `Authorization` value: Basic `{email}/token:{api_token}` for an API token, Bearer for an OAuth token.
-fn authorization(auth: Auth, username: Option<&str>, token: &str) -> Result<String, String> {
+fn authorization(auth: ZendeskAuth, username: Option<&str>, token: &str) -> Result<String, String> {
     match auth {
-        Auth::Bearer => Ok(format!("Bearer {token}")),
-        Auth::Token => {
+        ZendeskAuth::Bearer => Ok(format!("Bearer {token}")),
+        ZendeskAuth::Token => {
             let user = username.map(str::trim).filter(|u| !u.is_empty()).ok_or(
                 "username: an API token needs the email address of the agent it belongs to",
             )?;
@@ -449,7 +399,10 @@ impl ZendeskSink {
     fn settings(config: &SinkConfig) -> Result<(String, HeaderValue, Options), String> {
         let err = |problem: String| format!("sink {:?}: {problem}", config.name);
         let base = base_url(&config.url).map_err(err)?;
-        let options = parse_options(&config.options).map_err(err)?;
+        let SinkOptions::Zendesk(options) = &config.options else {
+            return Err(err("options: not a zendesk sink's".into()));
+        };
+        let options = check_options(options).map_err(err)?;
         let token = config
             .token
             .as_ref()
@@ -570,7 +523,7 @@ impl ZendeskSink {
             return self.add_note(message, ticket, summary, &print, false).await;
         }
         let requester = self.requester(summary).await?;
-        if self.options.mode == Mode::Comment {
+        if self.options.mode == ZendeskMode::Comment {
             if let Some(Requester::User(user)) = requester {
                 if let Some(ticket) = self.newest_unsolved(user).await? {
                     return self.add_note(message, &ticket, summary, &print, true).await;
@@ -801,19 +754,25 @@ mod tests {
             timeout_seconds: 10,
             token: Some(Secret::new("tok-123")),
             username: Some("bridge@acme.com".into()),
-            options: options
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            options: SinkOptions::from_pairs(SinkKind::Zendesk, options).expect("valid options"),
             ..SinkConfig::new("zd", SinkKind::Zendesk, "https://acme.zendesk.com")
         }
+    }
+
+    /// What a sink with these options gets: the configuration's typing first, then the sink's own check.
+    fn checked(options: &[(&str, &str)]) -> Result<(), String> {
+        let options = SinkOptions::from_pairs(SinkKind::Zendesk, options)?;
+        ZendeskSink::check(&SinkConfig {
+            options,
+            ..config(&[])
+        })
     }
 
     #[test]
     fn api_token_header_is_zendesks_documented_example() {
         // From Zendesk's "Security and authentication" page.
         let header = authorization(
-            Auth::Token,
+            ZendeskAuth::Token,
             Some("jdoe@example.com"),
             "6wiIBWbGkBMo1mRDMuVwkw1EPsNkeUj95PIz2akv",
         )
@@ -823,17 +782,17 @@ mod tests {
             "Basic amRvZUBleGFtcGxlLmNvbS90b2tlbjo2d2lJQldiR2tCTW8xbVJETXVWd2t3MUVQc05rZVVqOTVQSXoyYWt2"
         );
         let suffixed = authorization(
-            Auth::Token,
+            ZendeskAuth::Token,
             Some("jdoe@example.com/token"),
             "6wiIBWbGkBMo1mRDMuVwkw1EPsNkeUj95PIz2akv",
         );
         assert_eq!(suffixed.as_deref(), Ok(header.as_str()));
         assert_eq!(
-            authorization(Auth::Bearer, None, "abc").as_deref(),
+            authorization(ZendeskAuth::Bearer, None, "abc").as_deref(),
             Ok("Bearer abc")
         );
-        assert!(authorization(Auth::Token, None, "abc").is_err());
-        assert!(authorization(Auth::Token, Some("bridge"), "abc").is_err());
+        assert!(authorization(ZendeskAuth::Token, None, "abc").is_err());
+        assert!(authorization(ZendeskAuth::Token, Some("bridge"), "abc").is_err());
     }
 
     #[test]
@@ -858,12 +817,12 @@ mod tests {
             c.url = url.into();
             assert!(ZendeskSink::check(&c).is_err(), "{url}");
         }
-        assert!(ZendeskSink::check(&config(&[("mode", "merge")])).is_err());
-        assert!(ZendeskSink::check(&config(&[("auth", "password")])).is_err());
-        assert!(ZendeskSink::check(&config(&[("tags", "ok, ???")])).is_err());
-        assert!(ZendeskSink::check(&config(&[("tag", "x")]))
+        assert!(checked(&[("mode", "merge")]).is_err());
+        assert!(checked(&[("auth", "password")]).is_err());
+        assert!(checked(&[("tags", "ok, ???")]).is_err());
+        assert!(checked(&[("tag", "x")])
             .unwrap_err()
-            .contains("unknown option"));
+            .contains("unknown field"));
         let mut c = config(&[("auth", "bearer")]);
         c.token = Some(Secret::new("very-secret\ntoken"));
         let problem = ZendeskSink::check(&c).unwrap_err();
@@ -893,12 +852,14 @@ mod tests {
 
     #[test]
     fn options_parse() {
-        let o = parse_options(
-            &config(&[("mode", "comment"), ("tags", "VIP, Phone Support,vip")]).options,
-        )
-        .expect("options");
-        assert_eq!(o.mode, Mode::Comment);
-        assert_eq!(o.auth, Auth::Token);
+        let SinkOptions::Zendesk(options) =
+            config(&[("mode", "comment"), ("tags", "VIP, Phone Support,vip")]).options
+        else {
+            panic!("not zendesk options")
+        };
+        let o = check_options(&options).expect("options");
+        assert_eq!(o.mode, ZendeskMode::Comment);
+        assert_eq!(o.auth, ZendeskAuth::Token);
         assert_eq!(o.tags, vec!["vip".to_string(), "phone_support".to_string()]);
     }
 

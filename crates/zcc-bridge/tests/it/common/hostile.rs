@@ -245,6 +245,20 @@ pub async fn signed_webhook(
     (status, started.elapsed())
 }
 
+/// The server's own count of open client connections (`zcc_http_connections` on `/metrics`), this request's
+/// connection included.
+pub async fn server_connections(server: SocketAddr) -> Option<f64> {
+    let text = reqwest::get(format!("http://{server}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("zcc_http_connections "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// What one scenario measured.
 #[derive(Debug, Clone)]
 pub struct Measured {
@@ -258,6 +272,8 @@ pub struct Measured {
     pub rss_kib: u64,
     pub peak_rss_kib: u64,
     pub server_fds: usize,
+    /// Open client connections as the server counts them.
+    pub server_connections: Option<f64>,
     /// Of the idle connections, how many the server had closed by the end (idle timeout or eviction).
     pub idle_closed_at_end: usize,
 }
@@ -290,6 +306,7 @@ pub async fn attack(
     }
     let (rss_kib, peak_rss_kib) = rss_kib(pid);
     let server_fds = open_fds(pid);
+    let server_connections = server_connections(server).await;
     let idle_open = idle_streams.len();
     let idle_closed_at_end = idle_open - still_open(&idle_streams);
     Measured {
@@ -302,6 +319,7 @@ pub async fn attack(
         rss_kib,
         peak_rss_kib,
         server_fds,
+        server_connections,
         idle_closed_at_end,
     }
 }
