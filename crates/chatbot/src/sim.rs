@@ -276,6 +276,11 @@ impl ConsumerSession {
         self.post(body, None).await
     }
 
+    /// Posts a body from [`Self::next_body`] with a fresh token (retrying as configured).
+    pub async fn post_body(&self, body: Vec<u8>) -> Result<SimResponse, SimError> {
+        self.post(body, None).await
+    }
+
     /// Posts the last message again, with a fresh token (a retried delivery).
     pub async fn resend_last(&self) -> Result<SimResponse, SimError> {
         let Some((_, body)) = &self.last else {
@@ -390,6 +395,15 @@ impl PostUrlServer {
         access_token: Secret,
         auth: AccessTokenAuth,
     ) -> std::io::Result<Self> {
+        Self::start_at(([127, 0, 0, 1], 0).into(), access_token, auth).await
+    }
+
+    /// Starts a Post URL on `addr` (port 0: any free port).
+    pub async fn start_at(
+        addr: SocketAddr,
+        access_token: Secret,
+        auth: AccessTokenAuth,
+    ) -> std::io::Result<Self> {
         let state = Arc::new(PostUrlState {
             token: access_token,
             auth,
@@ -400,7 +414,7 @@ impl PostUrlServer {
             unauthorized: AtomicUsize::new(0),
             notify: Notify::new(),
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let app = Router::new()
             .route(POST_URL_PATH, post(receive))

@@ -405,8 +405,13 @@ fn segment(id: &str) -> String {
         .collect()
 }
 
+/// 200 ms doubling to 12.8 s.
 fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(200u64.saturating_mul(1 << attempt.min(6)))
+    backoff::exponential(
+        Duration::from_millis(200),
+        Duration::from_millis(12_800),
+        attempt,
+    )
 }
 
 fn truncate(text: &str, max: usize) -> String {

@@ -48,13 +48,15 @@ pub struct AgentSummary {
     pub display_name: Option<String>,
     pub status: Option<String>,
     pub sub_status: Option<String>,
-    /// When the current status was set (epoch ms).
+    /// When the current status was set.
+    #[serde(serialize_with = "crate::core::time::rfc3339_opt")]
     pub status_since: Option<i64>,
     /// Zoom's ids of the status and its reason (`current_status_id`, `current_sub_status_id`), when sent.
     pub status_id: Option<String>,
     pub sub_status_id: Option<String>,
     pub logged_in: bool,
     pub active_engagements: Vec<String>,
+    #[serde(serialize_with = "crate::core::time::rfc3339")]
     pub last_event_ts: i64,
 }
 

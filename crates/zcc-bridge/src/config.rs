@@ -237,6 +237,9 @@ pub struct Config {
     /// The Contact Center Zoom App (the agent panel under `/zoomapp/`).
     #[serde(default)]
     pub zoom_app: ZoomAppConfig,
+    /// The chatbot channel: Zoom's bot connector to your bot (`[chat.channels.<name>]`).
+    #[serde(default)]
+    pub chat: ChatConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -536,6 +539,595 @@ pub fn check_flow_source(name: &str, config: &FlowSourceConfig) -> Result<(), St
         }
     }
     Ok(())
+}
+
+/// `[chat]`: the chatbot channel. Zoom's bot connector posts consumer messages to `POST /chat/zoom/<name>`; the
+/// bridge asks the channel's bot and posts the replies to the connector's Post URL (docs/chat/).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChatConfig {
+    /// Channels of this file (`[chat.channels.<name>]`); more can be created through the admin API.
+    pub channels: BTreeMap<String, ChatChannelConfig>,
+    /// AES-256-GCM key (base64 of 32 bytes, e.g. `openssl rand -base64 32`) that encrypts the secrets of channels
+    /// created through the admin API before they are stored. Without it the API refuses channels with secrets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption_key: Option<Secret>,
+    /// Keys used before `encryption_key` (rotation): they still decrypt; every write re-encrypts with the key.
+    #[serde(deserialize_with = "secret_list")]
+    pub previous_encryption_keys: Vec<Secret>,
+    /// Waits between attempts of a reply to the Post URL, a bot turn and a push notification (seconds;
+    /// fractions allowed; ±20% jitter): one attempt now, one after each wait, then the item is dead-lettered
+    /// (replayable; a dead reply raises a `delivery_failure` push notification).
+    pub retry_schedule_seconds: Vec<f64>,
+    /// Longest `Retry-After` of the Post URL honoured.
+    pub max_retry_after_seconds: u64,
+    /// A reply or bot turn being worked on is someone else's to retry after this long (a replica that died);
+    /// longer than any bot's timeout.
+    pub lease_seconds: u64,
+    /// How often the workers look for retries and for work other replicas queued.
+    pub poll_ms: u64,
+    /// Bot turns in flight at once per channel (per replica).
+    pub max_concurrent_turns: usize,
+    /// Timeout of one POST to the Post URL or to a push URL.
+    pub post_timeout_seconds: u64,
+    /// How often channels created, changed or deleted through the admin API (by any replica) are picked up.
+    pub reload_seconds: u64,
+}
+
+impl Default for ChatConfig {
+    fn default() -> Self {
+        Self {
+            channels: BTreeMap::new(),
+            encryption_key: None,
+            previous_encryption_keys: Vec::new(),
+            retry_schedule_seconds: vec![1.0, 5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0],
+            max_retry_after_seconds: 600,
+            lease_seconds: 60,
+            poll_ms: 1000,
+            max_concurrent_turns: 256,
+            post_timeout_seconds: 10,
+            reload_seconds: 5,
+        }
+    }
+}
+
+/// One `[chat.channels.<name>]` (DESIGN.md "Contracts added for the second wave"; the client app, Zoom's connector
+/// Post URL and Access Token, push notifications, the bot).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatChannelConfig {
+    /// Kore's "Enable Channel": a disabled channel refuses the connector's requests (403).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// The client app's id: the `appId` or `iss` claim of the connector's JWTs.
+    pub client_id: String,
+    pub jwt_algorithm: chatbot::client_app::JwtAlgorithm,
+    /// HS256/HS512: the client secret (at least 32 bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt_secret: Option<Secret>,
+    /// RS256/RS512: the PEM public key of the key pair whose private half signs the tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt_public_key: Option<String>,
+    /// Accepted `aud` values; empty: `aud` is not checked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jwt_audience: Vec<String>,
+    /// Clock skew allowed on `exp`, `iat`, `nbf`.
+    #[serde(default = "default_jwt_leeway")]
+    pub jwt_leeway_seconds: u64,
+    /// Kore's scope "Allow anonymous users": a token without `sub` and no e-mail or phone variable is accepted.
+    #[serde(default)]
+    pub allow_anonymous: bool,
+    /// Kore's scope "Auto register new users": an identified consumer without a user record gets one; otherwise
+    /// such a consumer is refused (403).
+    #[serde(default)]
+    pub auto_register: bool,
+    /// `trigger` (asynchronous: replies go to the Post URL) or `action` (synchronous: the reply is the response).
+    #[serde(default)]
+    pub reply_mode: chatbot::zoom_connector::ReplyMode,
+    /// Zoom's connector Post URL (trigger mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_url: Option<String>,
+    /// Zoom's connector Access Token for the Post URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<Secret>,
+    /// ❓ Send the Access Token raw in this header instead of `Authorization: Bearer` (docs/chat/protocol.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token_header: Option<String>,
+    /// What the consumer is told when the bot gives no answer after its retries.
+    #[serde(default = "default_chat_fallback")]
+    pub fallback_message: String,
+    /// Hand the conversation over to a live agent when the bot gives no answer.
+    #[serde(default)]
+    pub handover_on_bot_failure: bool,
+    /// `[chat.channels.<name>.push]`: push notifications.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push: Option<ChatPushConfig>,
+    /// `[chat.channels.<name>.bot]`: the bot.
+    pub bot: ChatBotConfig,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_jwt_leeway() -> u64 {
+    30
+}
+
+fn default_chat_fallback() -> String {
+    "Sorry, I cannot answer right now. Please try again in a moment.".into()
+}
+
+/// `[chat.channels.<name>.push]` (Kore's Push Notifications).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatPushConfig {
+    pub url: String,
+    /// `all` (every message) or `failures` (message delivery failures only).
+    #[serde(default)]
+    pub mode: chatbot::push::PushMode,
+    /// `original` (the message) or `standard` (a standard response instead).
+    #[serde(default)]
+    pub display: chatbot::push::PushDisplay,
+    /// Standard responses: event (`message`, `delivery_failure`, `socket_disconnected`, `app_killed`) → language
+    /// (`en`, `de-DE`, `default`) → text.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub standard_responses: BTreeMap<String, BTreeMap<String, String>>,
+    /// Sent as `Authorization: Bearer` to the URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<Secret>,
+}
+
+/// The bot engine behind a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChatBotKind {
+    Builtin,
+    Http,
+    Rasa,
+    Directline,
+    Openai,
+}
+
+impl ChatBotKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChatBotKind::Builtin => "builtin",
+            ChatBotKind::Http => "http",
+            ChatBotKind::Rasa => "rasa",
+            ChatBotKind::Directline => "directline",
+            ChatBotKind::Openai => "openai",
+        }
+    }
+}
+
+/// `[chat.channels.<name>.bot]`: `kind` and what that kind takes (docs/chat/backends.md). Unset keys take the
+/// backend's defaults; a key of another kind is refused.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatBotConfig {
+    pub kind: ChatBotKind,
+    /// http, rasa, openai (up to `/v1`), directline (default Microsoft's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// http, rasa, directline, openai: time for one call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// http: bearer token sent to the service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<Secret>,
+    /// http: where the service posts replies later (the bridge's `POST /chat/bot/<name>/callback`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
+    /// http: the bearer token the service presents on callbacks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_token: Option<Secret>,
+    /// http: send the conversation so far with each turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_history: Option<bool>,
+    /// rasa: the message sent when a conversation starts without text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_message: Option<String>,
+    /// rasa: send language and conversation variables as `metadata`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_metadata: Option<bool>,
+    /// directline: the Direct Line secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<Secret>,
+    /// directline: exchange the secret for per-conversation tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub use_tokens: Option<bool>,
+    /// directline: polling for the bot's activities.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll_interval_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settle_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_idle_ms: Option<u64>,
+    /// openai: API key, model and prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_prompt: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_history: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handover_tool: Option<bool>,
+    /// builtin, openai: what the consumer is told on a hand-over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handover_message: Option<String>,
+    /// builtin: greeting, fallback, FAQ, keywords.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub greeting: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faq: Vec<ChatFaq>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handover_keywords: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_keywords: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_threshold: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suggestions: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatFaq {
+    pub question: String,
+    pub answer: String,
+}
+
+impl ChatBotConfig {
+    /// A bot of `kind` with every other key unset.
+    pub fn new(kind: ChatBotKind) -> Self {
+        Self {
+            kind,
+            url: None,
+            timeout_ms: None,
+            token: None,
+            callback_url: None,
+            callback_token: None,
+            send_history: None,
+            start_message: None,
+            send_metadata: None,
+            secret: None,
+            use_tokens: None,
+            poll_interval_ms: None,
+            settle_ms: None,
+            reply_timeout_ms: None,
+            session_idle_ms: None,
+            api_key: None,
+            model: None,
+            system_prompt: None,
+            temperature: None,
+            max_tokens: None,
+            max_history: None,
+            handover_tool: None,
+            handover_message: None,
+            greeting: None,
+            fallback: None,
+            faq: Vec::new(),
+            handover_keywords: None,
+            end_keywords: None,
+            end_message: None,
+            match_threshold: None,
+            suggestions: None,
+        }
+    }
+
+    /// The keys that are set, by name (for the per-kind check).
+    fn set_keys(&self) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        let mut add = |set: bool, key: &'static str| {
+            if set {
+                keys.push(key);
+            }
+        };
+        add(self.url.is_some(), "url");
+        add(self.timeout_ms.is_some(), "timeout_ms");
+        add(self.token.is_some(), "token");
+        add(self.callback_url.is_some(), "callback_url");
+        add(self.callback_token.is_some(), "callback_token");
+        add(self.send_history.is_some(), "send_history");
+        add(self.start_message.is_some(), "start_message");
+        add(self.send_metadata.is_some(), "send_metadata");
+        add(self.secret.is_some(), "secret");
+        add(self.use_tokens.is_some(), "use_tokens");
+        add(self.poll_interval_ms.is_some(), "poll_interval_ms");
+        add(self.settle_ms.is_some(), "settle_ms");
+        add(self.reply_timeout_ms.is_some(), "reply_timeout_ms");
+        add(self.session_idle_ms.is_some(), "session_idle_ms");
+        add(self.api_key.is_some(), "api_key");
+        add(self.model.is_some(), "model");
+        add(self.system_prompt.is_some(), "system_prompt");
+        add(self.temperature.is_some(), "temperature");
+        add(self.max_tokens.is_some(), "max_tokens");
+        add(self.max_history.is_some(), "max_history");
+        add(self.handover_tool.is_some(), "handover_tool");
+        add(self.handover_message.is_some(), "handover_message");
+        add(self.greeting.is_some(), "greeting");
+        add(self.fallback.is_some(), "fallback");
+        add(!self.faq.is_empty(), "faq");
+        add(self.handover_keywords.is_some(), "handover_keywords");
+        add(self.end_keywords.is_some(), "end_keywords");
+        add(self.end_message.is_some(), "end_message");
+        add(self.match_threshold.is_some(), "match_threshold");
+        add(self.suggestions.is_some(), "suggestions");
+        keys
+    }
+
+    /// The keys `kind` takes, and which of them it needs.
+    pub fn keys_of(kind: ChatBotKind) -> (&'static [&'static str], &'static [&'static str]) {
+        match kind {
+            ChatBotKind::Builtin => (
+                &[
+                    "greeting",
+                    "fallback",
+                    "faq",
+                    "handover_keywords",
+                    "handover_message",
+                    "end_keywords",
+                    "end_message",
+                    "match_threshold",
+                    "suggestions",
+                ],
+                &[],
+            ),
+            ChatBotKind::Http => (
+                &[
+                    "url",
+                    "timeout_ms",
+                    "token",
+                    "callback_url",
+                    "callback_token",
+                    "send_history",
+                ],
+                &["url"],
+            ),
+            ChatBotKind::Rasa => (
+                &["url", "timeout_ms", "start_message", "send_metadata"],
+                &["url"],
+            ),
+            ChatBotKind::Directline => (
+                &[
+                    "url",
+                    "timeout_ms",
+                    "secret",
+                    "use_tokens",
+                    "poll_interval_ms",
+                    "settle_ms",
+                    "reply_timeout_ms",
+                    "session_idle_ms",
+                ],
+                &["secret"],
+            ),
+            ChatBotKind::Openai => (
+                &[
+                    "url",
+                    "timeout_ms",
+                    "api_key",
+                    "model",
+                    "system_prompt",
+                    "temperature",
+                    "max_tokens",
+                    "max_history",
+                    "handover_tool",
+                    "handover_message",
+                ],
+                &["url", "model"],
+            ),
+        }
+    }
+
+    /// The longest a turn may take this bot (for the lease check), in ms.
+    pub fn longest_turn_ms(&self) -> u64 {
+        let call = self.timeout_ms.unwrap_or(match self.kind {
+            ChatBotKind::Builtin => 0,
+            ChatBotKind::Openai => 30_000,
+            _ => 10_000,
+        });
+        match self.kind {
+            // Start (token), send, then poll for up to reply_timeout_ms.
+            ChatBotKind::Directline => call * 2 + self.reply_timeout_ms.unwrap_or(10_000),
+            _ => call,
+        }
+    }
+}
+
+/// Checks a channel's settings as far as the configuration alone can say (the chatbot crate checks the rest
+/// when it builds the channel: the PEM key, the bot's own options).
+pub fn check_chat_channel(name: &str, c: &ChatChannelConfig) -> Result<(), String> {
+    check_source_name(name).map_err(|e| format!("channel {name:?}: {e}"))?;
+    let problem = |p: String| Err(format!("channel {name:?}: {p}"));
+    let http_url = |u: &str| u.starts_with("https://") || u.starts_with("http://");
+    if c.client_id.trim().is_empty() {
+        return problem("client_id is empty".into());
+    }
+    if c.jwt_algorithm.is_hmac() {
+        match &c.jwt_secret {
+            None => return problem(format!("{} needs jwt_secret", c.jwt_algorithm)),
+            Some(s) if s.expose().len() < chatbot::client_app::MIN_HS_SECRET_BYTES => {
+                return problem(format!(
+                    "jwt_secret must be at least {} bytes",
+                    chatbot::client_app::MIN_HS_SECRET_BYTES
+                ))
+            }
+            Some(_) => {}
+        }
+        if c.jwt_public_key.is_some() {
+            return problem(format!(
+                "{} takes jwt_secret, not jwt_public_key",
+                c.jwt_algorithm
+            ));
+        }
+    } else {
+        match &c.jwt_public_key {
+            Some(pem) if pem.contains("-----BEGIN") => {}
+            _ => return problem(format!("{} needs jwt_public_key (PEM)", c.jwt_algorithm)),
+        }
+        if c.jwt_secret.is_some() {
+            return problem(format!(
+                "{} takes jwt_public_key, not jwt_secret",
+                c.jwt_algorithm
+            ));
+        }
+    }
+    if c.jwt_leeway_seconds > 3600 {
+        return problem("jwt_leeway_seconds must be at most 3600".into());
+    }
+    if let Some(url) = &c.post_url {
+        if !http_url(url) {
+            return problem("post_url must be an http(s) URL".into());
+        }
+    }
+    if c.reply_mode == chatbot::zoom_connector::ReplyMode::Trigger
+        && (c.post_url.is_none()
+            || c.access_token
+                .as_ref()
+                .is_none_or(|t| t.expose().is_empty()))
+    {
+        return problem(
+            "reply_mode = \"trigger\" needs post_url and access_token (from Zoom's connector page)"
+                .into(),
+        );
+    }
+    if c.fallback_message.trim().is_empty() {
+        return problem("fallback_message is empty".into());
+    }
+    if let Some(push) = &c.push {
+        if !http_url(&push.url) {
+            return problem("push.url must be an http(s) URL".into());
+        }
+        const EVENTS: [&str; 4] = [
+            "message",
+            "delivery_failure",
+            "socket_disconnected",
+            "app_killed",
+        ];
+        if let Some(e) = push
+            .standard_responses
+            .keys()
+            .find(|e| !EVENTS.contains(&e.as_str()))
+        {
+            return problem(format!(
+                "push.standard_responses.{e} is not one of {}",
+                EVENTS.join(", ")
+            ));
+        }
+    }
+    let (allowed, needed) = ChatBotConfig::keys_of(c.bot.kind);
+    let kind = c.bot.kind.as_str();
+    if let Some(key) = c.bot.set_keys().into_iter().find(|k| !allowed.contains(k)) {
+        return problem(format!("bot.{key} does not apply to kind = {kind:?}"));
+    }
+    let set = c.bot.set_keys();
+    if let Some(key) = needed.iter().find(|k| !set.contains(k)) {
+        return problem(format!("bot kind = {kind:?} needs bot.{key}"));
+    }
+    for (key, url) in [("url", &c.bot.url), ("callback_url", &c.bot.callback_url)] {
+        if url.as_deref().is_some_and(|u| !http_url(u)) {
+            return problem(format!("bot.{key} must be an http(s) URL"));
+        }
+    }
+    Ok(())
+}
+
+impl ChatConfig {
+    /// What is wrong with `[chat]`: one problem per channel (later checks of a channel assume the earlier ones
+    /// passed), then the outboxes' settings and the keys.
+    fn problems(&self, problems: &mut Vec<InvalidValue>) {
+        let invalid = |key: &'static str, problem: String| InvalidValue { key, problem };
+        for (name, channel) in &self.channels {
+            if let Err(p) = check_chat_channel(name, channel) {
+                problems.push(invalid("chat.channels", p));
+            } else if channel.bot.longest_turn_ms() >= self.lease_seconds.saturating_mul(1000) {
+                problems.push(invalid(
+                    "chat.lease_seconds",
+                    format!(
+                        "must be longer than channel {name:?}'s longest bot turn ({} ms)",
+                        channel.bot.longest_turn_ms()
+                    ),
+                ));
+            }
+        }
+        if self
+            .retry_schedule_seconds
+            .iter()
+            .any(|w| !w.is_finite() || *w < 0.0)
+        {
+            problems.push(invalid(
+                "chat.retry_schedule_seconds",
+                "waits must be finite and not negative".into(),
+            ));
+        }
+        if self.lease_seconds == 0
+            || self.poll_ms == 0
+            || self.max_concurrent_turns == 0
+            || self.post_timeout_seconds == 0
+            || self.reload_seconds == 0
+        {
+            problems.push(invalid(
+                "chat",
+                "lease_seconds, poll_ms, max_concurrent_turns, post_timeout_seconds and reload_seconds must be \
+                 greater than 0"
+                    .into(),
+            ));
+        } else if self.post_timeout_seconds >= self.lease_seconds {
+            problems.push(invalid(
+                "chat.post_timeout_seconds",
+                format!(
+                    "must be shorter than chat.lease_seconds ({})",
+                    self.lease_seconds
+                ),
+            ));
+        }
+        if let Some(key) = &self.encryption_key {
+            problems.extend(
+                check_encryption_key(key)
+                    .err()
+                    .map(|p| invalid("chat.encryption_key", p)),
+            );
+        }
+        for (n, key) in self.previous_encryption_keys.iter().enumerate() {
+            problems.extend(check_encryption_key(key).err().map(|p| {
+                invalid(
+                    "chat.previous_encryption_keys",
+                    format!("key {}: {p}", n + 1),
+                )
+            }));
+        }
+    }
+}
+
+/// A `chat.encryption_key`: base64 (standard or URL-safe, padded or not) of exactly 32 bytes.
+pub fn check_encryption_key(key: &Secret) -> Result<[u8; 32], String> {
+    use base64::Engine;
+    let text = key.expose().trim();
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .or_else(|_| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text.trim_end_matches('='))
+        })
+        .map_err(|_| "not base64 (generate one with: openssl rand -base64 32)".to_string())?;
+    decoded.try_into().map_err(|d: Vec<u8>| {
+        format!(
+            "decodes to {} bytes; AES-256 needs 32 (openssl rand -base64 32)",
+            d.len()
+        )
+    })
 }
 
 /// Where an archive lives, parsed from `storage.media`.
@@ -1240,6 +1832,7 @@ impl Config {
         }
         self.validate_delivery(&mut problems);
         self.zoom_app.check(&mut problems);
+        self.chat.problems(&mut problems);
         if let Err(problem) = ArchiveUrl::parse(&self.storage.media) {
             problems.push(InvalidValue {
                 key: "storage.media",
@@ -1710,7 +2303,8 @@ fn section_errors(figment: &Figment) -> Vec<String> {
     read::<StreamConfig>(figment, "stream", &mut out);
     read::<PresenceConfig>(figment, "presence", &mut out);
     read::<ZoomAppConfig>(figment, "zoom_app", &mut out);
-    const SECTIONS: [&str; 15] = [
+    read::<ChatConfig>(figment, "chat", &mut out);
+    const SECTIONS: [&str; 16] = [
         "server",
         "admin",
         "storage",
@@ -1726,6 +2320,7 @@ fn section_errors(figment: &Figment) -> Vec<String> {
         "stream",
         "presence",
         "zoom_app",
+        "chat",
     ];
     if let Ok(data) = figment::Provider::data(figment) {
         for dict in data.values() {
@@ -2352,7 +2947,7 @@ mod tests {
 
     /// Every key that holds a secret today, as a TOML path (`sinks.0`: the first `[[sinks]]`), and whether it is
     /// a list. `secret_keys_are_all_listed` keeps this complete.
-    const SECRET_KEYS: [(&str, bool); 17] = [
+    const SECRET_KEYS: [(&str, bool); 26] = [
         ("admin.token", false),
         ("storage.database", false),
         ("storage.s3.secret_access_key", false),
@@ -2370,6 +2965,15 @@ mod tests {
         ("presence.genesys.g.token", false),
         ("presence.genesys.g.hmac_secret", false),
         ("presence.genesys.g.client_secret", false),
+        ("chat.encryption_key", false),
+        ("chat.previous_encryption_keys", true),
+        ("chat.channels.c.jwt_secret", false),
+        ("chat.channels.c.access_token", false),
+        ("chat.channels.c.push.token", false),
+        ("chat.channels.c.bot.token", false),
+        ("chat.channels.c.bot.callback_token", false),
+        ("chat.channels.d.bot.secret", false),
+        ("chat.channels.o.bot.api_key", false),
     ];
 
     /// A configuration with every secret key set (to `"secret-<n>"`), the tables they live in included.
@@ -2378,6 +2982,13 @@ mod tests {
         for (n, (key, list)) in SECRET_KEYS.iter().enumerate() {
             let value = match *key {
                 "sinks.0.secrets" => "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string(),
+                // 32 bytes, base64.
+                "chat.encryption_key" | "chat.previous_encryption_keys" => {
+                    use base64::Engine;
+                    base64::engine::general_purpose::STANDARD
+                        .encode(format!("{:<32}", format!("secret-{n}-key")))
+                }
+                "chat.channels.c.jwt_secret" => format!("secret-{n}-0123456789abcdef-0123456789"),
                 _ => format!("secret-{n}-0123456789abcdef"),
             };
             let value = if *list {
@@ -2394,6 +3005,30 @@ mod tests {
             ("sinks.0.url", "https://example.com/hook"),
             ("presence.genesys.g.region", "eu_central_1"),
             ("presence.genesys.g.client_id", "id"),
+            ("chat.channels.c.client_id", "cs-c"),
+            ("chat.channels.c.jwt_algorithm", "HS256"),
+            ("chat.channels.c.post_url", "https://zoom.example/post"),
+            ("chat.channels.c.push.url", "https://push.example/n"),
+            ("chat.channels.c.bot.kind", "http"),
+            ("chat.channels.c.bot.url", "https://bot.example/turn"),
+            ("chat.channels.d.client_id", "cs-d"),
+            ("chat.channels.d.jwt_algorithm", "RS256"),
+            (
+                "chat.channels.d.jwt_public_key",
+                "-----BEGIN PUBLIC KEY-----\nAA==\n-----END PUBLIC KEY-----\n",
+            ),
+            ("chat.channels.d.reply_mode", "action"),
+            ("chat.channels.d.bot.kind", "directline"),
+            ("chat.channels.o.client_id", "cs-o"),
+            ("chat.channels.o.jwt_algorithm", "RS512"),
+            (
+                "chat.channels.o.jwt_public_key",
+                "-----BEGIN PUBLIC KEY-----\nAA==\n-----END PUBLIC KEY-----\n",
+            ),
+            ("chat.channels.o.reply_mode", "action"),
+            ("chat.channels.o.bot.kind", "openai"),
+            ("chat.channels.o.bot.url", "http://llm.example/v1"),
+            ("chat.channels.o.bot.model", "m"),
         ] {
             set_path(&mut table, key, value.into());
         }

@@ -1,6 +1,8 @@
 //! `zcc-bridge demo`: the server wired to the built-in ZCC simulator, which sends live, signed, realistic
 //! webhook traffic (with Zoom's duplicates and some lost deliveries) and serves the matching REST API, so that
-//! records can be watched filling up and reconciliation can be seen repairing what the webhooks lost.
+//! records can be watched filling up and reconciliation can be seen repairing what the webhooks lost. A chatbot
+//! channel (`demo`, the built-in rules bot) is played by zoom-sim's bot connector: a conversation every few seconds,
+//! its replies posted to a simulated Post URL.
 
 use std::path::Path;
 use std::time::Duration;
@@ -73,6 +75,7 @@ pub async fn run(config_file: Option<&Path>, args: DemoArgs) -> anyhow::Result<(
         config.media.not_ready_retry_ms = 5_000;
         config.media.retry_base_ms = 2_000;
     }
+    let chat = demo_chat(&mut config).await?;
     let media_url = config.storage.media.clone();
     let running = server::start(config).await.context("starting the server")?;
     let base = format!("http://{}", running.addr());
@@ -95,6 +98,10 @@ pub async fn run(config_file: Option<&Path>, args: DemoArgs) -> anyhow::Result<(
     );
     println!("  agents:            curl -H 'Authorization: Bearer {token}' {base}/api/v1/agents");
     println!("  live stream:       curl -N -H 'Authorization: Bearer {token}' {base}/api/v1/stream  (screen-pop events as they happen)");
+    if let Some((post, _)) = &chat {
+        println!("  chatbot channel:   POST {base}/chat/zoom/demo  (fed by the simulated bot connector; replies to {})", post.url());
+        println!("  conversations:     curl -H 'Authorization: Bearer {token}' {base}/api/v1/chat/sessions");
+    }
     println!("  metrics:           {base}/metrics");
     println!("  health:            {base}/healthz  {base}/readyz");
 
@@ -134,11 +141,89 @@ pub async fn run(config_file: Option<&Path>, args: DemoArgs) -> anyhow::Result<(
         #[allow(unreachable_code)]
         Ok::<(), anyhow::Error>(())
     };
+    let webhook = format!("{base}/chat/zoom/demo");
+    let converse = async move {
+        let Some((post, signer)) = chat else {
+            return std::future::pending::<()>().await;
+        };
+        let mut round = 0u64;
+        loop {
+            round += 1;
+            let load = zoom_sim::chat::LoadConfig {
+                webhook_url: webhook.clone(),
+                conversations: 2,
+                messages_per_conversation: 4,
+                rate_per_second: 0.5,
+                session_prefix: format!("demo-{round}-"),
+                texts: vec![
+                    "What are your opening hours?".into(),
+                    "How do I reset my password?".into(),
+                    "Do you ship abroad?".into(),
+                    if round.is_multiple_of(2) {
+                        "I want an agent"
+                    } else {
+                        "bye"
+                    }
+                    .into(),
+                ],
+                ..Default::default()
+            };
+            let truth =
+                zoom_sim::chat::run_load(reqwest::Client::new(), signer.clone(), &load).await;
+            tracing::debug!(
+                round,
+                messages = truth.messages().count(),
+                replies = post.received().len(),
+                "simulated chat conversations sent"
+            );
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    };
     tokio::select! {
+        _ = converse => Ok(()),
         result = simulate => {
             let _ = running.shutdown().await;
             result
         }
         _ = server::shutdown_signal() => running.shutdown().await,
     }
+}
+
+/// The demo's chatbot channel (unless the configuration has one named `demo`): the built-in bot with a small FAQ,
+/// a fresh client app and Access Token, and zoom-sim's Post URL. Returns the Post URL and the connector's signer.
+async fn demo_chat(
+    config: &mut crate::config::Config,
+) -> anyhow::Result<
+    Option<(
+        zoom_sim::chat::PostUrlServer,
+        std::sync::Arc<zoom_sim::chat::TokenSigner>,
+    )>,
+> {
+    use zoom_sim::chat::{JwtAlgorithm, PostUrlServer, Secret as SimSecret, TokenSigner};
+    if config.chat.channels.contains_key("demo") {
+        return Ok(None);
+    }
+    let creds = chatbot::client_app::generate_hs_credentials(JwtAlgorithm::HS256)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let access_token = Alphanumeric.sample_string(&mut rand::rng(), 32);
+    let post = PostUrlServer::start(SimSecret::new(access_token.clone()))
+        .await
+        .context("starting the simulated Post URL")?;
+    let channel: crate::config::ChatChannelConfig = serde_json::from_value(serde_json::json!({
+        "client_id": creds.client_id,
+        "jwt_algorithm": "HS256",
+        "jwt_secret": creds.client_secret.expose(),
+        "auto_register": true,
+        "post_url": post.url(),
+        "access_token": access_token,
+        "bot": {"kind": "builtin", "faq": [
+            {"question": "What are your opening hours?", "answer": "We are open 9 to 5, Monday to Friday."},
+            {"question": "How do I reset my password?", "answer": "Use the 'Forgot password' link on the sign-in page."},
+            {"question": "Do you ship abroad?", "answer": "Yes, to most countries in 3 to 7 days."}
+        ]}
+    }))?;
+    config.chat.channels.insert("demo".into(), channel);
+    let signer = TokenSigner::hs(&creds.client_id, JwtAlgorithm::HS256, &creds.client_secret)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(Some((post, std::sync::Arc::new(signer))))
 }

@@ -32,6 +32,7 @@ pub enum IngestError {
 #[derive(Clone)]
 pub struct EventLog {
     tx: mpsc::Sender<Pending>,
+    store: Arc<dyn Store>,
 }
 
 /// Joins the committers on shutdown.
@@ -64,11 +65,14 @@ impl EventLog {
                 projection.clone(),
             ));
         }
-        (Self { tx }, Committers { tasks })
+        (Self { tx, store }, Committers { tasks })
     }
 
     /// Makes the items durable (one transaction with whatever else is queued) and returns their outcomes.
-    pub async fn append(&self, items: Vec<Inbound>) -> Result<Vec<Outcome>, IngestError> {
+    pub async fn append(&self, mut items: Vec<Inbound>) -> Result<Vec<Outcome>, IngestError> {
+        self.adopt_legacy_keys(&mut items)
+            .await
+            .map_err(|e| IngestError::Store(Arc::new(e)))?;
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Pending { items, reply })
@@ -79,6 +83,38 @@ impl EventLog {
             Ok(Err(e)) => Err(IngestError::Store(e)),
             Err(_) => Err(IngestError::ShuttingDown),
         }
+    }
+
+    /// An event whose key changed with RFC 8785 (`core::canonical`) and whose old key is logged is that event's
+    /// redelivery: it takes the old key, so the commit counts it as a duplicate. Only events that carry a legacy
+    /// key (rare for webhooks: a fractional number in the body) cost the lookup.
+    async fn adopt_legacy_keys(&self, items: &mut [Inbound]) -> Result<(), StoreError> {
+        fn event(item: &mut Inbound) -> Option<&mut crate::store::NewEvent> {
+            match item {
+                Inbound::Event(event) | Inbound::Replay { event, .. } => Some(event),
+                Inbound::Quarantine(_) => None,
+            }
+        }
+        let legacy: Vec<String> = items
+            .iter_mut()
+            .filter_map(|item| event(item)?.legacy_dedup_key.clone())
+            .collect();
+        if legacy.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<&str> = legacy.iter().map(String::as_str).collect();
+        let logged = self.store.existing_dedup_keys(&keys).await?;
+        for item in items.iter_mut() {
+            if let Some(event) = event(item) {
+                if let Some(old) = event
+                    .legacy_dedup_key
+                    .take_if(|old| logged.contains(old.as_str()))
+                {
+                    event.dedup_key = old;
+                }
+            }
+        }
+        Ok(())
     }
 
     pub async fn append_one(&self, item: Inbound) -> Result<Outcome, IngestError> {

@@ -7,6 +7,7 @@
 pub mod activity;
 pub mod auth;
 pub mod backup;
+pub mod chat;
 pub mod config;
 pub mod connectors;
 pub mod contacts;

@@ -738,17 +738,24 @@ async fn deliveries_command(
 ) -> anyhow::Result<()> {
     use store::delivery::{DeliveryQuery, Replay};
     let time = |ms: i64| zcc_bridge::core::record::format_ms(ms).unwrap_or_default();
+    // The configured sinks, and the outboxes of the chat channels (the file's and the admin API's).
+    let mut sinks: Vec<String> = config.sinks.iter().map(|s| s.name.clone()).collect();
+    let mut channels: Vec<String> = config.chat.channels.keys().cloned().collect();
+    channels.extend(store.chat_channels().await?.into_iter().map(|c| c.name));
+    for channel in channels {
+        let names = zcc_bridge::chat::SinkNames::of(&channel);
+        sinks.extend([names.bot, names.reply, names.push]);
+    }
     let known_sink = |sink: &str| -> anyhow::Result<()> {
-        if config.sinks.iter().any(|s| s.name == sink) {
+        if sinks.iter().any(|s| s == sink) {
             Ok(())
         } else {
-            let names: Vec<&str> = config.sinks.iter().map(|s| s.name.as_str()).collect();
             anyhow::bail!(
                 "no sink {sink:?} is configured (configured: {})",
-                if names.is_empty() {
+                if sinks.is_empty() {
                     "none".to_string()
                 } else {
-                    names.join(", ")
+                    sinks.join(", ")
                 }
             )
         }

@@ -82,7 +82,9 @@ fn load(file: Option<&std::path::Path>, to_serve: bool) -> anyhow::Result<Config
 
 /// What each feature finds wrong with its own part of the configuration.
 pub fn feature_problems(config: &Config) -> Vec<InvalidValue> {
-    crate::delivery::sink_problems(config)
+    let mut problems = crate::delivery::sink_problems(config);
+    problems.extend(crate::chat::config_problems(config));
+    problems
 }
 
 /// Opens the configured database with this process's `signals` (the CLI's one-off commands pass fresh ones).
@@ -300,6 +302,15 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         ));
         Some(app)
     };
+    let chat = crate::chat::start(
+        &config,
+        store.clone(),
+        log.clone(),
+        &mut background,
+        background_stopping.clone(),
+    )
+    .await
+    .context("starting the chatbot channel")?;
     let (live, stream_task) = crate::stream::Stream::start(
         store.clone(),
         crate::stream::Builder::new(decoder.clone(), contacts),
@@ -335,6 +346,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         media,
         sinks: Arc::new(config.sinks.clone()),
         zoom_app,
+        chat,
     };
     let app = http::router(state, config.server.max_body_bytes, connections.clone());
     let (stop_tx, stop_rx) = oneshot::channel::<()>();

@@ -70,6 +70,9 @@ pub struct LiveEvent {
     pub disposition: Option<String>,
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub variables: std::collections::BTreeMap<String, serde_json::Value>,
+    /// A chatbot conversation's message (kinds `chat_message`, `chat_reply`, `chat_handover`, `chat_end`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chat: Option<crate::sources::chat::ChatItem>,
 }
 
 /// A live event ready to send: its position, the fields filters look at, and its SSE frame.
@@ -165,14 +168,52 @@ impl Builder {
     }
 
     fn build(&self, row: &StreamRow) -> Option<Published> {
-        let activity = match self.decoder.decode(&row.source, &row.raw, row.event_ts) {
-            Ok(decoded) => decoded.activity?,
+        let decoded = match self.decoder.decode(&row.source, &row.raw, row.event_ts) {
+            Ok(decoded) => decoded,
             Err(e) => {
                 tracing::debug!(event_id = row.position.id, error = %e, "logged event not streamed: it does not decode");
                 return None;
             }
         };
-        Some(self.publish(row, activity))
+        if let Some(chat) = decoded.chat {
+            return Some(self.publish_chat(row, chat));
+        }
+        Some(self.publish(row, decoded.activity?))
+    }
+
+    /// A chat message: its kind, the engagement it belongs to (when known), the message.
+    fn publish_chat(&self, row: &StreamRow, chat: crate::sources::chat::ChatItem) -> Published {
+        let event = LiveEvent {
+            id: row.position.encode(),
+            kind: chat.kind,
+            event_ts: row.event_ts.unwrap_or(row.received_at),
+            received_at: row.received_at,
+            source: row.source.clone(),
+            event_type: row.event_type.clone(),
+            engagement_id: chat.engagement_id.clone(),
+            agent: None,
+            queue: None,
+            channel: None,
+            direction: None,
+            consumer_number: None,
+            customer: None,
+            status: None,
+            sub_status: None,
+            disposition: None,
+            variables: Default::default(),
+            chat: Some(chat),
+        };
+        let json = serde_json::to_string(&event).unwrap_or_else(|_| "{}".to_string());
+        let frame = format!("id: {}\nevent: {}\ndata: {json}\n\n", event.id, event.kind);
+        Published {
+            position: row.position,
+            kind: event.kind,
+            agent: None,
+            queue_id: None,
+            engagement_id: event.engagement_id,
+            frame: Bytes::from(frame),
+            received_at: row.received_at,
+        }
     }
 
     fn publish(&self, row: &StreamRow, a: Activity) -> Published {
@@ -198,6 +239,7 @@ impl Builder {
             sub_status: a.sub_status,
             disposition: a.disposition,
             variables: a.variables,
+            chat: None,
         };
         let json = serde_json::to_string(&event).unwrap_or_else(|_| "{}".to_string());
         // Compact JSON has no line breaks, so it is one `data:` line.

@@ -13,9 +13,13 @@
 //! - [`server::zoomapp`]: Zoom's side of a user-managed Zoom App (the Contact Center Zoom App): the
 //!   authorization-code grant with PKCE, refresh with rotation, `users/me`, the deeplink, app contexts, and the
 //!   signed deauthorization notice.
+//! - [`chat`] is ZCC's bot connector toward a bot platform: consumer sessions posting signed virtual agent
+//!   requests, a Post URL that checks the Access Token and records the replies, many conversations at a fixed
+//!   rate with duplicates, and the ground truth to check the replies against.
 //! - [`websocket`] is Zoom's WebSocket event subscription endpoint (`GET /ws`): it pushes events to connected
 //!   subscribers as Zoom does (no backfill), answers heartbeats and can disconnect or go silent on request.
 
+pub mod chat;
 pub mod emitter;
 pub mod generator;
 pub mod server;

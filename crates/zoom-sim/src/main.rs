@@ -33,6 +33,62 @@ enum Command {
     /// inbox messages, notes, file downloads, user presence; `/sim/truth`: the ground truth; `/sim/presence`: the
     /// presence users and their histories) until Ctrl-C; prints the base URL.
     Serve(ServeArgs),
+    /// Play ZCC's bot connector against a bot platform's Webhook URL (e.g. the bridge's
+    /// `/chat/zoom/<channel>`): a Post URL on 127.0.0.1, consumer conversations posting signed messages at a fixed
+    /// rate; prints the ground truth checked against the replies received.
+    Chat(ChatArgs),
+}
+
+#[derive(Debug, Args)]
+struct ChatArgs {
+    /// The Webhook URL, e.g. http://127.0.0.1:8080/chat/zoom/web.
+    #[arg(long)]
+    webhook_url: String,
+    /// The client app's id (the JWTs' appId).
+    #[arg(long)]
+    client_id: String,
+    /// HS256, HS512, RS256 or RS512.
+    #[arg(long, default_value = "HS256")]
+    jwt_algorithm: String,
+    /// HS: the client secret.
+    #[arg(long, env = "ZOOM_SIM_CHAT_SECRET", hide_env_values = true)]
+    client_secret: Option<String>,
+    /// RS: the PEM private key's file.
+    #[arg(long)]
+    private_key: Option<PathBuf>,
+    /// Name the app with `iss` instead of `appId`.
+    #[arg(long)]
+    iss: bool,
+    /// The Access Token the Post URL accepts (the channel's access_token).
+    #[arg(long, env = "ZOOM_SIM_CHAT_ACCESS_TOKEN", hide_env_values = true)]
+    access_token: String,
+    /// Port of the Post URL on 127.0.0.1 (the channel's post_url is http://127.0.0.1:<port>/zcc/bot-connector/post).
+    #[arg(long, default_value_t = 0)]
+    post_port: u16,
+    #[arg(long, default_value_t = 10)]
+    conversations: usize,
+    /// Messages per conversation, the START_CONVERSATION included.
+    #[arg(long, default_value_t = 5)]
+    messages: usize,
+    /// Messages per second over all conversations.
+    #[arg(long, default_value_t = 10.0, value_parser = parse_positive)]
+    rate: f64,
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    duplicate_rate: f64,
+    /// Consumers without a JWT subject.
+    #[arg(long)]
+    anonymous: bool,
+    /// The Post URL answers this status (500, 503, 429) to the first N replies.
+    #[arg(long, default_value_t = 0)]
+    fail_first: usize,
+    #[arg(long, default_value_t = 503)]
+    fail_status: u16,
+    /// How long to wait for the replies after the last message.
+    #[arg(long, default_value_t = 10)]
+    wait_seconds: u64,
+    /// Also write the ground truth JSON to this file.
+    #[arg(long)]
+    truth: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -403,6 +459,80 @@ fn events(args: &ScenarioArgs) -> anyhow::Result<()> {
     out.flush().context("writing to stdout")
 }
 
+async fn chat(args: ChatArgs) -> anyhow::Result<()> {
+    use zoom_sim::chat::*;
+    let algorithm = match args.jwt_algorithm.to_ascii_uppercase().as_str() {
+        "HS256" => JwtAlgorithm::HS256,
+        "HS512" => JwtAlgorithm::HS512,
+        "RS256" => JwtAlgorithm::RS256,
+        "RS512" => JwtAlgorithm::RS512,
+        other => anyhow::bail!("--jwt-algorithm: HS256, HS512, RS256 or RS512, not {other:?}"),
+    };
+    let signer = if algorithm.is_hmac() {
+        let secret = args
+            .client_secret
+            .context("--client-secret (or ZOOM_SIM_CHAT_SECRET) is needed for HS256/HS512")?;
+        TokenSigner::hs(&args.client_id, algorithm, &Secret::new(secret))?
+    } else {
+        let path = args
+            .private_key
+            .context("--private-key is needed for RS256/RS512")?;
+        let pem = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        TokenSigner::rs(&args.client_id, algorithm, &pem)?
+    };
+    let signer = if args.iss {
+        signer.with_app_claim(AppClaim::Iss)
+    } else {
+        signer
+    };
+    let post = PostUrlServer::start_at(
+        ([127, 0, 0, 1], args.post_port).into(),
+        Secret::new(args.access_token),
+        AccessTokenAuth::Bearer,
+    )
+    .await
+    .context("starting the Post URL")?;
+    if args.fail_first > 0 {
+        let fault = if args.fail_status == 429 {
+            Fault::RateLimited {
+                retry_after_secs: 1,
+            }
+        } else {
+            Fault::Status(args.fail_status)
+        };
+        post.fail_next(args.fail_first, fault);
+    }
+    eprintln!("Post URL: {}", post.url());
+    let config = LoadConfig {
+        webhook_url: args.webhook_url,
+        conversations: args.conversations,
+        messages_per_conversation: args.messages,
+        rate_per_second: args.rate,
+        duplicate_rate: args.duplicate_rate,
+        subject_prefix: (!args.anonymous).then(|| "consumer".to_string()),
+        ..LoadConfig::default()
+    };
+    let truth = run_load(reqwest::Client::new(), std::sync::Arc::new(signer), &config).await;
+    let expected = truth
+        .messages()
+        .filter(|m| (200..300).contains(&m.status))
+        .count();
+    post.wait_for(expected, std::time::Duration::from_secs(args.wait_seconds))
+        .await;
+    if let Some(path) = &args.truth {
+        std::fs::write(path, serde_json::to_vec_pretty(&truth)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let check = truth.check(&post.received(), |_| true);
+    print_json(&serde_json::json!({
+        "post_url": post.url(),
+        "post_attempts": post.attempts(),
+        "post_unauthorized": post.unauthorized(),
+        "check": check,
+    }))
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -417,6 +547,7 @@ async fn main() -> ExitCode {
         Command::Truth(args) => print_json(&generate(&args.config()).truth),
         Command::Events(args) => events(&args),
         Command::Serve(args) => serve(args).await,
+        Command::Chat(args) => chat(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

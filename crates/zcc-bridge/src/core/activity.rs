@@ -391,9 +391,13 @@ fn fill(slot: &mut Option<String>, value: &Option<String>) {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EngagementActivity {
     pub engagement_id: String,
+    #[serde(serialize_with = "crate::core::time::rfc3339_opt")]
     pub started_at: Option<i64>,
+    #[serde(serialize_with = "crate::core::time::rfc3339_opt")]
     pub offered_at: Option<i64>,
+    #[serde(serialize_with = "crate::core::time::rfc3339_opt")]
     pub answered_at: Option<i64>,
+    #[serde(serialize_with = "crate::core::time::rfc3339_opt")]
     pub ended_at: Option<i64>,
     /// From start (or offer) to the first acceptance, ms.
     pub time_to_answer_ms: Option<i64>,
@@ -408,6 +412,7 @@ pub struct EngagementActivity {
     pub agents: Vec<String>,
     /// The agent handling it now (none once it ended or the agent left), and since when.
     pub current_agent: Option<String>,
+    #[serde(serialize_with = "crate::core::time::rfc3339_opt")]
     pub current_since: Option<i64>,
     /// When each agent last stopped handling it (left, transferred away, ended).
     pub agent_until: BTreeMap<String, i64>,
@@ -585,16 +590,20 @@ pub struct StatusSpan {
     pub status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sub_status: Option<String>,
+    #[serde(serialize_with = "crate::core::time::rfc3339")]
     pub from: i64,
     /// None: still in it.
+    #[serde(serialize_with = "crate::core::time::rfc3339_opt")]
     pub to: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
     /// None: the login happened before the window (or its event never came).
+    #[serde(serialize_with = "crate::core::time::rfc3339_opt")]
     pub login: Option<i64>,
     /// None: still logged in.
+    #[serde(serialize_with = "crate::core::time::rfc3339_opt")]
     pub logout: Option<i64>,
 }
 
@@ -603,6 +612,7 @@ pub struct QueueMembership {
     pub cc_queue_id: String,
     pub queue_name: Option<String>,
     pub opted_in: bool,
+    #[serde(serialize_with = "crate::core::time::rfc3339")]
     pub since: i64,
 }
 
@@ -615,6 +625,7 @@ pub struct AgentDay {
     pub display_name: Option<String>,
     pub status: Option<String>,
     pub sub_status: Option<String>,
+    #[serde(serialize_with = "crate::core::time::rfc3339_opt")]
     pub status_since: Option<i64>,
     /// Zoom's ids of the current status and reason, when the event that set them carried ids.
     #[serde(default, skip_serializing_if = "Option::is_none")]

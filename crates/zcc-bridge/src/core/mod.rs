@@ -1,6 +1,7 @@
 //! The vendor-neutral core: what an engagement observation is, and the engagement record built from them.
 
 pub mod activity;
+pub mod canonical;
 pub mod media;
 pub mod observation;
 pub mod presence;

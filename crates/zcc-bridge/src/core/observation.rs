@@ -29,6 +29,8 @@ pub enum EventSource {
     /// The agent panel (the Contact Center Zoom App): an agent's finalized workspace.
     #[serde(rename = "zoomapp")]
     ZoomApp,
+    /// The chatbot channel (`POST /chat/zoom/{channel}` and the bot's answers).
+    Chat,
 }
 
 impl EventSource {
@@ -40,6 +42,7 @@ impl EventSource {
             EventSource::Flow => "flow",
             EventSource::Genesys => "genesys",
             EventSource::ZoomApp => "zoomapp",
+            EventSource::Chat => "chat",
         }
     }
 
@@ -51,6 +54,7 @@ impl EventSource {
             "flow" => EventSource::Flow,
             "genesys" => EventSource::Genesys,
             "zoomapp" => EventSource::ZoomApp,
+            "chat" => EventSource::Chat,
             _ => return None,
         })
     }
@@ -63,6 +67,7 @@ impl EventSource {
             | EventSource::Websocket
             | EventSource::Flow
             | EventSource::Genesys
+            | EventSource::Chat
             | EventSource::ZoomApp => 1,
         }
     }
@@ -260,6 +265,31 @@ pub struct WorkspaceFact {
     pub end_time: Option<i64>,
 }
 
+/// One message of a chatbot conversation that belongs to the engagement: the consumer's (through Zoom's bot
+/// connector) or the bot's answer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChatMessageFact {
+    /// Unique within the engagement: `<channel>:<session>:<message id>` (the bot's: `…:reply:<message id>`).
+    pub message_id: String,
+    /// The chat channel (`[chat.channels.<name>]`).
+    pub channel: String,
+    /// The connector's `sessionId`.
+    pub session_id: String,
+    /// `consumer` or `bot`.
+    pub sender: String,
+    pub text: String,
+    /// When the message was received (consumer) or answered (bot), epoch ms.
+    pub time: i64,
+    /// The bot handed the conversation over to a live agent with this message.
+    #[serde(default)]
+    pub handover: bool,
+    #[serde(default)]
+    pub handover_reason: Option<String>,
+    /// The conversation ended with this message.
+    #[serde(default)]
+    pub end: bool,
+}
+
 /// One event's contribution to one engagement.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Observation {
@@ -288,6 +318,8 @@ pub struct Observation {
     pub voicemails: Vec<VoicemailFact>,
     #[serde(default)]
     pub workspaces: Vec<WorkspaceFact>,
+    #[serde(default)]
+    pub chat_messages: Vec<ChatMessageFact>,
 }
 
 impl Observation {
@@ -318,6 +350,7 @@ impl Observation {
             transcripts: Vec::new(),
             voicemails: Vec::new(),
             workspaces: Vec::new(),
+            chat_messages: Vec::new(),
         }
     }
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::media::{MediaKind, MediaSource, MediaView};
 use super::observation::{
-    AgentRef, ConsumerRef, EventSource, Observation, TranscriptKind, WorkspaceFact,
+    AgentRef, ChatMessageFact, ConsumerRef, EventSource, Observation, TranscriptKind, WorkspaceFact,
 };
 
 /// Prefix of the key of a disposition known only by its name (`name:<disposition_name>`).
@@ -323,6 +323,47 @@ impl Merge for WorkspaceFact {
     }
 }
 
+/// One chat message (the facts of a message never change; the registers make repeats harmless).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatMessageState {
+    first_seen: FirstSeen,
+    channel: Reg<String>,
+    session_id: Reg<String>,
+    sender: Reg<String>,
+    text: Reg<String>,
+    time: Reg<i64>,
+    handover: Reg<bool>,
+    handover_reason: Reg<String>,
+    end: Reg<bool>,
+}
+merge_fields!(ChatMessageState {
+    first_seen,
+    channel,
+    session_id,
+    sender,
+    text,
+    time,
+    handover,
+    handover_reason,
+    end,
+});
+
+impl ChatMessageState {
+    fn from_fact(m: &ChatMessageFact, stamp: Stamp) -> Self {
+        Self {
+            first_seen: FirstSeen(m.time),
+            channel: Reg::with(stamp, Some(m.channel.clone())),
+            session_id: Reg::with(stamp, Some(m.session_id.clone())),
+            sender: Reg::with(stamp, Some(m.sender.clone())),
+            text: Reg::with(stamp, Some(m.text.clone())),
+            time: Reg::with(stamp, Some(m.time)),
+            handover: Reg::with(stamp, Some(m.handover)),
+            handover_reason: Reg::with(stamp, m.handover_reason.clone()),
+            end: Reg::with(stamp, Some(m.end)),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TimelineEntry {
     pub event_ts: i64,
@@ -356,6 +397,9 @@ pub struct EngagementState {
     /// Agents' finalized workspaces from the agent panel, keyed by the agent's Zoom user id.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     agent_workspaces: BTreeMap<String, WorkspaceFact>,
+    /// Chatbot conversation messages, keyed by message id.
+    #[serde(default)]
+    chat: BTreeMap<String, ChatMessageState>,
     timeline: BTreeSet<TimelineEntry>,
     sources: BTreeSet<EventSource>,
 }
@@ -379,6 +423,7 @@ impl Merge for EngagementState {
         self.transcripts.join(&other.transcripts);
         self.voicemails.join(&other.voicemails);
         self.agent_workspaces.join(&other.agent_workspaces);
+        self.chat.join(&other.chat);
         self.timeline.join(&other.timeline);
         self.sources.join(&other.sources);
     }
@@ -404,6 +449,7 @@ impl EngagementState {
             transcripts: BTreeMap::new(),
             voicemails: BTreeMap::new(),
             agent_workspaces: BTreeMap::new(),
+            chat: BTreeMap::new(),
             timeline: BTreeSet::new(),
             sources: BTreeSet::new(),
         }
@@ -560,6 +606,12 @@ impl EngagementState {
         for w in &obs.workspaces {
             s.agent_workspaces
                 .join(&BTreeMap::from([(w.user_id.clone(), w.clone())]));
+        }
+        for m in &obs.chat_messages {
+            s.chat.join(&BTreeMap::from([(
+                m.message_id.clone(),
+                ChatMessageState::from_fact(m, stamp),
+            )]));
         }
         s.timeline.insert(TimelineEntry {
             event_ts: obs.event_ts,
@@ -721,7 +773,8 @@ impl EngagementState {
             || self.recordings != before.recordings
             || self.transcripts != before.transcripts
             || self.voicemails != before.voicemails
-            || self.agent_workspaces != before.agent_workspaces;
+            || self.agent_workspaces != before.agent_workspaces
+            || self.chat != before.chat;
         ContentDiff {
             changed,
             notes: new_keys(&self.notes, &before.notes),
@@ -879,6 +932,9 @@ pub struct EngagementRecord {
     /// ended: one entry per agent. Absent when no agent finalized a workspace.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub agent_workspaces: Vec<AgentWorkspaceView>,
+    /// The chatbot conversation(s) of the engagement, oldest first (docs/record.md).
+    #[serde(default)]
+    pub chat: Vec<ChatMessageView>,
     pub timeline: Vec<TimelineView>,
     pub sources: Vec<EventSource>,
 }
@@ -1038,6 +1094,26 @@ pub struct VoicemailView {
     pub media: Option<MediaView>,
     #[serde(default)]
     pub transcript_media: Option<MediaView>,
+}
+
+/// A chat message in the record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ChatMessageView {
+    pub message_id: String,
+    /// The chat channel.
+    pub channel: Option<String>,
+    pub session_id: Option<String>,
+    /// `consumer` or `bot`.
+    pub sender: Option<String>,
+    /// RFC 3339.
+    pub time: Option<String>,
+    pub text: Option<String>,
+    /// The bot handed the conversation over to a live agent here (the hand-over marker).
+    pub handover: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handover_reason: Option<String>,
+    /// The conversation ended here.
+    pub end: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -1221,6 +1297,24 @@ impl From<&EngagementState> for EngagementRecord {
                     end_time: w.end_time.and_then(format_ms),
                 })
                 .collect(),
+            chat: {
+                let mut messages: Vec<(&String, &ChatMessageState)> = s.chat.iter().collect();
+                messages.sort_by(|(ka, a), (kb, b)| (a.time.get(), ka).cmp(&(b.time.get(), kb)));
+                messages
+                    .into_iter()
+                    .map(|(id, m)| ChatMessageView {
+                        message_id: id.clone(),
+                        channel: m.channel.get().cloned(),
+                        session_id: m.session_id.get().cloned(),
+                        sender: m.sender.get().cloned(),
+                        time: time(&m.time),
+                        text: m.text.get().cloned(),
+                        handover: m.handover.get().copied().unwrap_or(false),
+                        handover_reason: m.handover_reason.get().cloned(),
+                        end: m.end.get().copied().unwrap_or(false),
+                    })
+                    .collect()
+            },
             timeline: s
                 .timeline
                 .iter()

@@ -64,12 +64,13 @@ pub async fn spawn(
         .set_realtime_routes(&realtime)
         .await
         .context("recording the real-time delivery routes")?;
+    if store.backend() == "sqlite" {
+        // The only process of an embedded database: any lease left is from a previous run (the chat channel's
+        // outboxes included, whose workers start after this).
+        store.release_delivery_leases().await?;
+    }
     if config.sinks.is_empty() {
         return Ok(());
-    }
-    if store.backend() == "sqlite" {
-        // The only process of an embedded database: any lease left is from a previous run.
-        store.release_delivery_leases().await?;
     }
     let settings = engine::EngineSettings::from_config(&config.delivery);
     for sink_config in &config.sinks {

@@ -58,6 +58,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         )
         .route("/sinks", get(super::deliveries::sinks))
         .route("/sinks/{name}/enable", post(super::deliveries::enable))
+        .merge(super::chat::admin_routes())
         .layer(middleware::from_fn_with_state(state, require_admin))
 }
 

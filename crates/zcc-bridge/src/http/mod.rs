@@ -1,6 +1,7 @@
 //! The HTTP surface: Zoom webhooks, the admin read API, health and metrics.
 
 mod api;
+mod chat;
 pub mod connections;
 mod deliveries;
 pub mod error;
@@ -60,6 +61,8 @@ pub struct AppState {
     pub sinks: Arc<Vec<crate::config::SinkConfig>>,
     /// The Contact Center Zoom App's backend (`/zoomapp/`).
     pub zoom_app: Option<Arc<crate::zoomapp::ZoomApp>>,
+    /// The chatbot channel (`/chat/*`, `/api/v1/chat/*`).
+    pub chat: crate::chat::Chat,
 }
 
 /// The routes. The unauthenticated endpoints that read bodies or stream files (webhooks, media links) are limited
@@ -76,6 +79,8 @@ pub fn router(
         .route("/webhooks/zoom", post(webhooks::zoom))
         .route("/webhooks/flow/{source}", post(flow::post))
         .route("/webhooks/genesys/{source}", post(genesys::post))
+        .route("/chat/zoom/{channel}", post(chat::inbound))
+        .route("/chat/bot/{channel}/callback", post(chat::callback))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .route("/media/{kind}/{item_id}", get(media::serve))
         .route(

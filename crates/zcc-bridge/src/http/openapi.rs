@@ -53,6 +53,20 @@ use super::error::Problem;
         super::webhooks::zoom,
         super::flow::post,
         super::genesys::post,
+        super::chat::inbound,
+        super::chat::callback,
+        super::chat::list_channels,
+        super::chat::create_channel,
+        super::chat::get_channel,
+        super::chat::update_channel,
+        super::chat::delete_channel,
+        super::chat::list_users,
+        super::chat::add_user,
+        super::chat::get_user,
+        super::chat::delete_user,
+        super::chat::credentials,
+        super::chat::list_sessions,
+        super::chat::get_session,
         super::media::serve,
         super::media::permalink,
         document,
@@ -70,6 +84,7 @@ use super::error::Problem;
         (name = "media", description = "The media archive"),
         (name = "delivery", description = "Deliveries to systems of record"),
         (name = "ingest", description = "Webhooks from Zoom, Flow scripts and Genesys Cloud (signed; no admin token)"),
+        (name = "chat", description = "The chatbot channel: Zoom's bot connector posts here; channels, users and sessions (docs/chat/)"),
         (name = "media links", description = "Signed links to archived files (no admin token)"),
         (name = "health", description = "Liveness, readiness, metrics"),
     )
@@ -108,7 +123,12 @@ impl Modify for AdminApi {
                 .build()
         };
         for (path, item) in openapi.paths.paths.iter_mut() {
-            let operations: [&mut Option<Operation>; 2] = [&mut item.get, &mut item.post];
+            let operations: [&mut Option<Operation>; 4] = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+            ];
             for operation in operations.into_iter().flatten() {
                 let responses = &mut operation.responses.responses;
                 if path.starts_with("/api/v1/") && path != "/api/v1/openapi.json" {
@@ -149,7 +169,8 @@ mod tests {
     use super::*;
     use std::collections::BTreeSet;
 
-    /// The `.route("...")` paths of a router's source, with the prefix it is nested under.
+    /// The `.route("...")` paths of a router's source, with the prefix it is nested under. The Zoom App's pages
+    /// (`http/zoomapp.rs`, under `/zoomapp/`) are a web app loaded in the Zoom client, not part of this API.
     fn routes(source: &str, prefix: &str) -> BTreeSet<String> {
         source
             .split(".route(")
@@ -170,6 +191,7 @@ mod tests {
     fn the_document_describes_every_route_and_nothing_else() {
         let mut routed = routes(include_str!("mod.rs"), "");
         routed.extend(routes(include_str!("api.rs"), "/api/v1"));
+        routed.extend(routes(include_str!("chat.rs"), "/api/v1"));
         let documented: BTreeSet<String> = ApiDoc::openapi().paths.paths.into_keys().collect();
         assert_eq!(routed, documented);
     }

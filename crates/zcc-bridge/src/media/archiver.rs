@@ -469,11 +469,9 @@ fn classify(error: DownloadError) -> Attempt {
     }
 }
 
-/// `base * 2^step`, capped, with ±50% jitter so that jobs failing together do not retry together.
+/// `base * 2^step`, capped, with equal jitter so that jobs failing together do not retry together.
 fn backoff(base: Duration, cap: Duration, step: u32) -> Duration {
-    let exp = base.saturating_mul(1u32.checked_shl(step.min(30)).unwrap_or(u32::MAX));
-    let capped = exp.min(cap);
-    capped.mul_f64(rand::random_range(0.5..1.5))
+    backoff::jittered(backoff::exponential(base, cap, step), 0.5)
 }
 
 #[cfg(test)]
@@ -487,10 +485,7 @@ mod tests {
         for step in 0..40 {
             let d = backoff(base, cap, step);
             let nominal = base.saturating_mul(1 << step.min(30)).min(cap);
-            assert!(
-                d >= nominal.mul_f64(0.5) && d <= nominal.mul_f64(1.5),
-                "{step}: {d:?}"
-            );
+            assert!(d >= nominal.mul_f64(0.5) && d <= nominal, "{step}: {d:?}");
         }
     }
 }

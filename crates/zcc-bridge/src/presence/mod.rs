@@ -674,8 +674,10 @@ pub struct PresenceView {
     /// What the user had before, restored on release.
     pub saved_status: Option<String>,
     pub sessions: Vec<String>,
-    /// The next call to Zoom (none: nothing pending), epoch ms.
+    /// The next call to Zoom (none: nothing pending).
+    #[serde(serialize_with = "crate::core::time::rfc3339_opt")]
     pub pending_at: Option<i64>,
+    #[serde(serialize_with = "crate::core::time::rfc3339_opt")]
     pub last_write_at: Option<i64>,
     pub last_error: Option<String>,
     pub failure: Option<Failure>,

@@ -189,8 +189,8 @@ async fn fetch(reconciler: &Reconciler, item: &FetchItem) -> Result<Fetched, Rec
 
 /// 30 s, 1 min, 2 min, ... capped at an hour.
 fn backoff(attempts: i64) -> Duration {
-    let exp = u32::try_from(attempts.clamp(1, 8) - 1).unwrap_or(0);
-    Duration::from_secs(30 * 2u64.pow(exp)).min(Duration::from_secs(3600))
+    let step = u32::try_from(attempts.max(1) - 1).unwrap_or(u32::MAX);
+    backoff::exponential(Duration::from_secs(30), Duration::from_secs(3600), step)
 }
 
 #[cfg(test)]

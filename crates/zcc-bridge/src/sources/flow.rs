@@ -12,7 +12,7 @@ use chrono::DateTime;
 use hmac::{Hmac, Mac};
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::config::{FlowSourceConfig, Secret};
@@ -136,6 +136,8 @@ pub struct FlowEvent {
     /// Whether the time came from the body (otherwise it is the receive time).
     pub timed: bool,
     pub dedup_key: String,
+    /// The key before RFC 8785, where it differs (`core::canonical::digests`).
+    pub legacy_dedup_key: Option<String>,
     pub observation: Observation,
     pub activity: Option<Activity>,
 }
@@ -152,6 +154,7 @@ impl FlowEvent {
         crate::store::NewEvent {
             source: EventSource::Flow,
             dedup_key: self.dedup_key,
+            legacy_dedup_key: self.legacy_dedup_key,
             event_type: self.event_type,
             engagement_id: Some(self.engagement_id),
             event_ts: Some(self.event_ts),
@@ -161,6 +164,7 @@ impl FlowEvent {
             observation: Some(self.observation),
             activity: self.activity,
             source_label: Some(super::flow_source_column(name)),
+            conversation: None,
         }
     }
 }
@@ -202,18 +206,18 @@ pub fn parse(
     };
 
     // The key: the same post (same source, same content) is the same event, however it is formatted.
-    let canonical = serde_json::to_vec(&value).unwrap_or_default();
-    let mut hash = Sha256::new();
-    hash.update(name.as_bytes());
-    hash.update([0u8]);
-    hash.update(&canonical);
-    let digest = hex::encode(hash.finalize());
-    let dedup_key = if timed {
-        format!("{event_ts:013}:flow:sha256:{digest}")
-    } else {
-        // No time in the body: only the content identifies it (a re-post is a duplicate).
-        format!("flow:sha256:{digest}")
+    let (digest, legacy_digest) =
+        crate::core::canonical::digests(&[name.as_bytes(), &[0u8]].concat(), &value);
+    let key = |digest: &str| {
+        if timed {
+            format!("{event_ts:013}:flow:sha256:{digest}")
+        } else {
+            // No time in the body: only the content identifies it (a re-post is a duplicate).
+            format!("flow:sha256:{digest}")
+        }
     };
+    let dedup_key = key(&digest);
+    let legacy_dedup_key = legacy_digest.as_deref().map(key);
 
     let queue = text(&value, &f.queue_id).map(|id| QueueRef {
         cc_queue_id: id,
@@ -281,6 +285,7 @@ pub fn parse(
         event_ts,
         timed,
         dedup_key,
+        legacy_dedup_key,
         observation,
         activity,
     })

@@ -10,7 +10,6 @@
 
 use bytes::Bytes;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::core::activity::{Activity, ActivityKind, AgentIdent};
 use crate::core::observation::QueueRef;
@@ -44,6 +43,8 @@ pub struct GenesysEvent {
     pub event_type: String,
     pub event_ts: i64,
     pub dedup_key: String,
+    /// The key before RFC 8785, where it differs (`core::canonical::digests`).
+    pub legacy_dedup_key: Option<String>,
     pub activity: Activity,
 }
 
@@ -149,18 +150,14 @@ pub fn parse(name: &str, body: &[u8], received_at: i64) -> Result<GenesysEvent, 
         queue_name: None,
     });
     activity.consumer_number = text("ani");
-    let canonical = serde_json::to_vec(&value).unwrap_or_default();
-    let mut hash = Sha256::new();
-    hash.update(name.as_bytes());
-    hash.update([0u8]);
-    hash.update(&canonical);
+    let (digest, legacy_digest) =
+        crate::core::canonical::digests(&[name.as_bytes(), &[0u8]].concat(), &value);
+    let key = |digest: &str| format!("{event_ts:013}:genesys:sha256:{digest}");
     Ok(GenesysEvent {
         event_type: if ended { USER_END } else { USER_START }.into(),
         event_ts,
-        dedup_key: format!(
-            "{event_ts:013}:genesys:sha256:{}",
-            hex::encode(hash.finalize())
-        ),
+        dedup_key: key(&digest),
+        legacy_dedup_key: legacy_digest.as_deref().map(key),
         activity,
     })
 }
@@ -176,6 +173,7 @@ impl GenesysEvent {
         NewEvent {
             source: EventSource::Genesys,
             dedup_key: self.dedup_key,
+            legacy_dedup_key: self.legacy_dedup_key,
             event_type: self.event_type,
             engagement_id: None,
             event_ts: Some(self.event_ts),
@@ -185,6 +183,7 @@ impl GenesysEvent {
             observation: None,
             activity: Some(self.activity),
             source_label: Some(source_column(name)),
+            conversation: None,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Vendor adapters: turn what a source received into the core's event-log entries, observations and activity.
 
+pub mod chat;
 pub mod flow;
 pub mod genesys;
 pub mod zoom_rest;
@@ -21,6 +22,8 @@ pub struct Decoded {
     pub observation: Option<Observation>,
     /// About agents and engagements in real time.
     pub activity: Option<Activity>,
+    /// A chat message, for the live stream.
+    pub chat: Option<chat::ChatItem>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +36,8 @@ pub enum DecodeError {
     Genesys(#[from] genesys::GenesysError),
     #[error(transparent)]
     ZoomApp(#[from] zoomapp::ZoomAppEventError),
+    #[error(transparent)]
+    Chat(#[from] chat::ChatError),
 }
 
 /// The log's `source` column of a Flow event script post: `flow:<source name>`.
@@ -80,6 +85,7 @@ impl Decoder {
             return Ok(Decoded {
                 observation: Some(event.observation),
                 activity: event.activity,
+                chat: None,
             });
         }
         if let Some(name) = source.strip_prefix("genesys:") {
@@ -87,6 +93,15 @@ impl Decoder {
             return Ok(Decoded {
                 observation: None,
                 activity: Some(event.activity),
+                chat: None,
+            });
+        }
+        if let Some(channel) = chat::channel_of(source) {
+            let (observation, item) = chat::decode(channel, raw, event_ts.unwrap_or(0))?;
+            return Ok(Decoded {
+                observation,
+                activity: None,
+                chat: item,
             });
         }
         // Polled REST resources are logged as such; every other source logs Zoom event envelopes.
@@ -95,18 +110,21 @@ impl Decoder {
             return Ok(Decoded {
                 observation: Some(zoomapp::parse(raw, event_ts.unwrap_or(0))?),
                 activity: None,
+                chat: None,
             });
         }
         if source == EventSource::Poll {
             return Ok(Decoded {
                 observation: zoom_rest::parse(raw)?,
                 activity: None,
+                chat: None,
             });
         }
         match zoom_webhook::parse(raw, source, event_ts.unwrap_or(0))? {
             zoom_webhook::ParsedWebhook::Event(parsed) => Ok(Decoded {
                 observation: parsed.observation,
                 activity: parsed.activity,
+                chat: None,
             }),
             zoom_webhook::ParsedWebhook::UrlValidation { .. } => Ok(Decoded::default()),
         }
@@ -143,6 +161,18 @@ impl Decoder {
         if let Some(name) = source.strip_prefix("genesys:") {
             let parsed = genesys::parse(name, &raw, received_at).map_err(DecodeError::from)?;
             return Ok(parsed.into_event(name, raw, received_at));
+        }
+        if let Some(channel) = chat::channel_of(source) {
+            // The connector's request, read again (its token was checked when it was received).
+            let request = chatbot::zoom_connector::VirtualAgentRequest::parse(&raw)
+                .map_err(|e| DecodeError::from(chat::ChatError::from(e)))?;
+            return Ok(chat::consumer_event(
+                channel,
+                &request,
+                raw,
+                received_at,
+                request_id,
+            ));
         }
         let source = EventSource::parse(source).unwrap_or(EventSource::Webhook);
         match zoom_webhook::parse(&raw, source, received_at).map_err(DecodeError::from)? {

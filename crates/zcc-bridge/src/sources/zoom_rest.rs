@@ -72,16 +72,18 @@ impl Polled {
     /// The event-log entry for this resource; `None` when it names no engagement (nothing to merge it into).
     pub fn to_event(&self, received_at: i64) -> Option<NewEvent> {
         let engagement_id = self.engagement_id()?.to_string();
-        // Serialising the typed model is canonical: fields in declaration order, unknown ones sorted.
+        // The typed model as logged: fields in declaration order.
         let raw = serde_json::to_vec(self).ok()?;
         let event_ts = self.event_ts();
-        let dedup_key = format!(
-            "{event_ts:013}:sha256:{}",
-            hex::encode(Sha256::digest(&raw))
-        );
+        // The key hashes the model's RFC 8785 bytes; before, it hashed `raw` itself.
+        let canonical: serde_json::Value = serde_json::from_slice(&raw).ok()?;
+        let (digest, _) = crate::core::canonical::digests(b"", &canonical);
+        let legacy_digest = hex::encode(Sha256::digest(&raw));
+        let key = |digest: &str| format!("{event_ts:013}:sha256:{digest}");
         Some(NewEvent {
             source: EventSource::Poll,
-            dedup_key,
+            dedup_key: key(&digest),
+            legacy_dedup_key: (legacy_digest != digest).then(|| key(&legacy_digest)),
             event_type: self.event_type().to_string(),
             engagement_id: Some(engagement_id),
             event_ts: Some(event_ts),
@@ -90,6 +92,7 @@ impl Polled {
             observation: Some(self.observation()),
             activity: None,
             source_label: None,
+            conversation: None,
             raw: Bytes::from(raw),
         })
     }

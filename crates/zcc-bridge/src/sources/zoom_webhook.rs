@@ -38,6 +38,8 @@ pub struct ParsedEvent {
     /// last pages of the dedup index instead of one random page per event. The prefix is the time the body
     /// itself carries (0 when it carries none), so a redelivery maps to the same key.
     pub dedup_key: String,
+    /// The key before RFC 8785, where it differs (`core::canonical::digests`).
+    pub legacy_dedup_key: Option<String>,
     pub observation: Option<Observation>,
     /// What it says about agents in real time (stream, agent state).
     pub activity: Option<Activity>,
@@ -57,6 +59,7 @@ impl ParsedEvent {
         crate::store::NewEvent {
             source,
             dedup_key: self.dedup_key,
+            legacy_dedup_key: self.legacy_dedup_key,
             event_type: self.event_type,
             engagement_id: self.engagement_id,
             event_ts: Some(self.event_ts),
@@ -66,6 +69,7 @@ impl ParsedEvent {
             observation: self.observation,
             activity: self.activity,
             source_label: None,
+            conversation: None,
         }
     }
 }
@@ -117,7 +121,7 @@ pub fn from_envelope(
     source: EventSource,
     fallback_ts: i64,
 ) -> ParsedEvent {
-    let canonical = serde_json::to_vec(value).unwrap_or_default();
+    let (digest, legacy_digest) = crate::core::canonical::digests(b"", value);
     let mut field_errors = envelope.field_errors;
     // A time more than a day after the fallback (the receive time at ingest) is a wrong clock or a unit mix-up:
     // it would sort the event first for ever. It is treated like an unreadable time.
@@ -131,11 +135,9 @@ pub fn from_envelope(
         event_ts_read = None;
     }
     let own_ts = event_ts_read.or(envelope.object.date_time.filter(plausible));
-    let dedup_key = format!(
-        "{:013}:sha256:{}",
-        own_ts.unwrap_or(0),
-        hex::encode(Sha256::digest(&canonical))
-    );
+    let key = |digest: &str| format!("{:013}:sha256:{digest}", own_ts.unwrap_or(0));
+    let dedup_key = key(&digest);
+    let legacy_dedup_key = legacy_digest.as_deref().map(key);
     let event_ts = own_ts.unwrap_or(fallback_ts);
     let object = &envelope.object;
     let engagement_id = object.engagement_id.clone();
@@ -161,6 +163,7 @@ pub fn from_envelope(
         event_ts,
         engagement_id,
         dedup_key,
+        legacy_dedup_key,
         observation,
         activity,
         field_errors,

@@ -87,7 +87,10 @@ pub fn finalized_event(engagement_id: &str, fact: WorkspaceFact, received_at: i6
     observation.workspaces.push(fact);
     NewEvent {
         source: EventSource::ZoomApp,
+        // The bytes are the bridge's own serialisation of a struct (fields in declaration order, the checklist a
+        // sorted map, integers only): no dependency feature changes them, so there is no earlier key to honour.
         dedup_key: format!("{event_ts:013}:zoomapp:sha256:{digest}"),
+        legacy_dedup_key: None,
         event_type: WORKSPACE_FINALIZED.to_string(),
         engagement_id: Some(engagement_id.to_string()),
         event_ts: Some(event_ts),
@@ -97,6 +100,7 @@ pub fn finalized_event(engagement_id: &str, fact: WorkspaceFact, received_at: i6
         observation: Some(observation),
         activity: None,
         source_label: None,
+        conversation: None,
     }
 }
 

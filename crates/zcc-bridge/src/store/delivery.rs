@@ -220,6 +220,16 @@ pub trait DeliveryRepo: Send + Sync {
     ) -> Result<Finished>;
     /// Gives up leases taken but not attempted (a worker that stops before reaching them).
     async fn release_deliveries(&self, ids: &[i64], token: i64) -> Result<u64>;
+    /// A delivery its creator holds: queued already leased to `token` by the transaction that queued it (the chat
+    /// routes of migration 0011), with what its sink needs, and the ids of earlier deliveries of its ordering key
+    /// that are not delivered yet (while there are any, it is not its turn: give it back). `None` when it is not
+    /// pending under that lease any more (attempted already, or the lease ran out and a worker took it).
+    async fn leased_delivery(
+        &self,
+        sink: &str,
+        msg_id: &str,
+        token: i64,
+    ) -> Result<Option<(DeliveryJob, Vec<i64>)>>;
     /// Releases every lease (start-up of the only process of an embedded database).
     async fn release_delivery_leases(&self) -> Result<u64>;
     async fn deliveries(&self, query: &DeliveryQuery) -> Result<Vec<DeliveryRow>>;
@@ -591,6 +601,32 @@ macro_rules! impl_delivery_repo {
                 }
                 qb.push(")");
                 Ok(qb.build().execute(self.writer()).await?.rows_affected())
+            }
+
+            async fn leased_delivery(
+                &self,
+                sink: &str,
+                msg_id: &str,
+                token: i64,
+            ) -> $crate::store::Result<Option<($crate::store::delivery::DeliveryJob, Vec<i64>)>> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT id FROM deliveries WHERE sink = ");
+                qb.push_bind(sink)
+                    .push(" AND msg_id = ")
+                    .push_bind(msg_id)
+                    .push(" AND state = 'pending' AND lease_token = ")
+                    .push_bind(token);
+                let Some(id): Option<i64> = qb.build_query_scalar().fetch_optional(self.reader()).await? else {
+                    return Ok(None);
+                };
+                let mut qb = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT p.id FROM deliveries p JOIN deliveries d ON p.sink = d.sink AND p.ordering_key = d.ordering_key
+                     WHERE d.id = ",
+                );
+                qb.push_bind(id)
+                    .push(" AND (p.xid, p.id) < (d.xid, d.id) AND p.state <> 'delivered' ORDER BY p.id");
+                let earlier: Vec<i64> = qb.build_query_scalar().fetch_all(self.reader()).await?;
+                let mut jobs = load_delivery_jobs(self.reader(), &[id]).await?;
+                Ok(jobs.pop().map(|job| (job, earlier)))
             }
 
             async fn release_delivery_leases(&self) -> $crate::store::Result<u64> {

@@ -4,6 +4,7 @@
 
 pub mod activity;
 pub mod api_keys;
+pub mod chat;
 pub mod delivery;
 pub mod media;
 mod postgres;
@@ -69,6 +70,9 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct NewEvent {
     pub source: EventSource,
     pub dedup_key: String,
+    /// The key the same event had before dedup keys hashed RFC 8785 bytes, where it differs
+    /// (`core::canonical`): if an event is logged under it, this one is that event's redelivery.
+    pub legacy_dedup_key: Option<String>,
     pub event_type: String,
     pub engagement_id: Option<String>,
     pub event_ts: Option<i64>,
@@ -79,6 +83,9 @@ pub struct NewEvent {
     pub activity: Option<Activity>,
     /// The log's `source` column when it says more than `source` (`flow:<source name>`).
     pub source_label: Option<String>,
+    /// The conversation a chat message belongs to (`chat:<channel>:<session>`): the ordering key of its outbox
+    /// rows (migration 0011). `None` for everything else.
+    pub conversation: Option<String>,
 }
 
 impl NewEvent {
@@ -304,6 +311,7 @@ pub trait Store:
     + ActivityRepo
     + ApiKeyRepo
     + presence::PresenceRepo
+    + chat::ChatRepo
     + zoomapp::ZoomAppRepo
     + Send
     + Sync
@@ -335,6 +343,8 @@ pub trait Store:
     async fn events(&self, query: &EventQuery) -> Result<Vec<LoggedEvent>>;
     async fn quarantined(&self, after_id: Option<i64>, limit: u32) -> Result<Vec<QuarantineItem>>;
     async fn quarantine_item(&self, id: i64) -> Result<Option<QuarantineItem>>;
+    /// Which of `keys` are dedup keys of logged events.
+    async fn existing_dedup_keys(&self, keys: &[&str]) -> Result<HashSet<String>>;
     async fn stats(&self) -> Result<LogStats>;
     /// Engagement ids that have events in the log, ascending, after `after`.
     async fn logged_engagement_ids(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>>;

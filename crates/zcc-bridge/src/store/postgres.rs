@@ -62,6 +62,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/postgres/0010_media_permalinks.sql"),
     ),
     (
+        11,
+        "chatbot channel",
+        include_str!("../../migrations/postgres/0011_chat.sql"),
+    ),
+    (
         12,
         "zoom app",
         include_str!("../../migrations/postgres/0012_zoom_app.sql"),
@@ -147,4 +152,5 @@ super::media::impl_media_repo!(PgStore, Postgres, "postgres");
 super::activity::impl_activity_repo!(PgStore, Postgres, "postgres");
 super::api_keys::impl_api_key_repo!(PgStore, Postgres);
 super::presence::impl_presence_repo!(PgStore, Postgres, "postgres");
+super::chat::impl_chat_repo!(PgStore, Postgres, "postgres");
 super::zoomapp::impl_zoomapp_repo!(PgStore, Postgres, "postgres");

@@ -18,6 +18,7 @@ pub const NEVER: i64 = i64::MAX / 2;
 /// A line of the audit log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditEntry {
+    #[serde(serialize_with = "crate::core::time::rfc3339")]
     pub at: i64,
     /// `event`, `read`, `write`, `failed`, `released`, `left_alone`, ...
     pub kind: String,

@@ -21,7 +21,7 @@ macro_rules! impl_sql_store {
                 let mut inserted = std::collections::HashMap::new();
                 for chunk in events.chunks($crate::store::sql::CHUNK) {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO events (dedup_key, source, event_type, engagement_id, event_ts, received_at, request_id, raw) ",
+                        "INSERT INTO events (dedup_key, source, event_type, engagement_id, event_ts, received_at, request_id, raw, conversation) ",
                     );
                     qb.push_values(chunk, |mut b, e| {
                         b.push_bind(e.dedup_key.as_str())
@@ -31,7 +31,8 @@ macro_rules! impl_sql_store {
                             .push_bind(e.event_ts)
                             .push_bind(e.received_at)
                             .push_bind(e.request_id.as_deref())
-                            .push_bind(e.raw.as_ref());
+                            .push_bind(e.raw.as_ref())
+                            .push_bind(e.conversation.as_deref());
                     });
                     qb.push(" ON CONFLICT (dedup_key) DO NOTHING RETURNING id, dedup_key");
                     let rows: Vec<(i64, String)> = qb.build_query_as().fetch_all(&mut *self.0).await?;
@@ -395,6 +396,21 @@ macro_rules! impl_sql_store {
                     .push_bind(i64::from(limit));
                 let rows = qb.build().fetch_all(self.reader()).await?;
                 rows.iter().map(quarantine_from_row).collect()
+            }
+
+            async fn existing_dedup_keys(&self, keys: &[&str]) -> $crate::store::Result<std::collections::HashSet<String>> {
+                let mut found = std::collections::HashSet::new();
+                for chunk in keys.chunks($crate::store::sql::CHUNK) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT dedup_key FROM events WHERE dedup_key IN (");
+                    let mut list = qb.separated(", ");
+                    for key in chunk {
+                        list.push_bind(*key);
+                    }
+                    qb.push(")");
+                    let rows: Vec<(String,)> = qb.build_query_as().fetch_all(self.reader()).await?;
+                    found.extend(rows.into_iter().map(|(key,)| key));
+                }
+                Ok(found)
             }
 
             async fn quarantine_item(&self, id: i64) -> $crate::store::Result<Option<$crate::store::QuarantineItem>> {

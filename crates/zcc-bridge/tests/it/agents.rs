@@ -22,6 +22,17 @@ fn base() -> i64 {
     })
 }
 
+/// The API's times are RFC 3339.
+fn iso(ms: i64) -> String {
+    zcc_bridge::core::record::format_ms(ms).expect("a time")
+}
+
+fn ms(value: &Value) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(value.as_str()?)
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
+
 fn at(seconds: f64) -> i64 {
     base() + (seconds * 1000.0) as i64
 }
@@ -202,8 +213,8 @@ fn spans(day: &Value) -> Vec<(String, Option<String>, i64, Option<i64>)> {
             (
                 s["status"].as_str().expect("status").to_string(),
                 s["sub_status"].as_str().map(str::to_string),
-                s["from"].as_i64().expect("from"),
-                s["to"].as_i64(),
+                ms(&s["from"]).expect("from"),
+                ms(&s["to"]),
             )
         })
         .collect()
@@ -251,12 +262,12 @@ async fn a_scrambled_shift_gives_exact_timelines_and_counters() {
         assert_eq!(ann["status_ms"]["Offline"], 100_000);
         assert_eq!(
             ann["sessions"],
-            json!([{"login": at(0.0), "logout": at(301.0)}])
+            json!([{"login": iso(at(0.0)), "logout": iso(at(301.0))}])
         );
         assert_eq!(ann["logged_in"], false);
         assert_eq!(
             ann["queues"],
-            json!([{"cc_queue_id": "Q1", "queue_name": "Sales", "opted_in": false, "since": at(200.0)}])
+            json!([{"cc_queue_id": "Q1", "queue_name": "Sales", "opted_in": false, "since": iso(at(200.0))}])
         );
         assert_eq!(ann["active_engagements"], json!([]));
         let e1 = engagement(&ann, "E1");

@@ -84,6 +84,113 @@ fn config_check_reports_every_problem_at_once_with_its_key() {
 }
 
 #[test]
+fn chat_channels_are_checked_with_the_rest_of_the_configuration() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("chat.toml");
+    let path_str = path.to_str().expect("utf-8");
+    let channel = |name: &str, extra: &str| {
+        format!(
+            "[chat.channels.{name}]\nclient_id = \"cs-{name}\"\njwt_algorithm = \"HS256\"\n\
+             jwt_secret = \"client-secret-0123456789abcdef-0123\"\nreply_mode = \"action\"\n{extra}\n\
+             [chat.channels.{name}.bot]\nkind = \"builtin\"\n"
+        )
+    };
+    // A channel the bridge can run, with its secret masked when the configuration is printed.
+    std::fs::write(&path, channel("web", "")).expect("write");
+    let out = bridge(&["--config", path_str, "config", "check"], &[SECRET]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains("[chat.channels.web]"), "{printed}");
+    assert!(
+        !printed.contains("client-secret-0123456789abcdef"),
+        "{printed}"
+    );
+
+    // Type errors in [chat] are reported with the other sections' ones.
+    std::fs::write(
+        &path,
+        format!(
+            "[chat]\npoll_ms = \"fast\"\n[media]\nconcurrency = \"many\"\n{}",
+            channel("web", "")
+        ),
+    )
+    .expect("write");
+    let out = bridge(&["--config", path_str, "config", "check"], &[SECRET]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    for expected in ["chat.poll_ms:", "media.concurrency:", "(2 problems)"] {
+        assert!(err.contains(expected), "{expected:?} missing from: {err}");
+    }
+
+    // Every channel's problem at once: the configuration's own checks, the encryption key, and what the chatbot
+    // crate finds when it builds a channel (an RSA key that is not one); never a secret's value.
+    std::fs::write(
+        &path,
+        format!(
+            "[chat]\nencryption_key = \"bm90LTMyLWJ5dGVz\"\n{}{}[chat.channels.rs]\nclient_id = \"cs-rs\"\n\
+             jwt_algorithm = \"RS256\"\nreply_mode = \"action\"\n\
+             jwt_public_key = \"-----BEGIN PUBLIC KEY-----\\nAA==\\n-----END PUBLIC KEY-----\\n\"\n\
+             [chat.channels.rs.bot]\nkind = \"builtin\"\n",
+            channel("web", ""),
+            channel("pushy", "[chat.channels.pushy.push]\nurl = \"ftp://push.example\""),
+        ),
+    )
+    .expect("write");
+    let out = bridge(&["--config", path_str, "config", "check"], &[SECRET]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    for expected in [
+        "chat.encryption_key: decodes to 12 bytes",
+        "chat.channels: channel \"pushy\": push.url must be an http(s) URL",
+        "chat.channels: channel \"rs\": client app: jwt_public_key is not an RSA public key",
+        "(3 problems)",
+    ] {
+        assert!(err.contains(expected), "{expected:?} missing from: {err}");
+    }
+    assert!(!err.contains("bm90LTMyLWJ5dGVz"), "{err}");
+}
+
+#[test]
+fn a_chat_channels_outboxes_are_sinks_of_the_command_line() {
+    let (dir, url) = database();
+    let path = dir.path().join("chat.toml");
+    std::fs::write(
+        &path,
+        "[chat.channels.web]\nclient_id = \"cs-web\"\njwt_algorithm = \"HS256\"\n\
+         jwt_secret = \"client-secret-0123456789abcdef-0123\"\nreply_mode = \"action\"\n\
+         [chat.channels.web.bot]\nkind = \"builtin\"\n",
+    )
+    .expect("write");
+    let env = [("ZCC_BRIDGE_STORAGE__DATABASE", url.as_str())];
+    let config = ["--config", path.to_str().expect("utf-8")];
+    let run = |rest: &[&str]| bridge(&[&config[..], rest].concat(), &env);
+    // Known: nothing dead to replay yet (README's recovery command), and an empty list.
+    let out = run(&["deliveries", "replay", "--sink", "chat:web:reply", "--dead"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("sink \"chat:web:reply\" has no dead deliveries"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["deliveries", "list", "--sink", "chat:web:push"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A channel that does not exist is not.
+    let out = run(&[
+        "deliveries",
+        "replay",
+        "--sink",
+        "chat:nope:reply",
+        "--dead",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no sink \"chat:nope:reply\" is configured"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn config_check_warns_of_parts_that_are_off() {
     let out = bridge(&["config", "check"], &[SECRET]);
     let err = stderr(&out);

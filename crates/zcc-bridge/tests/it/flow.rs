@@ -164,11 +164,15 @@ async fn the_example_posts_are_stored_once_and_fill_the_engagement_activity() {
         assert_eq!(counts(&s.stats().await), (Some(2), Some(2), Some(0)));
 
         let activity = poll_json(&s, &format!("/api/v1/engagements/{id}/activity"), |a| {
-            a["answered_at"].is_i64() && !a["dispositions"].as_array().unwrap().is_empty()
+            a["answered_at"].is_string() && !a["dispositions"].as_array().unwrap().is_empty()
         })
         .await;
         assert_eq!(activity["engagement_id"], id);
-        assert_eq!(activity["answered_at"], accepted["event_ts"]);
+        assert_eq!(
+            activity["answered_at"].as_str(),
+            zcc_bridge::core::record::format_ms(accepted["event_ts"].as_i64().expect("event_ts"))
+                .as_deref()
+        );
         assert_eq!(
             activity["dispositions"],
             json!([disposition["disposition"]])
@@ -429,10 +433,16 @@ async fn a_quarantined_post_replays_once_the_mapping_is_fixed() {
 
         let id = id.as_str().unwrap();
         let activity = poll_json(&s, &format!("/api/v1/engagements/{id}/activity"), |a| {
-            a["answered_at"].is_i64()
+            a["answered_at"].is_string()
         })
         .await;
-        assert_eq!(activity["answered_at"], example(ACCEPTED)["event_ts"]);
+        assert_eq!(
+            activity["answered_at"].as_str(),
+            zcc_bridge::core::record::format_ms(
+                example(ACCEPTED)["event_ts"].as_i64().expect("event_ts")
+            )
+            .as_deref()
+        );
         // The same post sent again now is the replayed event.
         let again: Value = post_flow(&s, "crm", Some(TOKEN), &nested)
             .await
@@ -519,10 +529,14 @@ async fn custom_event_names_map_to_kinds() {
         }
         let id = assigned["engagement_id"].as_str().unwrap();
         let activity = poll_json(&s, &format!("/api/v1/engagements/{id}/activity"), |a| {
-            a["answered_at"].is_i64() && !a["dispositions"].as_array().unwrap().is_empty()
+            a["answered_at"].is_string() && !a["dispositions"].as_array().unwrap().is_empty()
         })
         .await;
-        assert_eq!(activity["answered_at"], assigned["event_ts"]);
+        assert_eq!(
+            activity["answered_at"].as_str(),
+            zcc_bridge::core::record::format_ms(assigned["event_ts"].as_i64().expect("event_ts"))
+                .as_deref()
+        );
         assert_eq!(activity["channel"], "messaging");
         // In the order logged.
         let events = s

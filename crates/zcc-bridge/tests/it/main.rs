@@ -7,6 +7,7 @@ mod common;
 mod agents;
 mod api;
 mod backup;
+mod chat;
 mod cli;
 mod connections;
 mod crash;

@@ -426,3 +426,26 @@ async fn every_published_example_is_accepted_and_merged() {
         agent("WTTRVy3gQ2i-WjoUIjeHzh");
     }
 }
+
+/// Dedup keys hash RFC 8785 bytes since they stopped relying on serde_json's output: for every one of Zoom's
+/// published examples the bytes are what was hashed before, so events logged before the change keep their keys
+/// without the ingest path having to look up an old one.
+#[test]
+fn every_published_example_keeps_its_dedup_key_under_rfc_8785() {
+    use zcc_bridge::core::canonical::{jcs, legacy, legacy_differs};
+    let Some(examples) = examples() else { return };
+    let mut checked = 0;
+    for (name, body) in examples {
+        // A few published examples are not JSON (shared/vendor/README.md): they are quarantined, keyless.
+        let Ok(value) = serde_json::from_slice::<Value>(&body) else {
+            continue;
+        };
+        checked += 1;
+        assert_eq!(jcs(&value), legacy(&value), "{name}");
+        assert!(
+            !legacy_differs(&value),
+            "{name} has a number or name that could change its key"
+        );
+    }
+    assert!(checked > 120, "only {checked} examples parse");
+}

@@ -396,3 +396,54 @@ async fn list_filters_and_cursor_pagination() {
         );
     }
 }
+
+/// Dedup keys hash RFC 8785 bytes (`core::canonical`). An event logged before under its old key (serde_json's
+/// bytes, which differ for a number such as `4.0`) is still found when Zoom redelivers it after the upgrade.
+#[tokio::test]
+async fn an_event_logged_under_its_pre_rfc_8785_key_is_still_a_duplicate() {
+    use zcc_bridge::core::EventSource;
+    use zcc_bridge::sources::zoom_webhook::{parse, ParsedWebhook};
+    use zcc_bridge::store::{Inbound, Outcome};
+    for backend in backends() {
+        let mut s = TestServer::start(&backend).await;
+        let body = envelope(
+            "contact_center.engagement_note_added",
+            1_795_251_600_000,
+            json!({"engagement_id": "E-jcs", "note_id": "n1", "note": "x", "score": 4.0, "ratio": 1e21}),
+        );
+        let now_ms = now_secs() * 1000;
+        let Ok(ParsedWebhook::Event(parsed)) = parse(&body, EventSource::Webhook, now_ms) else {
+            panic!("parses");
+        };
+        let mut old = parsed.into_event(EventSource::Webhook, body.clone().into(), 1, None);
+        let legacy = old
+            .legacy_dedup_key
+            .take()
+            .expect("4.0 (JCS: 4) changes the key");
+        assert_ne!(legacy, old.dedup_key);
+        old.dedup_key = legacy;
+        let store = s.server.as_ref().expect("running").store();
+        let logged = store.commit(&[Inbound::Event(old)]).await.expect("commit");
+        let Outcome::Stored { event_id } = logged[0] else {
+            panic!("{logged:?}");
+        };
+        let redelivered: Value = s.post_webhook(&body).await.json().await.unwrap();
+        assert_eq!(
+            redelivered["status"], "duplicate",
+            "{backend:?}: {redelivered}"
+        );
+        assert_eq!(redelivered["event_id"], event_id);
+        // A new event with such a number is logged once under its RFC 8785 key, and its redelivery found too.
+        let fresh = envelope(
+            "contact_center.engagement_note_added",
+            1_795_251_600_001,
+            json!({"engagement_id": "E-jcs", "note_id": "n2", "score": 0.1}),
+        );
+        let first: Value = s.post_webhook(&fresh).await.json().await.unwrap();
+        assert_eq!(first["status"], "stored");
+        let again: Value = s.post_webhook(&fresh).await.json().await.unwrap();
+        assert_eq!(again["status"], "duplicate");
+        assert_eq!(again["event_id"], first["event_id"]);
+        s.shutdown().await;
+    }
+}

@@ -292,7 +292,8 @@ impl ZoomClient {
                         });
                     }
                     wait => {
-                        let wait = wait.unwrap_or_else(|| jitter(Duration::from_secs(1)));
+                        let wait =
+                            wait.unwrap_or_else(|| backoff::jittered(Duration::from_secs(1), 0.25));
                         tracing::warn!(?wait, %category, %kind, path, "Zoom rate limit hit; waiting");
                         // Everyone sharing this label waits, not just this request.
                         self.budget(label).pause(wait).await;
@@ -626,20 +627,16 @@ pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-/// 0.5 s, 1 s, 2 s, ... capped at 30 s, with ±25% jitter.
+/// 0.5 s, 1 s, 2 s, ... capped at 30 s, less up to a quarter at random.
 fn backoff(attempt: u32) -> Duration {
-    let base = Duration::from_millis(500) * 2u32.saturating_pow(attempt.saturating_sub(1).min(6));
-    jitter(base.min(Duration::from_secs(30)))
-}
-
-fn jitter(base: Duration) -> Duration {
-    // Cheap randomness without a generator: the sub-second clock.
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let factor = 0.75 + f64::from(nanos % 1000) / 2000.0;
-    base.mul_f64(factor)
+    backoff::jittered(
+        backoff::exponential(
+            Duration::from_millis(500),
+            Duration::from_secs(30),
+            attempt.saturating_sub(1),
+        ),
+        0.25,
+    )
 }
 
 /// The `ApiError::Api` a failed response carries (Zoom's `{code, message}` body, or the start of the text).

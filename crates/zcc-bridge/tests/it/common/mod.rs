@@ -10,6 +10,7 @@ pub mod presence;
 pub mod process;
 pub mod receiver;
 pub mod sim;
+pub mod sse;
 pub mod truth;
 
 use std::net::SocketAddr;
