@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 CARGO_FUZZ_VERSION=0.13.2
-TARGETS=(webhook_envelope flow genesys range_header)
+TARGETS=(webhook_envelope flow genesys range_header app_context)
 [ $# -gt 0 ] && TARGETS=("$@")
 
 tools="${ZCC_TOOLS_DIR:-$PWD/.tools}"

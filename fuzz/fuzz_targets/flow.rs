@@ -3,7 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use zcc_bridge::sources::flow::{parse, FlowSourceConfig};
+use zcc_bridge::config::FlowSourceConfig;
+use zcc_bridge::sources::flow::parse;
 use zcc_bridge::sources::{MAX_EVENT_TS, MAX_EVENT_TS_AHEAD_MS};
 
 const RECEIVED_AT: i64 = 1_795_251_600_000;

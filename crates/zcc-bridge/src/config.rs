@@ -234,6 +234,9 @@ pub struct Config {
     /// Presence sync: contact-center interactions drive Zoom presence.
     #[serde(default)]
     pub presence: PresenceConfig,
+    /// The Contact Center Zoom App (the agent panel under `/zoomapp/`).
+    #[serde(default)]
+    pub zoom_app: ZoomAppConfig,
     /// The chatbot channel: Zoom's bot connector to your bot (`[chat.channels.<name>]`).
     #[serde(default)]
     pub chat: ChatConfig,
@@ -1828,6 +1831,7 @@ impl Config {
             });
         }
         self.validate_delivery(&mut problems);
+        self.zoom_app.check(&mut problems);
         self.chat.problems(&mut problems);
         if let Err(problem) = ArchiveUrl::parse(&self.storage.media) {
             problems.push(InvalidValue {
@@ -2062,6 +2066,25 @@ impl Config {
                 problem: "not set: the API and the console accept API keys only".into(),
             });
         }
+        let zoom_app = &self.zoom_app;
+        if !zoom_app.credentials().is_empty() {
+            if zoom_app.redirect_url.is_none() {
+                warnings.push(InvalidValue {
+                    key: "zoom_app.redirect_url",
+                    problem: "not set: the Zoom App's web install flow (/zoomapp/install) and \
+                              manifest (`zcc-bridge zoomapp manifest`) are unavailable"
+                        .into(),
+                });
+            }
+            if zoom_app.webhook_secret_token.is_none() {
+                warnings.push(InvalidValue {
+                    key: "zoom_app.webhook_secret_token",
+                    problem: "not set: the Zoom App's deauthorization notices are refused, so a user's tokens \
+                              and data are not deleted when they remove the app"
+                        .into(),
+                });
+            }
+        }
         Readiness { errors, warnings }
     }
 
@@ -2279,8 +2302,9 @@ fn section_errors(figment: &Figment) -> Vec<String> {
     read::<ContactsConfig>(figment, "contacts", &mut out);
     read::<StreamConfig>(figment, "stream", &mut out);
     read::<PresenceConfig>(figment, "presence", &mut out);
+    read::<ZoomAppConfig>(figment, "zoom_app", &mut out);
     read::<ChatConfig>(figment, "chat", &mut out);
-    const SECTIONS: [&str; 15] = [
+    const SECTIONS: [&str; 16] = [
         "server",
         "admin",
         "storage",
@@ -2295,6 +2319,7 @@ fn section_errors(figment: &Figment) -> Vec<String> {
         "contacts",
         "stream",
         "presence",
+        "zoom_app",
         "chat",
     ];
     if let Ok(data) = figment::Provider::data(figment) {
@@ -2482,6 +2507,260 @@ pub fn check_log_filter(filter: &str) -> Result<(), String> {
         .parse(filter)
         .map(drop)
         .map_err(|e| format!("{filter:?} is not a valid filter: {e}"))
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The Contact Center Zoom App (`[zoom_app]`, DESIGN.md "Contracts added for the second wave").
+
+/// One of the app's credential sets (`[zoom_app.development]`, `[zoom_app.production]`): Marketplace shows both
+/// side by side, and both may be in use at once; an app context's `aud` (the client id) says which verifies it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoomAppCredentials {
+    pub client_id: String,
+    pub client_secret: Secret,
+}
+
+/// The challenge method of in-client OAuth (`zoomSdk.authorize`). Zoom's documents disagree (current docs and the
+/// advanced sample: `plain`; an older page: only S256), hence a setting. The web install flow always uses S256.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum InClientPkce {
+    #[default]
+    #[serde(rename = "plain")]
+    Plain,
+    S256,
+}
+
+/// An item of the agent's wrap-up checklist.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChecklistItem {
+    /// Stable id (1-64 bytes): the key stored in workspaces and records.
+    pub id: String,
+    pub label: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ZoomAppConfig {
+    /// Credentials of the development app (Marketplace → App Credentials → Development).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub development: Option<ZoomAppCredentials>,
+    /// Credentials of the production app.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub production: Option<ZoomAppCredentials>,
+    /// The web install flow's OAuth redirect URL, as entered in Marketplace:
+    /// `https://<host>/zoomapp/oauth/callback`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirect_url: Option<String>,
+    /// The Home URL for the manifest; default: the redirect URL's origin with `/zoomapp/`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub home_url: Option<String>,
+    /// The app's name in the manifest.
+    pub display_name: String,
+    /// Offer "Connect Zoom account" in the panel (in-client OAuth; enable it in Marketplace too).
+    pub in_client_oauth: bool,
+    /// `plain` or `S256` (see [`InClientPkce`]).
+    pub in_client_pkce: InClientPkce,
+    /// Secret token of the app (Marketplace → Features → Access): signs the deauthorization notices posted to
+    /// `/zoomapp/deauthorize`. Without it every notice is refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_secret_token: Option<Secret>,
+    /// Key that encrypts users' OAuth tokens at rest (AES-256-GCM, keyed by its SHA-256; at least 32 characters).
+    /// Default: a random key generated once and kept in the database (shared by replicas). Set it (from a secret
+    /// store) to keep tokens unreadable to whoever holds a copy of the database.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_key: Option<Secret>,
+    /// How long a panel session lasts (the app context that opens it is valid for minutes).
+    pub session_hours: u64,
+    /// Users' access tokens are refreshed this long before they expire.
+    pub refresh_margin_seconds: u64,
+    /// The wrap-up checklist the panel shows.
+    pub checklist: Vec<ChecklistItem>,
+}
+
+impl Default for ZoomAppConfig {
+    fn default() -> Self {
+        let item = |id: &str, label: &str| ChecklistItem {
+            id: id.into(),
+            label: label.into(),
+        };
+        Self {
+            development: None,
+            production: None,
+            redirect_url: None,
+            home_url: None,
+            display_name: "zcc-bridge agent panel".into(),
+            in_client_oauth: true,
+            in_client_pkce: InClientPkce::Plain,
+            webhook_secret_token: None,
+            token_key: None,
+            session_hours: 12,
+            refresh_margin_seconds: 600,
+            checklist: vec![
+                item("verified", "Identity verified"),
+                item("resolved", "Issue resolved"),
+                item("follow_up", "Follow-up scheduled"),
+            ],
+        }
+    }
+}
+
+/// Path every redirect URL must end with: the route the bridge serves the callback at.
+pub const ZOOM_APP_CALLBACK_PATH: &str = "/zoomapp/oauth/callback";
+/// Path of the Home URL.
+pub const ZOOM_APP_HOME_PATH: &str = "/zoomapp/";
+
+/// An http(s) URL whose path ends with `path`; http only on loopback (Zoom loads nothing but https).
+fn check_app_url(key: &'static str, value: &str, path: &str) -> Result<url::Url, InvalidValue> {
+    let invalid = |problem: String| InvalidValue { key, problem };
+    let url =
+        url::Url::parse(value).map_err(|e| invalid(format!("{value:?} is not a URL: {e}")))?;
+    let loopback = matches!(
+        url.host(),
+        Some(url::Host::Domain("localhost"))
+            | Some(url::Host::Ipv4(std::net::Ipv4Addr::LOCALHOST))
+            | Some(url::Host::Ipv6(std::net::Ipv6Addr::LOCALHOST))
+    );
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        _ => {
+            return Err(invalid(format!(
+                "{value:?} must be an https URL (Zoom loads no plain http outside loopback)"
+            )))
+        }
+    }
+    if !url.path().ends_with(path) || url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid(format!(
+            "{value:?} must end with {path} (the route the bridge serves), without a query"
+        )));
+    }
+    Ok(url)
+}
+
+impl ZoomAppConfig {
+    /// The configured credential sets with their environment name (`development`, `production`).
+    pub fn credentials(&self) -> Vec<(&'static str, &ZoomAppCredentials)> {
+        [
+            ("development", self.development.as_ref()),
+            ("production", self.production.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(name, c)| c.map(|c| (name, c)))
+        .collect()
+    }
+
+    /// The Home URL: `home_url`, or the redirect URL's origin (and any path prefix before `/zoomapp/`) with
+    /// `/zoomapp/`.
+    pub fn home_url(&self) -> Option<String> {
+        if let Some(home) = &self.home_url {
+            return Some(home.clone());
+        }
+        let redirect = self.redirect_url.as_deref()?;
+        let prefix = redirect.strip_suffix(ZOOM_APP_CALLBACK_PATH)?;
+        Some(format!("{prefix}{ZOOM_APP_HOME_PATH}"))
+    }
+
+    /// The section's problems, each with its key (every one at once, like `Config::problems`).
+    fn check(&self, problems: &mut Vec<InvalidValue>) {
+        let mut push =
+            |key: &'static str, problem: String| problems.push(InvalidValue { key, problem });
+        for (name, c) in self.credentials() {
+            let key = if name == "development" {
+                "zoom_app.development"
+            } else {
+                "zoom_app.production"
+            };
+            if c.client_id.trim().is_empty() || c.client_secret.expose().is_empty() {
+                push(key, "client_id and client_secret must not be empty".into());
+            } else if c.client_id.len() > 128 || !c.client_id.bytes().all(|b| b.is_ascii_graphic())
+            {
+                push(
+                    key,
+                    "client_id must be up to 128 printable characters without spaces".into(),
+                );
+            }
+        }
+        if let (Some(d), Some(p)) = (&self.development, &self.production) {
+            if d.client_id == p.client_id {
+                push(
+                    "zoom_app",
+                    "the development and production client ids are the same: an app context's aud could not \
+                     say which credentials verify it"
+                        .into(),
+                );
+            }
+        }
+        let urls = [
+            (
+                "zoom_app.redirect_url",
+                &self.redirect_url,
+                ZOOM_APP_CALLBACK_PATH,
+            ),
+            ("zoom_app.home_url", &self.home_url, ZOOM_APP_HOME_PATH),
+        ];
+        for (key, url, path) in urls {
+            if let Some(Err(e)) = url.as_ref().map(|url| check_app_url(key, url, path)) {
+                push(e.key, e.problem);
+            }
+        }
+        if self.display_name.trim().is_empty() {
+            push("zoom_app.display_name", "must not be empty".into());
+        }
+        if self
+            .webhook_secret_token
+            .as_ref()
+            .is_some_and(|s| s.expose().is_empty())
+        {
+            push("zoom_app.webhook_secret_token", "must not be empty".into());
+        }
+        if self
+            .token_key
+            .as_ref()
+            .is_some_and(|s| s.expose().len() < 32)
+        {
+            push(
+                "zoom_app.token_key",
+                "must be at least 32 characters".into(),
+            );
+        }
+        if !(1..=24 * 7).contains(&self.session_hours) {
+            push(
+                "zoom_app.session_hours",
+                format!("must be between 1 and 168, got {}", self.session_hours),
+            );
+        }
+        if !(60..=3000).contains(&self.refresh_margin_seconds) {
+            push(
+                "zoom_app.refresh_margin_seconds",
+                format!(
+                    "must be between 60 and 3000 (Zoom's access tokens last an hour), got {}",
+                    self.refresh_margin_seconds
+                ),
+            );
+        }
+        if self.checklist.len() > 64 {
+            push("zoom_app.checklist", "at most 64 items".into());
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for item in &self.checklist {
+            if item.id.is_empty() || item.id.len() > 64 || item.label.trim().is_empty() {
+                push(
+                    "zoom_app.checklist",
+                    format!(
+                        "item {:?}: the id must be 1-64 bytes and the label not empty",
+                        item.id
+                    ),
+                );
+            } else if !ids.insert(item.id.as_str()) {
+                push(
+                    "zoom_app.checklist",
+                    format!("item id {:?} appears twice", item.id),
+                );
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -3092,5 +3371,159 @@ mod tests {
             "keys deploy/config.example.toml does not show: {missing:?}"
         );
         assert!(config.admin.token.is_some() && !config.sinks.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod zoom_app_tests {
+    use super::*;
+
+    fn load(toml: &str, env: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, toml)?;
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let prefix = format!("ZCC_TEST_ZA_{}_{call}_", std::process::id());
+        for (k, v) in env {
+            std::env::set_var(format!("{prefix}{k}"), v);
+        }
+        let result = Config::load_from(Some(&path), Env::prefixed(&prefix).split("__"));
+        for (k, _) in env {
+            std::env::remove_var(format!("{prefix}{k}"));
+        }
+        result
+    }
+
+    fn problem(toml: &str) -> String {
+        match load(toml, &[]) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    const BOTH: &str =
+        "[zoom_app]\nredirect_url = \"https://zcc.example.com/zoomapp/oauth/callback\"\n\
+        [zoom_app.development]\nclient_id = \"devId\"\nclient_secret = \"devSecret\"\n\
+        [zoom_app.production]\nclient_id = \"prodId\"\nclient_secret = \"prodSecret\"\n";
+
+    #[test]
+    fn both_credential_sets_side_by_side_secrets_masked() {
+        let c = load(BOTH, &[]).unwrap();
+        let names: Vec<_> = c.zoom_app.credentials().iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["development", "production"]);
+        assert_eq!(
+            c.zoom_app.home_url().as_deref(),
+            Some("https://zcc.example.com/zoomapp/")
+        );
+        let shown = c.to_masked_toml().unwrap();
+        assert!(
+            !shown.contains("devSecret") && !shown.contains("prodSecret"),
+            "{shown}"
+        );
+        assert!(shown.contains("prodId"));
+        assert!(!format!("{c:?}").contains("prodSecret"));
+    }
+
+    #[test]
+    fn the_environment_sets_a_secret() {
+        let c = load(
+            "[zoom_app.production]\nclient_id = \"prodId\"\nclient_secret = \"x\"\n",
+            &[("ZOOM_APP__PRODUCTION__CLIENT_SECRET", "from-env")],
+        )
+        .unwrap();
+        assert_eq!(
+            c.zoom_app.production.unwrap().client_secret.expose(),
+            "from-env"
+        );
+    }
+
+    #[test]
+    fn what_is_refused() {
+        assert_eq!(problem(BOTH), "");
+        assert!(
+            problem("[zoom_app.development]\nclient_id = \"\"\nclient_secret = \"s\"")
+                .contains("must not be empty")
+        );
+        assert!(problem(
+            "[zoom_app.development]\nclient_id = \"same\"\nclient_secret = \"a\"\n\
+             [zoom_app.production]\nclient_id = \"same\"\nclient_secret = \"b\""
+        )
+        .contains("are the same"));
+        assert!(problem(
+            "[zoom_app]\nredirect_url = \"http://zcc.example.com/zoomapp/oauth/callback\""
+        )
+        .contains("https"));
+        assert_eq!(
+            problem("[zoom_app]\nredirect_url = \"http://127.0.0.1:8080/zoomapp/oauth/callback\""),
+            ""
+        );
+        assert!(
+            problem("[zoom_app]\nredirect_url = \"https://zcc.example.com/callback\"")
+                .contains("/zoomapp/oauth/callback")
+        );
+        assert!(problem("[zoom_app]\ntoken_key = \"short\"").contains("32 characters"));
+        assert!(problem("[zoom_app]\nsession_hours = 0").contains("session_hours"));
+        assert!(problem(
+            "[[zoom_app.checklist]]\nid = \"a\"\nlabel = \"A\"\n[[zoom_app.checklist]]\nid = \"a\"\nlabel = \"B\""
+        )
+        .contains("twice"));
+        assert!(problem("[zoom_app]\nin_client_pkce = \"S512\"").contains("in_client_pkce"));
+        let s256 = load("[zoom_app]\nin_client_pkce = \"S256\"", &[]).unwrap();
+        assert_eq!(s256.zoom_app.in_client_pkce, InClientPkce::S256);
+    }
+
+    #[test]
+    fn every_problem_of_the_section_at_once_beside_other_sections() {
+        let e = problem(
+            "[zoom_app]\ntoken_key = \"short\"\nsession_hours = 0\n\
+             redirect_url = \"https://zcc.example.com/callback\"\n[stream]\npoll_ms = 0",
+        );
+        for key in [
+            "zoom_app.token_key",
+            "zoom_app.session_hours",
+            "zoom_app.redirect_url",
+            "stream.poll_ms",
+        ] {
+            assert!(e.contains(key), "{key} in {e}");
+        }
+        // Type errors: the section is known to the strict reader, its keys are typed, one error per section.
+        let e =
+            problem("[zoom_app]\nsession_hours = \"twelve\"\n[server]\nmax_connections = \"many\"");
+        assert!(e.contains("zoom_app.session_hours"), "{e}");
+        assert!(e.contains("server.max_connections"), "{e}");
+        assert!(!e.contains("unknown section"), "{e}");
+        assert!(problem("[zoom_app]\ncolour = 1").contains("zoom_app.colour: unknown field"));
+        assert!(problem("[zoom_apps]\ndisplay_name = \"x\"").contains("zoom_apps: unknown section"));
+    }
+
+    #[test]
+    fn readiness_warns_of_the_parts_that_cannot_run() {
+        let warned = |toml: &str| -> Vec<&'static str> {
+            let c = load(toml, &[]).unwrap();
+            assert!(c
+                .readiness()
+                .errors
+                .iter()
+                .all(|e| !e.key.starts_with("zoom_app")));
+            c.readiness()
+                .warnings
+                .into_iter()
+                .map(|w| w.key)
+                .filter(|k| k.starts_with("zoom_app"))
+                .collect()
+        };
+        // No credentials: the panel is not set up; nothing to warn of.
+        assert!(warned("").is_empty());
+        assert_eq!(
+            warned("[zoom_app.production]\nclient_id = \"p\"\nclient_secret = \"s\""),
+            ["zoom_app.redirect_url", "zoom_app.webhook_secret_token"]
+        );
+        let complete = BOTH.replacen(
+            "[zoom_app]\n",
+            "[zoom_app]\nwebhook_secret_token = \"app-secret\"\n",
+            1,
+        );
+        assert!(warned(&complete).is_empty(), "{complete}");
     }
 }

@@ -28,6 +28,7 @@ pub mod store;
 pub mod stream;
 pub mod sync;
 pub mod telemetry;
+pub mod zoomapp;
 
 pub use config::Config;
 pub use server::{start, RunningServer};

@@ -1,3 +1,4 @@
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -81,6 +82,19 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// The Contact Center Zoom App (the agent panel at /zoomapp/).
+    Zoomapp {
+        #[command(subcommand)]
+        command: ZoomappCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ZoomappCommand {
+    /// Print the app manifest (JSON, with or without --json) to paste into Marketplace's manifest editor or PUT to
+    /// /marketplace/apps/{appId}/manifest: the Contact Center product, the SDK APIs and events the panel uses, the
+    /// Home URL, the OAuth redirect URL and allow list, the domain allow list. Needs zoom_app.redirect_url.
+    Manifest,
 }
 
 #[derive(Subcommand)]
@@ -275,6 +289,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 eprintln!("warning: {}: {}", warning.key, warning.problem);
             }
             eprintln!("configuration OK (database: {:?})", config.database_kind()?);
+            Ok(())
+        }
+        Command::Zoomapp {
+            command: ZoomappCommand::Manifest,
+        } => {
+            let config = server::load_config(file)?;
+            let manifest = zcc_bridge::zoomapp::manifest(&config)?;
+            let text = serde_json::to_string_pretty(&manifest)?;
+            let written = writeln!(std::io::stdout().lock(), "{text}");
+            match written {
+                // `zcc-bridge zoomapp manifest | head` closes the pipe early: not an error.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                result => result.context("writing the manifest")?,
+            }
+            if !out.json {
+                eprintln!(
+                    "paste it into the app's manifest editor in Marketplace (Build flow > Manifest), or PUT it to \
+                     /marketplace/apps/{{appId}}/manifest"
+                );
+            }
             Ok(())
         }
         Command::Config {

@@ -288,6 +288,20 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     )
     .await
     .context("starting delivery")?;
+    let zoom_app = if config.zoom_app.credentials().is_empty() {
+        None
+    } else {
+        let app = Arc::new(
+            crate::zoomapp::ZoomApp::open(&config, store.clone(), log.clone(), contacts.clone())
+                .await
+                .context("setting up the Zoom App")?,
+        );
+        background.spawn(app.clone().run_refresher(
+            crate::zoomapp::RefreshSettings::default(),
+            background_stopping.clone(),
+        ));
+        Some(app)
+    };
     let chat = crate::chat::start(
         &config,
         store.clone(),
@@ -331,6 +345,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         reconciler,
         media,
         sinks: Arc::new(config.sinks.clone()),
+        zoom_app,
         chat,
     };
     let app = http::router(state, config.server.max_body_bytes, connections.clone());

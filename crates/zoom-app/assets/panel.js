@@ -266,10 +266,31 @@ async function loadInfo(e) {
   if (panel.current === e.id) renderInfo();
 }
 
+// The live stream names each event by its kind (`event: held`); these are the engagement's kinds (zcc-bridge's
+// ActivityKind; a Rust test there keeps the list equal).
+const LIVE_KINDS = [
+  "started",
+  "offered",
+  "declined",
+  "accepted",
+  "held",
+  "resumed",
+  "muted",
+  "unmuted",
+  "transfer_initiated",
+  "transferred",
+  "left",
+  "ended",
+  "wrap_up_started",
+  "wrap_up_ended",
+  "disposition_saved",
+  "note_added",
+];
+
 function follow(id) {
   if (stream) stream.close();
   stream = new EventSource(apiPath(id, "stream"));
-  stream.addEventListener("activity", (msg) => {
+  const onEvent = (msg) => {
     let item;
     try {
       item = JSON.parse(msg.data);
@@ -282,7 +303,8 @@ function follow(id) {
     if (msg.lastEventId) e.liveIds.add(msg.lastEventId);
     e.live.push(item);
     if (panel.current === id) renderInfo();
-  });
+  };
+  for (const kind of LIVE_KINDS) stream.addEventListener(kind, onEvent);
 }
 
 // ---- SDK events ----------------------------------------------------------------------------------------------
@@ -343,7 +365,8 @@ async function onAuthorized(event) {
 }
 
 async function connect() {
-  const r = await api("POST", "api/oauth/authorize");
+  // A JSON body, like every write: the backend refuses others (no cross-site form can start a flow).
+  const r = await api("POST", "api/oauth/authorize", {});
   if (!r.ok || !r.data?.codeChallenge) {
     renderOAuth(`Could not start authorization (${r.status})`);
     return;
@@ -472,7 +495,13 @@ function renderInfo() {
     const node = $(id);
     node.replaceChildren(...(items ?? []).map((item) => line(item)));
   };
-  fill("activity", [...(info.activity ?? []), ...e.live], (a) => el("li", [time(a.at), a.kind, a.detail].filter(Boolean).join(" · ")));
+  // Items of the context answer have `at` and `detail`; live stream events have `event_ts` (epoch ms), `agent` and
+  // `queue`.
+  const detail = (a) =>
+    a.detail ?? [a.agent?.display_name ?? a.agent?.email, a.queue?.queue_name ?? a.queue?.cc_queue_id].filter(Boolean).join(" · ");
+  fill("activity", [...(info.activity ?? []), ...e.live], (a) =>
+    el("li", [time(a.at ?? a.event_ts), a.kind, detail(a)].filter(Boolean).join(" · ")),
+  );
   fill("previous", info.previous_engagements, (p) =>
     el("li", [dateTime(p.start_time), p.channel, p.queue_name, p.disposition].filter(Boolean).join(" · ")),
   );
@@ -562,32 +591,38 @@ function wireInputs() {
   });
 }
 
+// The status line, and a performance mark the first time the panel knows where it runs (the load benchmark reads it).
+function status(text) {
+  $("status-line").textContent = text;
+  if (performance.getEntriesByName("zcc-panel-started").length === 0) performance.mark("zcc-panel-started");
+}
+
 async function start() {
   wireInputs();
   try {
     await zoomSdk.config({ capabilities: CAPABILITIES });
   } catch (err) {
-    $("status-line").textContent = "Not running in Zoom";
+    status("Not running in Zoom");
     notice(`Open this app from the Zoom Contact Center agent desktop. (${err?.message ?? err})`);
     return;
   }
   const { context } = await zoomSdk.getRunningContext();
   if (context !== "inContactCenter") {
-    $("status-line").textContent = `Running in ${context}`;
+    status(`Running in ${context}`);
     notice("This panel works inside Zoom Contact Center engagements only.");
     return;
   }
   try {
     await ensureSession();
   } catch (err) {
-    $("status-line").textContent = "Not signed in";
+    status("Not signed in");
     notice(String(err?.message ?? err));
     return;
   }
   zoomSdk.onEngagementContextChange(onContextChange);
   zoomSdk.onEngagementStatusChange(onStatusChange);
   zoomSdk.onAuthorized(onAuthorized);
-  $("status-line").textContent = "Ready";
+  status("Ready");
   const before = panel.contextEvents;
   let engagement;
   try {

@@ -253,9 +253,10 @@ async fn stream(State(app): State<App>, Path(id): Path<String>, headers: HeaderM
     } else {
         "transfer_initiated"
     };
+    // As the bridge's live stream sends them: the event name is the activity's kind.
     let body = format!(
-        "retry: 600000\nid: 1\nevent: activity\ndata: {}\n\n",
-        json!({"kind": kind, "at": "2026-11-21T09:01:00Z"})
+        "retry: 600000\nid: 1\nevent: {kind}\ndata: {}\n\n",
+        json!({"kind": kind, "event_ts": 1_795_251_660_000i64})
     );
     ([(header::CONTENT_TYPE, "text/event-stream")], body).into_response()
 }

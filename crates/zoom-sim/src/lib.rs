@@ -10,6 +10,9 @@
 //!   plus injectable faults, for the bridge's OAuth client, reconciler and archiver; and Zoom Workplace's user
 //!   presence API (`/v2/users/{userId}/presence_status`, one update per user per minute) for presence sync
 //!   ([`server::presence`]).
+//! - [`server::zoomapp`]: Zoom's side of a user-managed Zoom App (the Contact Center Zoom App): the
+//!   authorization-code grant with PKCE, refresh with rotation, `users/me`, the deeplink, app contexts, and the
+//!   signed deauthorization notice.
 //! - [`chat`] is ZCC's bot connector toward a bot platform: consumer sessions posting signed virtual agent
 //!   requests, a Post URL that checks the Access Token and records the replies, many conversations at a fixed
 //!   rate with duplicates, and the ground truth to check the replies against.
@@ -31,7 +34,10 @@ pub use server::presence::{
     NewPresenceUser, PresenceChange, PresenceError, PresenceOutcome, PresenceUpdate, PresenceUser,
     PresenceVia, PresenceWebhook,
 };
-pub use server::{BoundSim, RateLabel, SimServer, SimServerConfig, SimStats};
+pub use server::{
+    BoundSim, DeauthorizeRequest, RateLabel, SimServer, SimServerConfig, SimStats, SimZoomApp,
+    ZoomAppStats,
+};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rand::Rng;

@@ -23,6 +23,7 @@ mod lists;
 mod paging;
 pub mod presence;
 mod view;
+pub mod zoomapp;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -55,6 +56,7 @@ pub use downloads::{FILE_LINK_INVALID_CODE, FILE_NOT_FOUND_CODE, VOICEMAIL_CONTE
 pub use lists::{ENGAGEMENT_NOT_FOUND_CODE, ENGAGEMENT_RECORDINGS_NOT_FOUND_CODE};
 /// Zoom's rate-limit labels (the client crate's type, so both sides speak the same vocabulary).
 pub use zoom::api::RateLabel;
+pub use zoomapp::{DeauthorizeRequest, SimZoomApp, ZoomAppStats};
 
 /// Scopes a ZCC reporting app would hold (reference §5.1); informational only, nothing checks them.
 const SCOPES: &str = "contact_center_report:read:admin contact_center_recording:read:admin \
@@ -135,6 +137,13 @@ pub struct SimServerConfig {
     /// Fire `user.presence_status_updated` for API updates too, not only for the user's own changes. ❓ Whether
     /// Zoom does is unconfirmed.
     pub presence_echo_api_updates: bool,
+    /// User-managed Zoom Apps (the Contact Center Zoom App's development and production credentials): their
+    /// authorization-code grant with PKCE, refresh, `users/me`, deeplinks, app contexts ([`zoomapp`]).
+    pub zoom_apps: Vec<SimZoomApp>,
+    /// The user signed in to Zoom in the browser of the web install flow (default: the directory's first agent).
+    pub zoom_app_user: Option<String>,
+    /// Lifetime of a user's access token (Zoom: one hour).
+    pub user_token_ttl: Duration,
 }
 
 impl Default for SimServerConfig {
@@ -168,6 +177,9 @@ impl Default for SimServerConfig {
             presence_retry_after: false,
             presence_webhook: None,
             presence_echo_api_updates: false,
+            zoom_apps: Vec::new(),
+            zoom_app_user: None,
+            user_token_ttl: Duration::from_secs(3600),
         }
     }
 }
@@ -426,6 +438,46 @@ impl SimServer {
         )
     }
 
+    /// A fresh `X-Zoom-App-Context` for `user_id` opening the Zoom App `client_id` (valid `ttl`), encrypted with
+    /// that app's secret as Zoom does; `None` for an app the simulator does not know.
+    pub fn mint_app_context(
+        &self,
+        client_id: &str,
+        user_id: &str,
+        ttl: Duration,
+    ) -> Option<String> {
+        self.shared.mint_app_context(client_id, user_id, ttl)
+    }
+
+    /// What `zoomSdk.authorize({codeChallenge})` does in the client (in-client OAuth): an authorization code for
+    /// `user_id`, bound to the challenge (`method` `S256` or `plain`) and to the page (`redirect_uri`).
+    pub fn in_client_authorize(
+        &self,
+        client_id: &str,
+        user_id: &str,
+        code_challenge: &str,
+        method: &str,
+        redirect_uri: &str,
+    ) -> Option<String> {
+        self.shared
+            .in_client_code(client_id, user_id, code_challenge, method, redirect_uri)
+    }
+
+    /// The user removes the app: their tokens stop working and Zoom posts the signed `app_deauthorized` notice
+    /// to `request.url`. Returns the target's HTTP status.
+    pub async fn deauthorize(&self, request: &DeauthorizeRequest) -> anyhow::Result<u16> {
+        zoomapp::send_deauthorization(&self.shared, request).await
+    }
+
+    /// Makes every user access token issued so far expired.
+    pub fn expire_user_tokens(&self) {
+        self.shared.expire_user_tokens();
+    }
+
+    pub fn zoom_app_stats(&self) -> ZoomAppStats {
+        self.shared.zoom_app_stats()
+    }
+
     /// Stops accepting connections and waits (at most 5 s) for requests in flight.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
@@ -475,6 +527,10 @@ struct Shared {
     /// The WebSocket subscription (set once serving), where presence events are published.
     hub: OnceLock<EventHub>,
     presence_sink: presence::PresenceSink,
+    /// Zoom Apps: codes, user tokens and counters.
+    zoom_app: Mutex<zoomapp::AppState>,
+    /// The scenario's people (users of the Zoom Apps).
+    directory: crate::generator::Directory,
 }
 
 impl Shared {
@@ -483,6 +539,8 @@ impl Shared {
         let truth_json = serde_json::to_vec(&scenario.truth).unwrap_or_default();
         Shared {
             presence: Mutex::new(presence::Presence::from_directory(&scenario.directory)),
+            zoom_app: Mutex::default(),
+            directory: scenario.directory.clone(),
             hub: OnceLock::new(),
             presence_sink: presence::PresenceSink::new(&config),
             base_url,
@@ -700,6 +758,7 @@ fn router(shared: Arc<Shared>) -> Router {
     router = lists::routes(router);
     router = downloads::routes(router);
     router = presence::routes(router);
+    router = zoomapp::routes(router);
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -791,6 +850,12 @@ async fn oauth_token(
     params.extend(query.map(|Query(p)| p).unwrap_or_default());
     let param = |name: &str| params.get(name).map(String::as_str);
 
+    if matches!(
+        param("grant_type"),
+        Some("authorization_code") | Some("refresh_token")
+    ) {
+        return zoomapp::user_grant(&shared, &headers, &params);
+    }
     if param("grant_type") != Some("account_credentials") {
         return oauth_error(
             StatusCode::BAD_REQUEST,

@@ -343,14 +343,15 @@ pub enum ZendeskMode {
 pub const PLANNED_TYPES: [&str; 3] = ["engagement.completed", "engagement.updated", "call.logged"];
 
 /// Event types of the sources other than Zoom's webhooks (the sources' tests check their adapters stay in this
-/// list): Genesys pushes and pulls, and what reconciliation polls.
-pub const OTHER_EVENT_TYPES: [&str; 6] = [
+/// list): Genesys pushes and pulls, what reconciliation polls, and the agent panel's finalized workspaces.
+pub const OTHER_EVENT_TYPES: [&str; 7] = [
     "genesys.user.start",
     "genesys.user.end",
     "poll.engagement",
     "poll.recording",
     "poll.inbox_message",
     "poll.note",
+    "zoomapp.workspace_finalized",
 ];
 
 /// Checks one `deliver` entry: a planned type, a Zoom Contact Center event name from Zoom's catalog, a Flow
@@ -390,7 +391,7 @@ pub fn check_deliver_type(name: &str) -> Result<(), String> {
     Err(format!(
         "{name:?} is not a message type{nearest}: engagement.completed, engagement.updated, call.logged, a \
          Zoom Contact Center event (contact_center.*, Zoom's webhook catalog), flow.<event>, genesys.user.start \
-         or .end, or poll.<kind>"
+         or .end, poll.<kind>, or zoomapp.workspace_finalized"
     ))
 }
 

@@ -26,6 +26,9 @@ pub enum EventSource {
     Poll,
     Flow,
     Genesys,
+    /// The agent panel (the Contact Center Zoom App): an agent's finalized workspace.
+    #[serde(rename = "zoomapp")]
+    ZoomApp,
     /// The chatbot channel (`POST /chat/zoom/{channel}` and the bot's answers).
     Chat,
 }
@@ -38,6 +41,7 @@ impl EventSource {
             EventSource::Poll => "poll",
             EventSource::Flow => "flow",
             EventSource::Genesys => "genesys",
+            EventSource::ZoomApp => "zoomapp",
             EventSource::Chat => "chat",
         }
     }
@@ -49,6 +53,7 @@ impl EventSource {
             "poll" => EventSource::Poll,
             "flow" => EventSource::Flow,
             "genesys" => EventSource::Genesys,
+            "zoomapp" => EventSource::ZoomApp,
             "chat" => EventSource::Chat,
             _ => return None,
         })
@@ -62,7 +67,8 @@ impl EventSource {
             | EventSource::Websocket
             | EventSource::Flow
             | EventSource::Genesys
-            | EventSource::Chat => 1,
+            | EventSource::Chat
+            | EventSource::ZoomApp => 1,
         }
     }
 }
@@ -242,6 +248,23 @@ pub struct VoicemailFact {
     pub status: Option<String>,
 }
 
+/// An agent's workspace for the engagement (notes, tags, wrap-up checklist) as finalized in the agent panel when
+/// the engagement ended. One per agent: among several finalized versions (two devices), the greatest
+/// `(version, content)` wins, the same rule the panel's backend applies.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct WorkspaceFact {
+    /// The Zoom user id of the agent.
+    pub user_id: String,
+    /// `(client_ts, device_id, rev)` of the write that was finalized.
+    pub version: (i64, String, u64),
+    pub notes: String,
+    pub tags: Vec<String>,
+    /// Checklist item id → ticked.
+    pub checklist: std::collections::BTreeMap<String, bool>,
+    /// When the engagement ended, as the Zoom client reported it (epoch ms).
+    pub end_time: Option<i64>,
+}
+
 /// One message of a chatbot conversation that belongs to the engagement: the consumer's (through Zoom's bot
 /// connector) or the bot's answer.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -294,6 +317,8 @@ pub struct Observation {
     pub transcripts: Vec<TranscriptFact>,
     pub voicemails: Vec<VoicemailFact>,
     #[serde(default)]
+    pub workspaces: Vec<WorkspaceFact>,
+    #[serde(default)]
     pub chat_messages: Vec<ChatMessageFact>,
 }
 
@@ -324,6 +349,7 @@ impl Observation {
             recordings: Vec::new(),
             transcripts: Vec::new(),
             voicemails: Vec::new(),
+            workspaces: Vec::new(),
             chat_messages: Vec::new(),
         }
     }

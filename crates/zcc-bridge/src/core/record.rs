@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::media::{MediaKind, MediaSource, MediaView};
 use super::observation::{
-    AgentRef, ChatMessageFact, ConsumerRef, EventSource, Observation, TranscriptKind,
+    AgentRef, ChatMessageFact, ConsumerRef, EventSource, Observation, TranscriptKind, WorkspaceFact,
 };
 
 /// Prefix of the key of a disposition known only by its name (`name:<disposition_name>`).
@@ -313,6 +313,16 @@ merge_fields!(VoicemailState {
     status,
 });
 
+/// An agent's finalized workspace: the greatest `(version, content)` wins (a max-register, so the merge stays a
+/// semilattice).
+impl Merge for WorkspaceFact {
+    fn join(&mut self, other: &Self) {
+        if *other > *self {
+            *self = other.clone();
+        }
+    }
+}
+
 /// One chat message (the facts of a message never change; the registers make repeats harmless).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatMessageState {
@@ -384,6 +394,9 @@ pub struct EngagementState {
     /// Keyed by `"{kind}:{source_id}"` (JSON object keys must be strings).
     transcripts: BTreeMap<String, TranscriptState>,
     voicemails: BTreeMap<String, VoicemailState>,
+    /// Agents' finalized workspaces from the agent panel, keyed by the agent's Zoom user id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    agent_workspaces: BTreeMap<String, WorkspaceFact>,
     /// Chatbot conversation messages, keyed by message id.
     #[serde(default)]
     chat: BTreeMap<String, ChatMessageState>,
@@ -409,6 +422,7 @@ impl Merge for EngagementState {
         self.recordings.join(&other.recordings);
         self.transcripts.join(&other.transcripts);
         self.voicemails.join(&other.voicemails);
+        self.agent_workspaces.join(&other.agent_workspaces);
         self.chat.join(&other.chat);
         self.timeline.join(&other.timeline);
         self.sources.join(&other.sources);
@@ -434,6 +448,7 @@ impl EngagementState {
             recordings: BTreeMap::new(),
             transcripts: BTreeMap::new(),
             voicemails: BTreeMap::new(),
+            agent_workspaces: BTreeMap::new(),
             chat: BTreeMap::new(),
             timeline: BTreeSet::new(),
             sources: BTreeSet::new(),
@@ -587,6 +602,10 @@ impl EngagementState {
                     status: Reg::with(stamp, v.status.clone()),
                 },
             )]));
+        }
+        for w in &obs.workspaces {
+            s.agent_workspaces
+                .join(&BTreeMap::from([(w.user_id.clone(), w.clone())]));
         }
         for m in &obs.chat_messages {
             s.chat.join(&BTreeMap::from([(
@@ -754,6 +773,7 @@ impl EngagementState {
             || self.recordings != before.recordings
             || self.transcripts != before.transcripts
             || self.voicemails != before.voicemails
+            || self.agent_workspaces != before.agent_workspaces
             || self.chat != before.chat;
         ContentDiff {
             changed,
@@ -908,11 +928,27 @@ pub struct EngagementRecord {
     pub recordings: Vec<RecordingView>,
     pub transcripts: Vec<TranscriptView>,
     pub voicemails: Vec<VoicemailView>,
+    /// What agents wrote in the agent panel (the Contact Center Zoom App) for this engagement, finalized when it
+    /// ended: one entry per agent. Absent when no agent finalized a workspace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agent_workspaces: Vec<AgentWorkspaceView>,
     /// The chatbot conversation(s) of the engagement, oldest first (docs/record.md).
     #[serde(default)]
     pub chat: Vec<ChatMessageView>,
     pub timeline: Vec<TimelineView>,
     pub sources: Vec<EventSource>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AgentWorkspaceView {
+    /// The agent's Zoom user id.
+    pub user_id: String,
+    pub notes: String,
+    pub tags: Vec<String>,
+    /// Wrap-up checklist: item id → ticked.
+    pub checklist: BTreeMap<String, bool>,
+    /// When the engagement ended, as the agent's Zoom client reported it.
+    pub end_time: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -1250,6 +1286,17 @@ impl From<&EngagementState> for EngagementRecord {
                     transcript_media: None,
                 })
                 .collect(),
+            agent_workspaces: s
+                .agent_workspaces
+                .values()
+                .map(|w| AgentWorkspaceView {
+                    user_id: w.user_id.clone(),
+                    notes: w.notes.clone(),
+                    tags: w.tags.clone(),
+                    checklist: w.checklist.clone(),
+                    end_time: w.end_time.and_then(format_ms),
+                })
+                .collect(),
             chat: {
                 let mut messages: Vec<(&String, &ChatMessageState)> = s.chat.iter().collect();
                 messages.sort_by(|(ka, a), (kb, b)| (a.time.get(), ka).cmp(&(b.time.get(), kb)));
@@ -1312,6 +1359,7 @@ mod tests {
             flow in proptest::option::of((proptest::option::of(pick(&["F1", "F2"])), proptest::option::of(pick(&["Main", "After hours"])))),
             transfer in proptest::option::of((pick(&["T1", "T2"]), pick(&["initiated", "accepted", "completed"]), proptest::option::of(pick(&["U1", "U2"])), proptest::option::of(pick(&["Q1", "Q2"])))),
             recording_people in proptest::option::of((pick(&["R1", "R2"]), proptest::option::of(pick(&["U1", "U3"])), proptest::option::of(pick(&["+1", "+3"])), proptest::option::of(pick(&["automatic", "on_demand"])))),
+            workspace in proptest::option::of((pick(&["U1", "U2"]), 0i64..3, pick(&["a", "b"]), 0u64..2, pick(&["", "x", "y"]), proptest::option::of(0i64..3))),
         ) -> Observation {
             let mut o = Observation::new("E", event, event_ts, source);
             o.channel = channel;
@@ -1330,6 +1378,13 @@ mod tests {
             o.flows.extend(flow.map(|(flow_id, flow_name)| FlowRef { flow_id, flow_name }));
             o.transfers.extend(transfer.map(|(transfer_key, status, to_user_id, to_cc_queue_id)| TransferFact {
                 transfer_key, status, to_user_id, to_cc_queue_id, ..Default::default()
+            }));
+            o.workspaces.extend(workspace.map(|(user_id, ts, device, rev, notes, end_time)| WorkspaceFact {
+                user_id,
+                version: (ts, device, rev),
+                notes,
+                end_time,
+                ..Default::default()
             }));
             o.recordings.extend(recording_people.map(|(recording_id, user, number, recording_type)| RecordingFact {
                 recording_id,
@@ -1535,6 +1590,52 @@ mod tests {
             kinds(&fold(&[polled])),
             vec![MediaKind::Recording, MediaKind::RecordingTranscript]
         );
+    }
+
+    #[test]
+    fn agent_workspaces_keep_each_agents_greatest_finalized_version() {
+        let ws = |user: &str, ts: i64, notes: &str| {
+            let mut o =
+                Observation::new("E", "zoomapp.workspace_finalized", 5, EventSource::ZoomApp);
+            o.workspaces.push(WorkspaceFact {
+                user_id: user.into(),
+                version: (ts, "d".into(), 1),
+                notes: notes.into(),
+                end_time: Some(1_795_251_700_000),
+                ..Default::default()
+            });
+            o
+        };
+        let none = fold(&[Observation::new("E", "x", 1, EventSource::Webhook)]);
+        let v = serde_json::to_value(none.to_record()).unwrap();
+        assert!(
+            v.get("agent_workspaces").is_none(),
+            "absent when no agent wrote one"
+        );
+        for order in [
+            [
+                ws("U1", 2, "later"),
+                ws("U1", 1, "earlier"),
+                ws("U2", 1, "other"),
+            ],
+            [
+                ws("U2", 1, "other"),
+                ws("U1", 1, "earlier"),
+                ws("U1", 2, "later"),
+            ],
+        ] {
+            let record = fold(&order).to_record();
+            let notes: Vec<(&str, &str)> = record
+                .agent_workspaces
+                .iter()
+                .map(|w| (w.user_id.as_str(), w.notes.as_str()))
+                .collect();
+            assert_eq!(notes, [("U1", "later"), ("U2", "other")]);
+            assert_eq!(
+                record.agent_workspaces[0].end_time.as_deref(),
+                Some("2026-11-21T09:01:40Z")
+            );
+        }
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub struct ApiError {
     detail: String,
     /// Ask for bearer credentials (`WWW-Authenticate: Bearer`), on 401s.
     challenge: bool,
+    /// A stable machine-readable reason (`code` in the body), for clients that branch on it (the agent panel).
+    code: Option<&'static str>,
     /// Where an unreadable body was kept (`quarantined`).
     quarantine_id: Option<i64>,
 }
@@ -27,6 +29,7 @@ impl ApiError {
             status,
             detail: detail.into(),
             challenge: false,
+            code: None,
             quarantine_id: None,
         }
     }
@@ -37,6 +40,16 @@ impl ApiError {
             quarantine_id: Some(quarantine_id),
             ..Self::bad_request(reason)
         }
+    }
+
+    /// Adds a stable `code` to the problem document.
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
+    }
+
+    pub fn code(&self) -> Option<&'static str> {
+        self.code
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
@@ -105,6 +118,9 @@ pub struct Problem {
     /// Where an unreadable body was kept for replay (400s of the webhook endpoints).
     #[serde(skip_serializing_if = "Option::is_none")]
     quarantine_id: Option<i64>,
+    /// A stable machine-readable reason, for clients that branch on it (the agent panel's API).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'static str>,
 }
 
 impl IntoResponse for ApiError {
@@ -116,6 +132,7 @@ impl IntoResponse for ApiError {
             detail: self.detail.clone(),
             error: self.detail,
             quarantine_id: self.quarantine_id,
+            code: self.code,
         };
         let mut response = (self.status, axum::Json(body)).into_response();
         response.headers_mut().insert(

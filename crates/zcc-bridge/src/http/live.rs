@@ -79,22 +79,9 @@ pub(super) async fn stream(
             "the live stream is not running",
         );
     };
-    let last_event_id = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or(params.last_event_id.clone());
-    let resume = match last_event_id.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(value) => match StreamPosition::decode(value) {
-            Some(p) => Some(p),
-            None => {
-                return ApiError::response(
-                    StatusCode::BAD_REQUEST,
-                    format!("Last-Event-ID: {value:?} is not an id this stream sent"),
-                )
-            }
-        },
+    let resume = match resume_position(&headers, params.last_event_id.as_deref()) {
+        Ok(resume) => resume,
+        Err(e) => return e.into_response(),
     };
     // Agents match on user id or e-mail; ids keep their case, addresses compare in lower case.
     let mut agents = list(&params.agent, false);
@@ -124,6 +111,36 @@ pub(super) async fn stream(
             ),
         );
     }
+    sse(&app, stream, filter, resume)
+}
+
+/// `Last-Event-ID` (the header, else `?last_event_id=`) as a stream position; a value this stream never sent is a
+/// 400.
+pub(super) fn resume_position(
+    headers: &HeaderMap,
+    param: Option<&str>,
+) -> Result<Option<StreamPosition>, ApiError> {
+    let last_event_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .or(param);
+    match last_event_id.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(value) => StreamPosition::decode(value).map(Some).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "Last-Event-ID: {value:?} is not an id this stream sent"
+            ))
+        }),
+    }
+}
+
+/// The Server-Sent Events answer of a client of the live stream with `filter`, resuming after `resume`.
+pub(super) fn sse(
+    app: &AppState,
+    stream: Stream,
+    filter: Filter,
+    resume: Option<StreamPosition>,
+) -> Response {
     // Where to start: after the resumed id, or at the hub's position now (the replay covers events published
     // between reading it and subscribing).
     let start = match resume {

@@ -12,6 +12,7 @@ mod media;
 pub mod openapi;
 mod params;
 mod webhooks;
+mod zoomapp;
 
 use std::sync::Arc;
 
@@ -58,6 +59,8 @@ pub struct AppState {
     pub media: Option<crate::media::SharedLinks>,
     /// The configured sinks (`/api/v1/sinks`).
     pub sinks: Arc<Vec<crate::config::SinkConfig>>,
+    /// The Contact Center Zoom App's backend (`/zoomapp/`).
+    pub zoom_app: Option<Arc<crate::zoomapp::ZoomApp>>,
     /// The chatbot channel (`/chat/*`, `/api/v1/chat/*`).
     pub chat: crate::chat::Chat,
 }
@@ -70,6 +73,7 @@ pub fn router(
     connections: Arc<connections::Shared>,
 ) -> Router {
     let api = api::router(state.clone());
+    let zoom_app = zoomapp::router(state.clone(), connections.clone());
     let per_ip = axum::middleware::from_fn_with_state(connections, connections::per_ip_limit);
     Router::new()
         .route("/webhooks/zoom", post(webhooks::zoom))
@@ -85,6 +89,7 @@ pub fn router(
         )
         .layer(per_ip)
         .nest("/api/v1", api)
+        .merge(zoom_app)
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -6,6 +6,7 @@ pub mod genesys;
 pub mod zoom_rest;
 pub mod zoom_webhook;
 pub mod zoom_websocket;
+pub mod zoomapp;
 
 use std::sync::Arc;
 
@@ -33,6 +34,8 @@ pub enum DecodeError {
     Flow(#[from] flow::FlowError),
     #[error(transparent)]
     Genesys(#[from] genesys::GenesysError),
+    #[error(transparent)]
+    ZoomApp(#[from] zoomapp::ZoomAppEventError),
     #[error(transparent)]
     Chat(#[from] chat::ChatError),
 }
@@ -103,6 +106,13 @@ impl Decoder {
         }
         // Polled REST resources are logged as such; every other source logs Zoom event envelopes.
         let source = EventSource::parse(source).unwrap_or(EventSource::Webhook);
+        if source == EventSource::ZoomApp {
+            return Ok(Decoded {
+                observation: Some(zoomapp::parse(raw, event_ts.unwrap_or(0))?),
+                activity: None,
+                chat: None,
+            });
+        }
         if source == EventSource::Poll {
             return Ok(Decoded {
                 observation: zoom_rest::parse(raw)?,
@@ -204,9 +214,11 @@ pub use crate::config::check_source_name;
 mod tests {
     #[test]
     fn every_event_type_the_adapters_log_can_be_delivered() {
-        let types = super::zoom_rest::Polled::EVENT_TYPES
-            .into_iter()
-            .chain([super::genesys::USER_START, super::genesys::USER_END]);
+        let types = super::zoom_rest::Polled::EVENT_TYPES.into_iter().chain([
+            super::genesys::USER_START,
+            super::genesys::USER_END,
+            super::zoomapp::WORKSPACE_FINALIZED,
+        ]);
         for t in types {
             assert_eq!(crate::config::check_deliver_type(t), Ok(()), "{t}");
         }

@@ -12,6 +12,7 @@ pub mod presence;
 pub(crate) mod relaxed;
 pub(crate) mod sql;
 mod sqlite;
+pub mod zoomapp;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -33,6 +34,7 @@ pub use delivery::DeliveryRepo;
 pub use media::{ArchivedObject, MediaQuery, MediaRepo, MediaRow, MediaSetback, MediaStats};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use zoomapp::ZoomAppRepo;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -310,6 +312,7 @@ pub trait Store:
     + ApiKeyRepo
     + presence::PresenceRepo
     + chat::ChatRepo
+    + zoomapp::ZoomAppRepo
     + Send
     + Sync
     + 'static

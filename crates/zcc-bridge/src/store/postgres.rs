@@ -67,6 +67,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/postgres/0011_chat.sql"),
     ),
     (
+        12,
+        "zoom app",
+        include_str!("../../migrations/postgres/0012_zoom_app.sql"),
+    ),
+    (
         13,
         "scoped API keys",
         include_str!("../../migrations/postgres/0013_api_keys.sql"),
@@ -148,3 +153,4 @@ super::activity::impl_activity_repo!(PgStore, Postgres, "postgres");
 super::api_keys::impl_api_key_repo!(PgStore, Postgres);
 super::presence::impl_presence_repo!(PgStore, Postgres, "postgres");
 super::chat::impl_chat_repo!(PgStore, Postgres, "postgres");
+super::zoomapp::impl_zoomapp_repo!(PgStore, Postgres, "postgres");

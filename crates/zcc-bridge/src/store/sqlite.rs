@@ -70,6 +70,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0011_chat.sql"),
     ),
     (
+        12,
+        "zoom app",
+        include_str!("../../migrations/sqlite/0012_zoom_app.sql"),
+    ),
+    (
         13,
         "scoped API keys",
         include_str!("../../migrations/sqlite/0013_api_keys.sql"),
@@ -190,3 +195,4 @@ super::activity::impl_activity_repo!(SqliteStore, Sqlite, "sqlite");
 super::api_keys::impl_api_key_repo!(SqliteStore, Sqlite);
 super::presence::impl_presence_repo!(SqliteStore, Sqlite, "sqlite");
 super::chat::impl_chat_repo!(SqliteStore, Sqlite, "sqlite");
+super::zoomapp::impl_zoomapp_repo!(SqliteStore, Sqlite, "sqlite");

@@ -29,3 +29,5 @@ mod standard_webhooks;
 mod stream;
 mod vendor_examples;
 mod webhooks;
+mod zoomapp;
+mod zoomapp_browser;

@@ -113,7 +113,12 @@ impl CallSummary {
                         .unwrap_or_else(|| d.disposition_id.clone())
                 })
                 .collect(),
-            notes: record.notes.iter().filter_map(|n| n.note.clone()).collect(),
+            notes: record
+                .notes
+                .iter()
+                .filter_map(|n| n.note.clone())
+                .chain(record.agent_workspaces.iter().flat_map(workspace_lines))
+                .collect(),
             agents: record
                 .agents
                 .iter()
@@ -181,11 +186,67 @@ impl CallSummary {
     }
 }
 
+/// An agent's workspace from the agent panel as note lines: the notes, the tags, the wrap-up checklist.
+fn workspace_lines(w: &crate::core::record::AgentWorkspaceView) -> Vec<String> {
+    let mut lines = Vec::new();
+    let notes = w.notes.trim();
+    if !notes.is_empty() {
+        lines.push(notes.to_string());
+    }
+    if !w.tags.is_empty() {
+        lines.push(format!("Tags: {}", w.tags.join(", ")));
+    }
+    if !w.checklist.is_empty() {
+        let items: Vec<String> = w
+            .checklist
+            .iter()
+            .map(|(id, done)| format!("{id} {}", if *done { "done" } else { "not done" }))
+            .collect();
+        lines.push(format!("Wrap-up: {}", items.join(", ")));
+    }
+    lines
+}
+
 fn capitalise(s: &str) -> String {
     let mut chars = s.chars();
     match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),
         None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::record::AgentWorkspaceView;
+
+    #[test]
+    fn the_agents_workspace_is_in_the_activity_text() {
+        let mut record = EngagementRecord {
+            engagement_id: "E1".into(),
+            ..Default::default()
+        };
+        record.agent_workspaces.push(AgentWorkspaceView {
+            user_id: "U1".into(),
+            notes: "Refund approved".into(),
+            tags: vec!["refund".into(), "vip".into()],
+            checklist: [
+                ("resolved".to_string(), true),
+                ("verified".to_string(), false),
+            ]
+            .into(),
+            end_time: None,
+        });
+        let summary = CallSummary::from_record(&record);
+        assert_eq!(
+            summary.notes,
+            [
+                "Refund approved",
+                "Tags: refund, vip",
+                "Wrap-up: resolved done, verified not done"
+            ]
+        );
+        assert!(summary.description().contains("- Refund approved"));
     }
 }
 
