@@ -40,11 +40,13 @@ ZCC_BRIDGE_STORAGE__MEDIA=file://$work/media \
 ZCC_BRIDGE_LOG__LEVEL=warn \
     "$bin" demo --engagements 20 --speedup 600 >"$work/demo.out" 2>"$work/demo.log" &
 server_pid=$!
+# Python rather than curl: python3 is needed for schemathesis anyway, curl may be absent on a fresh machine.
+ready() { python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$base/readyz" 2>/dev/null; }
 for _ in $(seq 1 100); do
-    curl -fsS "$base/readyz" >/dev/null 2>&1 && break
+    ready && break
     sleep 0.2
 done
-curl -fsS "$base/readyz" >/dev/null || { cat "$work/demo.log" >&2; exit 1; }
+ready || { cat "$work/demo.log" >&2; exit 1; }
 # Some records, deliveries and media first, so that reads find something.
 sleep 3
 
