@@ -8,8 +8,6 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use bytes::Bytes;
 use chatbot::client_app::{generate_hs_credentials, JwtAlgorithm};
 use chatbot::zoom_connector::{bearer_token, trigger_ack, ReplyMode, VirtualAgentRequest};
@@ -619,18 +617,7 @@ pub(super) async fn list_sessions(
             )));
         }
     }
-    let before = match &p.cursor {
-        Some(c) => Some(
-            URL_SAFE_NO_PAD
-                .decode(c)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<(i64, String)>(&b).ok())
-                .ok_or_else(|| {
-                    ApiError::bad_request("cursor: not a cursor returned by this API")
-                })?,
-        ),
-        None => None,
-    };
+    let before = decode_cursor::<(i64, String)>(p.cursor.as_deref())?;
     let sessions = app
         .chat
         .store()
@@ -642,10 +629,9 @@ pub(super) async fn list_sessions(
             limit,
         })
         .await?;
-    let next = (sessions.len() == limit as usize)
-        .then(|| sessions.last())
-        .flatten()
-        .map(|s| URL_SAFE_NO_PAD.encode(json!([s.last_activity_at, s.conversation]).to_string()));
+    let next = next_cursor(&sessions, limit, |s| {
+        (s.last_activity_at, s.conversation.clone())
+    });
     let list: Vec<Value> = sessions.iter().map(session_view).collect();
     Ok(Json(json!({"sessions": list, "next_cursor": next})))
 }
