@@ -157,11 +157,10 @@ impl Modify for AdminApi {
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "health", security(()),
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
 pub(super) async fn document() -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        ApiDoc::openapi().to_json().unwrap_or_default(),
-    )
-        .into_response()
+    // Built once: the document is fixed when the binary is built.
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let json = DOCUMENT.get_or_init(|| ApiDoc::openapi().to_json().unwrap_or_default());
+    ([(header::CONTENT_TYPE, "application/json")], json.as_str()).into_response()
 }
 
 #[cfg(test)]
